@@ -1,0 +1,292 @@
+//! Phase three: the `Flow` implementation for a valid flow, and the fallback for an invalid one.
+//!
+//! Everything generated lives in `const _: () = { … };` and names the runtime only by absolute
+//! paths, so nothing clashes with the user's names or depends on their imports. Calls into the
+//! user's code carry the user's spans, so rustc's type errors land on the user's tokens.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use crate::check::CheckedGraph;
+use crate::model::{FlowDef, OutputDef, StepDef, TransitionDef};
+
+/// The path of the runtime's private module, honouring `#[flow(crate = …)]`.
+fn private_path(flow: &FlowDef) -> TokenStream {
+    match &flow.args.krate {
+        Some(krate) => quote!(#krate::__private),
+        None => quote!(::blooming_flowers::__private),
+    }
+}
+
+/// The user's impl block, the `Flow` implementation and its static graph.
+pub fn expand(flow: &FlowDef, graph: &CheckedGraph) -> TokenStream {
+    let p = private_path(flow);
+    let item = &flow.item;
+    let self_ty = &flow.item.self_ty;
+    let graph_const = graph_description(flow, graph, &p);
+    let run_arms = flow.steps.iter().enumerate().map(|(i, step)| run_arm(flow, graph, i, step, &p));
+    let item_arms = flow.steps.iter().enumerate().filter_map(|(i, step)| foreach_arm(flow, i, step, &p));
+    let catch_arms = flow.steps.iter().enumerate().filter_map(|(i, step)| catch_arm(i, step));
+    let names = flow.steps.iter().map(|s| &s.name);
+    let impl_head = impl_head(self_ty, &p);
+    let state_items = state_items(self_ty);
+    quote! {
+        #item
+
+        #[doc(hidden)]
+        #[allow(non_local_definitions, clippy::all, clippy::pedantic)]
+        const _: () = {
+            const __STEP_NAMES: &[&::core::primitive::str] = &[#(#names),*];
+
+            #[automatically_derived]
+            #impl_head {
+                const GRAPH: &'static #p::FlowGraph = &#graph_const;
+                #state_items
+
+                fn __run_step(
+                    &mut self,
+                    __step: ::core::primitive::usize,
+                    __input: #p::StepInput<'_, Self>,
+                ) -> ::core::result::Result<#p::StepOutcome, #p::StepError> {
+                    match (__step, __input) {
+                        #(#run_arms)*
+                        (__step, _) if __step < __STEP_NAMES.len() => {
+                            ::core::result::Result::Err(#p::unexpected_input(__STEP_NAMES[__step]))
+                        }
+                        (__step, _) => ::core::result::Result::Err(#p::unknown_step(__step)),
+                    }
+                }
+
+                fn __foreach_items(
+                    &self,
+                    __step: ::core::primitive::usize,
+                ) -> ::core::result::Result<::std::vec::Vec<::std::vec::Vec<::core::primitive::u8>>, #p::StepError> {
+                    match __step {
+                        #(#item_arms)*
+                        _ => ::core::result::Result::Err(#p::unexpected_input(
+                            __STEP_NAMES.get(__step).copied().unwrap_or("?"),
+                        )),
+                    }
+                }
+
+                fn __record_caught(&mut self, __step: ::core::primitive::usize, __message: ::std::string::String) {
+                    match __step {
+                        #(#catch_arms)*
+                        _ => {}
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// `impl Flow for Type`, spanned on the user's type so that "cannot be persisted" lands there.
+fn impl_head(self_ty: &syn::Type, p: &TokenStream) -> TokenStream {
+    let span = first_span(self_ty);
+    quote_spanned!(span=> impl #p::Flow for #self_ty)
+}
+
+/// The state items of `Flow`: the one place that requires the type to be persistable, spanned on
+/// the user's type so a missing derive is reported once, there.
+fn state_items(self_ty: &syn::Type) -> TokenStream {
+    let span = first_span(self_ty);
+    quote_spanned! {span=>
+        type __State = Self;
+        #[inline]
+        fn __as_state(&self) -> &Self { self }
+        #[inline]
+        fn __from_state(state: Self) -> Self { state }
+    }
+}
+
+fn first_span(tokens: &impl ToTokens) -> Span {
+    tokens.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span())
+}
+
+fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> TokenStream {
+    let name = &flow.name;
+    let doc = &flow.doc;
+    let start = graph.start;
+    let end = graph.end;
+    let steps = flow.steps.iter().enumerate().map(|(i, step)| {
+        let step_name = &step.name;
+        let step_doc = &step.doc;
+        let targets = &graph.targets[i];
+        let transition = match &step.transition {
+            None => quote!(#p::Transition::End),
+            Some(TransitionDef::Linear { .. }) => {
+                let t = targets[0];
+                quote!(#p::Transition::Linear(#t))
+            }
+            Some(TransitionDef::Branch { .. }) => quote!(#p::Transition::Branch(&[#(#targets),*])),
+            Some(TransitionDef::Foreach { field, .. }) => {
+                let body = targets[0];
+                let field = field.to_string();
+                quote!(#p::Transition::Foreach { field: #field, body: #body })
+            }
+            Some(TransitionDef::Switch { arms, .. }) => {
+                let arms = arms.iter().zip(targets).map(|(arm, target)| {
+                    let pattern = pattern_text(&arm.pat);
+                    quote!(#p::SwitchArm { pattern: #pattern, target: #target })
+                });
+                quote!(#p::Transition::Switch(&[#(#arms),*]))
+            }
+        };
+        let join = match graph.join_of[i] {
+            Some(split) => quote!(::core::option::Option::Some(#split)),
+            None => quote!(::core::option::Option::None),
+        };
+        let retries = step.options.retries;
+        let timeout = match step.options.timeout_ms {
+            Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
+            None => quote!(::core::option::Option::None),
+        };
+        let catch = match &step.options.catch {
+            None => quote!(::core::option::Option::None),
+            Some(c) => {
+                let field = match &c.field {
+                    Some(f) => {
+                        let f = f.to_string();
+                        quote!(::core::option::Option::Some(#f))
+                    }
+                    None => quote!(::core::option::Option::None),
+                };
+                quote!(::core::option::Option::Some(#p::CatchSpec { field: #field }))
+            }
+        };
+        quote! {
+            #p::StepSpec {
+                name: #step_name,
+                doc: #step_doc,
+                transition: #transition,
+                join: #join,
+                options: #p::StepOptions { retries: #retries, timeout: #timeout, catch: #catch },
+            }
+        }
+    });
+    quote! {
+        #p::FlowGraph {
+            name: #name,
+            doc: #doc,
+            steps: &[#(#steps),*],
+            start: #start,
+            end: #end,
+        }
+    }
+}
+
+/// A pattern as the user wrote it, normalised to single spaces.
+fn pattern_text(pat: &syn::Pat) -> String {
+    let text = pat.to_token_stream().to_string();
+    text.replace(" :: ", "::").replace(" (", "(").replace("( ", "(").replace(" )", ")").replace(" ,", ",")
+}
+
+/// The dispatch arm that runs step `i`.
+fn run_arm(flow: &FlowDef, graph: &CheckedGraph, i: usize, step: &StepDef, p: &TokenStream) -> TokenStream {
+    let ident = &step.ident;
+    let name = &step.name;
+    let is_body = flow
+        .steps
+        .iter()
+        .zip(&graph.targets)
+        .any(|(s, t)| matches!(s.transition, Some(TransitionDef::Foreach { .. })) && t.first() == Some(&i));
+    let (pattern, call) = if graph.join_of[i].is_some() {
+        (quote!(#p::StepInput::Join(__inputs)), quote_spanned!(ident.span()=> <Self>::#ident(self, __inputs)))
+    } else if is_body {
+        let ty = &step.sig.item_params[0].ty;
+        let decode = quote_spanned! {first_span(ty)=>
+            let __item: #ty = #p::decode_item(__item, #name)?;
+        };
+        (
+            quote!(#p::StepInput::Item(__item)),
+            quote_spanned!(ident.span()=> { #decode <Self>::#ident(self, __item) }),
+        )
+    } else {
+        (quote!(#p::StepInput::Plain), quote_spanned!(ident.span()=> <Self>::#ident(self)))
+    };
+    let body = match &step.transition {
+        Some(TransitionDef::Switch { keyword, arms }) => {
+            let value = match &step.sig.output {
+                OutputDef::Result { .. } => quote_spanned!(*keyword=> #p::switch_value(#call)?),
+                _ => call,
+            };
+            let match_arms = arms.iter().enumerate().map(|(arm_index, arm)| {
+                let pat = &arm.pat;
+                quote!(#pat => ::core::result::Result::Ok(#p::StepOutcome::Arm(#arm_index)),)
+            });
+            // The match carries the `switch` keyword's span: a missing arm is reported there.
+            let scrutinee = quote_spanned!(*keyword=> __value);
+            quote_spanned! {*keyword=>
+                let __value = #value;
+                match #scrutinee { #(#match_arms)* }
+            }
+        }
+        _ => {
+            let span = step.sig.output.ty().map_or_else(|| ident.span(), first_span);
+            let result = quote_spanned!(span=> #p::into_step_result(#call));
+            quote! {
+                #result?;
+                ::core::result::Result::Ok(#p::StepOutcome::Continue)
+            }
+        }
+    };
+    quote! {
+        (#i, #pattern) => { #body }
+    }
+}
+
+/// The arm of `__foreach_items` for a foreach step: encodes the field's elements as the body's
+/// item type, so rustc checks that the two agree.
+fn foreach_arm(flow: &FlowDef, i: usize, step: &StepDef, p: &TokenStream) -> Option<TokenStream> {
+    let Some(TransitionDef::Foreach { field, body }) = &step.transition else { return None };
+    let body_step = flow.steps.iter().find(|s| s.ident == *body)?;
+    let item_ty = &body_step.sig.item_params.first()?.ty;
+    let name = &step.name;
+    let access = quote_spanned!(field.span()=> &self.#field);
+    let call = quote_spanned!(first_span(item_ty)=> #p::encode_items::<#item_ty, _>(#access, #name));
+    Some(quote!(#i => #call,))
+}
+
+/// The arm of `__record_caught` for a step with `catch = field`.
+fn catch_arm(i: usize, step: &StepDef) -> Option<TokenStream> {
+    let field = step.options.catch.as_ref()?.field.as_ref()?;
+    let assign = quote_spanned!(field.span()=> self.#field = ::core::option::Option::Some(__message));
+    Some(quote!(#i => { #assign; }))
+}
+
+/// What is emitted when the flow has errors: the user's impl, the errors, and a `Flow`
+/// implementation with an empty graph so that code using the type reports nothing more.
+pub fn fallback(flow: &FlowDef) -> TokenStream {
+    let p = private_path(flow);
+    let item = &flow.item;
+    let name = &flow.name;
+    let impl_head = impl_head(&flow.item.self_ty, &p);
+    let state_items = state_items(&flow.item.self_ty);
+    quote! {
+        #item
+
+        #[doc(hidden)]
+        #[allow(non_local_definitions, clippy::all, clippy::pedantic)]
+        const _: () = {
+            #impl_head {
+                const GRAPH: &'static #p::FlowGraph = &#p::FlowGraph {
+                    name: #name, doc: "", steps: &[], start: 0, end: 0,
+                };
+                #state_items
+                fn __run_step(
+                    &mut self,
+                    __step: ::core::primitive::usize,
+                    _: #p::StepInput<'_, Self>,
+                ) -> ::core::result::Result<#p::StepOutcome, #p::StepError> {
+                    ::core::result::Result::Err(#p::unknown_step(__step))
+                }
+                fn __foreach_items(
+                    &self,
+                    __step: ::core::primitive::usize,
+                ) -> ::core::result::Result<::std::vec::Vec<::std::vec::Vec<::core::primitive::u8>>, #p::StepError> {
+                    ::core::result::Result::Err(#p::unknown_step(__step))
+                }
+                fn __record_caught(&mut self, _: ::core::primitive::usize, _: ::std::string::String) {}
+            }
+        };
+    }
+}

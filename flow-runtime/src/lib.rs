@@ -1,0 +1,21 @@
+//! The runtime of blooming-flowers: the graph model, the executor, the datastore, the client API
+//! and the CLI. Users depend on the `blooming-flowers` facade, which re-exports all of it.
+
+pub mod flow;
+pub mod graph;
+pub mod inputs;
+pub mod step_error;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::private::*;
+}
+mod private;
+
+pub use flow::{
+    Flow, Persistable, StateOwned, StateRef, StepInput, StepOutcome, duplicate, initial, persist,
+    restore,
+};
+pub use graph::{CatchSpec, FlowGraph, StepKind, StepOptions, StepSpec, SwitchArm, Transition};
+pub use inputs::{Input, Inputs};
+pub use step_error::{StepError, StepReturn};

@@ -1,0 +1,39 @@
+//! blooming-flowers: machine-learning and data pipelines as a typed DAG of steps.
+//!
+//! Annotate an ordinary struct's `impl` block with [`flow`] and its methods with [`step`]: the
+//! compiler rejects a malformed graph, and every field of the struct becomes an artifact stored
+//! after every step.
+//!
+//! ```
+//! use blooming_flowers::prelude::*;
+//!
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! struct Hello { greeting: String }
+//!
+//! #[flow]
+//! impl Hello {
+//!     /// Says hello.
+//!     #[step(next = end)]
+//!     fn start(&mut self) { self.greeting = "hello".into(); }
+//!     #[step]
+//!     fn end(&mut self) {}
+//! }
+//!
+//! assert_eq!(Hello::GRAPH.steps.len(), 2);
+//! assert_eq!(Hello::GRAPH.steps[0].doc, "Says hello.");
+//! ```
+
+pub use flow_macros::{flow, step};
+pub use flow_runtime::*;
+
+/// Everything a flow file needs: `use blooming_flowers::prelude::*;`.
+pub mod prelude {
+    pub use flow_macros::{flow, step};
+    pub use flow_runtime::{Flow, FlowGraph, Input, Inputs, StepError};
+    pub use serde::{Deserialize, Serialize};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use flow_runtime::__private::*;
+}
