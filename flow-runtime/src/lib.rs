@@ -5,6 +5,8 @@ pub mod flow;
 pub mod graph;
 pub mod inputs;
 pub mod step_error;
+pub mod state;
+pub mod datastore;
 
 #[doc(hidden)]
 pub mod __private {

@@ -1,0 +1,174 @@
+//! The narrow interface every datastore backend implements.
+//!
+//! Everything above this layer (blobs, task indexes, run metadata) is written in terms of
+//! [`Storage`], so a second backend only has to provide these operations. They were chosen to map
+//! one-to-one onto an object store as the `object_store` crate exposes it:
+//!
+//! | [`Storage`]                      | local directory                       | `object_store`                          |
+//! |----------------------------------|---------------------------------------|-----------------------------------------|
+//! | [`put`](Storage::put)            | temp file + rename                    | `put` (atomic by nature)                |
+//! | [`put_if_absent`](Storage::put_if_absent) | temp file + no-clobber rename | `put_opts` with `PutMode::Create`       |
+//! | [`start_put`](Storage::start_put) + [`commit`](PendingObject::commit) | temp file, rename on commit | `put_multipart` to a staging key, then `copy_if_not_exists`/`copy` and delete |
+//! | [`get`](Storage::get), [`reader`](Storage::reader) | read / open file    | `get`, streamed body                    |
+//! | [`size`](Storage::size)          | `metadata`                            | `head`                                  |
+//! | [`list`](Storage::list), [`list_children`](Storage::list_children) | directory walk | `list`, `list_with_delimiter` |
+//! | [`delete`](Storage::delete)      | `remove_file`                         | `delete`                                |
+//!
+//! The contract every backend keeps: an object is either absent or complete. A reader never sees a
+//! partly written object, and a writer that dies leaves at most temporary data that no listing shows.
+
+use std::io::{self, Read, Write};
+
+use super::keys::Key;
+
+/// A place to keep objects addressed by [`Key`]: a local directory, later an S3-compatible bucket.
+///
+/// All writes are atomic: the object appears whole or not at all. Methods are synchronous; tasks
+/// run on worker threads, and an asynchronous backend blocks on its own runtime inside.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Writes `bytes` as the object `key`, replacing any previous object atomically.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn put(&self, key: &Key, bytes: &[u8]) -> Result<(), StorageError>;
+
+    /// Writes `bytes` as the object `key` unless it already exists; returns whether it was written.
+    ///
+    /// Atomic with respect to concurrent writers of the same key: exactly one of them gets `true`.
+    /// Used to claim unique names (run ids) and for content-addressed objects (blobs, whose
+    /// existing copy is by definition identical).
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend; an existing object is not an error.
+    fn put_if_absent(&self, key: &Key, bytes: &[u8]) -> Result<bool, StorageError>;
+
+    /// Starts writing an object whose content is streamed and whose key may be known only at the
+    /// end (a content-addressed blob is named by the hash of what was written).
+    ///
+    /// `near` is where the object will be committed (a prefix of its final key): a local backend
+    /// keeps its temporary file there so that committing is a rename on the same file system.
+    /// Dropping the returned object without committing discards what was written.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn start_put(&self, near: &Key) -> Result<Box<dyn PendingObject>, StorageError>;
+
+    /// Reads the whole object `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::NotFound`] if there is no such object; I/O failures of the backend.
+    fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError>;
+
+    /// Opens the object `key` for streamed reading, for objects too large to hold twice.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::NotFound`] if there is no such object; I/O failures of the backend.
+    fn reader(&self, key: &Key) -> Result<Box<dyn Read + Send>, StorageError>;
+
+    /// The size in bytes of the object `key`, or `None` if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn size(&self, key: &Key) -> Result<Option<u64>, StorageError>;
+
+    /// Whether the object `key` exists.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn exists(&self, key: &Key) -> Result<bool, StorageError> {
+        Ok(self.size(key)?.is_some())
+    }
+
+    /// Every object under `prefix` (the whole datastore for `None`), at any depth, sorted.
+    ///
+    /// Temporary data of unfinished writes is never listed.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend; a prefix with nothing under it is an empty list.
+    fn list(&self, prefix: Option<&Key>) -> Result<Vec<Key>, StorageError>;
+
+    /// The direct children of `prefix`: objects, and prefixes that have objects below them,
+    /// each sorted. Lists runs of a flow, steps of a run or tasks of a step without a deep walk.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend; a prefix with nothing under it gives empty lists.
+    fn list_children(&self, prefix: Option<&Key>) -> Result<Children, StorageError>;
+
+    /// Deletes the object `key`; returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn delete(&self, key: &Key) -> Result<bool, StorageError>;
+}
+
+/// An object being written by [`Storage::start_put`], not yet visible to anyone.
+///
+/// Write its content through [`Write`], then name it with [`commit`](PendingObject::commit) or
+/// [`commit_if_absent`](PendingObject::commit_if_absent). Dropping it instead abandons the write
+/// and removes the temporary data.
+pub trait PendingObject: Write + Send {
+    /// Makes the written content visible as `key`, replacing any previous object atomically.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend; the temporary data is removed.
+    fn commit(self: Box<Self>, key: &Key) -> Result<(), StorageError>;
+
+    /// Makes the written content visible as `key` unless an object already exists there, in which
+    /// case the content is discarded; returns whether it was committed.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend; the temporary data is removed.
+    fn commit_if_absent(self: Box<Self>, key: &Key) -> Result<bool, StorageError>;
+}
+
+/// The direct children of a prefix, as returned by [`Storage::list_children`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Children {
+    /// Objects directly under the prefix, sorted.
+    pub objects: Vec<Key>,
+    /// Prefixes directly under the prefix (sub-"directories"), sorted.
+    pub prefixes: Vec<Key>,
+}
+
+/// A storage operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The object does not exist. Kept apart from I/O failures because callers often treat it as
+    /// an answer ("task not finished") rather than a failure.
+    #[error("object `{key}` does not exist in the datastore")]
+    NotFound {
+        /// The missing object.
+        key: Key,
+    },
+    /// The backend failed.
+    #[error("could not {action} {location}: {source}")]
+    Io {
+        /// What was being done, e.g. "write", "list".
+        action: &'static str,
+        /// Where: a local path or an object's key, as precise as the backend can tell.
+        location: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StorageError {
+    /// Whether this is [`StorageError::NotFound`].
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+}
