@@ -72,7 +72,7 @@ impl<'de, F: Flow> Deserialize<'de> for StateOwned<F> {
 /// [`duplicate`] rather than the hidden items.
 ///
 /// Never implement this by hand: `#[flow]` writes the implementation from the steps it finds.
-pub trait Flow: Send + Sized + 'static {
+pub trait Flow: Send + Sync + Sized + 'static {
     /// The static description of the flow's graph.
     const GRAPH: &'static FlowGraph;
 
@@ -104,6 +104,25 @@ pub trait Flow: Send + Sized + 'static {
     /// Stores a caught failure's message in the field named by `catch = field` of step `step`.
     #[doc(hidden)]
     fn __record_caught(&mut self, step: usize, message: String);
+
+    /// Adds the flow's parameters (`#[flow(params = field)]`) to the `run` command.
+    #[doc(hidden)]
+    fn __params_command(command: clap::Command) -> clap::Command {
+        command
+    }
+
+    /// Sets the parameters field from the parsed command line; returns it as JSON for the run
+    /// record.
+    #[doc(hidden)]
+    fn __apply_params(&mut self, _matches: &clap::ArgMatches) -> Result<serde_json::Value, clap::Error> {
+        Ok(serde_json::Value::Null)
+    }
+
+    /// Sets the parameters field from a run record's JSON (resume, and tasks in other processes).
+    #[doc(hidden)]
+    fn __restore_params(&mut self, _params: &serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What a task receives besides its state.

@@ -7,6 +7,11 @@ pub mod inputs;
 pub mod step_error;
 pub mod state;
 pub mod datastore;
+pub mod logs;
+pub mod current;
+pub mod progress;
+pub mod run;
+pub mod executor;
 
 #[doc(hidden)]
 pub mod __private {
@@ -19,5 +24,5 @@ pub use flow::{
     restore,
 };
 pub use graph::{CatchSpec, FlowGraph, StepKind, StepOptions, StepSpec, SwitchArm, Transition};
-pub use inputs::{Input, Inputs};
+pub use inputs::{Input, InputError, Inputs, MergeConflict, MergeError};
 pub use step_error::{StepError, StepReturn};

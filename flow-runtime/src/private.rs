@@ -26,18 +26,43 @@ where
     returned.map_err(|e| StepError::from_error(e.into()))
 }
 
+/// What a foreach field must be: iterable by reference, as in `for item in &self.field`.
+///
+/// The generated code calls [`ForeachField::__foreach_iter`] as a method on the field, so that a
+/// field that is not iterable is one error on the field's token and nothing further.
+pub trait ForeachField {
+    /// The iterator over the field's elements.
+    type Iter<'a>: Iterator
+    where
+        Self: 'a;
+    /// `(&self).into_iter()`.
+    fn __foreach_iter(&self) -> Self::Iter<'_>;
+}
+
+impl<C: ?Sized> ForeachField for C
+where
+    for<'a> &'a C: IntoIterator,
+{
+    type Iter<'a>
+        = <&'a C as IntoIterator>::IntoIter
+    where
+        C: 'a;
+    fn __foreach_iter(&self) -> Self::Iter<'_> {
+        self.into_iter()
+    }
+}
+
 /// Encodes each element of a foreach field, as the body's item type `I`.
 ///
-/// The bound ties the field's element type to the body's parameter type, so rustc reports a
-/// mismatch at compile time.
-pub fn encode_items<I, C>(field: &C, step: &str) -> Result<Vec<Vec<u8>>, StepError>
+/// `items` is the field's `(&field).into_iter()`, made by the generated code on the field's token
+/// (so a field that is not iterable is reported there); the bound then ties its element type to
+/// the body's parameter type, so rustc reports a mismatch at compile time, on that type.
+pub fn encode_items<'a, I, It>(items: It, step: &str) -> Result<Vec<Vec<u8>>, StepError>
 where
-    I: Serialize,
-    C: ?Sized,
-    for<'a> &'a C: IntoIterator<Item = &'a I>,
+    I: Serialize + 'a,
+    It: Iterator<Item = &'a I>,
 {
-    field
-        .into_iter()
+    items
         .enumerate()
         .map(|(i, item)| {
             rmp_serde::to_vec_named(item).map_err(|e| {

@@ -1,0 +1,175 @@
+//! Where the running step is: the counterpart of Metaflow's `current`.
+//!
+//! A step's signature carries its state, not its identity, yet a step sometimes needs to know which
+//! run and task it is (to name an output file, to tag an external resource, to log which foreach item
+//! it handles). The executor sets a [`Current`] for the thread that runs the task with
+//! [`with_current`], and the step reads it with [`current`].
+//!
+//! Like log capture, this follows the thread: a step that spawns threads must pass the value along
+//! (`current()` returns a clone that can be moved into the new thread and set there with
+//! [`with_current`]).
+
+use std::cell::RefCell;
+
+/// The identity of the running task.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Current {
+    /// The name of the flow, as in its graph.
+    pub flow: &'static str,
+    /// The id of the run, unique across machines.
+    pub run_id: String,
+    /// The name of the step this task runs.
+    pub step: &'static str,
+    /// The id of the task within its step.
+    pub task_id: String,
+    /// Which attempt this is, `0` for the first, counting the retries of the step.
+    pub attempt: u32,
+    /// The foreach splits this task is inside of, outermost first; empty outside any foreach.
+    pub foreach: Vec<ForeachFrame>,
+}
+
+/// One open foreach split around a task: which item of which split it handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ForeachFrame {
+    /// The step that opened the split.
+    pub step: &'static str,
+    /// The position of this task's item in the split, from `0`.
+    pub index: usize,
+    /// How many items the split has.
+    pub count: usize,
+}
+
+impl Current {
+    /// The index of the task's item in the innermost foreach, the one a step usually wants (e.g.
+    /// to pick its shard); `None` outside any foreach.
+    pub fn foreach_index(&self) -> Option<usize> {
+        self.foreach.last().map(|frame| frame.index)
+    }
+
+    /// The task's address, `flow/run_id/step/task_id`, the form `dump` and `logs` accept.
+    pub fn pathspec(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.flow, self.run_id, self.step, self.task_id
+        )
+    }
+}
+
+thread_local! {
+    /// The task this thread is running, if any.
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// The identity of the task running on this thread, or `None` outside a task (e.g. in a unit test
+/// calling a step function directly).
+///
+/// A clone, so it stays valid after the task ends and can be moved to another thread.
+pub fn current() -> Option<Current> {
+    CURRENT
+        .try_with(|current| current.borrow().clone())
+        .ok()
+        .flatten()
+}
+
+/// Runs `body` with `current` as the task identity of this thread, and returns its result.
+///
+/// The previous value is restored when `body` returns or panics, so a failed task cannot leave its
+/// identity to the next task run by the same worker thread, and calls nest.
+///
+/// ```
+/// use flow_runtime::current::{Current, ForeachFrame, current, with_current};
+///
+/// let task = Current {
+///     flow: "HelloFlow",
+///     run_id: "1".into(),
+///     step: "square",
+///     task_id: "7".into(),
+///     attempt: 0,
+///     foreach: vec![ForeachFrame { step: "start", index: 6, count: 10 }],
+/// };
+/// let index = with_current(task, || current().and_then(|c| c.foreach_index()));
+/// assert_eq!(index, Some(6));
+/// assert!(current().is_none());
+/// ```
+pub fn with_current<R>(current: Current, body: impl FnOnce() -> R) -> R {
+    let previous = CURRENT.with(|slot| slot.replace(Some(current)));
+    let _restore = Restore(previous);
+    body()
+}
+
+/// Puts back the thread's previous identity when dropped, including during unwinding.
+struct Restore(Option<Current>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        // Only gone while the thread is torn down, where there is nothing left to restore.
+        let _ = CURRENT.try_with(|slot| *slot.borrow_mut() = previous);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(step: &'static str, foreach: Vec<ForeachFrame>) -> Current {
+        Current {
+            flow: "F",
+            run_id: "r1".into(),
+            step,
+            task_id: "t1".into(),
+            attempt: 1,
+            foreach,
+        }
+    }
+
+    #[test]
+    fn absent_outside_a_task() {
+        assert!(current().is_none());
+    }
+
+    #[test]
+    fn innermost_foreach_index() {
+        let frames = vec![
+            ForeachFrame {
+                step: "outer",
+                index: 2,
+                count: 3,
+            },
+            ForeachFrame {
+                step: "inner",
+                index: 5,
+                count: 8,
+            },
+        ];
+        assert_eq!(task("s", frames).foreach_index(), Some(5));
+        assert_eq!(task("s", Vec::new()).foreach_index(), None);
+        assert_eq!(task("s", Vec::new()).pathspec(), "F/r1/s/t1");
+    }
+
+    #[test]
+    fn nested_and_restored_on_panic() {
+        with_current(task("a", Vec::new()), || {
+            with_current(task("b", Vec::new()), || {
+                assert_eq!(current().map(|c| c.step), Some("b"));
+            });
+            assert_eq!(current().map(|c| c.step), Some("a"));
+            let result = std::panic::catch_unwind(|| {
+                with_current(task("c", Vec::new()), || panic!("step failed"))
+            });
+            assert!(result.is_err());
+            assert_eq!(current().map(|c| c.step), Some("a"));
+        });
+        assert!(current().is_none());
+    }
+
+    #[test]
+    fn per_thread() {
+        with_current(task("a", Vec::new()), || {
+            std::thread::scope(|scope| {
+                let other = scope.spawn(current);
+                assert!(matches!(other.join(), Ok(None)));
+            });
+        });
+    }
+}

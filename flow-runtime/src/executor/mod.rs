@@ -1,0 +1,337 @@
+//! Running a flow: the scheduler that turns the static graph into tasks, the worker threads that
+//! run them, `resume`, and the `step` command that runs exactly one task.
+//!
+//! A run is driven by one process. Each task either runs on one of its worker threads
+//! ([`Mode::InProcess`], the default) or in a child process running the flow binary's `step`
+//! command ([`Mode::Process`]), which reads its inputs from the datastore and writes its outputs
+//! there: the same unit a cluster scheduler runs.
+
+mod attempt;
+mod process;
+mod scheduler;
+mod store_inputs;
+mod task;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::datastore::TaskIndex;
+use crate::flow::{Flow, StepOutcome};
+use crate::progress::Progress;
+use crate::run::{
+    GraphRecord, RunRecord, RunStatus, RunStore, RunStoreError, TaskFailure, TaskPath,
+    new_run_id, now_rfc3339,
+};
+
+pub use process::run_task_command;
+use scheduler::Scheduler;
+use task::TaskFailed;
+
+/// Where tasks run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// On the driving process's worker threads.
+    InProcess,
+    /// Each task in a child process: `exe [args…] step …`.
+    Process {
+        /// The flow binary.
+        exe: PathBuf,
+        /// Arguments before the `step` subcommand (e.g. `--datastore PATH`).
+        args: Vec<String>,
+    },
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How many tasks run at once.
+    pub max_workers: usize,
+    /// Tags recorded with the run.
+    pub tags: Vec<String>,
+    /// Where tasks run.
+    pub mode: Mode,
+    /// Whether to draw a progress display (on a terminal).
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            max_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            tags: Vec::new(),
+            mode: Mode::InProcess,
+            progress: false,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub flow: String,
+    pub run_id: String,
+    pub status: RunStatus,
+    /// The task that failed the run, and why.
+    pub failure: Option<(TaskPath, TaskFailure)>,
+    /// Tasks run by this run.
+    pub tasks_run: usize,
+    /// Tasks reused from the origin run (resume).
+    pub tasks_reused: usize,
+}
+
+/// Errors that stop a run before or outside its tasks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] RunStoreError),
+    #[error("cannot resume run `{run_id}`: {reason}")]
+    Resume { run_id: String, reason: String },
+    #[error("{0}")]
+    Task(String),
+}
+
+/// What every task of a run shares.
+#[derive(Debug, Clone)]
+pub(crate) struct RunContext {
+    pub store: RunStore,
+    pub flow: &'static str,
+    pub run_id: String,
+    pub params: serde_json::Value,
+    /// For a resume: the run whose successful tasks are reused, and the steps that must rerun.
+    pub origin: Option<Origin>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub run_id: String,
+    pub rerun: Vec<bool>,
+}
+
+impl RunContext {
+    pub fn task_key(&self, step: &str, task_id: &str) -> Result<crate::datastore::Key, RunStoreError> {
+        RunStore::task_key(self.flow, &self.run_id, step, task_id)
+    }
+}
+
+/// One open split on the way to a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub split: usize,
+    pub index: usize,
+    pub count: usize,
+}
+
+/// A task ready to run.
+pub(crate) struct PendingTask<F> {
+    pub step: usize,
+    pub task_id: String,
+    pub frames: Vec<Frame>,
+    pub input: PendingInput<F>,
+    /// Whether every task this one reads from was reused from the origin run.
+    pub parents_reused: bool,
+}
+
+/// A branch arriving at a join.
+pub(crate) struct JoinInput {
+    pub path: TaskPath,
+    pub position: usize,
+    pub index: Arc<TaskIndex>,
+}
+
+pub(crate) enum PendingInput<F> {
+    Start,
+    Parent { path: TaskPath, index: Arc<TaskIndex>, state: Option<Arc<F>> },
+    Item { path: TaskPath, index: Arc<TaskIndex>, state: Option<Arc<F>>, items: Arc<Vec<Vec<u8>>>, position: usize },
+    Join { base: (TaskPath, Arc<TaskIndex>), inputs: Vec<JoinInput> },
+}
+
+/// A task that completed.
+pub(crate) struct Finished<F> {
+    pub path: TaskPath,
+    pub step: usize,
+    pub frames: Vec<Frame>,
+    pub index: Arc<TaskIndex>,
+    /// The end state, when this process has it in memory.
+    pub state: Option<Arc<F>>,
+    pub outcome: StepOutcome,
+    /// For a foreach split, the element encodings.
+    pub items: Option<Arc<Vec<Vec<u8>>>>,
+    pub reused: bool,
+}
+
+/// Starts a new run of `F` with parameters `params` (as the flow's `__restore_params` reads
+/// them) and runs it to the end.
+pub fn run_flow<F: Flow>(store: &RunStore, params: serde_json::Value, options: &RunOptions) -> Result<RunSummary, RunError> {
+    let record = new_record::<F>(store, params, options, None)?;
+    drive::<F>(store, record, None, options)
+}
+
+/// Resumes run `origin_run_id`: a new run that reuses every task of the origin that succeeded
+/// (by reference: no artifact is copied) and reruns the rest. With `from_step`, that step and
+/// every step after it rerun even where they succeeded.
+pub fn resume_flow<F: Flow>(
+    store: &RunStore,
+    origin_run_id: &str,
+    from_step: Option<&str>,
+    options: &RunOptions,
+) -> Result<RunSummary, RunError> {
+    let graph = F::GRAPH;
+    let origin = store.read_run(graph.name, origin_run_id)?;
+    let mut rerun = vec![false; graph.steps.len()];
+    if let Some(step) = from_step {
+        let Some(first) = graph.step_index(step) else {
+            return Err(RunError::Resume {
+                run_id: origin_run_id.to_string(),
+                reason: format!("flow `{}` has no step `{step}`", graph.name),
+            });
+        };
+        let mut stack = vec![first];
+        while let Some(s) = stack.pop() {
+            if !rerun[s] {
+                rerun[s] = true;
+                stack.extend(graph.successors(s));
+            }
+        }
+    }
+    let mut options = options.clone();
+    for tag in &origin.tags {
+        if !options.tags.contains(tag) {
+            options.tags.push(tag.clone());
+        }
+    }
+    let record = new_record::<F>(store, origin.params.clone(), &options, Some(origin_run_id.to_string()))?;
+    drive::<F>(store, record, Some(Origin { run_id: origin_run_id.to_string(), rerun }), &options)
+}
+
+fn new_record<F: Flow>(
+    store: &RunStore,
+    params: serde_json::Value,
+    options: &RunOptions,
+    origin_run_id: Option<String>,
+) -> Result<RunRecord, RunError> {
+    let graph = F::GRAPH;
+    let mut attempts = 0;
+    loop {
+        let record = RunRecord {
+            format: 1,
+            flow: graph.name.to_string(),
+            run_id: new_run_id(),
+            params: params.clone(),
+            status: RunStatus::Running,
+            started: now_rfc3339(),
+            finished: None,
+            user: std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into()),
+            host: crate::run::hostname(),
+            pid: std::process::id(),
+            tags: options.tags.clone(),
+            graph: GraphRecord::of(graph),
+            origin_run_id: origin_run_id.clone(),
+            failure: None,
+        };
+        match store.create_run(&record) {
+            Ok(()) => {
+                store.advance_latest(graph.name, "any", &record.run_id)?;
+                return Ok(record);
+            }
+            Err(RunStoreError::RunExists { .. }) if attempts < 5 => attempts += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Runs a recorded run to its end and records how it ended.
+fn drive<F: Flow>(store: &RunStore, mut record: RunRecord, origin: Option<Origin>, options: &RunOptions) -> Result<RunSummary, RunError> {
+    let graph = F::GRAPH;
+    let ctx = RunContext {
+        store: store.clone(),
+        flow: graph.name,
+        run_id: record.run_id.clone(),
+        params: record.params.clone(),
+        origin,
+    };
+    let progress = if options.progress { Progress::for_terminal(graph.name) } else { Progress::new(graph.name, false) };
+    let scheduler = Mutex::new(Scheduler::<F>::new());
+    let wake = Condvar::new();
+    let workers = options.max_workers.max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| worker::<F>(&ctx, &scheduler, &wake, &progress, &options.mode));
+        }
+    });
+    let scheduler = scheduler.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let failure = scheduler.failure.clone();
+    record.status = if failure.is_none() && scheduler.reached_end { RunStatus::Succeeded } else { RunStatus::Failed };
+    record.finished = Some(now_rfc3339());
+    record.failure = match &failure {
+        Some((path, f)) => Some(format!("task {path} failed: {f}")),
+        None if !scheduler.reached_end => Some("the run stopped before reaching `end`".to_string()),
+        None => None,
+    };
+    store.update_run(&record)?;
+    progress.finish(match record.status {
+        RunStatus::Succeeded => "done",
+        _ => "failed",
+    });
+    Ok(RunSummary {
+        flow: graph.name.to_string(),
+        run_id: record.run_id,
+        status: record.status,
+        failure,
+        tasks_run: scheduler.tasks_run,
+        tasks_reused: scheduler.tasks_reused,
+    })
+}
+
+fn worker<F: Flow>(ctx: &RunContext, scheduler: &Mutex<Scheduler<F>>, wake: &Condvar, progress: &Progress, mode: &Mode) {
+    let lock = || scheduler.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let pending = {
+            let mut guard = lock();
+            loop {
+                if guard.failure.is_some() && guard.running == 0 {
+                    wake.notify_all();
+                    return;
+                }
+                if guard.failure.is_none()
+                    && let Some(task) = guard.queue.pop_front()
+                {
+                    guard.running += 1;
+                    break task;
+                }
+                if guard.running == 0 {
+                    wake.notify_all();
+                    return;
+                }
+                guard = wake.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        };
+        let step_name = F::GRAPH.steps[pending.step].name;
+        progress.task_started(step_name);
+        let result = match scheduler::try_reuse(ctx, &pending) {
+            Ok(Some(finished)) => Ok(finished),
+            Ok(None) => match mode {
+                Mode::InProcess => task::execute(ctx, pending),
+                Mode::Process { exe, args } => process::execute(ctx, pending, exe, args),
+            },
+            Err(failed) => Err(failed),
+        };
+        progress.task_finished(step_name, result.is_ok());
+        let mut guard = lock();
+        guard.running -= 1;
+        match result {
+            Ok(finished) => {
+                let queued = guard.on_finished(finished);
+                for (step, n) in queued {
+                    progress.task_queued(F::GRAPH.steps[step].name, n);
+                }
+            }
+            Err(TaskFailed { path, failure }) => {
+                if guard.failure.is_none() {
+                    guard.failure = Some((path, failure));
+                }
+            }
+        }
+        wake.notify_all();
+    }
+}

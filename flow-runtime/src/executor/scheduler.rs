@@ -1,0 +1,242 @@
+//! The dynamic task graph: which tasks a finished task makes ready, and the barriers where
+//! branches wait for their join.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::task::{TaskFailed, load_items, runtime_failure, spec_of, task_id};
+use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext};
+use crate::datastore::TaskIndex;
+use crate::flow::{Flow, StepOutcome};
+use crate::graph::Transition;
+use crate::run::{TaskMeta, TaskPath};
+
+/// Branches waiting for their join.
+struct Barrier {
+    expected: usize,
+    base: (TaskPath, Arc<TaskIndex>),
+    /// The frames the split ran in, which are the frames its join runs in.
+    base_frames: Vec<Frame>,
+    base_reused: bool,
+    arrived: Vec<JoinInput>,
+    all_reused: bool,
+}
+
+pub(crate) struct Scheduler<F> {
+    pub queue: VecDeque<PendingTask<F>>,
+    pub running: usize,
+    pub failure: Option<(TaskPath, crate::run::TaskFailure)>,
+    pub reached_end: bool,
+    pub tasks_run: usize,
+    pub tasks_reused: usize,
+    /// For each split step, the join that closes it.
+    closing_join: Vec<Option<usize>>,
+    /// Keyed by (join step, the join's task id).
+    barriers: HashMap<(usize, String), Barrier>,
+}
+
+impl<F: Flow> Scheduler<F> {
+    pub fn new() -> Self {
+        let graph = F::GRAPH;
+        let mut closing_join = vec![None; graph.steps.len()];
+        for (j, step) in graph.steps.iter().enumerate() {
+            if let Some(split) = step.join {
+                closing_join[split] = Some(j);
+            }
+        }
+        let start = PendingTask {
+            step: graph.start,
+            task_id: "0".to_string(),
+            frames: Vec::new(),
+            input: PendingInput::Start,
+            parents_reused: true,
+        };
+        Scheduler {
+            queue: VecDeque::from([start]),
+            running: 0,
+            failure: None,
+            reached_end: false,
+            tasks_run: 0,
+            tasks_reused: 0,
+            closing_join,
+            barriers: HashMap::new(),
+        }
+    }
+
+    /// Queues what `done` makes ready; returns how many tasks were queued per step.
+    pub fn on_finished(&mut self, done: Finished<F>) -> Vec<(usize, usize)> {
+        let graph = F::GRAPH;
+        if done.reused {
+            self.tasks_reused += 1;
+        } else {
+            self.tasks_run += 1;
+        }
+        let mut queued = Vec::new();
+        let step = &graph.steps[done.step];
+        match step.transition {
+            Transition::End => self.reached_end = true,
+            Transition::Linear(next) => {
+                if graph.steps[next].join.is_some() {
+                    if let Some(n) = self.arrive(next, &done) {
+                        queued.push((next, n));
+                    }
+                } else {
+                    self.push_child(next, done.frames.clone(), &done, None);
+                    queued.push((next, 1));
+                }
+            }
+            Transition::Branch(targets) => {
+                self.open_barrier(&done, targets.len());
+                for (b, &t) in targets.iter().enumerate() {
+                    let mut frames = done.frames.clone();
+                    frames.push(Frame { split: done.step, index: b, count: targets.len() });
+                    self.push_child(t, frames, &done, None);
+                    queued.push((t, 1));
+                }
+            }
+            Transition::Foreach { body, .. } => {
+                let items = done.items.clone().unwrap_or_default();
+                let n = items.len();
+                self.open_barrier(&done, n);
+                if n == 0 {
+                    // Nothing to fan out over: the join runs at once with no inputs.
+                    if let Some(join) = self.closing_join[done.step] {
+                        self.release(join, task_id(graph, &done.frames));
+                        queued.push((join, 1));
+                    }
+                }
+                for i in 0..n {
+                    let mut frames = done.frames.clone();
+                    frames.push(Frame { split: done.step, index: i, count: n });
+                    self.push_child(body, frames, &done, Some((Arc::clone(&items), i)));
+                }
+                queued.push((body, n));
+            }
+            Transition::Switch(arms) => {
+                if let StepOutcome::Arm(k) = done.outcome
+                    && let Some(arm) = arms.get(k)
+                {
+                    self.push_child(arm.target, done.frames.clone(), &done, None);
+                    queued.push((arm.target, 1));
+                } else {
+                    self.failure = Some((
+                        done.path.clone(),
+                        runtime_failure("the switch step did not choose an arm"),
+                    ));
+                }
+            }
+        }
+        queued
+    }
+
+    fn push_child(&mut self, step: usize, frames: Vec<Frame>, parent: &Finished<F>, item: Option<(Arc<Vec<Vec<u8>>>, usize)>) {
+        let task_id = task_id(F::GRAPH, &frames);
+        let input = match item {
+            None => PendingInput::Parent {
+                path: parent.path.clone(),
+                index: Arc::clone(&parent.index),
+                state: parent.state.clone(),
+            },
+            Some((items, position)) => PendingInput::Item {
+                path: parent.path.clone(),
+                index: Arc::clone(&parent.index),
+                state: parent.state.clone(),
+                items,
+                position,
+            },
+        };
+        self.queue.push_back(PendingTask { step, task_id, frames, input, parents_reused: parent.reused });
+    }
+
+    fn open_barrier(&mut self, split: &Finished<F>, expected: usize) {
+        let Some(join) = self.closing_join[split.step] else { return };
+        let key = (join, task_id(F::GRAPH, &split.frames));
+        self.barriers.insert(
+            key,
+            Barrier {
+                expected,
+                base: (split.path.clone(), Arc::clone(&split.index)),
+                base_frames: split.frames.clone(),
+                base_reused: split.reused,
+                arrived: Vec::new(),
+                all_reused: true,
+            },
+        );
+    }
+
+    /// A branch reached join `join`; queues the join when it was the last. Returns 1 if queued.
+    fn arrive(&mut self, join: usize, done: &Finished<F>) -> Option<usize> {
+        let top = done.frames.last()?;
+        let outer = &done.frames[..done.frames.len() - 1];
+        let key = (join, task_id(F::GRAPH, outer));
+        let barrier = self.barriers.get_mut(&key)?;
+        barrier.arrived.push(JoinInput { path: done.path.clone(), position: top.index, index: Arc::clone(&done.index) });
+        barrier.all_reused &= done.reused;
+        if barrier.arrived.len() == barrier.expected {
+            self.release(join, key.1);
+            return Some(1);
+        }
+        None
+    }
+
+    fn release(&mut self, join: usize, join_task: String) {
+        let Some(mut barrier) = self.barriers.remove(&(join, join_task.clone())) else { return };
+        barrier.arrived.sort_by_key(|i| i.position);
+        self.queue.push_back(PendingTask {
+            step: join,
+            task_id: join_task,
+            frames: barrier.base_frames,
+            input: PendingInput::Join { base: barrier.base, inputs: barrier.arrived },
+            parents_reused: barrier.all_reused && barrier.base_reused,
+        });
+    }
+}
+
+/// For a resumed run: reuses the origin's task at the same place when it succeeded there and
+/// everything it reads from was reused too. Nothing is copied but the task's small records.
+pub(crate) fn try_reuse<F: Flow>(ctx: &RunContext, pending: &PendingTask<F>) -> Result<Option<Finished<F>>, TaskFailed> {
+    let Some(origin) = &ctx.origin else { return Ok(None) };
+    if !pending.parents_reused || origin.rerun[pending.step] {
+        return Ok(None);
+    }
+    let graph = F::GRAPH;
+    let step = &graph.steps[pending.step];
+    let path = TaskPath { step: step.name.to_string(), task: pending.task_id.clone() };
+    let fail = |message: String| TaskFailed { path: path.clone(), failure: runtime_failure(message) };
+    let origin_key = crate::run::RunStore::task_key(graph.name, &origin.run_id, step.name, &pending.task_id)
+        .map_err(|e| fail(e.to_string()))?;
+    let Some(index) = ctx.store.read_index(&origin_key).map_err(|e| fail(e.to_string()))? else { return Ok(None) };
+    let Some(origin_meta) = ctx.store.read_meta(&origin_key).map_err(|e| fail(e.to_string()))? else { return Ok(None) };
+    let key = ctx.task_key(step.name, &pending.task_id).map_err(|e| fail(e.to_string()))?;
+    let meta = TaskMeta {
+        run_id: ctx.run_id.clone(),
+        spec: spec_of(pending),
+        origin_run_id: Some(origin_meta.origin_run_id.clone().unwrap_or_else(|| origin.run_id.clone())),
+        ..origin_meta.clone()
+    };
+    ctx.store.write_meta(&key, &meta).map_err(|e| fail(e.to_string()))?;
+    let index = super::task::complete(ctx, &key, Arc::new(index)).map_err(|e| fail(e.to_string()))?;
+    let outcome = match (&origin_meta.chose, step.transition) {
+        (Some(chosen), Transition::Switch(arms)) => {
+            match arms.iter().position(|a| graph.steps[a.target].name == chosen) {
+                Some(k) => StepOutcome::Arm(k),
+                None => return Ok(None),
+            }
+        }
+        _ => StepOutcome::Continue,
+    };
+    let items = match &origin_meta.foreach {
+        Some(f) => Some(Arc::new(load_items(ctx, &f.items).map_err(|failure| TaskFailed { path: path.clone(), failure })?)),
+        None => None,
+    };
+    Ok(Some(Finished {
+        path,
+        step: pending.step,
+        frames: pending.frames.clone(),
+        index,
+        state: None,
+        outcome,
+        items,
+        reused: true,
+    }))
+}

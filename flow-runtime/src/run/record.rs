@@ -1,0 +1,120 @@
+//! The run record: what a run was, who started it, how it ended.
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::{FlowGraph, StepKind, Transition};
+
+/// How a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Started and not finished (or its process died: see [`RunRecord::host`] and `pid`).
+    Running,
+    /// Every task succeeded and `end` ran.
+    Succeeded,
+    /// A task failed after its retries; the run stopped.
+    Failed,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        })
+    }
+}
+
+/// One run, as stored in `run.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Format version of this record.
+    pub format: u32,
+    /// The flow's name.
+    pub flow: String,
+    /// The run's id.
+    pub run_id: String,
+    /// The run's parameters, as JSON.
+    #[serde(default)]
+    pub params: serde_json::Value,
+    /// How the run stands.
+    pub status: RunStatus,
+    /// When the run started (RFC 3339, UTC).
+    pub started: String,
+    /// When the run ended, if it did.
+    #[serde(default)]
+    pub finished: Option<String>,
+    /// Who started the run (`$USER`).
+    pub user: String,
+    /// The machine the run was driven from.
+    pub host: String,
+    /// The driving process.
+    pub pid: u32,
+    /// Tags given at `run` or added later with `tag`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The graph the run followed.
+    pub graph: GraphRecord,
+    /// For a resumed run, the run it reuses tasks from.
+    #[serde(default)]
+    pub origin_run_id: Option<String>,
+    /// Why the run failed: the failing task and its message.
+    #[serde(default)]
+    pub failure: Option<String>,
+}
+
+/// The graph of a run, stored with it so that a run stays readable after the code changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphRecord {
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step of a [`GraphRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub name: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub doc: String,
+    pub next: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreach: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_of: Option<String>,
+}
+
+impl GraphRecord {
+    /// The stored form of `graph`.
+    pub fn of(graph: &FlowGraph) -> Self {
+        let steps = graph
+            .steps
+            .iter()
+            .map(|s| StepRecord {
+                name: s.name.to_string(),
+                kind: match s.kind() {
+                    StepKind::Linear => "linear",
+                    StepKind::Branch => "branch",
+                    StepKind::Foreach => "foreach",
+                    StepKind::Switch => "switch",
+                    StepKind::Join => "join",
+                    StepKind::End => "end",
+                }
+                .to_string(),
+                doc: s.doc.to_string(),
+                next: s.transition.targets().map(|t| graph.steps[t].name.to_string()).collect(),
+                foreach: match s.transition {
+                    Transition::Foreach { field, .. } => Some(field.to_string()),
+                    _ => None,
+                },
+                join_of: s.join.map(|j| graph.steps[j].name.to_string()),
+            })
+            .collect();
+        GraphRecord { steps }
+    }
+}
+
+/// Now, as RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,284 @@
+//! Runs and tasks in a [`Storage`]: the layout and typed reads and writes.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::record::RunRecord;
+use super::task_meta::{TaskMeta, TaskSpec};
+use crate::datastore::{
+    BlobStore, Key, KeyError, LocalStorage, Storage, StorageError, TaskError, TaskIndex,
+    read_task, write_task,
+};
+
+/// Errors reading or writing runs and tasks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunStoreError {
+    #[error("flow `{flow}` has no run `{run_id}` in this datastore")]
+    NoSuchRun { flow: String, run_id: String },
+    #[error("run `{run_id}` of flow `{flow}` already exists")]
+    RunExists { flow: String, run_id: String },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error("{0}")]
+    Io(String),
+    #[error("{what} at `{key}` is not readable: {source}")]
+    Corrupt {
+        what: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Runs and tasks of every flow in one datastore.
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    storage: Arc<dyn Storage>,
+}
+
+const RUN_RECORD: &str = "run.json";
+const TASK_META: &str = "meta.json";
+const TASK_SPEC: &str = "spec.json";
+
+impl RunStore {
+    /// A run store over any storage.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        RunStore { storage }
+    }
+
+    /// A run store in a local directory, created if missing.
+    ///
+    /// Files are not flushed to disk one by one unless `BLOOMING_SYNC=1`: every write is
+    /// still atomic (temp file and rename), which is what a killed process needs; flushing
+    /// protects against a power loss at a large cost per task.
+    pub fn open_local(path: impl Into<std::path::PathBuf>) -> Result<Self, RunStoreError> {
+        let sync = std::env::var("BLOOMING_SYNC").is_ok_and(|v| v == "1");
+        let storage = LocalStorage::open(path)?.with_sync(sync);
+        Ok(RunStore::new(Arc::new(storage)))
+    }
+
+    /// The storage underneath.
+    pub fn storage(&self) -> &dyn Storage {
+        &*self.storage
+    }
+
+    /// The content-addressed blobs of this datastore.
+    pub fn blobs(&self) -> BlobStore<'_> {
+        BlobStore::new(&*self.storage)
+    }
+
+    fn flow_key(flow: &str) -> Result<Key, RunStoreError> {
+        Ok(Key::segment("flows")?.join(flow).map_err(|e| e.describing("flow name"))?)
+    }
+
+    /// Where a run lives.
+    pub fn run_key(flow: &str, run_id: &str) -> Result<Key, RunStoreError> {
+        Ok(Self::flow_key(flow)?
+            .join("runs")?
+            .join(run_id)
+            .map_err(|e| e.describing("run id"))?)
+    }
+
+    /// Where a task lives.
+    pub fn task_key(flow: &str, run_id: &str, step: &str, task_id: &str) -> Result<Key, RunStoreError> {
+        Ok(Self::run_key(flow, run_id)?
+            .join("steps")?
+            .join(step)
+            .map_err(|e| e.describing("step name"))?
+            .join(task_id)
+            .map_err(|e| e.describing("task id"))?)
+    }
+
+    fn put_json<T: Serialize>(&self, key: &Key, value: &T) -> Result<(), RunStoreError> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|source| RunStoreError::Corrupt {
+            what: "a record",
+            key: key.to_string(),
+            source,
+        })?;
+        self.storage.put(key, &bytes)?;
+        Ok(())
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, key: &Key, what: &'static str) -> Result<Option<T>, RunStoreError> {
+        let bytes = match self.storage.get(key) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| RunStoreError::Corrupt { what, key: key.to_string(), source })
+    }
+
+    /// Records a new run; fails if a run with that id exists.
+    pub fn create_run(&self, record: &RunRecord) -> Result<(), RunStoreError> {
+        let key = Self::run_key(&record.flow, &record.run_id)?.join(RUN_RECORD)?;
+        let bytes = serde_json::to_vec_pretty(record).map_err(|source| RunStoreError::Corrupt {
+            what: "a run record",
+            key: key.to_string(),
+            source,
+        })?;
+        if !self.storage.put_if_absent(&key, &bytes)? {
+            return Err(RunStoreError::RunExists { flow: record.flow.clone(), run_id: record.run_id.clone() });
+        }
+        Ok(())
+    }
+
+    /// Replaces a run's record (status, end time, tags), and moves the flow's `latest`
+    /// pointers forward.
+    pub fn update_run(&self, record: &RunRecord) -> Result<(), RunStoreError> {
+        let key = Self::run_key(&record.flow, &record.run_id)?.join(RUN_RECORD)?;
+        self.put_json(&key, record)?;
+        if record.status == super::RunStatus::Succeeded {
+            self.advance_latest(&record.flow, "succeeded", &record.run_id)?;
+        }
+        Ok(())
+    }
+
+    /// Records `run_id` as the newest run of `flow` in pointer `which`, unless a newer one is
+    /// there already. Readers find the latest run without listing every run.
+    pub fn advance_latest(&self, flow: &str, which: &str, run_id: &str) -> Result<(), RunStoreError> {
+        let key = Self::flow_key(flow)?.join("latest")?.join(which)?;
+        if let Some(current) = self.read_pointer(&key)?
+            && current.as_str() >= run_id
+        {
+            return Ok(());
+        }
+        self.storage.put(&key, run_id.as_bytes())?;
+        Ok(())
+    }
+
+    /// The run id in pointer `which` (`any` or `succeeded`) of `flow`.
+    pub fn latest(&self, flow: &str, which: &str) -> Result<Option<String>, RunStoreError> {
+        let key = Self::flow_key(flow)?.join("latest")?.join(which)?;
+        self.read_pointer(&key)
+    }
+
+    fn read_pointer(&self, key: &Key) -> Result<Option<String>, RunStoreError> {
+        match self.storage.get(key) {
+            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A run's record.
+    pub fn read_run(&self, flow: &str, run_id: &str) -> Result<RunRecord, RunStoreError> {
+        let key = Self::run_key(flow, run_id)?.join(RUN_RECORD)?;
+        self.get_json(&key, "the run record")?.ok_or_else(|| RunStoreError::NoSuchRun {
+            flow: flow.to_string(),
+            run_id: run_id.to_string(),
+        })
+    }
+
+    /// The ids of every run of `flow`, oldest first.
+    pub fn list_runs(&self, flow: &str) -> Result<Vec<String>, RunStoreError> {
+        let prefix = Self::flow_key(flow)?.join("runs")?;
+        let mut ids: Vec<String> = self
+            .storage
+            .list_children(Some(&prefix))?
+            .prefixes
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The names of every flow with runs in this datastore.
+    pub fn list_flows(&self) -> Result<Vec<String>, RunStoreError> {
+        let prefix = Key::segment("flows")?;
+        let mut names: Vec<String> =
+            self.storage.list_children(Some(&prefix))?.prefixes.iter().map(|k| k.name().to_string()).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The steps of a run that have at least one task (finished or not).
+    pub fn list_steps(&self, flow: &str, run_id: &str) -> Result<Vec<String>, RunStoreError> {
+        let prefix = Self::run_key(flow, run_id)?.join("steps")?;
+        Ok(self.storage.list_children(Some(&prefix))?.prefixes.iter().map(|k| k.name().to_string()).collect())
+    }
+
+    /// The task ids of a step of a run, in numeric order of their foreach indices.
+    pub fn list_tasks(&self, flow: &str, run_id: &str, step: &str) -> Result<Vec<String>, RunStoreError> {
+        let prefix = Self::run_key(flow, run_id)?.join("steps")?.join(step).map_err(|e| e.describing("step name"))?;
+        let mut ids: Vec<String> =
+            self.storage.list_children(Some(&prefix))?.prefixes.iter().map(|k| k.name().to_string()).collect();
+        ids.sort_by_key(|id| id.split('-').map(|p| p.parse::<u64>().unwrap_or(u64::MAX)).collect::<Vec<_>>());
+        Ok(ids)
+    }
+
+    /// Writes a task's metadata (before its index and done marker).
+    pub fn write_meta(&self, task: &Key, meta: &TaskMeta) -> Result<(), RunStoreError> {
+        self.put_json(&task.join(TASK_META)?, meta)
+    }
+
+    /// A task's metadata, if it was written.
+    pub fn read_meta(&self, task: &Key) -> Result<Option<TaskMeta>, RunStoreError> {
+        self.get_json(&task.join(TASK_META)?, "task metadata")
+    }
+
+    /// Writes what a task runs on, for a `step` command in another process.
+    pub fn write_spec(&self, task: &Key, spec: &TaskSpec) -> Result<(), RunStoreError> {
+        self.put_json(&task.join(TASK_SPEC)?, spec)
+    }
+
+    /// What a task runs on.
+    pub fn read_spec(&self, task: &Key) -> Result<Option<TaskSpec>, RunStoreError> {
+        self.get_json(&task.join(TASK_SPEC)?, "the task spec")
+    }
+
+    /// Completes a task: its index, then the done marker.
+    pub fn complete_task(&self, task: &Key, index: &TaskIndex) -> Result<(), RunStoreError> {
+        write_task(&*self.storage, task, index)?;
+        Ok(())
+    }
+
+    /// A complete task's index; `None` while the task is not done.
+    pub fn read_index(&self, task: &Key) -> Result<Option<TaskIndex>, RunStoreError> {
+        Ok(read_task(&*self.storage, task)?)
+    }
+
+    /// Stores the log of one attempt.
+    pub fn write_log(&self, task: &Key, attempt: u32, log: &[u8]) -> Result<(), RunStoreError> {
+        self.storage.put(&task.join(&format!("attempt-{attempt}.log"))?, log)?;
+        Ok(())
+    }
+
+    /// Stores what a task's process printed (`stdout` or `stderr`), in process mode.
+    pub fn write_output(&self, task: &Key, stream: &str, bytes: &[u8]) -> Result<(), RunStoreError> {
+        self.storage.put(&task.join(&format!("{stream}.log"))?, bytes)?;
+        Ok(())
+    }
+
+    /// What a task's process printed on `stream`, if anything.
+    pub fn read_output(&self, task: &Key, stream: &str) -> Result<Option<Vec<u8>>, RunStoreError> {
+        match self.storage.get(&task.join(&format!("{stream}.log"))?) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The logs of every attempt of a task, oldest first.
+    pub fn read_logs(&self, task: &Key) -> Result<Vec<(u32, Vec<u8>)>, RunStoreError> {
+        let mut logs = Vec::new();
+        for key in self.storage.list_children(Some(task))?.objects {
+            let name = key.name();
+            if let Some(n) = name.strip_prefix("attempt-").and_then(|r| r.strip_suffix(".log"))
+                && let Ok(n) = n.parse::<u32>()
+            {
+                logs.push((n, self.storage.get(&key)?));
+            }
+        }
+        logs.sort_by_key(|(n, _)| *n);
+        Ok(logs)
+    }
+}
