@@ -4,16 +4,22 @@
 //! paths, so nothing clashes with the user's names or depends on their imports. Calls into the
 //! user's code carry the user's spans, so rustc's type errors land on the user's tokens.
 
+use crate::check::CheckedGraph;
+use crate::model::{FlowDef, OutputDef, StepDef, TransitionDef, name_of};
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
-use crate::check::CheckedGraph;
-use crate::model::{FlowDef, OutputDef, StepDef, TransitionDef};
 
 /// The path of the runtime's private module, honouring `#[flow(crate = …)]`.
 fn private_path(flow: &FlowDef) -> TokenStream {
+    private_path_at(flow, Span::call_site())
+}
+
+/// [`private_path`] with the span of a user's token, for calls whose errors rustc reports on the
+/// whole call expression: every token of it must be the user's, or the error lands on `#[flow]`.
+fn private_path_at(flow: &FlowDef, span: Span) -> TokenStream {
     match &flow.args.krate {
-        Some(krate) => quote!(#krate::__private),
-        None => quote!(::blooming_flowers::__private),
+        Some(krate) => quote_spanned!(span=> #krate::__private),
+        None => quote_spanned!(span=> ::blooming_flowers::__private),
     }
 }
 
@@ -23,9 +29,21 @@ pub fn expand(flow: &FlowDef, graph: &CheckedGraph) -> TokenStream {
     let item = &flow.item;
     let self_ty = &flow.item.self_ty;
     let graph_const = graph_description(flow, graph, &p);
-    let run_arms = flow.steps.iter().enumerate().map(|(i, step)| run_arm(flow, graph, i, step, &p));
-    let item_arms = flow.steps.iter().enumerate().filter_map(|(i, step)| foreach_arm(flow, i, step, &p));
-    let catch_arms = flow.steps.iter().enumerate().filter_map(|(i, step)| catch_arm(i, step));
+    let run_arms = flow
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| run_arm(flow, graph, i, step, &p));
+    let item_arms = flow
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, step)| foreach_arm(flow, i, step));
+    let catch_arms = flow
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, step)| catch_arm(i, step));
     let names = flow.steps.iter().map(|s| &s.name);
     let impl_head = impl_head(self_ty, &p);
     let state_items = state_items(self_ty);
@@ -99,7 +117,11 @@ fn state_items(self_ty: &syn::Type) -> TokenStream {
 }
 
 fn first_span(tokens: &impl ToTokens) -> Span {
-    tokens.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span())
+    tokens
+        .to_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| t.span())
 }
 
 fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> TokenStream {
@@ -137,7 +159,9 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
         };
         let retries = step.options.retries;
         let timeout = match step.options.timeout_ms {
-            Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
+            Some(ms) => {
+                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+            }
             None => quote!(::core::option::Option::None),
         };
         let catch = match &step.options.catch {
@@ -174,44 +198,143 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
     }
 }
 
-/// A pattern as the user wrote it, normalised to single spaces.
-fn pattern_text(pat: &syn::Pat) -> String {
-    let text = pat.to_token_stream().to_string();
-    text.replace(" :: ", "::").replace(" (", "(").replace("( ", "(").replace(" )", ")").replace(" ,", ",")
+/// A pattern as rustfmt would write it: `Route::A`, `0..=49`, `Some(x) | None`, `Foo { a, .. }`.
+pub(crate) fn pattern_text(pat: &syn::Pat) -> String {
+    let mut out = String::new();
+    write_tokens(pat.to_token_stream(), &mut out);
+    out
+}
+
+/// Writes `tokens` with a space between two tokens unless one of them is glued to its neighbour.
+fn write_tokens(tokens: TokenStream, out: &mut String) {
+    use proc_macro2::{Delimiter, Spacing, TokenTree};
+    // Operators that take no space after them (`::`, ranges, unary `-` and `&`, and `(`-like
+    // openings), and those that take none before them.
+    const GLUED_AFTER: &[&str] = &["::", "..", "..=", "-", "&", "#"];
+    const GLUED_BEFORE: &[&str] = &["::", ",", ";", ":"];
+    let is_word = |t: &str| {
+        t.chars()
+            .last()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"' || c == '\'')
+    };
+    let mut prev: Option<String> = None;
+    let mut op = String::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        // A whole operator (`..=`, `::`, `=>`) is one atom: its characters are joint.
+        let (atom, group) = match tree {
+            TokenTree::Punct(p) => {
+                op.push(p.as_char());
+                if p.spacing() == Spacing::Joint && matches!(iter.peek(), Some(TokenTree::Punct(_)))
+                {
+                    continue;
+                }
+                (std::mem::take(&mut op), None)
+            }
+            TokenTree::Group(g) => (String::new(), Some(g)),
+            other => (other.to_string(), None),
+        };
+        let space = match (&prev, &group) {
+            (None, _) => false,
+            (Some(p), _) if GLUED_AFTER.contains(&p.as_str()) => false,
+            // A range's `..` is glued to its start (`0..=9`), a rest pattern's is not (`a, ..`).
+            (Some(p), None) if atom == ".." || atom == "..=" => !is_word(p) && p != ")" && p != "]",
+            (Some(_), None) => !GLUED_BEFORE.contains(&atom.as_str()),
+            // `Some(x)`, `[a, b]` after a name; `Foo { .. }` keeps its space.
+            (Some(p), Some(g)) => g.delimiter() == Delimiter::Brace || !is_word(p),
+        };
+        if space {
+            out.push(' ');
+        }
+        match group {
+            Some(g) => {
+                let (open, close) = match g.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::Brace => ("{ ", " }"),
+                    Delimiter::None => ("", ""),
+                };
+                if g.stream().is_empty() && g.delimiter() == Delimiter::Brace {
+                    out.push_str("{}");
+                } else {
+                    out.push_str(open);
+                    write_tokens(g.stream(), out);
+                    out.push_str(close);
+                }
+                prev = Some(close.trim().to_string());
+            }
+            None => {
+                out.push_str(&atom);
+                prev = Some(atom);
+            }
+        }
+    }
 }
 
 /// The dispatch arm that runs step `i`.
-fn run_arm(flow: &FlowDef, graph: &CheckedGraph, i: usize, step: &StepDef, p: &TokenStream) -> TokenStream {
+fn run_arm(
+    flow: &FlowDef,
+    graph: &CheckedGraph,
+    i: usize,
+    step: &StepDef,
+    p: &TokenStream,
+) -> TokenStream {
     let ident = &step.ident;
     let name = &step.name;
-    let is_body = flow
-        .steps
-        .iter()
-        .zip(&graph.targets)
-        .any(|(s, t)| matches!(s.transition, Some(TransitionDef::Foreach { .. })) && t.first() == Some(&i));
+    let is_body = flow.steps.iter().zip(&graph.targets).any(|(s, t)| {
+        matches!(s.transition, Some(TransitionDef::Foreach { .. })) && t.first() == Some(&i)
+    });
     let (pattern, call) = if graph.join_of[i].is_some() {
-        (quote!(#p::StepInput::Join(__inputs)), quote_spanned!(ident.span()=> <Self>::#ident(self, __inputs)))
+        // The argument carries the parameter's type span: `Inputs<Other>` is reported there.
+        let span = step
+            .sig
+            .inputs_params
+            .first()
+            .map_or_else(|| ident.span(), |p| first_span(&p.ty));
+        let arg = quote_spanned!(span=> __inputs);
+        (
+            quote!(#p::StepInput::Join(__inputs)),
+            quote_spanned!(ident.span()=> <Self>::#ident(self, #arg)),
+        )
     } else if is_body {
         let ty = &step.sig.item_params[0].ty;
-        let decode = quote_spanned! {first_span(ty)=>
-            let __item: #ty = #p::decode_item(__item, #name)?;
+        // Spanned on the item type, path included: an item type that cannot be deserialized is
+        // reported there.
+        let span = first_span(ty);
+        let p_at = private_path_at(flow, span);
+        let decode = quote_spanned! {span=>
+            let __item: #ty = #p_at::decode_item(__item, #name)?;
         };
         (
             quote!(#p::StepInput::Item(__item)),
             quote_spanned!(ident.span()=> { #decode <Self>::#ident(self, __item) }),
         )
     } else {
-        (quote!(#p::StepInput::Plain), quote_spanned!(ident.span()=> <Self>::#ident(self)))
+        (
+            quote!(#p::StepInput::Plain),
+            quote_spanned!(ident.span()=> <Self>::#ident(self)),
+        )
     };
     let body = match &step.transition {
         Some(TransitionDef::Switch { keyword, arms }) => {
             let value = match &step.sig.output {
-                OutputDef::Result { .. } => quote_spanned!(*keyword=> #p::switch_value(#call)?),
+                // As for `into_step_result` below: an unusable error type is reported on the
+                // return type.
+                OutputDef::Result { ty } => {
+                    let span = first_span(ty);
+                    let p_at = private_path_at(flow, span);
+                    let returned = quote_spanned!(span=> __returned);
+                    quote_spanned!(span=> { let #returned = #call; #p_at::switch_value(#returned)? })
+                }
                 _ => call,
             };
+            // Each arm carries its target's span, so rustc's suggestion for a missing pattern
+            // goes after the user's last arm rather than onto `#[flow]`.
             let match_arms = arms.iter().enumerate().map(|(arm_index, arm)| {
                 let pat = &arm.pat;
-                quote!(#pat => ::core::result::Result::Ok(#p::StepOutcome::Arm(#arm_index)),)
+                let span = arm.target.span();
+                let p = private_path_at(flow, span);
+                quote_spanned!(span=> #pat => ::core::result::Result::Ok(#p::StepOutcome::Arm(#arm_index)),)
             });
             // The match carries the `switch` keyword's span: a missing arm is reported there.
             let scrutinee = quote_spanned!(*keyword=> __value);
@@ -221,10 +344,19 @@ fn run_arm(flow: &FlowDef, graph: &CheckedGraph, i: usize, step: &StepDef, p: &T
             }
         }
         _ => {
-            let span = step.sig.output.ty().map_or_else(|| ident.span(), first_span);
-            let result = quote_spanned!(span=> #p::into_step_result(#call));
+            // The value is bound to a name carrying the return type's span: rustc reports an
+            // unsupported return type on the argument of `into_step_result`, i.e. there.
+            let span = step
+                .sig
+                .output
+                .ty()
+                .map_or_else(|| ident.span(), first_span);
+            let p_at = private_path_at(flow, span);
+            let returned = quote_spanned!(span=> __returned);
+            let result = quote_spanned!(span=> #p_at::into_step_result(#returned)?;);
             quote! {
-                #result?;
+                let #returned = #call;
+                #result
                 ::core::result::Result::Ok(#p::StepOutcome::Continue)
             }
         }
@@ -236,21 +368,39 @@ fn run_arm(flow: &FlowDef, graph: &CheckedGraph, i: usize, step: &StepDef, p: &T
 
 /// The arm of `__foreach_items` for a foreach step: encodes the field's elements as the body's
 /// item type, so rustc checks that the two agree.
-fn foreach_arm(flow: &FlowDef, i: usize, step: &StepDef, p: &TokenStream) -> Option<TokenStream> {
-    let Some(TransitionDef::Foreach { field, body }) = &step.transition else { return None };
-    let body_step = flow.steps.iter().find(|s| s.ident == *body)?;
+fn foreach_arm(flow: &FlowDef, i: usize, step: &StepDef) -> Option<TokenStream> {
+    let Some(TransitionDef::Foreach { field, body }) = &step.transition else {
+        return None;
+    };
+    let body_step = flow.steps.iter().find(|s| s.name == name_of(body))?;
     let item_ty = &body_step.sig.item_params.first()?.ty;
     let name = &step.name;
-    let access = quote_spanned!(field.span()=> &self.#field);
-    let call = quote_spanned!(first_span(item_ty)=> #p::encode_items::<#item_ty, _>(#access, #name));
-    Some(quote!(#i => #call,))
+    // A misspelt or non-iterable field is reported on the field's token, by the access; a field
+    // whose elements are not the body's item type on the item type, by the argument of
+    // `encode_items`.
+    let field_span = field.span();
+    let item_span = first_span(item_ty);
+    let field_ref = quote_spanned!(field_span=> __field);
+    let p_field = private_path_at(flow, field_span);
+    let access = quote_spanned! {field_span=>
+        use #p_field::ForeachField as _;
+        let #field_ref = self.#field.__foreach_iter();
+    };
+    let field_arg = quote_spanned!(item_span=> __field);
+    let p = private_path_at(flow, item_span);
+    let call = quote_spanned!(item_span=> #p::encode_items::<#item_ty, _>(#field_arg, #name));
+    Some(quote!(#i => { #access #call }))
 }
 
 /// The arm of `__record_caught` for a step with `catch = field`.
 fn catch_arm(i: usize, step: &StepDef) -> Option<TokenStream> {
     let field = step.options.catch.as_ref()?.field.as_ref()?;
-    let assign = quote_spanned!(field.span()=> self.#field = ::core::option::Option::Some(__message));
-    Some(quote!(#i => { #assign; }))
+    // A field of another type is reported on the field's token as "expected `&mut Option<String>`".
+    let assign = quote_spanned! {field.span()=>
+        let __field: &mut ::core::option::Option<::std::string::String> = &mut self.#field;
+        *__field = ::core::option::Option::Some(__message);
+    };
+    Some(quote!(#i => { #assign }))
 }
 
 /// What is emitted when the flow has errors: the user's impl, the errors, and a `Flow`
@@ -288,5 +438,39 @@ pub fn fallback(flow: &FlowDef) -> TokenStream {
                 fn __record_caught(&mut self, _: ::core::primitive::usize, _: ::std::string::String) {}
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_text;
+
+    #[test]
+    fn patterns_are_written_as_rustfmt_would() {
+        let cases: [(syn::Pat, &str); 14] = [
+            (syn::parse_quote!(Route::Big), "Route::Big"),
+            (syn::parse_quote!(crate::Route::Big), "crate::Route::Big"),
+            (syn::parse_quote!(0..=49), "0..=49"),
+            (syn::parse_quote!(..0), "..0"),
+            (syn::parse_quote!(-5..=-1), "-5..=-1"),
+            (syn::parse_quote!(50 | 51), "50 | 51"),
+            (syn::parse_quote!(_), "_"),
+            (
+                syn::parse_quote!(Some(Route::A) | None),
+                "Some(Route::A) | None",
+            ),
+            (syn::parse_quote!((true, _)), "(true, _)"),
+            (
+                syn::parse_quote!(Shape { sides: 3, .. }),
+                "Shape { sides: 3, .. }",
+            ),
+            (syn::parse_quote!(Unit {}), "Unit {}"),
+            (syn::parse_quote!([first, .., last]), "[first, .., last]"),
+            (syn::parse_quote!(n @ 1..=9), "n @ 1..=9"),
+            (syn::parse_quote!("text"), "\"text\""),
+        ];
+        for (pat, text) in cases {
+            assert_eq!(pattern_text(&pat), text);
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! Kept free of `proc_macro` so that unit tests and the expansion benchmark can call it.
 
 use proc_macro2::TokenStream;
+use quote::ToTokens;
 
 use crate::errors::Errors;
 use crate::{check, expand, parse};
@@ -15,12 +16,20 @@ pub fn expand_flow(attr: TokenStream, item: TokenStream) -> TokenStream {
         let compile_errors = errors.to_compile_errors();
         return quote::quote!(#compile_errors #item);
     };
-    let graph = check::check(&flow, &mut errors);
+    let graph = if flow.checkable {
+        check::check(&flow, &mut errors)
+    } else {
+        None
+    };
     match graph {
         Some(graph) if errors.is_empty() => expand::expand(&flow, &graph),
         _ => {
             let compile_errors = errors.to_compile_errors();
-            let fallback = expand::fallback(&flow);
+            let fallback = if flow.fallback_ok {
+                expand::fallback(&flow)
+            } else {
+                flow.item.to_token_stream()
+            };
             quote::quote!(#compile_errors #fallback)
         }
     }

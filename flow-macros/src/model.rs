@@ -1,7 +1,8 @@
 //! What the parser extracts from a `#[flow]` impl block: the input of the checks and of expansion.
 
 use proc_macro2::Span;
-use syn::{Ident, ItemImpl, Pat, Path, Type};
+use syn::ext::IdentExt;
+use syn::{Ident, ItemImpl, Pat, PatType, Path, Type};
 
 /// A parsed `#[flow]` impl block.
 pub struct FlowDef {
@@ -17,6 +18,14 @@ pub struct FlowDef {
     pub steps: Vec<StepDef>,
     /// Methods of the impl without `#[step]`, so an error can say "add #[step]".
     pub plain_methods: Vec<Ident>,
+    /// Whether the impl block is meant to hold a flow's steps: false for a trait impl without any
+    /// `#[step]`, where the one error is that `#[flow]` is on the wrong block, and nothing else is
+    /// checked.
+    pub checkable: bool,
+    /// Whether a fallback `Flow` implementation can be written for the type after an error: false
+    /// for a generic type (whose parameters the fallback could not satisfy) and for a trait impl
+    /// without steps (whose type may well have its real `#[flow]` impl elsewhere).
+    pub fallback_ok: bool,
 }
 
 /// Options of the `#[flow(...)]` attribute.
@@ -57,7 +66,10 @@ pub enum TransitionDef {
     /// `foreach = field, next = body`.
     Foreach { field: Ident, body: Ident },
     /// `switch(PATTERN => step, …)`.
-    Switch { keyword: Span, arms: Vec<SwitchArmDef> },
+    Switch {
+        keyword: Span,
+        arms: Vec<SwitchArmDef>,
+    },
 }
 
 /// `PATTERN => step` inside `switch(...)`.
@@ -83,8 +95,8 @@ pub struct CatchDef {
 pub struct SignatureDef {
     /// The span of the whole signature's name, for "this step must take …" errors.
     pub ident_span: Span,
-    /// Parameters typed `Inputs<…>` (a join's input), by span.
-    pub inputs_params: Vec<Span>,
+    /// Parameters typed `Inputs<…>` (a join's input).
+    pub inputs_params: Vec<PatType>,
     /// Every other parameter after the receiver: foreach items.
     pub item_params: Vec<ItemParam>,
     /// What the method returns.
@@ -94,7 +106,8 @@ pub struct SignatureDef {
 /// A parameter that is not the receiver nor `Inputs<…>`.
 pub struct ItemParam {
     pub ty: Type,
-    pub span: Span,
+    /// The whole parameter, `name: Type`, for errors that highlight it.
+    pub param: PatType,
 }
 
 /// A step's return type, sorted by how expansion uses it.
@@ -105,6 +118,11 @@ pub enum OutputDef {
     Result { ty: Type },
     /// Any other type.
     Other { ty: Type },
+}
+
+/// The name `ident` stands for: raw identifiers unwrapped (`r#match` names the step `match`).
+pub fn name_of(ident: &Ident) -> String {
+    ident.unraw().to_string()
 }
 
 impl OutputDef {

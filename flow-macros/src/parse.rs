@@ -19,10 +19,12 @@ use crate::model::{
     CatchDef, FlowArgs, FlowDef, ItemParam, OutputDef, SignatureDef, StepDef, StepOptionsDef,
     SwitchArmDef, TransitionDef,
 };
-use crate::suggest::did_you_mean;
+use crate::suggest::{closest, did_you_mean};
 
 /// The keys `#[step(...)]` accepts.
-pub const STEP_OPTIONS: &[&str] = &["next", "foreach", "join", "switch", "retries", "timeout", "catch"];
+pub const STEP_OPTIONS: &[&str] = &[
+    "next", "foreach", "join", "switch", "retries", "timeout", "catch",
+];
 /// The keys `#[flow(...)]` accepts.
 const FLOW_OPTIONS: &[&str] = &["crate"];
 /// The most retries a step may ask for; more is almost certainly a typo.
@@ -43,18 +45,46 @@ pub fn parse_flow(attr: TokenStream, item: TokenStream, errors: &mut Errors) -> 
             return None;
         }
     };
-    if let Some((path, _)) = &item.trait_ {
-        errors.spanned(path, "#[flow] goes on an inherent `impl MyFlow { … }`, not on a trait impl");
+    let mut checkable = true;
+    let mut fallback_ok = true;
+    if let Some((path, for_token)) = item.trait_.take() {
+        errors.spanned(
+            &path,
+            "#[flow] goes on an inherent `impl MyFlow { … }`, not on a trait impl",
+        );
+        if item
+            .items
+            .iter()
+            .any(|i| matches!(i, ImplItem::Fn(m) if m.attrs.iter().any(is_step_attr)))
+        {
+            // Steps written in a trait impl (`impl Flow for MyFlow`): read them as the inherent
+            // impl that was meant, so the one mistake does not also break every method.
+            item.unsafety = None;
+        } else {
+            // `#[flow]` on some other impl of the type: restore it and check nothing more.
+            item.trait_ = Some((path, for_token));
+            checkable = false;
+            fallback_ok = false;
+        }
     }
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.spanned(&item.generics, "a flow type cannot be generic: its state is stored and reloaded by name");
+        errors.spanned(
+            &item.generics,
+            "a flow type cannot be generic: its state is stored and reloaded by name",
+        );
+        fallback_ok = false;
     }
     let name = match &*item.self_ty {
-        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.unraw().to_string()),
+        Type::Path(p) if p.qself.is_none() => {
+            p.path.segments.last().map(|s| s.ident.unraw().to_string())
+        }
         _ => None,
     };
     let Some(name) = name else {
-        errors.spanned(&item.self_ty, "#[flow] needs the flow's struct as the impl's type, e.g. `impl MyFlow`");
+        errors.spanned(
+            &item.self_ty,
+            "#[flow] needs the flow's struct as the impl's type, e.g. `impl MyFlow`",
+        );
         return None;
     };
     let doc = doc_of(&item.attrs);
@@ -62,15 +92,21 @@ pub fn parse_flow(attr: TokenStream, item: TokenStream, errors: &mut Errors) -> 
     let mut steps = Vec::new();
     let mut plain_methods = Vec::new();
     for impl_item in &mut item.items {
-        let ImplItem::Fn(method) = impl_item else { continue };
-        let step_attrs: Vec<usize> =
-            (0..method.attrs.len()).filter(|&i| is_step_attr(&method.attrs[i])).collect();
+        let ImplItem::Fn(method) = impl_item else {
+            continue;
+        };
+        let step_attrs: Vec<usize> = (0..method.attrs.len())
+            .filter(|&i| is_step_attr(&method.attrs[i]))
+            .collect();
         if step_attrs.is_empty() {
             plain_methods.push(method.sig.ident.clone());
             continue;
         }
         for &extra in &step_attrs[1..] {
-            errors.spanned(&method.attrs[extra], "duplicate #[step] attribute: a method is one step");
+            errors.spanned(
+                &method.attrs[extra],
+                "duplicate #[step] attribute: a method is one step",
+            );
         }
         let attr = method.attrs[step_attrs[0]].clone();
         let mut index = 0;
@@ -81,7 +117,16 @@ pub fn parse_flow(attr: TokenStream, item: TokenStream, errors: &mut Errors) -> 
         });
         steps.push(parse_step(&attr, method, errors));
     }
-    Some(FlowDef { item, name, doc, args, steps, plain_methods })
+    Some(FlowDef {
+        item,
+        name,
+        doc,
+        args,
+        steps,
+        plain_methods,
+        checkable,
+        fallback_ok,
+    })
 }
 
 fn parse_flow_args(attr: TokenStream, errors: &mut Errors) -> FlowArgs {
@@ -92,7 +137,11 @@ fn parse_flow_args(attr: TokenStream, errors: &mut Errors) -> FlowArgs {
             args.krate = Some(path);
             Ok(())
         } else {
-            let key = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+            let key = meta
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
             Err(meta.error(format!(
                 "unknown #[flow] option `{key}`; the options are {}{}",
                 list(FLOW_OPTIONS),
@@ -108,7 +157,10 @@ fn parse_flow_args(attr: TokenStream, errors: &mut Errors) -> FlowArgs {
 
 /// Whether `attr` is `#[step]` or `#[path::to::step]`.
 pub fn is_step_attr(attr: &Attribute) -> bool {
-    attr.path().segments.last().is_some_and(|s| s.ident == "step")
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "step")
 }
 
 /// The doc comment in `attrs`, with the one space rustdoc adds after `///` removed.
@@ -118,12 +170,18 @@ pub fn doc_of(attrs: &[Attribute]) -> String {
         .filter(|a| a.path().is_ident("doc"))
         .filter_map(|a| match &a.meta {
             Meta::NameValue(nv) => match &nv.value {
-                Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.value()),
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) => Some(s.value()),
                 _ => None,
             },
             _ => None,
         })
-        .flat_map(|s| s.lines().map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end().to_string()).collect::<Vec<_>>())
+        .flat_map(|s| {
+            s.split('\n')
+                .map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end().to_string())
+                .collect::<Vec<_>>()
+        })
         .collect();
     lines.join("\n").trim().to_string()
 }
@@ -140,6 +198,7 @@ struct RawStepArgs {
     catch: Option<CatchDef>,
     seen: Vec<String>,
     transition_failed: bool,
+    unknown_key: bool,
 }
 
 enum NextValue {
@@ -149,18 +208,28 @@ enum NextValue {
 
 fn parse_step(attr: &Attribute, method: &ImplItemFn, errors: &mut Errors) -> StepDef {
     let ident = method.sig.ident.clone();
-    let attr_span = attr.path().segments.last().map_or_else(|| attr.span(), |s| s.ident.span());
+    let attr_span = attr
+        .path()
+        .segments
+        .last()
+        .map_or_else(|| attr.span(), |s| s.ident.span());
     let mut raw = RawStepArgs::default();
     if let Meta::List(_) = &attr.meta {
         if let Err(e) = parse_step_args(attr, &mut raw, errors) {
             errors.push(e);
         }
     } else if let Meta::NameValue(nv) = &attr.meta {
-        errors.spanned(nv, "write the step's options in parentheses: `#[step(next = a)]`");
+        errors.spanned(
+            nv,
+            "write the step's options in parentheses: `#[step(next = a)]`",
+        );
+        raw.transition_failed = true;
     }
     let errors_before = errors.len();
     let transition = combine_transition(&raw, errors);
-    let transition_failed = raw.transition_failed || errors.len() > errors_before;
+    let transition_failed = raw.transition_failed
+        || errors.len() > errors_before
+        || (raw.unknown_key && transition.is_none());
     StepDef {
         transition_failed,
         name: ident.unraw().to_string(),
@@ -179,10 +248,17 @@ fn parse_step(attr: &Attribute, method: &ImplItemFn, errors: &mut Errors) -> Ste
 }
 
 /// Parses `key = value, key(...), flag, …`, reporting each bad key and going on with the next.
-fn parse_step_args(attr: &Attribute, raw: &mut RawStepArgs, errors: &mut Errors) -> syn::Result<()> {
+fn parse_step_args(
+    attr: &Attribute,
+    raw: &mut RawStepArgs,
+    errors: &mut Errors,
+) -> syn::Result<()> {
     attr.parse_nested_meta(|meta| {
         let Some(key) = meta.path.get_ident().cloned() else {
-            errors.spanned(&meta.path, format!("expected one of {}", list(STEP_OPTIONS)));
+            errors.spanned(
+                &meta.path,
+                format!("expected one of {}", list(STEP_OPTIONS)),
+            );
             return skip_value(&meta);
         };
         let key_name = key.to_string();
@@ -195,21 +271,37 @@ fn parse_step_args(attr: &Attribute, raw: &mut RawStepArgs, errors: &mut Errors)
         }
         let parsed = match key_name.as_str() {
             "next" => parse_next(&meta).map(|v| raw.next = Some((key.clone(), v))),
-            "foreach" => meta.value().and_then(|v| v.parse::<Ident>()).map(|f| raw.foreach = Some((key.clone(), f))),
+            "foreach" => meta
+                .value()
+                .and_then(|v| v.parse::<Ident>())
+                .map(|f| raw.foreach = Some((key.clone(), f))),
             "switch" => parse_switch(&meta).map(|arms| raw.switch = Some((key.clone(), arms))),
-            "join" => flag(&meta, "join").map(|()| raw.join = Some(key.span())),
+            "join" => {
+                // Even as `join = x` it was meant as a join: the signature is checked as one.
+                raw.join = Some(key.span());
+                flag(&meta, "join")
+            }
             "retries" => parse_retries(&meta).map(|n| raw.retries = Some(n)),
             "timeout" => parse_timeout(&meta).map(|ms| raw.timeout_ms = Some(ms)),
             "catch" => parse_catch(&meta).map(|c| raw.catch = Some(c)),
             _ => {
-                // The misspelt key may well have been the transition: no second error for that.
-                raw.transition_failed = true;
+                // The misspelt key may well have been the transition (or the join flag): the
+                // checks then take the step as what it was most likely meant to be, so the one
+                // typo is not also reported as a broken graph or a wrong signature.
+                let meant = closest(&key_name, STEP_OPTIONS.iter().copied());
+                match meant {
+                    Some("next" | "foreach" | "switch") => raw.transition_failed = true,
+                    Some("join") => raw.join = raw.join.or(Some(key.span())),
+                    _ => raw.unknown_key = true,
+                }
                 errors.at(
                     key.span(),
                     format!(
                         "unknown step option `{key_name}`; the options are {}{}",
                         list(STEP_OPTIONS),
-                        did_you_mean(&key_name, STEP_OPTIONS.iter().copied())
+                        meant
+                            .map(|m| format!("; did you mean `{m}`?"))
+                            .unwrap_or_default()
                     ),
                 );
                 return skip_value(&meta);
@@ -240,7 +332,9 @@ fn flag(meta: &ParseNestedMeta, name: &str) -> syn::Result<()> {
     if meta.input.is_empty() || meta.input.peek(Token![,]) {
         Ok(())
     } else {
-        Err(meta.error(format!("`{name}` is a flag and takes no value: write `{name}`")))
+        Err(meta.error(format!(
+            "`{name}` is a flag and takes no value: write `{name}`"
+        )))
     }
 }
 
@@ -249,18 +343,29 @@ fn parse_next(meta: &ParseNestedMeta) -> syn::Result<NextValue> {
     if value.peek(syn::token::Bracket) {
         let content;
         let bracket = bracketed!(content in value);
-        let targets = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
-        Ok(NextValue::Many(bracket.span.join(), targets.into_iter().collect()))
+        let targets =
+            Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)
+                .map_err(|e| {
+                    drain(&content);
+                    syn::Error::new(e.span(), "expected a step name: `next = [a, b]`")
+                })?;
+        Ok(NextValue::Many(
+            bracket.span.join(),
+            targets.into_iter().collect(),
+        ))
     } else if value.peek(Ident::peek_any) {
         Ok(NextValue::One(value.call(Ident::parse_any)?))
     } else {
-        Err(value.error("expected a step name or a list of step names: `next = a` or `next = [a, b]`"))
+        Err(value
+            .error("expected a step name or a list of step names: `next = a` or `next = [a, b]`"))
     }
 }
 
 fn parse_switch(meta: &ParseNestedMeta) -> syn::Result<Vec<SwitchArmDef>> {
     if !meta.input.peek(syn::token::Paren) {
-        return Err(meta.error("expected arms in parentheses: `switch(Route::A => a, Route::B => b)`"));
+        return Err(
+            meta.error("expected arms in parentheses: `switch(Route::A => a, Route::B => b)`")
+        );
     }
     let content;
     parenthesized!(content in meta.input);
@@ -269,17 +374,30 @@ fn parse_switch(meta: &ParseNestedMeta) -> syn::Result<Vec<SwitchArmDef>> {
         input.parse::<Token![=>]>()?;
         let target = input.call(Ident::parse_any)?;
         Ok(SwitchArmDef { pat, target })
-    })?;
+    })
+    .inspect_err(|_| drain(&content))?;
     Ok(arms.into_iter().collect())
+}
+
+/// Consumes what is left inside a bracketed or parenthesised group after an error in it, so that
+/// syn does not report the leftover tokens as a second error.
+fn drain(content: &syn::parse::ParseBuffer) {
+    let _ = content.parse::<TokenStream>();
 }
 
 fn parse_retries(meta: &ParseNestedMeta) -> syn::Result<u32> {
     let lit: syn::LitInt = meta.value()?.parse()?;
-    let n: u32 = lit
-        .base10_parse()
-        .map_err(|_| syn::Error::new(lit.span(), "`retries` takes a whole number, e.g. `retries = 3`"))?;
+    let n: u32 = lit.base10_parse().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            "`retries` takes a whole number, e.g. `retries = 3`",
+        )
+    })?;
     if n > MAX_RETRIES {
-        return Err(syn::Error::new(lit.span(), format!("`retries` is at most {MAX_RETRIES}")));
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("`retries` is at most {MAX_RETRIES}"),
+        ));
     }
     Ok(n)
 }
@@ -288,7 +406,10 @@ fn parse_timeout(meta: &ParseNestedMeta) -> syn::Result<u64> {
     let value = meta.value()?;
     let lit: Lit = value.parse()?;
     let ms = match &lit {
-        Lit::Int(i) => i.base10_parse::<u64>().ok().and_then(|s| s.checked_mul(1000)),
+        Lit::Int(i) => i
+            .base10_parse::<u64>()
+            .ok()
+            .and_then(|s| s.checked_mul(1000)),
         Lit::Str(s) => parse_duration_ms(&s.value()),
         _ => None,
     };
@@ -309,13 +430,17 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let n: u64 = rest[..digits].parse().ok()?;
         rest = rest[digits..].trim_start();
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -343,28 +468,44 @@ fn parse_catch(meta: &ParseNestedMeta) -> syn::Result<CatchDef> {
 /// Combines `next`, `foreach` and `switch` into one transition, reporting conflicts.
 fn combine_transition(raw: &RawStepArgs, errors: &mut Errors) -> Option<TransitionDef> {
     if let Some((switch_key, arms)) = &raw.switch {
-        let conflict = raw.next.as_ref().map(|(k, _)| k).or(raw.foreach.as_ref().map(|(k, _)| k));
+        let conflict = raw
+            .next
+            .as_ref()
+            .map(|(k, _)| k)
+            .or(raw.foreach.as_ref().map(|(k, _)| k));
         if let Some(conflict) = conflict {
             errors.at(
                 conflict.span(),
                 format!("a step has one transition: `{conflict}` cannot be combined with `switch`"),
             );
         }
-        return Some(TransitionDef::Switch { keyword: switch_key.span(), arms: arms.iter().map(clone_arm).collect() });
+        return Some(TransitionDef::Switch {
+            keyword: switch_key.span(),
+            arms: arms.iter().map(clone_arm).collect(),
+        });
     }
     match (&raw.foreach, &raw.next) {
-        (Some((_, field)), Some((_, NextValue::One(body)))) => {
-            Some(TransitionDef::Foreach { field: field.clone(), body: body.clone() })
-        }
+        (Some((_, field)), Some((_, NextValue::One(body)))) => Some(TransitionDef::Foreach {
+            field: field.clone(),
+            body: body.clone(),
+        }),
         (Some(_), Some((_, NextValue::Many(span, _)))) => {
-            errors.at(*span, "a foreach has one body step: `foreach = field, next = body`");
+            errors.at(
+                *span,
+                "a foreach has one body step: `foreach = field, next = body`",
+            );
             None
         }
         (Some((key, _)), None) => {
-            errors.at(key.span(), "`foreach` needs its body step: `foreach = field, next = body`");
+            errors.at(
+                key.span(),
+                "`foreach` needs its body step: `foreach = field, next = body`",
+            );
             None
         }
-        (None, Some((_, NextValue::One(target)))) => Some(TransitionDef::Linear { target: target.clone() }),
+        (None, Some((_, NextValue::One(target)))) => Some(TransitionDef::Linear {
+            target: target.clone(),
+        }),
         (None, Some((_, NextValue::Many(span, targets)))) => {
             if targets.len() < 2 {
                 let hint = match targets.first() {
@@ -374,14 +515,19 @@ fn combine_transition(raw: &RawStepArgs, errors: &mut Errors) -> Option<Transiti
                 errors.at(*span, format!("a branch needs at least two steps{hint}"));
                 return None;
             }
-            Some(TransitionDef::Branch { targets: targets.clone() })
+            Some(TransitionDef::Branch {
+                targets: targets.clone(),
+            })
         }
         (None, None) => None,
     }
 }
 
 fn clone_arm(arm: &SwitchArmDef) -> SwitchArmDef {
-    SwitchArmDef { pat: arm.pat.clone(), target: arm.target.clone() }
+    SwitchArmDef {
+        pat: arm.pat.clone(),
+        target: arm.target.clone(),
+    }
 }
 
 fn parse_signature(method: &ImplItemFn) -> SignatureDef {
@@ -390,9 +536,12 @@ fn parse_signature(method: &ImplItemFn) -> SignatureDef {
     for arg in &method.sig.inputs {
         if let FnArg::Typed(pt) = arg {
             if is_inputs_type(&pt.ty) {
-                inputs_params.push(pt.span());
+                inputs_params.push(pt.clone());
             } else {
-                item_params.push(ItemParam { ty: (*pt.ty).clone(), span: pt.span() });
+                item_params.push(ItemParam {
+                    ty: (*pt.ty).clone(),
+                    param: pt.clone(),
+                });
             }
         }
     }
@@ -404,7 +553,12 @@ fn parse_signature(method: &ImplItemFn) -> SignatureDef {
             _ => OutputDef::Other { ty: (**ty).clone() },
         },
     };
-    SignatureDef { ident_span: method.sig.ident.span(), inputs_params, item_params, output }
+    SignatureDef {
+        ident_span: method.sig.ident.span(),
+        inputs_params,
+        item_params,
+        output,
+    }
 }
 
 /// Whether `ty` is `Inputs<…>` under any path.
@@ -419,7 +573,10 @@ fn is_result_type(ty: &Type) -> bool {
         && seg.ident == "Result"
         && let PathArguments::AngleBracketed(args) = &seg.arguments
     {
-        return args.args.iter().any(|a| matches!(a, GenericArgument::Type(_)));
+        return args
+            .args
+            .iter()
+            .any(|a| matches!(a, GenericArgument::Type(_)));
     }
     false
 }
@@ -433,7 +590,11 @@ fn last_segment_is(ty: &Type, name: &str) -> bool {
 
 /// `a`, `b` and `c` as "`a`, `b`, `c`".
 pub fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

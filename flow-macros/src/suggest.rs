@@ -8,7 +8,13 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .filter(|c| *c != name)
-        .map(|c| (strsim::damerau_levenshtein(name, c), strsim::jaro_winkler(name, c), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(name, c),
+                strsim::jaro_winkler(name, c),
+                c,
+            )
+        })
         .filter(|(d, jw, _)| *d <= limit || *jw >= 0.85)
         .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
         .map(|(_, _, c)| c)
@@ -28,7 +34,10 @@ mod tests {
 
     #[test]
     fn near_names_are_suggested() {
-        assert_eq!(closest("gahter", ["gather", "start", "end"]), Some("gather"));
+        assert_eq!(
+            closest("gahter", ["gather", "start", "end"]),
+            Some("gather")
+        );
         assert_eq!(closest("ned", ["gather", "start", "end"]), Some("end"));
         assert_eq!(closest("retry", ["retries", "timeout"]), Some("retries"));
     }

@@ -12,7 +12,7 @@ use syn::Ident;
 
 use super::signature::Roles;
 use crate::errors::Errors;
-use crate::model::{FlowDef, TransitionDef};
+use crate::model::{FlowDef, StepDef, TransitionDef, name_of};
 use crate::suggest::did_you_mean;
 
 /// A valid graph, resolved to step indices.
@@ -58,10 +58,14 @@ pub fn check(flow: &FlowDef, roles: &Roles, errors: &mut Errors) -> Option<Check
     }
 
     let edges = resolve(flow, &names, errors);
-    let start = find_terminal(flow, "start", "#[step(next = …)]", errors);
-    let end = find_terminal(flow, "end", "#[step]", errors);
-    for step in steps {
-        if step.transition.is_none() && step.name != "end" && !step.transition_failed {
+    let start = find_start(flow, errors);
+    let (end, renamed_end) = find_end(flow, errors);
+    for (i, step) in steps.iter().enumerate() {
+        if step.transition.is_none()
+            && step.name != "end"
+            && !step.transition_failed
+            && renamed_end != Some(i)
+        {
             errors.at(
                 step.attr_span,
                 format!("step `{}` has no transition: add `next = …`, `foreach = …, next = …` or `switch(…)`; only `end` has none", step.name),
@@ -69,25 +73,29 @@ pub fn check(flow: &FlowDef, roles: &Roles, errors: &mut Errors) -> Option<Check
         }
     }
     check_local_edges(flow, roles, errors);
-    let (Some(edges), Some(start), Some(end)) = (edges, start, end) else { return None };
+    let (Some(edges), Some(start), Some(end)) = (edges, start, end) else {
+        return None;
+    };
     check_start_end(flow, roles, &edges, start, end, errors);
-    if errors.len() > before {
+    // A step whose transition could not be read was reported; its missing edges would make
+    // everything after it look unreachable or unjoined.
+    let unreadable = steps
+        .iter()
+        .enumerate()
+        .any(|(i, s)| s.transition_failed && i != end);
+    if errors.len() > before || unreadable {
         return None;
     }
 
+    // Cycles first: a transition that loops back is usually the one that should have gone on to
+    // the steps that now look unreachable, so those are not reported as well.
     let reachable = reachable_from(start, steps.len(), &edges);
-    for (i, step) in steps.iter().enumerate() {
-        if !reachable[i] {
-            errors.at(
-                step.ident.span(),
-                format!("step `{}` is never reached from `start`: no transition leads to it", step.name),
-            );
-        }
-    }
-    let edges: Vec<Edge> = edges.into_iter().filter(|e| reachable[e.from]).collect();
-    if !check_cycles(flow, start, &edges, errors) {
+    let reached: Vec<&Edge> = edges.iter().filter(|e| reachable[e.from]).collect();
+    if !check_cycles(flow, start, &reached, errors) {
         return None;
     }
+    report_orphans(flow, &reachable, &edges, errors);
+    let edges: Vec<Edge> = edges.into_iter().filter(|e| reachable[e.from]).collect();
     let join_of = check_balance(flow, roles, start, end, &edges, &reachable, errors);
     if errors.len() > before {
         return None;
@@ -97,64 +105,192 @@ pub fn check(flow: &FlowDef, roles: &Roles, errors: &mut Errors) -> Option<Check
         targets[e.from].push(e.to);
     }
     // `edges` is built in source order, so each list is in the transition's order.
-    Some(CheckedGraph { start, end, targets, join_of })
+    Some(CheckedGraph {
+        start,
+        end,
+        targets,
+        join_of,
+    })
 }
 
 /// Resolves every target name; unknown names are reported with a suggestion.
 fn resolve(flow: &FlowDef, names: &[&str], errors: &mut Errors) -> Option<Vec<Edge>> {
     let mut edges = Vec::new();
     let mut ok = true;
+    // A plain method named as a target is one mistake (its missing `#[step]`), however many
+    // transitions name it.
+    let mut reported_methods: Vec<&Ident> = Vec::new();
     for (from, step) in flow.steps.iter().enumerate() {
-        let Some(transition) = &step.transition else { continue };
+        let Some(transition) = &step.transition else {
+            continue;
+        };
         for (position, target) in transition.targets().into_iter().enumerate() {
-            match names.iter().position(|n| target == n) {
-                Some(to) => edges.push(Edge { from, to, position, span: target.span() }),
-                None => {
-                    ok = false;
-                    errors.at(target.span(), unknown_step_message(flow, target, names));
+            let target_name = name_of(target);
+            if let Some(to) = names.iter().position(|n| *n == target_name) {
+                edges.push(Edge {
+                    from,
+                    to,
+                    position,
+                    span: target.span(),
+                });
+                continue;
+            }
+            ok = false;
+            match flow
+                .plain_methods
+                .iter()
+                .find(|m| name_of(m) == target_name)
+            {
+                // `start` and `end` without `#[step]` are reported on the method itself.
+                Some(_) if target_name == "start" || target_name == "end" => {}
+                Some(method) if reported_methods.contains(&method) => {}
+                Some(method) => {
+                    reported_methods.push(method);
+                    errors.at(
+                        target.span(),
+                        format!("`{target}` is a method of this impl but not a step: add `#[step(…)]` to it"),
+                    );
                 }
+                None => errors.at(
+                    target.span(),
+                    format!(
+                        "no step named `{target}` in this flow{}",
+                        did_you_mean(&target.to_string(), names.iter().copied())
+                    ),
+                ),
             }
         }
     }
     ok.then_some(edges)
 }
 
-fn unknown_step_message(flow: &FlowDef, target: &Ident, names: &[&str]) -> String {
-    if flow.plain_methods.iter().any(|m| m == target) {
-        return format!("`{target}` is a method of this impl but not a step: add `#[step(…)]` to it");
-    }
-    format!(
-        "no step named `{target}` in this flow{}",
-        did_you_mean(&target.to_string(), names.iter().copied())
-    )
-}
-
-/// Finds `start` or `end`, or says how to add it.
-fn find_terminal(flow: &FlowDef, name: &str, attr: &str, errors: &mut Errors) -> Option<usize> {
-    if let Some(i) = flow.steps.iter().position(|s| s.name == name) {
+/// Finds `start`, or says how to add it: on the one step nothing leads to, if there is one, as
+/// that is most likely the start under another name.
+fn find_start(flow: &FlowDef, errors: &mut Errors) -> Option<usize> {
+    if let Some(i) = flow.steps.iter().position(|s| s.name == "start") {
         return Some(i);
     }
-    if let Some(method) = flow.plain_methods.iter().find(|m| *m == name) {
-        errors.at(method.span(), format!("`{name}` must be a step: add `{attr}` to it"));
-    } else {
-        errors.spanned(
-            &flow.item.self_ty,
-            format!("flow `{}` has no `{name}` step: add `{attr} fn {name}(&mut self) {{ … }}`", flow.name),
+    if let Some(method) = flow.plain_methods.iter().find(|m| name_of(m) == "start") {
+        errors.at(
+            method.span(),
+            "`start` must be a step: add `#[step(next = …)]` to it",
         );
+        return None;
+    }
+    let targeted = |step: &StepDef| {
+        flow.steps.iter().any(|s| {
+            s.transition
+                .as_ref()
+                .is_some_and(|t| t.targets().iter().any(|x| name_of(x) == step.name))
+        })
+    };
+    let roots: Vec<&StepDef> = flow
+        .steps
+        .iter()
+        .filter(|s| s.name != "end" && !targeted(s))
+        .collect();
+    match roots.as_slice() {
+        [root] => errors.at(
+            root.ident.span(),
+            format!(
+                "flow `{}` has no `start` step; `{}` is the only step that no transition leads to: name it `start`",
+                flow.name, root.name
+            ),
+        ),
+        _ => errors.spanned(
+            &flow.item.self_ty,
+            format!("flow `{}` has no `start` step: add `#[step(next = …)] fn start(&mut self) {{ … }}`", flow.name),
+        ),
     }
     None
+}
+
+/// Finds `end`, or says how to add it: on the one step without a transition, if there is one, as
+/// that is most likely the end under another name. Also returns that step, which then gets no
+/// second error for having no transition.
+fn find_end(flow: &FlowDef, errors: &mut Errors) -> (Option<usize>, Option<usize>) {
+    if let Some(i) = flow.steps.iter().position(|s| s.name == "end") {
+        return (Some(i), None);
+    }
+    if let Some(method) = flow.plain_methods.iter().find(|m| name_of(m) == "end") {
+        errors.at(method.span(), "`end` must be a step: add `#[step]` to it");
+        return (None, None);
+    }
+    let leaves: Vec<usize> = (0..flow.steps.len())
+        .filter(|&i| flow.steps[i].transition.is_none() && !flow.steps[i].transition_failed)
+        .collect();
+    if let [leaf] = leaves[..] {
+        let step = &flow.steps[leaf];
+        errors.at(
+            step.ident.span(),
+            format!(
+                "flow `{}` has no `end` step; `{}` is the only step without a transition: name it `end`, or give it a transition",
+                flow.name, step.name
+            ),
+        );
+        return (None, Some(leaf));
+    }
+    errors.spanned(
+        &flow.item.self_ty,
+        format!(
+            "flow `{}` has no `end` step: add `#[step] fn end(&mut self) {{ … }}`",
+            flow.name
+        ),
+    );
+    (None, None)
+}
+
+/// Reports the steps no path from `start` reaches: only the first of each unreachable chain, as
+/// the steps after it are unreachable because of it.
+fn report_orphans(flow: &FlowDef, reachable: &[bool], edges: &[Edge], errors: &mut Errors) {
+    let unreachable: Vec<usize> = (0..flow.steps.len()).filter(|&i| !reachable[i]).collect();
+    let roots: Vec<usize> = unreachable
+        .iter()
+        .copied()
+        .filter(|&i| !edges.iter().any(|e| e.to == i && e.from != i))
+        .collect();
+    // Unreachable steps that only lead to each other have no first one: report one of them.
+    let roots = if roots.is_empty() {
+        unreachable.into_iter().take(1).collect()
+    } else {
+        roots
+    };
+    for i in roots {
+        let step = &flow.steps[i];
+        errors.at(
+            step.ident.span(),
+            format!(
+                "step `{}` is never reached from `start`: no transition leads to it",
+                step.name
+            ),
+        );
+    }
 }
 
 /// Rules about single edges: duplicate branch targets, switch arity, edges straight into a join.
 fn check_local_edges(flow: &FlowDef, roles: &Roles, errors: &mut Errors) {
     let names: Vec<&str> = flow.steps.iter().map(|s| s.name.as_str()).collect();
-    let is_join = |name: &Ident| names.iter().position(|n| name == n).is_some_and(|i| roles.is_join[i]);
-    for step in &flow.steps {
+    // A step that takes `Inputs` without the `join` flag was reported as such; an edge into it
+    // is not reported again.
+    let is_join = |name: &Ident| {
+        names
+            .iter()
+            .position(|n| *n == name_of(name))
+            .is_some_and(|i| roles.is_join[i] && flow.steps[i].join.is_some())
+    };
+    let is_end = |name: &Ident| name_of(name) == "end";
+    // `end`'s own transition is reported as a whole, by `check_start_end`.
+    for step in flow.steps.iter().filter(|s| s.name != "end") {
         match &step.transition {
             Some(TransitionDef::Branch { targets }) => {
                 for (i, t) in targets.iter().enumerate() {
-                    if targets[..i].contains(t) {
+                    if targets[..i].iter().any(|x| name_of(x) == name_of(t)) {
                         errors.at(t.span(), format!("`{t}` is already a branch of this split"));
+                    } else if is_end(t) {
+                        errors.at(
+                            t.span(),
+                            "a branch cannot go straight to `end`: join the branches in a step before `end`",
+                        );
                     } else if is_join(t) {
                         errors.at(
                             t.span(),
@@ -162,6 +298,12 @@ fn check_local_edges(flow: &FlowDef, roles: &Roles, errors: &mut Errors) {
                         );
                     }
                 }
+            }
+            Some(TransitionDef::Foreach { body, .. }) if is_end(body) => {
+                errors.at(
+                    body.span(),
+                    "a foreach cannot go straight to `end`: it needs a body step that takes the element, and a join",
+                );
             }
             Some(TransitionDef::Foreach { body, .. }) if is_join(body) => {
                 errors.at(
@@ -190,9 +332,20 @@ fn check_local_edges(flow: &FlowDef, roles: &Roles, errors: &mut Errors) {
     }
 }
 
-fn check_start_end(flow: &FlowDef, roles: &Roles, edges: &[Edge], start: usize, end: usize, errors: &mut Errors) {
-    for e in edges.iter().filter(|e| e.to == start) {
-        errors.at(e.span, "no step can lead to `start`: it is where every run begins");
+fn check_start_end(
+    flow: &FlowDef,
+    roles: &Roles,
+    edges: &[Edge],
+    start: usize,
+    end: usize,
+    errors: &mut Errors,
+) {
+    // `end`'s own transition is reported below, once, whatever its target.
+    for e in edges.iter().filter(|e| e.to == start && e.from != end) {
+        errors.at(
+            e.span,
+            "no step can lead to `start`: it is where every run begins",
+        );
     }
     let end_step = &flow.steps[end];
     if let Some(transition) = &end_step.transition {
@@ -200,10 +353,16 @@ fn check_start_end(flow: &FlowDef, roles: &Roles, edges: &[Edge], start: usize, 
             TransitionDef::Switch { keyword, .. } => *keyword,
             _ => transition.targets()[0].span(),
         };
-        errors.at(span, "`end` finishes the flow and has no transition: write `#[step] fn end(&mut self)`");
+        errors.at(
+            span,
+            "`end` finishes the flow and has no transition: write `#[step] fn end(&mut self)`",
+        );
     }
     if let Some(span) = roles.join_span[end].filter(|_| end_step.join.is_some()) {
-        errors.at(span, "`end` cannot be a join: join the branches in a step before `end`");
+        errors.at(
+            span,
+            "`end` cannot be a join: join the branches in a step before `end`",
+        );
     }
     if let Some(span) = roles.join_span[start].filter(|_| flow.steps[start].join.is_some()) {
         errors.at(span, "`start` cannot be a join: no branches lead to it");
@@ -226,7 +385,7 @@ fn reachable_from(start: usize, n: usize, edges: &[Edge]) -> Vec<bool> {
 }
 
 /// Reports each edge that closes a cycle; returns whether the graph is acyclic.
-fn check_cycles(flow: &FlowDef, start: usize, edges: &[Edge], errors: &mut Errors) -> bool {
+fn check_cycles(flow: &FlowDef, start: usize, edges: &[&Edge], errors: &mut Errors) -> bool {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -241,7 +400,7 @@ fn check_cycles(flow: &FlowDef, start: usize, edges: &[Edge], errors: &mut Error
     let mut acyclic = true;
     // Iterative depth-first search: each frame remembers which outgoing edge it visits next.
     while let Some(&node) = path.last() {
-        let out: Vec<&Edge> = edges.iter().filter(|e| e.from == node).collect();
+        let out: Vec<&Edge> = edges.iter().copied().filter(|e| e.from == node).collect();
         let Some(top) = cursor.last_mut() else { break };
         if *top >= out.len() {
             mark[node] = Mark::Done;
@@ -305,11 +464,19 @@ fn check_balance(
         }
         let mut incoming: Vec<(&Edge, Vec<Frame>)> = Vec::new();
         for e in edges.iter().filter(|e| e.to == s) {
-            let Some(ctx) = &context[e.from] else { continue };
+            let Some(ctx) = &context[e.from] else {
+                continue;
+            };
             let mut stack = ctx.clone();
             match &steps[e.from].transition {
-                Some(TransitionDef::Branch { .. }) => stack.push(Frame { split: e.from, branch: e.position }),
-                Some(TransitionDef::Foreach { .. }) => stack.push(Frame { split: e.from, branch: 0 }),
+                Some(TransitionDef::Branch { .. }) => stack.push(Frame {
+                    split: e.from,
+                    branch: e.position,
+                }),
+                Some(TransitionDef::Foreach { .. }) => stack.push(Frame {
+                    split: e.from,
+                    branch: 0,
+                }),
                 _ => {}
             }
             incoming.push((e, stack));
@@ -317,14 +484,28 @@ fn check_balance(
         if incoming.is_empty() {
             continue;
         }
-        let involves_broken = incoming.iter().any(|(_, st)| st.iter().any(|f| broken_splits.contains(&f.split)));
+        let involves_broken = incoming
+            .iter()
+            .any(|(_, st)| st.iter().any(|f| broken_splits.contains(&f.split)));
         if roles.is_join[s] {
-            context[s] = check_join(flow, roles, s, &incoming, &mut broken_splits, &mut join_of, involves_broken, errors);
+            context[s] = check_join(
+                flow,
+                roles,
+                s,
+                &incoming,
+                &mut broken_splits,
+                &mut join_of,
+                involves_broken,
+                errors,
+            );
         } else {
             let first = &incoming[0].1;
             if let Some((_, other)) = incoming.iter().find(|(_, st)| st != first) {
                 if !involves_broken {
-                    errors.at(steps[s].ident.span(), not_a_join_message(flow, s, end, first, other));
+                    errors.at(
+                        steps[s].ident.span(),
+                        not_a_join_message(flow, s, end, first, other),
+                    );
                 }
                 continue;
             }
@@ -382,14 +563,41 @@ fn check_join(
     for (_, st) in incoming {
         *votes.entry(st[st.len() - 1].split).or_default() += 1;
     }
-    let split = votes.iter().max_by_key(|(_, v)| **v).map(|(k, _)| *k).unwrap_or(0);
-    if let Some((edge, st)) = incoming.iter().find(|(_, st)| st[st.len() - 1].split != split) {
+    let split = votes
+        .iter()
+        .max_by_key(|(_, v)| **v)
+        .map(|(k, _)| *k)
+        .unwrap_or(0);
+    if let Some((edge, st)) = incoming
+        .iter()
+        .find(|(_, st)| st[st.len() - 1].split != split)
+    {
         let other = st[st.len() - 1].split;
+        // When one split is nested in a branch of the other, the inner one lacks its own join.
+        let majority = incoming
+            .iter()
+            .find(|(_, m)| m[m.len() - 1].split == split)
+            .map(|(_, m)| m.as_slice());
+        let inner = if majority.is_some_and(|m| m.iter().any(|f| f.split == other)) {
+            Some(split)
+        } else if st.iter().any(|f| f.split == split) {
+            Some(other)
+        } else {
+            None
+        };
+        let hint = inner
+            .map(|i| {
+                format!(
+                    "; join the branches of `{}` in a step of their own first",
+                    steps[i].name
+                )
+            })
+            .unwrap_or_default();
         report(
             errors,
             edge.span,
             format!(
-                "join `{}` mixes unrelated splits: `{}` comes from a branch of the split at `{}`, the others from the split at `{}`",
+                "join `{}` mixes unrelated splits: `{}` comes from a branch of the split at `{}`, the others from the split at `{}`{hint}",
                 steps[s].name, steps[edge.from].name, steps[other].name, steps[split].name
             ),
         );
@@ -401,10 +609,16 @@ fn check_join(
         Some(TransitionDef::Branch { targets }) => (0..targets.len()).collect(),
         _ => vec![0],
     };
-    let got: HashSet<usize> = incoming.iter().map(|(_, st)| st[st.len() - 1].branch).collect();
+    let got: HashSet<usize> = incoming
+        .iter()
+        .map(|(_, st)| st[st.len() - 1].branch)
+        .collect();
     let missing: Vec<usize> = expected.into_iter().filter(|b| !got.contains(b)).collect();
     if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().map(|&b| format!("`{}`", branch_name(flow, split, b))).collect();
+        let names: Vec<String> = missing
+            .iter()
+            .map(|&b| format!("`{}`", branch_name(flow, split, b)))
+            .collect();
         report(
             errors,
             blame.unwrap_or(steps[s].ident.span()),
@@ -425,7 +639,11 @@ fn check_join(
 
 fn branch_name(flow: &FlowDef, split: usize, branch: usize) -> String {
     match &flow.steps[split].transition {
-        Some(t) => t.targets().get(branch).map(|t| t.to_string()).unwrap_or_default(),
+        Some(t) => t
+            .targets()
+            .get(branch)
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
         None => String::new(),
     }
 }

@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use syn::{Attribute, FnArg, ImplItem, ReceiverKind, Safety};
 
 use crate::errors::Errors;
-use crate::model::{FlowDef, OutputDef, StepDef, TransitionDef};
+use crate::model::{FlowDef, OutputDef, StepDef, TransitionDef, name_of};
 
 /// What the graph checks need to know about each step's signature.
 pub struct Roles {
@@ -17,7 +17,10 @@ pub struct Roles {
 
 /// Checks each step's signature against what its attribute says it is.
 pub fn check(flow: &FlowDef, errors: &mut Errors) -> Roles {
-    let mut roles = Roles { is_join: Vec::new(), join_span: Vec::new() };
+    let mut roles = Roles {
+        is_join: Vec::new(),
+        join_span: Vec::new(),
+    };
     for (step, method) in flow.steps.iter().zip(step_methods(flow)) {
         check_method_shape(step, method, errors);
         check_cfg(&method.attrs, errors);
@@ -41,7 +44,10 @@ fn step_methods(flow: &FlowDef) -> impl Iterator<Item = &syn::ImplItemFn> {
 fn check_method_shape(step: &StepDef, method: &syn::ImplItemFn, errors: &mut Errors) {
     let sig = &method.sig;
     if let Some(token) = &sig.asyncness {
-        errors.spanned(token, "a step cannot be `async`: steps run on the executor's worker threads");
+        errors.spanned(
+            token,
+            "a step cannot be `async`: steps run on the executor's worker threads",
+        );
     }
     if let Some(token) = &sig.constness {
         errors.spanned(token, "a step cannot be a `const fn`");
@@ -58,19 +64,26 @@ fn check_method_shape(step: &StepDef, method: &syn::ImplItemFn, errors: &mut Err
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         errors.spanned(
             &sig.generics,
-            format!("step `{}` cannot be generic: the executor calls it with the flow's own types", step.name),
+            format!(
+                "step `{}` cannot be generic: the executor calls it with the flow's own types",
+                step.name
+            ),
         );
     }
     match sig.inputs.first() {
         Some(FnArg::Receiver(r)) => {
-            let ok = matches!(&r.kind, ReceiverKind::Reference(_, _, Some(_))) && r.mutability.is_none();
+            let ok =
+                matches!(&r.kind, ReceiverKind::Reference(_, _, Some(_))) && r.mutability.is_none();
             if !ok {
                 errors.spanned(r, format!("step `{}` must take `&mut self`", step.name));
             }
         }
         _ => errors.at(
             sig.ident.span(),
-            format!("step `{}` must take `&mut self` as its first parameter", step.name),
+            format!(
+                "step `{}` must take `&mut self` as its first parameter",
+                step.name
+            ),
         ),
     }
 }
@@ -90,7 +103,7 @@ fn check_cfg(attrs: &[Attribute], errors: &mut Errors) {
 fn check_join_params(step: &StepDef, errors: &mut Errors) -> (bool, Option<Span>) {
     let takes_inputs = !step.sig.inputs_params.is_empty();
     for extra in step.sig.inputs_params.iter().skip(1) {
-        errors.at(*extra, "a join step takes one `inputs: Inputs<Self>`");
+        errors.spanned(extra, "a join step takes one `inputs: Inputs<Self>`");
     }
     match (step.join, takes_inputs) {
         (Some(span), true) => (true, Some(span)),
@@ -105,8 +118,8 @@ fn check_join_params(step: &StepDef, errors: &mut Errors) -> (bool, Option<Span>
             (true, None)
         }
         (None, true) => {
-            errors.at(
-                step.sig.inputs_params[0],
+            errors.spanned(
+                &step.sig.inputs_params[0],
                 format!("only a join step takes `Inputs`; if `{}` joins branches, write `#[step(join, …)]`", step.name),
             );
             (true, None)
@@ -118,9 +131,15 @@ fn check_join_params(step: &StepDef, errors: &mut Errors) -> (bool, Option<Span>
 /// A foreach body takes exactly one item; other steps take none.
 fn check_item_params(flow: &FlowDef, step: &StepDef, errors: &mut Errors) {
     let is_body = flow.steps.iter().any(|s| {
-        matches!(&s.transition, Some(TransitionDef::Foreach { body, .. }) if *body == step.ident)
+        matches!(&s.transition, Some(TransitionDef::Foreach { body, .. }) if name_of(body) == step.name)
     });
     let params = &step.sig.item_params;
+    // A join or `end` named as a foreach body is reported once, by the graph check, as a foreach
+    // that goes straight into its join or to `end`.
+    let is_join = step.join.is_some() || !step.sig.inputs_params.is_empty();
+    if is_body && (is_join || step.name == "end") {
+        return;
+    }
     if is_body {
         if params.is_empty() {
             errors.at(
@@ -132,12 +151,15 @@ fn check_item_params(flow: &FlowDef, step: &StepDef, errors: &mut Errors) {
             );
         }
         for extra in params.iter().skip(1) {
-            errors.at(extra.span, "a foreach body takes exactly one parameter, the element");
+            errors.spanned(
+                &extra.param,
+                "a foreach body takes exactly one parameter, the element",
+            );
         }
     } else if !has_unresolved_foreach_body(flow) {
         for param in params {
-            errors.at(
-                param.span,
+            errors.spanned(
+                &param.param,
                 format!(
                     "step `{}` is not the body of a foreach, so it takes no parameter besides `&mut self`{}",
                     step.name,
@@ -148,11 +170,14 @@ fn check_item_params(flow: &FlowDef, step: &StepDef, errors: &mut Errors) {
     }
 }
 
-/// Whether some foreach names a body that is not a step: a typo there is reported once, as an
-/// unknown target, not again on the parameter of the step that was meant.
+/// Whether some foreach names a body that is not a step, or some step's transition could not be
+/// read: a typo there is reported once, not again on the parameter of the body that was meant.
 fn has_unresolved_foreach_body(flow: &FlowDef) -> bool {
     flow.steps.iter().any(|s| match &s.transition {
-        Some(TransitionDef::Foreach { body, .. }) => !flow.steps.iter().any(|t| t.ident == *body),
+        _ if s.transition_failed => true,
+        Some(TransitionDef::Foreach { body, .. }) => {
+            !flow.steps.iter().any(|t| t.name == name_of(body))
+        }
         _ => false,
     })
 }

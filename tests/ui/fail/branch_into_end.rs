@@ -1,0 +1,18 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct F { n: u64 }
+
+#[flow]
+impl F {
+    #[step(next = [a, end])]
+    fn start(&mut self) {}
+    #[step(next = end)]
+    fn a(&mut self) {}
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn main() {}

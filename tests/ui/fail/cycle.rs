@@ -1,0 +1,22 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct F { n: u64 }
+
+#[flow]
+impl F {
+    #[step(next = a)]
+    fn start(&mut self) {}
+    #[step(next = b)]
+    fn a(&mut self) {}
+    #[step(next = c)]
+    fn b(&mut self) {}
+    #[step(next = a)]
+    fn c(&mut self) {}
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct F { xs: Vec<u64> }
+
+#[flow]
+impl F {
+    #[step(foreach = xs, next = body)]
+    fn start(&mut self) {}
+    #[step(next = j)]
+    fn body(&mut self, x: String) {}
+    #[step(join, next = end)]
+    fn j(&mut self, inputs: Inputs<Self>) {}
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn main() {}

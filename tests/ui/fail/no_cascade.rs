@@ -1,0 +1,25 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct F { n: u64 }
+
+#[flow]
+impl F {
+    #[step(next = gahter)]
+    fn start(&mut self) {}
+    #[step(next = end)]
+    fn gather(&mut self) {}
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn describe(_flow: impl Flow) -> usize {
+    F::GRAPH.steps.len()
+}
+
+fn main() {
+    let _ = F::GRAPH;
+    let _ = describe(F::default());
+}

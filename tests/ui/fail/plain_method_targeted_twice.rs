@@ -1,0 +1,21 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct F { n: u64 }
+
+#[flow]
+impl F {
+    #[step(next = [a, b])]
+    fn start(&mut self) {}
+    #[step(next = helper)]
+    fn a(&mut self) {}
+    #[step(next = helper)]
+    fn b(&mut self) {}
+    fn helper(&mut self, inputs: Inputs<Self>) {}
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct F { n: u64 }
+
+#[flow]
+impl F {
+    #[step(next = end)]
+    fn start(&mut self) -> u32 {
+        0
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default)]
+struct F {
+    n: u64,
+}
+
+#[flow]
+impl F {
+    #[step(next = end)]
+    fn start(&mut self) {}
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn main() {}

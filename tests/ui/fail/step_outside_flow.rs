@@ -1,0 +1,12 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+struct F;
+
+impl F {
+    #[step(next = end)]
+    fn start(&mut self) {}
+}
+
+fn main() {}

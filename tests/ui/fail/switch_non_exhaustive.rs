@@ -1,0 +1,29 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct F { n: u64 }
+
+#[derive(Clone, Copy)]
+enum Route {
+    A,
+    B,
+    C,
+}
+
+#[flow]
+impl F {
+    #[step(switch(Route::A => a, Route::B => b))]
+    fn start(&mut self) -> Route {
+        Route::C
+    }
+    #[step(next = end)]
+    fn a(&mut self) {}
+    #[step(next = end)]
+    fn b(&mut self) {}
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct F { n: u64 }
+
+#[flow]
+impl F {
+    #[step(next = _middle)]
+    fn start(&mut self) {}
+    #[step(next = end)]
+    fn _middle(&mut self) {}
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn main() {}

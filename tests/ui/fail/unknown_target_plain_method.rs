@@ -1,0 +1,17 @@
+#![allow(unused)]
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct F { n: u64 }
+
+#[flow]
+impl F {
+    #[step(next = helper)]
+    fn start(&mut self) {}
+    fn helper(&mut self) {}
+    #[step]
+    fn end(&mut self) {}
+}
+
+fn main() {}
