@@ -12,6 +12,8 @@ pub mod current;
 pub mod progress;
 pub mod run;
 pub mod executor;
+pub mod cli;
+pub mod client;
 
 #[doc(hidden)]
 pub mod __private {
@@ -26,3 +28,4 @@ pub use flow::{
 pub use graph::{CatchSpec, FlowGraph, StepKind, StepOptions, StepSpec, SwitchArm, Transition};
 pub use inputs::{Input, InputError, Inputs, MergeConflict, MergeError};
 pub use step_error::{StepError, StepReturn};
+pub use cli::main;

@@ -1,0 +1,410 @@
+//! Flows, runs, steps and tasks as the client sees them. Every handle owns what it needs (a
+//! cheap clone of the client), so handles can be kept and passed around freely.
+
+use serde::de::DeserializeOwned;
+
+use super::{Client, ClientError};
+use crate::datastore::{ArtifactEntry, TaskIndex};
+use crate::flow::{Flow, StateOwned};
+use crate::run::{
+    AttemptRecord, InputSpec, RunRecord, RunStatus, RunStore, TaskFailure, TaskMeta, TaskPath,
+    TaskStatus,
+};
+
+fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let names: Vec<String> = names.into_iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+}
+
+/// A flow of the datastore.
+#[derive(Debug, Clone)]
+pub struct FlowHandle<'c> {
+    client: &'c Client,
+    name: String,
+}
+
+impl<'c> FlowHandle<'c> {
+    pub(super) fn new(client: &'c Client, name: &str) -> Self {
+        FlowHandle { client, name: name.to_string() }
+    }
+
+    /// The flow's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Run `run_id` of this flow.
+    pub fn run(&self, run_id: &str) -> Result<RunHandle, ClientError> {
+        match self.client.store.read_run(&self.name, run_id) {
+            Ok(record) => Ok(RunHandle { client: self.client.clone(), record }),
+            Err(crate::run::RunStoreError::NoSuchRun { .. }) => {
+                Err(ClientError::NoSuchRun { flow: self.name.clone(), run_id: run_id.to_string() })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The most recently started run, whatever its status. Reads one pointer, not every run.
+    pub fn latest_run(&self) -> Result<RunHandle, ClientError> {
+        match self.client.store.latest(&self.name, "any")? {
+            Some(id) => self.run(&id),
+            None => Err(ClientError::NoRuns { flow: self.name.clone() }),
+        }
+    }
+
+    /// The most recently started run that succeeded. Reads one pointer, not every run.
+    pub fn latest_successful_run(&self) -> Result<RunHandle, ClientError> {
+        match self.client.store.latest(&self.name, "succeeded")? {
+            Some(id) => self.run(&id),
+            None => Err(ClientError::NoSuccessfulRun { flow: self.name.clone() }),
+        }
+    }
+
+    /// The ids of every run, newest first.
+    pub fn run_ids(&self) -> Result<Vec<String>, ClientError> {
+        let mut ids = self.client.store.list_runs(&self.name)?;
+        ids.reverse();
+        Ok(ids)
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<RunHandle>, ClientError> {
+        self.run_ids()?.iter().map(|id| self.run(id)).collect()
+    }
+
+    /// Every run tagged `tag`, newest first.
+    pub fn runs_tagged(&self, tag: &str) -> Result<Vec<RunHandle>, ClientError> {
+        Ok(self.runs()?.into_iter().filter(|r| r.tags().iter().any(|t| t == tag)).collect())
+    }
+
+    /// The newest run tagged `tag`.
+    pub fn latest_tagged(&self, tag: &str) -> Result<RunHandle, ClientError> {
+        for id in self.run_ids()? {
+            let run = self.run(&id)?;
+            if run.tags().iter().any(|t| t == tag) {
+                return Ok(run);
+            }
+        }
+        Err(ClientError::NoRunTagged { flow: self.name.clone(), tag: tag.to_string() })
+    }
+}
+
+/// One run of a flow.
+#[derive(Debug, Clone)]
+pub struct RunHandle {
+    client: Client,
+    record: RunRecord,
+}
+
+impl RunHandle {
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        &self.record.run_id
+    }
+
+    /// The flow's name.
+    pub fn flow(&self) -> &str {
+        &self.record.flow
+    }
+
+    /// How the run stands.
+    pub fn status(&self) -> RunStatus {
+        self.record.status
+    }
+
+    /// Whether the run succeeded.
+    pub fn successful(&self) -> bool {
+        self.record.status == RunStatus::Succeeded
+    }
+
+    /// Everything recorded about the run.
+    pub fn record(&self) -> &RunRecord {
+        &self.record
+    }
+
+    /// The run's tags.
+    pub fn tags(&self) -> &[String] {
+        &self.record.tags
+    }
+
+    /// The run's parameters, as JSON.
+    pub fn params(&self) -> &serde_json::Value {
+        &self.record.params
+    }
+
+    /// The names of the steps this run has tasks for, in the graph's order.
+    pub fn step_names(&self) -> Result<Vec<String>, ClientError> {
+        let present = self.client.store.list_steps(&self.record.flow, &self.record.run_id)?;
+        Ok(self.record.graph.steps.iter().map(|s| s.name.clone()).filter(|n| present.contains(n)).collect())
+    }
+
+    /// The steps this run has tasks for, in the graph's order.
+    pub fn steps(&self) -> Result<Vec<StepHandle>, ClientError> {
+        Ok(self.step_names()?.into_iter().map(|name| self.step_handle(name)).collect())
+    }
+
+    fn step_handle(&self, name: String) -> StepHandle {
+        StepHandle { client: self.client.clone(), flow: self.record.flow.clone(), run_id: self.record.run_id.clone(), name, record: self.record.clone() }
+    }
+
+    /// Step `name` of this run.
+    pub fn step(&self, name: &str) -> Result<StepHandle, ClientError> {
+        if !self.record.graph.steps.iter().any(|s| s.name == name) {
+            return Err(ClientError::NoSuchStep {
+                flow: self.record.flow.clone(),
+                run_id: self.record.run_id.clone(),
+                step: name.to_string(),
+                available: list(self.record.graph.steps.iter().map(|s| &s.name)),
+            });
+        }
+        Ok(self.step_handle(name.to_string()))
+    }
+
+    /// The `end` task, which holds the run's final state.
+    pub fn end_task(&self) -> Result<TaskHandle, ClientError> {
+        let end = self.record.graph.steps.iter().find(|s| s.kind == "end").map_or("end", |s| s.name.as_str());
+        self.step(end)?.task("0")
+    }
+
+    /// Artifact `name` of the run's final state (the `end` task), decoded as `T`.
+    pub fn artifact<T: DeserializeOwned>(&self, name: &str) -> Result<T, ClientError> {
+        self.end_task()?.artifact(name)
+    }
+
+    /// The run's final state as the flow type.
+    pub fn state<F: Flow>(&self) -> Result<F, ClientError> {
+        self.end_task()?.state()
+    }
+}
+
+/// One step of a run.
+#[derive(Debug, Clone)]
+pub struct StepHandle {
+    client: Client,
+    flow: String,
+    run_id: String,
+    name: String,
+    record: RunRecord,
+}
+
+impl StepHandle {
+    /// The step's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The ids of the step's tasks, in foreach order.
+    pub fn task_ids(&self) -> Result<Vec<String>, ClientError> {
+        Ok(self.client.store.list_tasks(&self.flow, &self.run_id, &self.name)?)
+    }
+
+    /// Every task of the step, in foreach order.
+    pub fn tasks(&self) -> Result<Vec<TaskHandle>, ClientError> {
+        self.task_ids()?.iter().map(|id| self.task(id)).collect()
+    }
+
+    /// Task `task_id` of the step (`0` outside a foreach).
+    pub fn task(&self, task_id: &str) -> Result<TaskHandle, ClientError> {
+        let key = RunStore::task_key(&self.flow, &self.run_id, &self.name, task_id)?;
+        let meta = self.client.store.read_meta(&key)?;
+        let Some(meta) = meta else {
+            return Err(ClientError::NoSuchTask {
+                run_id: self.run_id.clone(),
+                step: self.name.clone(),
+                task_id: task_id.to_string(),
+                available: list(self.task_ids()?),
+            });
+        };
+        let index = self.client.store.read_index(&key)?;
+        Ok(TaskHandle { client: self.client.clone(), record: self.record.clone(), meta, index })
+    }
+}
+
+/// One task: its status, its history, and its artifacts.
+#[derive(Debug, Clone)]
+pub struct TaskHandle {
+    client: Client,
+    record: RunRecord,
+    meta: TaskMeta,
+    index: Option<TaskIndex>,
+}
+
+impl TaskHandle {
+    /// `flow/run/step/task`.
+    pub fn pathspec(&self) -> String {
+        format!("{}/{}/{}/{}", self.meta.flow, self.meta.run_id, self.meta.spec.step, self.meta.spec.task_id)
+    }
+
+    /// The step's name.
+    pub fn step(&self) -> &str {
+        &self.meta.spec.step
+    }
+
+    /// The task's id within its step.
+    pub fn id(&self) -> &str {
+        &self.meta.spec.task_id
+    }
+
+    /// How the task ended.
+    pub fn status(&self) -> TaskStatus {
+        self.meta.status
+    }
+
+    /// Whether the task completed (succeeded, or failed and was caught) and its artifacts can be
+    /// read.
+    pub fn is_done(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Why the last attempt failed, if it did.
+    pub fn failure(&self) -> Option<&TaskFailure> {
+        self.meta.failure()
+    }
+
+    /// Every attempt, oldest first.
+    pub fn attempts(&self) -> &[AttemptRecord] {
+        &self.meta.attempts
+    }
+
+    /// Everything recorded about the task.
+    pub fn meta(&self) -> &TaskMeta {
+        &self.meta
+    }
+
+    /// For a task reused by `resume`, the run that computed it.
+    pub fn origin_run_id(&self) -> Option<&str> {
+        self.meta.origin_run_id.as_deref()
+    }
+
+    /// The task's logs: `(attempt, text)` per attempt, then the process's stdout and stderr
+    /// (process mode) as attempts `u32::MAX - 1` and `u32::MAX`.
+    pub fn logs(&self) -> Result<Vec<(u32, String)>, ClientError> {
+        let key = self.key()?;
+        let mut logs: Vec<(u32, String)> = self
+            .client
+            .store
+            .read_logs(&key)?
+            .into_iter()
+            .map(|(n, bytes)| (n, String::from_utf8_lossy(&bytes).into_owned()))
+            .collect();
+        for (n, stream) in [(u32::MAX - 1, "stdout"), (u32::MAX, "stderr")] {
+            if let Some(bytes) = self.client.store.read_output(&key, stream)? {
+                logs.push((n, String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+        Ok(logs)
+    }
+
+    fn key(&self) -> Result<crate::datastore::Key, ClientError> {
+        Ok(RunStore::task_key(&self.meta.flow, &self.meta.run_id, &self.meta.spec.step, &self.meta.spec.task_id)?)
+    }
+
+    /// The tasks this one started from.
+    pub fn parents(&self) -> Vec<TaskPath> {
+        self.meta.spec.parents()
+    }
+
+    /// The tasks that started from this one (the steps after it that ran).
+    pub fn children(&self) -> Result<Vec<TaskPath>, ClientError> {
+        let me = TaskPath { step: self.meta.spec.step.clone(), task: self.meta.spec.task_id.clone() };
+        let Some(step) = self.record.graph.steps.iter().find(|s| s.name == self.meta.spec.step) else {
+            return Ok(Vec::new());
+        };
+        let mut children = Vec::new();
+        for next in &step.next {
+            for id in self.client.store.list_tasks(&self.meta.flow, &self.meta.run_id, next)? {
+                let key = RunStore::task_key(&self.meta.flow, &self.meta.run_id, next, &id)?;
+                if let Some(meta) = self.client.store.read_meta(&key)?
+                    && meta.spec.parents().contains(&me)
+                {
+                    children.push(TaskPath { step: next.clone(), task: id });
+                }
+            }
+        }
+        Ok(children)
+    }
+
+    /// For a task inside a foreach, its element's index in the innermost foreach.
+    pub fn foreach_index(&self) -> Option<usize> {
+        self.meta.spec.frames.iter().rev().find(|f| f.foreach).map(|f| f.index)
+    }
+
+    /// For the body of a foreach, the element it ran on, decoded as `T`.
+    pub fn item<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        let InputSpec::Item { parent, position } = &self.meta.spec.input else {
+            return Err(ClientError::NotForeach { pathspec: self.pathspec() });
+        };
+        let key = RunStore::task_key(&self.meta.flow, &self.meta.run_id, &parent.step, &parent.task)?;
+        let foreach = self.client.store.read_meta(&key)?.and_then(|m| m.foreach);
+        let Some(foreach) = foreach else {
+            return Err(ClientError::NotForeach { pathspec: self.pathspec() });
+        };
+        let blob_error = |e: crate::datastore::BlobError| ClientError::Decode {
+            pathspec: self.pathspec(),
+            name: "(foreach item)".into(),
+            type_name: std::any::type_name::<T>(),
+            source: crate::datastore::LoadError::Blob(e),
+        };
+        let bytes = self.client.store.blobs().get(&foreach.items, None).map_err(blob_error)?;
+        let decode_error = |e: rmp_serde::decode::Error| ClientError::Decode {
+            pathspec: self.pathspec(),
+            name: "(foreach item)".into(),
+            type_name: std::any::type_name::<T>(),
+            source: crate::datastore::LoadError::Decode(crate::state::DecodeError::Field { field: "(foreach item)".into(), source: e }),
+        };
+        let items: Vec<serde_bytes::ByteBuf> = rmp_serde::from_slice(&bytes).map_err(decode_error)?;
+        let Some(item) = items.get(*position) else {
+            return Err(ClientError::NotForeach { pathspec: self.pathspec() });
+        };
+        rmp_serde::from_slice(item).map_err(decode_error)
+    }
+
+    fn index(&self) -> Result<&TaskIndex, ClientError> {
+        self.index.as_ref().ok_or_else(|| ClientError::Incomplete { pathspec: self.pathspec(), status: self.meta.status.to_string() })
+    }
+
+    /// The task's artifacts: name, blob hash, size, type and encoding.
+    pub fn artifacts(&self) -> Result<&[ArtifactEntry], ClientError> {
+        Ok(&self.index()?.artifacts)
+    }
+
+    /// Artifact `name`, decoded as `T`. Only that artifact's blob is read.
+    pub fn artifact<T: DeserializeOwned>(&self, name: &str) -> Result<T, ClientError> {
+        let index = self.index()?;
+        let Some(entry) = index.artifact(name) else {
+            return Err(ClientError::NoSuchArtifact {
+                pathspec: self.pathspec(),
+                name: name.to_string(),
+                available: list(index.artifacts.iter().map(|a| &a.name)),
+            });
+        };
+        self.client.store.blobs().load_artifact::<T>(entry).map_err(|source| ClientError::Decode {
+            pathspec: self.pathspec(),
+            name: name.to_string(),
+            type_name: std::any::type_name::<T>(),
+            source: with_context(source, format!("{}, artifact `{name}`", self.pathspec())),
+        })
+    }
+
+    /// The task's whole state as the flow type.
+    pub fn state<F: Flow>(&self) -> Result<F, ClientError> {
+        let index = self.index()?;
+        self.client
+            .store
+            .blobs()
+            .load_state::<StateOwned<F>>(&index.artifacts)
+            .map(|s| s.0)
+            .map_err(|source| ClientError::State {
+                pathspec: self.pathspec(),
+                type_name: std::any::type_name::<F>(),
+                source: with_context(source, self.pathspec()),
+            })
+    }
+}
+
+fn with_context(error: crate::datastore::LoadError, context: String) -> crate::datastore::LoadError {
+    match error {
+        crate::datastore::LoadError::Blob(e) => crate::datastore::LoadError::Blob(e.with_context(context)),
+        other => other,
+    }
+}
