@@ -47,6 +47,7 @@ pub fn expand(flow: &FlowDef, graph: &CheckedGraph) -> TokenStream {
     let names = flow.steps.iter().map(|s| &s.name);
     let impl_head = impl_head(self_ty, &p);
     let state_items = state_items(self_ty);
+    let params_items = params_items(flow, &p);
     quote! {
         #item
 
@@ -92,8 +93,35 @@ pub fn expand(flow: &FlowDef, graph: &CheckedGraph) -> TokenStream {
                         _ => {}
                     }
                 }
+
+                #params_items
             }
         };
+    }
+}
+
+/// The parameter hooks of `#[flow(params = field)]`. The accessor closures let rustc infer the
+/// field's type, so the macro never needs to know it; errors land on the field's name.
+fn params_items(flow: &FlowDef, p: &TokenStream) -> TokenStream {
+    let Some(field) = &flow.args.params else { return TokenStream::new() };
+    let get = quote_spanned!(field.span()=> |__s: &Self| &__s.#field);
+    let get_mut = quote_spanned!(field.span()=> |__s: &mut Self| &mut __s.#field);
+    quote! {
+        fn __params_command(__command: #p::clap::Command) -> #p::clap::Command {
+            #p::params_command(__command, #get)
+        }
+        fn __apply_params(
+            &mut self,
+            __matches: &#p::clap::ArgMatches,
+        ) -> ::core::result::Result<#p::serde_json::Value, #p::clap::Error> {
+            #p::apply_params(self, __matches, #get_mut)
+        }
+        fn __restore_params(
+            &mut self,
+            __params: &#p::serde_json::Value,
+        ) -> ::core::result::Result<(), ::std::string::String> {
+            #p::restore_params(self, __params, #get_mut)
+        }
     }
 }
 

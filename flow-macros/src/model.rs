@@ -33,6 +33,8 @@ pub struct FlowDef {
 pub struct FlowArgs {
     /// `crate = path`: where the runtime lives, for crates that re-export blooming-flowers.
     pub krate: Option<Path>,
+    /// `params = field`: the field, of a type deriving `clap::Args`, that `run --flags` set.
+    pub params: Option<syn::Ident>,
 }
 
 /// A method that carries `#[step]`.

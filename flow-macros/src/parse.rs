@@ -26,7 +26,7 @@ pub const STEP_OPTIONS: &[&str] = &[
     "next", "foreach", "join", "switch", "retries", "timeout", "catch",
 ];
 /// The keys `#[flow(...)]` accepts.
-const FLOW_OPTIONS: &[&str] = &["crate"];
+const FLOW_OPTIONS: &[&str] = &["params", "crate"];
 /// The most retries a step may ask for; more is almost certainly a typo.
 const MAX_RETRIES: u32 = 100;
 
@@ -135,6 +135,13 @@ fn parse_flow_args(attr: TokenStream, errors: &mut Errors) -> FlowArgs {
         if meta.path.is_ident("crate") {
             let path: syn::Path = meta.value()?.parse()?;
             args.krate = Some(path);
+            Ok(())
+        } else if meta.path.is_ident("params") {
+            if args.params.is_some() {
+                return Err(meta.error("duplicate #[flow] option `params`"));
+            }
+            let field: syn::Ident = meta.value()?.call(syn::ext::IdentExt::parse_any)?;
+            args.params = Some(field);
             Ok(())
         } else {
             let key = meta

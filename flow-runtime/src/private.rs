@@ -93,3 +93,41 @@ pub fn unexpected_input(step: &str) -> StepError {
 pub fn unknown_step(step: usize) -> StepError {
     StepError::msg(format!("this flow has no step number {step}"))
 }
+
+pub use clap;
+pub use serde_json;
+
+/// Adds the parameters of `#[flow(params = field)]` to the `run` command; the accessor only
+/// names the field's type.
+pub fn params_command<F, P: clap::Args>(command: clap::Command, _field: fn(&F) -> &P) -> clap::Command {
+    P::augment_args(command)
+}
+
+/// Sets the parameters field from the command line; returns its JSON for the run record.
+pub fn apply_params<F, P>(
+    state: &mut F,
+    matches: &clap::ArgMatches,
+    field: fn(&mut F) -> &mut P,
+) -> Result<serde_json::Value, clap::Error>
+where
+    P: clap::FromArgMatches + Serialize,
+{
+    let value = P::from_arg_matches(matches)?;
+    let json = serde_json::to_value(&value)
+        .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("parameters cannot be recorded: {e}\n")))?;
+    *field(state) = value;
+    Ok(json)
+}
+
+/// Sets the parameters field from the JSON a run recorded.
+pub fn restore_params<F, P: DeserializeOwned>(
+    state: &mut F,
+    json: &serde_json::Value,
+    field: fn(&mut F) -> &mut P,
+) -> Result<(), String> {
+    if json.is_null() {
+        return Ok(());
+    }
+    *field(state) = P::deserialize(json).map_err(|e| e.to_string())?;
+    Ok(())
+}
