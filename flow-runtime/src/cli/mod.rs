@@ -1,0 +1,379 @@
+//! The command-line interface every flow binary gets from a one-line `main`:
+//!
+//! ```text
+//! fn main() -> std::process::ExitCode { blooming_flowers::main::<MyFlow>() }
+//! ```
+//!
+//! Every subcommand takes `--datastore PATH` (or the `BLOOMING_DATASTORE` environment variable;
+//! default `.blooming` under the working directory):
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `run [--max-workers N] [--tag T]… [--process] [--PARAM VALUE]…` | starts a run; prints where its results are, or the failing task and how to resume |
+//! | `resume [--origin-run-id ID] [STEP]` | a new run reusing every task of the origin run (default: the latest) that succeeded; with `STEP`, that step and everything after it rerun |
+//! | `show` | the graph as text |
+//! | `graph [--format dot\|mermaid\|text]` | the graph as DOT (default), Mermaid or text |
+//! | `runs [--tag T]… [--json]` | this flow's runs, newest first |
+//! | `dump RUN[/STEP[/TASK]] [--artifact NAME] [--json]` | a run, a step's tasks, a task's artifacts, or one artifact's value (`RUN` may be `latest`) |
+//! | `logs RUN/STEP[/TASK] [--attempt N]` | a task's logs, and its stdout and stderr in process mode |
+//! | `tag RUN add\|remove TAG…` | changes a run's tags |
+//! | `step STEP --run-id ID --task-id TASK` | runs exactly one task from what the datastore holds: the unit process mode and cluster schedulers run |
+//!
+//! Where a step has a single task (every step outside a foreach, whose task id is `0`), `RUN/STEP`
+//! also means that task: `dump RUN/end` shows the results of a run, `dump RUN/end --json` prints
+//! them as one JSON object, `dump RUN/end --artifact total` one of them.
+//!
+//! Artifacts are shown without their Rust types, converted from MessagePack to JSON (see
+//! [`msgpack_to_json`] for the few choices this needs: binary data becomes an array of byte
+//! values). Without `--json`, large values are shortened for the terminal.
+//!
+//! Exit codes: [`EXIT_OK`] (0), [`EXIT_FAILURE`] (1) for a failed run or task or a damaged
+//! datastore, [`EXIT_USAGE`] (2) for bad input, after which nothing was written to the datastore.
+
+mod error;
+mod inspect;
+mod runner;
+mod table;
+mod value;
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+
+pub use error::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+pub use value::{MsgpackError, msgpack_to_json};
+
+use crate::flow::Flow;
+use crate::run::RunStore;
+use error::CliError;
+
+/// The environment variable that chooses the datastore when `--datastore` is not given.
+pub const DATASTORE_ENV: &str = "BLOOMING_DATASTORE";
+
+/// The datastore directory used when neither `--datastore` nor [`DATASTORE_ENV`] is given,
+/// relative to the working directory.
+pub const DEFAULT_DATASTORE: &str = ".blooming";
+
+/// The `main` of a flow binary: parses the process's arguments and runs the command.
+///
+/// ```no_run
+/// # use flow_runtime as blooming_flowers;
+/// # fn _doc<MyFlow: blooming_flowers::Flow>() -> std::process::ExitCode {
+/// blooming_flowers::main::<MyFlow>()
+/// # }
+/// ```
+pub fn main<F: Flow>() -> ExitCode {
+    run_cli::<F, _, _>(std::env::args_os())
+}
+
+/// Runs the command line `args` (the binary's name first, as in [`std::env::args_os`]) on the
+/// process's stdout and stderr.
+///
+/// A progress display is drawn on stderr during `run` and `resume` when stderr is a terminal.
+pub fn run_cli<F: Flow, I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    // Not locked for the whole command: steps running on worker threads print too.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let terminal = err.is_terminal();
+    let code = dispatch::<F>(
+        args.into_iter().map(Into::into).collect(),
+        &mut out,
+        &mut err,
+        terminal,
+    );
+    let _ = out.flush();
+    let _ = err.flush();
+    ExitCode::from(code)
+}
+
+/// Runs the command line `args` (the binary's name first) writing to `out` and `err` instead of
+/// the process's streams, and returns the exit code: what tests use.
+///
+/// No progress display is drawn. Messages of `clap` (usage errors, `--help`) go to `err` or `out`
+/// as they would on a terminal, without colors.
+pub fn run_cli_with<F: Flow, I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let code = dispatch::<F>(args.into_iter().map(Into::into).collect(), out, err, false);
+    let _ = out.flush();
+    let _ = err.flush();
+    code
+}
+
+/// The `clap` command of `F`'s binary, with `F`'s parameters on its `run` subcommand; for
+/// generating shell completions or manual pages.
+pub fn command<F: Flow>() -> Command {
+    let graph = F::GRAPH;
+    let doc = graph.doc.trim();
+    let about = doc
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let about = if about.is_empty() {
+        format!("Runs and inspects the flow {}", graph.name)
+    } else {
+        about
+    };
+    let mut command = Command::new(graph.name).about(about);
+    if !doc.is_empty() {
+        command = command.long_about(doc.to_owned());
+    }
+    command
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .after_help("Exit codes: 0 success, 1 a run or task failed or the datastore is damaged, 2 bad usage.")
+        .arg(
+            Arg::new("datastore")
+                .long("datastore")
+                .value_name("PATH")
+                .value_parser(value_parser!(PathBuf))
+                .global(true)
+                // The variable is read by hand: clap refuses an empty one even when the flag is
+                // given, and an empty variable should mean "not set".
+                .help("Where runs are kept [env: BLOOMING_DATASTORE] [default: ./.blooming]"),
+        )
+        .subcommand(runner::run_command::<F>())
+        .subcommand(runner::resume_command())
+        .subcommand(Command::new("show").about("Shows the flow's steps and transitions as text"))
+        .subcommand(
+            Command::new("graph").about("Prints the flow's graph for a graph tool").arg(
+                Arg::new("format")
+                    .long("format")
+                    .value_parser(["dot", "mermaid", "text"])
+                    .default_value("dot")
+                    .help("Graphviz DOT, a Mermaid flowchart, or the text of `show`"),
+            ),
+        )
+        .subcommand(inspect::runs_command())
+        .subcommand(inspect::dump_command())
+        .subcommand(inspect::logs_command())
+        .subcommand(inspect::tag_command())
+        .subcommand(runner::step_command())
+}
+
+/// Where output goes, and how the binary is called in the commands suggested to the user.
+pub(crate) struct Ctx<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    /// Whether stderr is a terminal (progress display).
+    pub terminal: bool,
+    /// The binary's name, as suggested commands spell it.
+    pub bin: String,
+    /// The datastore's absolute path.
+    pub datastore: PathBuf,
+    /// Whether `--datastore` was on the command line, so suggested commands must repeat it.
+    pub datastore_flag: bool,
+}
+
+impl Ctx<'_> {
+    /// A command line to suggest: the binary, `--datastore` if it was given, then `rest`.
+    pub fn suggest(&self, rest: &str) -> String {
+        if self.datastore_flag {
+            format!(
+                "{} --datastore {} {rest}",
+                self.bin,
+                shell_quote(&self.datastore.to_string_lossy())
+            )
+        } else {
+            format!("{} {rest}", self.bin)
+        }
+    }
+
+    /// The datastore, which must exist: reading commands never create one.
+    pub fn open_existing(&self) -> Result<RunStore, CliError> {
+        if !self.datastore.is_dir() {
+            return Err(CliError::usage(format!(
+                "there is no datastore at {} (run the flow first, or pass --datastore PATH or set {DATASTORE_ENV})",
+                self.datastore.display()
+            )));
+        }
+        Ok(RunStore::open_local(&self.datastore)?)
+    }
+
+    /// The datastore, created if missing (for `run`).
+    pub fn open_or_create(&self) -> Result<RunStore, CliError> {
+        Ok(RunStore::open_local(&self.datastore)?)
+    }
+}
+
+fn dispatch<F: Flow>(
+    args: Vec<OsString>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    terminal: bool,
+) -> u8 {
+    crate::logs::install();
+    if let Err(message) = check_parameters::<F>() {
+        let _ = writeln!(err, "error: {message}");
+        return EXIT_USAGE;
+    }
+    let bin = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| F::GRAPH.name.to_owned());
+    let mut cmd = command::<F>();
+    let matches = match cmd.try_get_matches_from_mut(args) {
+        Ok(m) => m,
+        Err(e) => return print_clap_error(&e, out, err, terminal),
+    };
+    let datastore = match datastore_path(&matches) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return e.code;
+        }
+    };
+    let mut ctx = Ctx {
+        out,
+        err,
+        terminal,
+        bin,
+        datastore,
+        datastore_flag: matches.get_one::<PathBuf>("datastore").is_some(),
+    };
+    let result = match matches.subcommand() {
+        Some(("run", sub)) => runner::run::<F>(&mut ctx, &mut cmd, sub),
+        Some(("resume", sub)) => runner::resume::<F>(&mut ctx, sub),
+        Some(("step", sub)) => runner::step::<F>(&mut ctx, sub),
+        Some(("show", _)) => write!(ctx.out, "{}", F::GRAPH.to_text()).map_err(CliError::from),
+        Some(("graph", sub)) => graph::<F>(&mut ctx, sub),
+        Some(("runs", sub)) => inspect::runs(&mut ctx, F::GRAPH.name, sub),
+        Some(("dump", sub)) => inspect::dump(&mut ctx, F::GRAPH.name, sub),
+        Some(("logs", sub)) => inspect::logs(&mut ctx, F::GRAPH.name, sub),
+        Some(("tag", sub)) => inspect::tag(&mut ctx, F::GRAPH.name, sub),
+        _ => Err(CliError::usage("no command given; see --help")),
+    };
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            if !e.message.is_empty() {
+                let _ = writeln!(ctx.err, "error: {}", e.message);
+            }
+            e.code
+        }
+    }
+}
+
+fn print_clap_error(
+    e: &clap::Error,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    terminal: bool,
+) -> u8 {
+    let text = if terminal {
+        e.render().ansi().to_string()
+    } else {
+        e.render().to_string()
+    };
+    let stream: &mut dyn Write = if e.use_stderr() { err } else { out };
+    let _ = stream.write_all(text.as_bytes());
+    u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE)
+}
+
+fn graph<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(), CliError> {
+    let graph = F::GRAPH;
+    let text = match matches.get_one::<String>("format").map(String::as_str) {
+        Some("mermaid") => graph.to_mermaid(),
+        Some("text") => graph.to_text(),
+        _ => graph.to_dot(),
+    };
+    ctx.out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// The datastore's absolute path: the flag, the environment variable, or the default.
+fn datastore_path(matches: &ArgMatches) -> Result<PathBuf, CliError> {
+    let path = match matches.get_one::<PathBuf>("datastore") {
+        Some(path) if path.as_os_str().is_empty() => {
+            return Err(CliError::usage(
+                "the datastore path given with --datastore is empty",
+            ));
+        }
+        Some(path) => path.clone(),
+        None => std::env::var_os(DATASTORE_ENV)
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(DEFAULT_DATASTORE), PathBuf::from),
+    };
+    std::path::absolute(&path).map_err(|e| {
+        CliError::usage(format!(
+            "cannot use {} as the datastore: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// The options of `run` that a flow parameter must not shadow.
+const RUN_OPTIONS: &[&str] = &["max-workers", "tag", "process", "datastore", "help"];
+
+/// Checks that the flow's parameters leave the `run` command's own options alone; clap would
+/// otherwise panic on the duplicate.
+fn check_parameters<F: Flow>() -> Result<(), String> {
+    let params = F::__params_command(Command::new("run"));
+    for arg in params.get_arguments() {
+        let id = arg.get_id().as_str();
+        let long = arg.get_long();
+        if let Some(taken) = RUN_OPTIONS.iter().find(|o| **o == id || Some(**o) == long) {
+            return Err(format!(
+                "the parameter `{id}` of flow {} collides with the `run` option `--{taken}`; rename the parameter",
+                F::GRAPH.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `s` as one shell word.
+pub(crate) fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Checks a tag: not empty, at most 256 bytes, no whitespace or control characters.
+pub(crate) fn parse_tag(tag: &str) -> Result<String, String> {
+    if tag.is_empty() {
+        return Err("a tag cannot be empty".to_owned());
+    }
+    if tag.len() > 256 {
+        return Err(format!(
+            "a tag has at most 256 bytes, this one {}",
+            tag.len()
+        ));
+    }
+    if let Some(c) = tag.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "a tag cannot contain whitespace or control characters (found {c:?})"
+        ));
+    }
+    Ok(tag.to_owned())
+}
+
+/// The `--tag` option of `run`, `resume` and `runs`.
+pub(crate) fn tag_arg(help: &'static str) -> Arg {
+    Arg::new("tag")
+        .long("tag")
+        .value_name("TAG")
+        .action(ArgAction::Append)
+        .value_parser(parse_tag)
+        .help(help)
+}
+
+#[cfg(test)]
+mod tests;

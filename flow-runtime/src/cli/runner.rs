@@ -1,0 +1,299 @@
+//! `run`, `resume` and `step`: the commands that execute tasks.
+
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+
+use super::error::CliError;
+use super::{Ctx, tag_arg};
+use crate::datastore::validate_segment;
+use crate::executor::{self, Mode, RunOptions, RunSummary};
+use crate::flow::{Flow, initial};
+use crate::run::{RunStatus, RunStore};
+
+/// `run`, with the flow's parameters.
+pub(crate) fn run_command<F: Flow>() -> Command {
+    let command = Command::new("run")
+        .about("Starts a new run of the flow")
+        .long_about(
+            "Starts a new run of the flow and runs it to the end. On success, prints the run id, \
+             the datastore and how to inspect the results; on failure, the failing task, its \
+             error and how to resume (exit code 1).",
+        );
+    F::__params_command(
+        with_execution_options(command).arg(tag_arg("Records TAG with the run (repeatable)")),
+    )
+}
+
+/// `resume`.
+pub(crate) fn resume_command() -> Command {
+    with_execution_options(
+        Command::new("resume")
+            .about("Reruns a run from where it failed, reusing every task that succeeded")
+            .arg(
+                Arg::new("origin-run-id")
+                    .long("origin-run-id")
+                    .value_name("ID")
+                    .help("The run to resume [default: the latest run of this flow]"),
+            )
+            .arg(
+                Arg::new("step")
+                    .value_name("STEP")
+                    .help("Rerun this step and every step after it, even where they succeeded"),
+            )
+            .arg(tag_arg(
+                "Records TAG with the new run, beside the origin run's tags (repeatable)",
+            )),
+    )
+}
+
+/// `step`.
+pub(crate) fn step_command() -> Command {
+    Command::new("step")
+        .about("Runs exactly one task of a run from what the datastore holds (for schedulers)")
+        .long_about(
+            "Runs exactly one task of an existing run: reads what the task starts from in the \
+             datastore and writes its artifacts there. This is what `run --process` starts for \
+             each task, and what a cluster scheduler runs. Exit code 0 if the task succeeded \
+             (or its failure was caught), 1 if it failed.",
+        )
+        .arg(
+            Arg::new("step")
+                .value_name("STEP")
+                .required(true)
+                .help("The step"),
+        )
+        .arg(
+            Arg::new("run-id")
+                .long("run-id")
+                .value_name("ID")
+                .required(true)
+                .help("The run"),
+        )
+        .arg(
+            Arg::new("task-id")
+                .long("task-id")
+                .value_name("TASK")
+                .required(true)
+                .help("The task within the step"),
+        )
+}
+
+fn with_execution_options(command: Command) -> Command {
+    command
+        .arg(
+            Arg::new("max-workers")
+                .long("max-workers")
+                .value_name("N")
+                .value_parser(value_parser!(u32).range(1..))
+                .help("How many tasks run at once [default: the number of cores]"),
+        )
+        .arg(
+            Arg::new("process")
+                .long("process")
+                .action(ArgAction::SetTrue)
+                .help("Runs each task in a child process (this binary's `step` command)"),
+        )
+}
+
+/// The executor's options from the command line.
+fn options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOptions, CliError> {
+    let mut options = RunOptions {
+        progress: ctx.terminal,
+        ..RunOptions::default()
+    };
+    if let Some(&n) = matches.get_one::<u32>("max-workers") {
+        options.max_workers = n as usize;
+    }
+    options.tags = matches
+        .get_many::<String>("tag")
+        .map(|t| t.cloned().collect())
+        .unwrap_or_default();
+    if matches.get_flag("process") {
+        let exe = std::env::current_exe().map_err(|e| {
+            CliError::failure(format!(
+                "cannot find this program's path for --process: {e}"
+            ))
+        })?;
+        let datastore = ctx.datastore.to_str().ok_or_else(|| {
+            CliError::usage(format!(
+                "--process needs a datastore path in UTF-8, not {}",
+                ctx.datastore.display()
+            ))
+        })?;
+        options.mode = Mode::Process {
+            exe,
+            args: vec!["--datastore".to_owned(), datastore.to_owned()],
+        };
+    }
+    Ok(options)
+}
+
+pub(crate) fn run<F: Flow>(
+    ctx: &mut Ctx<'_>,
+    root: &mut Command,
+    matches: &ArgMatches,
+) -> Result<(), CliError> {
+    // Everything is checked before the datastore is touched.
+    let mut state = initial::<F>();
+    let params = match state.__apply_params(matches) {
+        Ok(params) => params,
+        Err(e) => {
+            let e = match root.find_subcommand_mut("run") {
+                Some(run) => e.format(run),
+                None => e,
+            };
+            ctx.err.write_all(e.render().to_string().as_bytes())?;
+            return Err(CliError {
+                code: super::EXIT_USAGE,
+                message: String::new(),
+            });
+        }
+    };
+    let options = options(ctx, matches)?;
+    let store = ctx.open_or_create()?;
+    let summary = executor::run_flow::<F>(&store, params, &options)?;
+    report(ctx, &summary, None)
+}
+
+pub(crate) fn resume<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(), CliError> {
+    let flow = F::GRAPH.name;
+    let from_step = matches.get_one::<String>("step").map(String::as_str);
+    if let Some(step) = from_step
+        && F::GRAPH.step_index(step).is_none()
+    {
+        let names: Vec<&str> = F::GRAPH.steps.iter().map(|s| s.name).collect();
+        return Err(CliError::usage(format!(
+            "flow {flow} has no step `{step}`; its steps are {}",
+            names.join(", ")
+        )));
+    }
+    let options = options(ctx, matches)?;
+    let store = ctx.open_existing()?;
+    let origin = match matches.get_one::<String>("origin-run-id") {
+        Some(id) => {
+            validate_segment(id)
+                .map_err(|e| CliError::usage(e.describing("run id").to_string()))?;
+            id.clone()
+        }
+        None => store.latest(flow, "any")?.ok_or_else(|| {
+            CliError::usage(format!(
+                "flow {flow} has no run to resume in {}",
+                ctx.datastore.display()
+            ))
+        })?,
+    };
+    let record = store.read_run(flow, &origin).map_err(|e| match e {
+        crate::run::RunStoreError::NoSuchRun { .. } => CliError::usage(format!(
+            "flow {flow} has no run `{origin}` in {} (list them with `{}`)",
+            ctx.datastore.display(),
+            ctx.suggest("runs")
+        )),
+        other => other.into(),
+    })?;
+    if record.status == RunStatus::Running {
+        writeln!(
+            ctx.err,
+            "warning: run {origin} is recorded as still running (pid {} on {}); resuming it anyway",
+            record.pid, record.host
+        )?;
+    }
+    let summary = executor::resume_flow::<F>(&store, &origin, from_step, &options)?;
+    report(ctx, &summary, Some(&origin))
+}
+
+pub(crate) fn step<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(), CliError> {
+    let get = |id: &str| {
+        matches
+            .get_one::<String>(id)
+            .map(String::as_str)
+            .unwrap_or_default()
+    };
+    let (step, run_id, task_id) = (get("step"), get("run-id"), get("task-id"));
+    for (what, value) in [
+        ("step name", step),
+        ("run id", run_id),
+        ("task id", task_id),
+    ] {
+        validate_segment(value).map_err(|e| CliError::usage(e.describing(what).to_string()))?;
+    }
+    if F::GRAPH.step_index(step).is_none() {
+        return Err(CliError::usage(format!(
+            "flow {} has no step `{step}`",
+            F::GRAPH.name
+        )));
+    }
+    let store = ctx.open_existing()?;
+    executor::run_task_command::<F>(&store, run_id, step, task_id)?;
+    Ok(())
+}
+
+/// Says how a run ended: where the results are, or what failed and how to go on.
+fn report(ctx: &mut Ctx<'_>, summary: &RunSummary, origin: Option<&str>) -> Result<(), CliError> {
+    let run_id = &summary.run_id;
+    if ctx.terminal && std::env::var_os("CI").is_none() {
+        // The progress display leaves its cursor at the end of its last line.
+        writeln!(ctx.err)?;
+    }
+    let reused = match origin {
+        Some(origin) => format!(", {} reused from run {origin}", summary.tasks_reused),
+        None => String::new(),
+    };
+    if summary.status == RunStatus::Succeeded {
+        writeln!(
+            ctx.out,
+            "Run {run_id} of {} succeeded ({} tasks run{reused}).",
+            summary.flow, summary.tasks_run
+        )?;
+        writeln!(
+            ctx.out,
+            "Results are in the datastore {}",
+            ctx.datastore.display()
+        )?;
+        writeln!(
+            ctx.out,
+            "Inspect them with: {}",
+            ctx.suggest(&format!("dump {run_id}/end"))
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        ctx.err,
+        "Run {run_id} of {} failed ({} tasks run{reused}).",
+        summary.flow, summary.tasks_run
+    )?;
+    match &summary.failure {
+        Some((path, failure)) => {
+            writeln!(ctx.err, "Task {path} failed:")?;
+            if failure.kind == "panic" && failure.message.starts_with("panicked") {
+                writeln!(ctx.err, "  {}", failure.message)?;
+            } else {
+                writeln!(ctx.err, "  {}: {}", failure.kind, failure.message)?;
+            }
+            for cause in &failure.causes {
+                writeln!(ctx.err, "  caused by: {cause}")?;
+            }
+            if let Some(location) = &failure.location {
+                writeln!(ctx.err, "  at {location}")?;
+            }
+            writeln!(
+                ctx.err,
+                "Its logs: {}",
+                ctx.suggest(&format!("logs {run_id}/{}/{}", path.step, path.task))
+            )?;
+        }
+        None => {
+            let store = RunStore::open_local(&ctx.datastore)?;
+            let why = store
+                .read_run(&summary.flow, run_id)
+                .ok()
+                .and_then(|r| r.failure)
+                .unwrap_or_else(|| "the run stopped before reaching `end`".to_owned());
+            writeln!(ctx.err, "  {why}")?;
+        }
+    }
+    writeln!(
+        ctx.err,
+        "Resume it with: {}",
+        ctx.suggest(&format!("resume --origin-run-id {run_id}"))
+    )?;
+    Err(CliError::silent_failure())
+}

@@ -1,0 +1,806 @@
+//! The flow binary's command line, run in-process on temporary datastores: what each command
+//! prints, its exit code, and that bad input writes nothing.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use blooming_flowers::clap;
+use blooming_flowers::cli::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run_cli_with};
+use blooming_flowers::datastore::LocalStorage;
+use blooming_flowers::prelude::*;
+use blooming_flowers::run::RunStore;
+use serde_json::{Value, json};
+
+/// The flow the tests run: a foreach, a join and a linear tail.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Squares {
+    xs: Vec<u64>,
+    square: u64,
+    total: u64,
+    label: String,
+    raw: Vec<u8>,
+}
+
+/// Squares some numbers and adds them up.
+#[flow]
+impl Squares {
+    /// Picks the numbers.
+    #[step(foreach = xs, next = sq)]
+    fn start(&mut self) {
+        self.xs = (1..=10).collect();
+        self.raw = vec![1, 2, 255];
+    }
+
+    /// Squares one number.
+    #[step(next = gather)]
+    fn sq(&mut self, x: u64) {
+        tracing::info!(x, "squaring");
+        self.square = x * x;
+    }
+
+    /// Adds the squares.
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) {
+        self.total = inputs.iter().map(|i| i.square).sum();
+        self.xs = inputs.iter().map(|i| i.square).collect();
+    }
+
+    #[step]
+    fn end(&mut self) {
+        self.label = format!("total {}", self.total);
+    }
+}
+
+/// Fails in `sq` for x = 3 while `FLAKY_FAILS` is set: a run fails, a resume succeeds.
+static FLAKY_FAILS: AtomicBool = AtomicBool::new(true);
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Flaky {
+    xs: Vec<u64>,
+    square: u64,
+    total: u64,
+}
+
+#[flow]
+impl Flaky {
+    #[step(foreach = xs, next = sq)]
+    fn start(&mut self) {
+        self.xs = vec![1, 2, 3, 4];
+    }
+
+    #[step(next = gather)]
+    fn sq(&mut self, x: u64) -> Result<(), String> {
+        if x == 3 && FLAKY_FAILS.load(Ordering::SeqCst) {
+            return Err(format!("cannot square {x} today"));
+        }
+        self.square = x * x;
+        Ok(())
+    }
+
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) {
+        self.total = inputs.iter().map(|i| i.square).sum();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// Panics in `start`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Panicky {
+    n: u32,
+}
+
+#[flow]
+impl Panicky {
+    #[step(next = end)]
+    fn start(&mut self) {
+        let v: Vec<u32> = Vec::new();
+        self.n = v[7];
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// The parameters of [`Counted`]: `run --count N --label TEXT`.
+#[derive(Clone, Default, Serialize, Deserialize, clap::Args)]
+struct Settings {
+    /// How many numbers to square.
+    #[arg(long, default_value_t = 3)]
+    count: u64,
+    /// A label for the run.
+    #[arg(long, default_value = "plain")]
+    label: String,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Counted {
+    settings: Settings,
+    total: u64,
+}
+
+#[flow(params = settings)]
+impl Counted {
+    #[step(next = end)]
+    fn start(&mut self) {
+        self.total = (1..=self.settings.count).map(|x| x * x).sum();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// What one command did.
+struct Output {
+    code: u8,
+    out: String,
+    err: String,
+}
+
+impl Output {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.out)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.out, self.err))
+    }
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.out, self.err
+        )
+    }
+}
+
+fn cli<F: Flow>(datastore: &Path, args: &[&str]) -> Output {
+    let mut argv = vec![
+        "flow".to_owned(),
+        "--datastore".to_owned(),
+        datastore.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run_cli_with::<F, _, _>(argv, &mut out, &mut err);
+    Output {
+        code,
+        out: String::from_utf8_lossy(&out).into_owned(),
+        err: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
+/// Runs `F` and returns the run id printed.
+fn run_ok<F: Flow>(datastore: &Path, args: &[&str]) -> String {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    let o = cli::<F>(datastore, &all);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    run_id_in(&o.out)
+}
+
+fn run_id_in(text: &str) -> String {
+    text.split_whitespace()
+        .skip_while(|w| *w != "Run")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no run id in {text}"))
+        .to_owned()
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+#[test]
+fn run_succeeds_and_says_where_the_results_are() {
+    let dir = tempdir();
+    let o = cli::<Squares>(dir.path(), &["run", "--max-workers", "3", "--tag", "first"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    let run = run_id_in(&o.out);
+    assert!(o.out.contains("succeeded (13 tasks run)"), "{o:?}");
+    assert!(o.out.contains(&dir.path().display().to_string()), "{o:?}");
+    assert!(o.out.contains(&format!("dump {run}/end")), "{o:?}");
+
+    // RUN/end: the single task's artifacts.
+    let o = cli::<Squares>(dir.path(), &["dump", &format!("{run}/end")]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    for expected in [
+        "ARTIFACT",
+        "total",
+        "u64",
+        "xs",
+        "Vec<u64>",
+        "label",
+        "String",
+        "succeeded",
+        "HASH",
+    ] {
+        assert!(o.out.contains(expected), "{expected} missing: {o:?}");
+    }
+
+    // One artifact, human and JSON.
+    let o = cli::<Squares>(
+        dir.path(),
+        &["dump", &format!("{run}/end"), "--artifact", "total"],
+    );
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains("total: u64") && o.out.contains("385"),
+        "{o:?}"
+    );
+    let o = cli::<Squares>(
+        dir.path(),
+        &[
+            "dump",
+            &format!("{run}/end/0"),
+            "--artifact",
+            "xs",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        o.json(),
+        json!([1, 4, 9, 16, 25, 36, 49, 64, 81, 100]),
+        "{o:?}"
+    );
+
+    // The whole state as one object; `latest` names the run.
+    let o = cli::<Squares>(dir.path(), &["dump", "latest/end", "--json"]);
+    assert_eq!(
+        o.json(),
+        json!({
+            "xs": [1, 4, 9, 16, 25, 36, 49, 64, 81, 100],
+            "square": 0,
+            "total": 385,
+            "label": "total 385",
+            "raw": [1, 2, 255],
+        })
+    );
+
+    // A foreach body task's own state.
+    let o = cli::<Squares>(
+        dir.path(),
+        &[
+            "dump",
+            &format!("{run}/sq/6"),
+            "--artifact",
+            "square",
+            "--json",
+        ],
+    );
+    assert_eq!(o.json(), json!(49), "{o:?}");
+}
+
+#[test]
+fn dump_describes_runs_and_steps() {
+    let dir = tempdir();
+    let run = run_ok::<Squares>(dir.path(), &["--tag", "nightly"]);
+
+    let o = cli::<Squares>(dir.path(), &["dump", &run]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains(&format!("Run {run} of flow Squares")),
+        "{o:?}"
+    );
+    assert!(
+        o.out.contains("succeeded") && o.out.contains("nightly"),
+        "{o:?}"
+    );
+    let sq_line = o
+        .out
+        .lines()
+        .find(|l| l.starts_with("sq "))
+        .unwrap_or_default();
+    assert!(
+        sq_line.contains("10") && sq_line.contains("10 succeeded"),
+        "{o:?}"
+    );
+
+    let o = cli::<Squares>(dir.path(), &["dump", &run, "--json"]);
+    let v = o.json();
+    assert_eq!(v["run_id"], json!(run));
+    assert_eq!(v["status"], json!("succeeded"));
+    assert_eq!(v["tags"], json!(["nightly"]));
+    let sq = v["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "sq"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(sq["tasks"], json!(10));
+    assert_eq!(sq["status"], json!({"succeeded": 10}));
+
+    // A foreach step lists its tasks with their items.
+    let o = cli::<Squares>(dir.path(), &["dump", &format!("{run}/sq")]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains("10 tasks") && o.out.contains("start 9/10"),
+        "{o:?}"
+    );
+    let o = cli::<Squares>(dir.path(), &["dump", &format!("{run}/sq"), "--json"]);
+    let tasks = o.json()["tasks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(tasks.len(), 10);
+    assert_eq!(
+        tasks[2]["foreach"],
+        json!([{"split": "start", "index": 2, "count": 10}])
+    );
+    assert_eq!(tasks[2]["attempts"], json!(1));
+
+    // The split records how many items it fanned out over.
+    let o = cli::<Squares>(dir.path(), &["dump", &format!("{run}/start")]);
+    assert!(
+        o.out.contains("splits into 10 tasks, one per item of xs"),
+        "{o:?}"
+    );
+    let o = cli::<Squares>(dir.path(), &["dump", &format!("{run}/sq/4")]);
+    assert!(o.out.contains("foreach item: start 4/10"), "{o:?}");
+
+    // What a task logged with `tracing`, per attempt.
+    let o = cli::<Squares>(dir.path(), &["logs", &format!("{run}/sq/4")]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains("── attempt 0 ──") && o.out.contains("squaring x=5"),
+        "{o:?}"
+    );
+    let o = cli::<Squares>(
+        dir.path(),
+        &["logs", &format!("{run}/sq/4"), "--attempt", "0"],
+    );
+    assert!(o.out.contains("squaring x=5"), "{o:?}");
+    let o = cli::<Squares>(dir.path(), &["logs", &format!("{run}/end")]);
+    assert!(o.out.contains("(nothing logged)"), "{o:?}");
+    let o = cli::<Squares>(dir.path(), &["logs", &format!("{run}/sq")]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+
+    // Which task of a foreach step must be said.
+    let o = cli::<Squares>(
+        dir.path(),
+        &["dump", &format!("{run}/sq"), "--artifact", "square"],
+    );
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(o.err.contains("has 10 tasks"), "{o:?}");
+}
+
+#[test]
+fn bad_input_is_exit_2_and_writes_nothing() {
+    let dir = tempdir();
+    let store = dir.path().join("store");
+
+    let o = cli::<Squares>(&store, &["run", "--no-such-parameter", "3"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(o.err.contains("--no-such-parameter"), "{o:?}");
+    let o = cli::<Squares>(&store, &["run", "--max-workers", "zero"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    let o = cli::<Squares>(&store, &["run", "--max-workers", "0"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    let o = cli::<Squares>(&store, &["run", "--tag", "has space"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    let o = cli::<Squares>(&store, &["frobnicate"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(!store.exists(), "bad input created the datastore");
+
+    // Reading commands do not create a datastore either.
+    let o = cli::<Squares>(&store, &["dump", "latest"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(o.err.contains("no datastore"), "{o:?}");
+    let o = cli::<Squares>(&store, &["runs"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.out.contains("No runs"), "{o:?}");
+    assert!(!store.exists(), "a reading command created the datastore");
+
+    let run = run_ok::<Squares>(&store, &[]);
+    let unknown = "20260101T000000000Z-00000000";
+    for args in [
+        vec!["dump", unknown],
+        vec!["dump", "20260101T000000000Z-00000000/end"],
+        vec!["logs", "20260101T000000000Z-00000000/end"],
+        vec!["tag", unknown, "add", "x"],
+        vec!["resume", "--origin-run-id", unknown],
+    ] {
+        let o = cli::<Squares>(&store, &args);
+        assert_eq!(o.code, EXIT_USAGE, "{args:?}: {o:?}");
+        assert!(
+            o.err.contains(unknown) && o.err.contains("no run"),
+            "{args:?}: {o:?}"
+        );
+    }
+
+    let end = format!("{run}/end");
+    let not_found = [
+        (
+            vec!["dump".to_owned(), format!("{run}/nope")],
+            "no step `nope`",
+        ),
+        (
+            vec!["dump".to_owned(), format!("{run}/end/7")],
+            "no task `7`",
+        ),
+        (
+            vec![
+                "dump".to_owned(),
+                end.clone(),
+                "--artifact".to_owned(),
+                "nope".to_owned(),
+            ],
+            "no artifact `nope`",
+        ),
+        (
+            vec![
+                "logs".to_owned(),
+                end.clone(),
+                "--attempt".to_owned(),
+                "5".to_owned(),
+            ],
+            "no attempt 5",
+        ),
+        (
+            vec!["resume".to_owned(), "nope".to_owned()],
+            "no step `nope`",
+        ),
+    ];
+    for (args, message) in not_found {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = cli::<Squares>(&store, &args);
+        assert_eq!(o.code, EXIT_USAGE, "{args:?}: {o:?}");
+        assert!(o.err.contains(message), "{args:?}: {o:?}");
+    }
+
+    // Paths that try to leave the datastore.
+    for path in [
+        "../x",
+        "../../etc/passwd",
+        "/etc/passwd",
+        &format!("{run}/../x"),
+        &format!("{run}/end/../../x"),
+    ] {
+        let o = cli::<Squares>(&store, &["dump", path]);
+        assert_eq!(o.code, EXIT_USAGE, "{path}: {o:?}");
+        assert!(o.err.contains("not RUN[/STEP[/TASK]]"), "{path}: {o:?}");
+        let o = cli::<Squares>(&store, &["logs", path]);
+        assert_eq!(o.code, EXIT_USAGE, "{path}: {o:?}");
+    }
+    let o = cli::<Squares>(&store, &["dump", &end, "--artifact", "../x"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    let o = cli::<Squares>(
+        &store,
+        &["step", "../x", "--run-id", &run, "--task-id", "0"],
+    );
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+
+    // Nothing above added a run.
+    let o = cli::<Squares>(&store, &["runs", "--json"]);
+    assert_eq!(o.json().as_array().map(Vec::len), Some(1), "{o:?}");
+}
+
+#[test]
+fn runs_are_listed_newest_first_and_filtered_by_tag() {
+    let dir = tempdir();
+    let first = run_ok::<Squares>(dir.path(), &["--tag", "a"]);
+    let second = run_ok::<Squares>(dir.path(), &["--tag", "b"]);
+    let third = run_ok::<Squares>(dir.path(), &["--tag", "a", "--tag", "c"]);
+
+    let o = cli::<Squares>(dir.path(), &["runs"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    let ids: Vec<&str> = o
+        .out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        ids,
+        [third.as_str(), second.as_str(), first.as_str()],
+        "{o:?}"
+    );
+    assert!(
+        o.out
+            .lines()
+            .next()
+            .is_some_and(|h| h.starts_with("RUN ID") && h.contains("DURATION")),
+        "{o:?}"
+    );
+
+    let o = cli::<Squares>(dir.path(), &["runs", "--tag", "a", "--json"]);
+    let listed: Vec<Value> = o.json().as_array().cloned().unwrap_or_default();
+    let ids: Vec<&str> = listed.iter().filter_map(|r| r["run_id"].as_str()).collect();
+    assert_eq!(ids, [third.as_str(), first.as_str()]);
+    assert_eq!(listed[0]["tags"], json!(["a", "c"]));
+    assert_eq!(listed[0]["status"], json!("succeeded"));
+
+    // Another flow's runs are not this flow's.
+    let o = cli::<Panicky>(dir.path(), &["runs"]);
+    assert!(o.out.contains("No runs of flow Panicky"), "{o:?}");
+}
+
+#[test]
+fn tags_are_added_and_removed() {
+    let dir = tempdir();
+    let run = run_ok::<Squares>(dir.path(), &["--tag", "keep"]);
+    let o = cli::<Squares>(dir.path(), &["tag", &run, "add", "best", "v2", "best"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.out.contains("keep, best, v2"), "{o:?}");
+    let o = cli::<Squares>(dir.path(), &["runs", "--tag", "v2", "--json"]);
+    assert_eq!(o.json()[0]["tags"], json!(["keep", "best", "v2"]));
+
+    let o = cli::<Squares>(dir.path(), &["tag", "latest", "remove", "keep", "v2"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    let o = cli::<Squares>(dir.path(), &["dump", &run, "--json"]);
+    assert_eq!(o.json()["tags"], json!(["best"]));
+
+    for bad in ["", "two words", "tab\there", "bell\u{7}"] {
+        let o = cli::<Squares>(dir.path(), &["tag", &run, "add", bad]);
+        assert_eq!(o.code, EXIT_USAGE, "{bad:?}: {o:?}");
+    }
+    let o = cli::<Squares>(dir.path(), &["tag", &run, "rename", "x"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    let o = cli::<Squares>(dir.path(), &["dump", &run, "--json"]);
+    assert_eq!(o.json()["tags"], json!(["best"]));
+}
+
+#[test]
+fn show_and_graph_render_the_flow() {
+    let dir = tempdir();
+    let o = cli::<Squares>(dir.path(), &["show"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert_eq!(o.out, Squares::GRAPH.to_text());
+    let o = cli::<Squares>(dir.path(), &["graph"]);
+    assert_eq!(o.out, Squares::GRAPH.to_dot());
+    assert!(o.out.starts_with("digraph"), "{o:?}");
+    let o = cli::<Squares>(dir.path(), &["graph", "--format", "mermaid"]);
+    assert_eq!(o.out, Squares::GRAPH.to_mermaid());
+    assert!(o.out.starts_with("flowchart"), "{o:?}");
+    let o = cli::<Squares>(dir.path(), &["graph", "--format", "svg"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(!dir.path().join(".blooming").exists());
+
+    let o = cli::<Squares>(dir.path(), &["--help"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains("Squares some numbers and adds them up."),
+        "{o:?}"
+    );
+    for command in [
+        "run", "resume", "show", "graph", "runs", "dump", "logs", "tag", "step",
+    ] {
+        assert!(o.out.contains(command), "{command}: {o:?}");
+    }
+}
+
+#[test]
+fn a_failing_step_fails_the_run_and_resume_finishes_it() {
+    let dir = tempdir();
+    FLAKY_FAILS.store(true, Ordering::SeqCst);
+    let o = cli::<Flaky>(dir.path(), &["run"]);
+    assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
+    let failed = run_id_in(&o.err);
+    assert!(o.err.contains("Task sq/2 failed"), "{o:?}");
+    assert!(o.err.contains("cannot square 3 today"), "{o:?}");
+    assert!(
+        o.err.contains(&format!("resume --origin-run-id {failed}")),
+        "{o:?}"
+    );
+    assert!(o.err.contains(&format!("logs {failed}/sq/2")), "{o:?}");
+
+    let o = cli::<Flaky>(dir.path(), &["dump", &failed]);
+    assert!(
+        o.out.contains("failed") && o.out.contains("cannot square 3 today"),
+        "{o:?}"
+    );
+    let o = cli::<Flaky>(dir.path(), &["dump", &format!("{failed}/sq/2")]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains("failed") && o.out.contains("no artifacts"),
+        "{o:?}"
+    );
+    let o = cli::<Flaky>(
+        dir.path(),
+        &["dump", &format!("{failed}/sq/2"), "--artifact", "square"],
+    );
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    let o = cli::<Flaky>(dir.path(), &["logs", &format!("{failed}/sq/2")]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains("attempt 0, failed: cannot square 3 today"),
+        "{o:?}"
+    );
+
+    // `resume` without an id resumes the latest run.
+    FLAKY_FAILS.store(false, Ordering::SeqCst);
+    let o = cli::<Flaky>(dir.path(), &["resume"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    let resumed = run_id_in(&o.out);
+    assert_ne!(resumed, failed);
+    assert!(
+        o.out.contains(&format!("reused from run {failed}")),
+        "{o:?}"
+    );
+    let o = cli::<Flaky>(
+        dir.path(),
+        &[
+            "dump",
+            &format!("{resumed}/end"),
+            "--artifact",
+            "total",
+            "--json",
+        ],
+    );
+    assert_eq!(o.json(), json!(30));
+    let o = cli::<Flaky>(dir.path(), &["dump", &format!("{resumed}/start")]);
+    assert!(
+        o.out.contains(&format!("reused from run {failed}")),
+        "{o:?}"
+    );
+    let o = cli::<Flaky>(dir.path(), &["runs", "--json"]);
+    assert_eq!(o.json()[0]["origin_run_id"], json!(failed));
+    assert_eq!(o.json()[1]["status"], json!("failed"));
+
+    // Resuming from a step reruns it and what follows.
+    let o = cli::<Flaky>(
+        dir.path(),
+        &["resume", "--origin-run-id", &resumed, "gather"],
+    );
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.out.contains("(2 tasks run, 5 reused"), "{o:?}");
+}
+
+#[test]
+fn a_panic_is_reported_with_its_location() {
+    let dir = tempdir();
+    let o = cli::<Panicky>(dir.path(), &["run"]);
+    assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
+    assert!(o.err.contains("Task start/0 failed"), "{o:?}");
+    assert!(o.err.contains("  panicked: index out of bounds"), "{o:?}");
+    assert!(o.err.contains("at tests/cli.rs:"), "{o:?}");
+}
+
+#[test]
+fn a_damaged_artifact_is_named_and_exit_1() {
+    let dir = tempdir();
+    let run = run_ok::<Squares>(dir.path(), &[]);
+    let store = RunStore::open_local(dir.path()).expect("store");
+    let key = RunStore::task_key("Squares", &run, "end", "0").expect("key");
+    let index = store.read_index(&key).expect("index").expect("complete");
+    let entry = index.artifact("label").expect("label");
+    let path = LocalStorage::open(dir.path())
+        .expect("storage")
+        .path_of(&entry.hash.key());
+    let mut bytes = std::fs::read(&path).expect("blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x20;
+    std::fs::write(&path, &bytes).expect("damage");
+
+    for args in [
+        vec!["--artifact", "label"],
+        vec!["--artifact", "label", "--json"],
+        vec!["--json"],
+    ] {
+        let mut all = vec!["dump".to_owned(), format!("{run}/end")];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let o = cli::<Squares>(dir.path(), &all);
+        assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
+        assert!(
+            o.err
+                .contains(&format!("run {run}, step end, task 0, artifact `label`")),
+            "{o:?}"
+        );
+        assert!(o.err.contains("corrupted"), "{o:?}");
+    }
+    // The other artifacts still read.
+    let o = cli::<Squares>(
+        dir.path(),
+        &[
+            "dump",
+            &format!("{run}/end"),
+            "--artifact",
+            "total",
+            "--json",
+        ],
+    );
+    assert_eq!(o.json(), json!(385));
+
+    std::fs::write(&path, &bytes[..3]).expect("truncate");
+    let o = cli::<Squares>(
+        dir.path(),
+        &["dump", &format!("{run}/end"), "--artifact", "label"],
+    );
+    assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
+    assert!(
+        o.err.contains("artifact `label`") && o.err.contains("truncated"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn the_datastore_comes_from_the_environment_or_the_working_directory() {
+    // The flag is used everywhere else; here the suggested commands must not repeat a flag the
+    // user did not give. (The environment and working directory are process-wide, so only the
+    // flag's effect on the suggestion is checked in-process.)
+    let dir = tempdir();
+    let o = cli::<Squares>(dir.path(), &["run"]);
+    assert!(
+        o.out
+            .contains(&format!("flow --datastore {} dump", dir.path().display())),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn parameters_are_flags_of_run_and_bad_ones_write_nothing() {
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    for (args, message) in [
+        (
+            &["run", "--count", "many"][..],
+            "invalid value 'many' for '--count <COUNT>'",
+        ),
+        (&["run", "--cout", "3"][..], "unexpected argument '--cout'"),
+        (
+            &["run", "--count"][..],
+            "a value is required for '--count <COUNT>'",
+        ),
+        (
+            &["run", "--count", "1", "--count", "2"][..],
+            "cannot be used multiple times",
+        ),
+    ] {
+        let o = cli::<Counted>(&store, args);
+        assert_eq!(o.code, EXIT_USAGE, "{args:?}: {o:?}");
+        assert!(o.err.contains(message), "{args:?}: {o:?}");
+    }
+    assert!(!store.exists(), "bad parameters created the datastore");
+
+    let o = cli::<Counted>(&store, &["run", "--help"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains("--count <COUNT>") && o.out.contains("How many numbers to square"),
+        "{o:?}"
+    );
+
+    let run = run_ok::<Counted>(&store, &["--count", "4", "--label", "big"]);
+    let o = cli::<Counted>(&store, &["dump", &format!("{run}/end"), "--json"]);
+    assert_eq!(
+        o.json(),
+        json!({"settings": {"count": 4, "label": "big"}, "total": 30})
+    );
+    let o = cli::<Counted>(&store, &["runs", "--json"]);
+    assert_eq!(o.json()[0]["params"], json!({"count": 4, "label": "big"}));
+
+    // Defaults; a resume that reruns `start` keeps the origin's parameters.
+    run_ok::<Counted>(&store, &[]);
+    let o = cli::<Counted>(
+        &store,
+        &["dump", "latest/end", "--artifact", "total", "--json"],
+    );
+    assert_eq!(o.json(), json!(14));
+    let o = cli::<Counted>(&store, &["resume", "--origin-run-id", &run, "start"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    let o = cli::<Counted>(&store, &["dump", "latest/end", "--json"]);
+    assert_eq!(
+        o.json(),
+        json!({"settings": {"count": 4, "label": "big"}, "total": 30})
+    );
+}
+
+#[test]
+fn a_damaged_run_record_is_exit_1_and_the_other_runs_still_list() {
+    let dir = tempdir();
+    let good = run_ok::<Squares>(dir.path(), &[]);
+    let bad = run_ok::<Squares>(dir.path(), &[]);
+    let record = dir
+        .path()
+        .join(format!("flows/Squares/runs/{bad}/run.json"));
+    std::fs::write(&record, b"{ not json").expect("damage");
+
+    let o = cli::<Squares>(dir.path(), &["runs"]);
+    assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
+    assert!(o.out.contains(&good), "{o:?}");
+    assert!(
+        o.err.contains(&bad) && o.err.contains("not readable"),
+        "{o:?}"
+    );
+    let o = cli::<Squares>(dir.path(), &["dump", &bad]);
+    assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
+    assert!(o.err.contains("run.json"), "{o:?}");
+}
