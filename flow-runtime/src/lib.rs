@@ -14,6 +14,8 @@ pub mod run;
 pub mod executor;
 pub mod cli;
 pub mod client;
+#[cfg(feature = "burn")]
+pub mod burn_model;
 
 #[doc(hidden)]
 pub mod __private {
@@ -21,6 +23,9 @@ pub mod __private {
 }
 mod private;
 
+/// The command-line parser, re-exported so that a flow's parameters can derive `clap::Args`
+/// with the same version: `use blooming_flowers::clap;`.
+pub use clap;
 pub use flow::{
     Flow, Persistable, StateOwned, StateRef, StepInput, StepOutcome, duplicate, initial, persist,
     restore,

@@ -326,7 +326,9 @@ fn worker<F: Flow>(ctx: &RunContext, scheduler: &Mutex<Scheduler<F>>, wake: &Con
                     progress.task_queued(F::GRAPH.steps[step].name, n);
                 }
             }
-            Err(TaskFailed { path, failure }) => {
+            Err(failed) => {
+                let TaskFailed { path, failure } = failed;
+                let failure = *failure;
                 if guard.failure.is_none() {
                     guard.failure = Some((path, failure));
                 }

@@ -23,7 +23,7 @@ pub(crate) fn execute<F: Flow>(
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
     let path = TaskPath { step: step.name.to_string(), task: pending.task_id.clone() };
-    let fail = |message: String| TaskFailed { path: path.clone(), failure: runtime_failure(message) };
+    let fail = |message: String| TaskFailed::new(path.clone(), runtime_failure(message));
     let key = ctx.task_key(step.name, &pending.task_id).map_err(|e| fail(e.to_string()))?;
     ctx.store.write_spec(&key, &spec_of(&pending)).map_err(|e| fail(e.to_string()))?;
 
@@ -72,7 +72,7 @@ pub(crate) fn execute<F: Flow>(
             };
             let items = match &meta.foreach {
                 Some(f) => Some(Arc::new(
-                    load_items(ctx, &f.items).map_err(|failure| TaskFailed { path: path.clone(), failure })?,
+                    load_items(ctx, &f.items).map_err(|failure| TaskFailed::new(path.clone(), failure))?,
                 )),
                 None => None,
             };
@@ -89,7 +89,7 @@ pub(crate) fn execute<F: Flow>(
         }
         (Some(meta), _) if meta.failure().is_some() => {
             let failure = meta.failure().cloned().unwrap_or_else(|| runtime_failure("the task failed"));
-            Err(TaskFailed { path, failure })
+            Err(TaskFailed::new(path, failure))
         }
         _ => {
             let tail = String::from_utf8_lossy(&err);

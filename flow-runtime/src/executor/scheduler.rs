@@ -202,7 +202,7 @@ pub(crate) fn try_reuse<F: Flow>(ctx: &RunContext, pending: &PendingTask<F>) -> 
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
     let path = TaskPath { step: step.name.to_string(), task: pending.task_id.clone() };
-    let fail = |message: String| TaskFailed { path: path.clone(), failure: runtime_failure(message) };
+    let fail = |message: String| TaskFailed::new(path.clone(), runtime_failure(message));
     let origin_key = crate::run::RunStore::task_key(graph.name, &origin.run_id, step.name, &pending.task_id)
         .map_err(|e| fail(e.to_string()))?;
     let Some(index) = ctx.store.read_index(&origin_key).map_err(|e| fail(e.to_string()))? else { return Ok(None) };
@@ -226,7 +226,7 @@ pub(crate) fn try_reuse<F: Flow>(ctx: &RunContext, pending: &PendingTask<F>) -> 
         _ => StepOutcome::Continue,
     };
     let items = match &origin_meta.foreach {
-        Some(f) => Some(Arc::new(load_items(ctx, &f.items).map_err(|failure| TaskFailed { path: path.clone(), failure })?)),
+        Some(f) => Some(Arc::new(load_items(ctx, &f.items).map_err(|failure| TaskFailed::new(path.clone(), failure))?)),
         None => None,
     };
     Ok(Some(Finished {

@@ -23,8 +23,17 @@ use crate::run::{
 #[derive(Debug, Clone)]
 pub(crate) struct TaskFailed {
     pub path: TaskPath,
-    pub failure: TaskFailure,
+    pub failure: Box<TaskFailure>,
 }
+
+impl TaskFailed {
+    pub fn new(path: TaskPath, failure: TaskFailure) -> Self {
+        TaskFailed { path, failure: Box::new(failure) }
+    }
+}
+
+/// A task's stored state, and for a foreach split its elements.
+type Persisted = (Arc<TaskIndex>, Option<(ForeachRecord, Arc<Vec<Vec<u8>>>)>);
 
 pub(crate) fn runtime_failure(message: impl Into<String>) -> TaskFailure {
     TaskFailure { kind: "runtime".into(), message: message.into(), causes: Vec::new(), location: None }
@@ -70,7 +79,7 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
     let path = TaskPath { step: step.name.to_string(), task: pending.task_id.clone() };
-    let fail = |failure: TaskFailure| TaskFailed { path: path.clone(), failure };
+    let fail = |failure: TaskFailure| TaskFailed::new(path.clone(), failure);
     let key = ctx.task_key(step.name, &pending.task_id).map_err(|e| fail(runtime_failure(e.to_string())))?;
     let spec = spec_of(&pending);
     let context = format!("run {}, step {}, task {}", ctx.run_id, step.name, pending.task_id);
@@ -142,7 +151,7 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
         }
     };
 
-    let persist = |state: &F| -> Result<(Arc<TaskIndex>, Option<(ForeachRecord, Arc<Vec<Vec<u8>>>)>), RunStoreError> {
+    let persist = |state: &F| -> Result<Persisted, RunStoreError> {
         let foreach = match step.transition {
             Transition::Foreach { field, .. } => {
                 let items = state.__foreach_items(pending.step).map_err(|e| RunStoreError::Io(e.to_string()))?;
