@@ -38,10 +38,11 @@ impl Squares {
     #[step(next = both)]
     fn right(&mut self) {}
 
-    /// Joins the two branches: `note` was changed by `left` only.
+    /// Joins the two branches: `note` was changed by `left` only, so it merges without a
+    /// conflict.
     #[step(join, next = fan)]
-    fn both(&mut self, inputs: Inputs<Self>) {
-        self.note = inputs.iter().map(|i| i.note.clone()).collect::<Vec<_>>().join("");
+    fn both(&mut self, inputs: Inputs<Self>) -> Result<(), MergeError> {
+        inputs.merge_artifacts(self)
     }
 
     /// Fans out over `xs`: one `sq` task per element.
@@ -58,12 +59,17 @@ impl Squares {
     #[step(join, next = decide)]
     fn gather(&mut self, inputs: Inputs<Self>) {
         self.total = inputs.iter().map(|i| i.square).sum();
+        tracing::info!(total = self.total, "gathered {} squares", inputs.len());
     }
 
     /// Sends big totals one way and small ones the other.
     #[step(switch(Route::Big => big, Route::Small => small))]
     fn decide(&mut self) -> Route {
-        if self.total > 100 { Route::Big } else { Route::Small }
+        if self.total > 100 {
+            Route::Big
+        } else {
+            Route::Small
+        }
     }
 
     #[step(next = end)]
@@ -87,6 +93,7 @@ impl Squares {
     }
 }
 
-fn main() {
-    println!("{:#?}", Squares::GRAPH);
+/// The flow's command line: `run`, `resume`, `show`, `graph`, `runs`, `dump`, `logs`, `tag`, `step`.
+fn main() -> std::process::ExitCode {
+    blooming_flowers::main::<Squares>()
 }

@@ -26,10 +26,16 @@
 pub use flow_macros::{flow, step};
 pub use flow_runtime::*;
 
+/// burn 0.22.1 itself (cargo feature `burn`): the version [`burn_model`] stores and reads, with its
+/// `flex` CPU backend and autodiff. Use it instead of depending on burn directly, so that the
+/// versions cannot drift apart.
+#[cfg(feature = "burn")]
+pub use flow_runtime::burn_model::burn;
+
 /// Everything a flow file needs: `use blooming_flowers::prelude::*;`.
 pub mod prelude {
     pub use flow_macros::{flow, step};
-    pub use flow_runtime::{Flow, FlowGraph, Input, Inputs, StepError};
+    pub use flow_runtime::{Flow, FlowGraph, Input, Inputs, MergeError, StepError};
     pub use serde::{Deserialize, Serialize};
 }
 

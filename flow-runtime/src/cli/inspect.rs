@@ -927,7 +927,7 @@ pub(crate) fn tag(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Result
         if record.status == RunStatus::Running {
             writeln!(
                 ctx.err,
-                "warning: run {} is still running; it may overwrite these tags when it ends",
+                "warning: run {} is still running; a tag removed now may come back when it ends",
                 record.run_id
             )?;
         }

@@ -98,6 +98,7 @@ fn with_execution_options(command: Command) -> Command {
 fn options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOptions, CliError> {
     let mut options = RunOptions {
         progress: ctx.terminal,
+        announce: ctx.terminal,
         ..RunOptions::default()
     };
     if let Some(&n) = matches.get_one::<u32>("max-workers") {

@@ -12,8 +12,15 @@ use crate::run::{
 };
 
 fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
-    let names: Vec<String> = names.into_iter().map(|n| format!("`{}`", n.as_ref())).collect();
-    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// A flow of the datastore.
@@ -25,7 +32,10 @@ pub struct FlowHandle<'c> {
 
 impl<'c> FlowHandle<'c> {
     pub(super) fn new(client: &'c Client, name: &str) -> Self {
-        FlowHandle { client, name: name.to_string() }
+        FlowHandle {
+            client,
+            name: name.to_string(),
+        }
     }
 
     /// The flow's name.
@@ -36,10 +46,14 @@ impl<'c> FlowHandle<'c> {
     /// Run `run_id` of this flow.
     pub fn run(&self, run_id: &str) -> Result<RunHandle, ClientError> {
         match self.client.store.read_run(&self.name, run_id) {
-            Ok(record) => Ok(RunHandle { client: self.client.clone(), record }),
-            Err(crate::run::RunStoreError::NoSuchRun { .. }) => {
-                Err(ClientError::NoSuchRun { flow: self.name.clone(), run_id: run_id.to_string() })
-            }
+            Ok(record) => Ok(RunHandle {
+                client: self.client.clone(),
+                record,
+            }),
+            Err(crate::run::RunStoreError::NoSuchRun { .. }) => Err(ClientError::NoSuchRun {
+                flow: self.name.clone(),
+                run_id: run_id.to_string(),
+            }),
             Err(e) => Err(e.into()),
         }
     }
@@ -48,7 +62,9 @@ impl<'c> FlowHandle<'c> {
     pub fn latest_run(&self) -> Result<RunHandle, ClientError> {
         match self.client.store.latest(&self.name, "any")? {
             Some(id) => self.run(&id),
-            None => Err(ClientError::NoRuns { flow: self.name.clone() }),
+            None => Err(ClientError::NoRuns {
+                flow: self.name.clone(),
+            }),
         }
     }
 
@@ -56,7 +72,9 @@ impl<'c> FlowHandle<'c> {
     pub fn latest_successful_run(&self) -> Result<RunHandle, ClientError> {
         match self.client.store.latest(&self.name, "succeeded")? {
             Some(id) => self.run(&id),
-            None => Err(ClientError::NoSuccessfulRun { flow: self.name.clone() }),
+            None => Err(ClientError::NoSuccessfulRun {
+                flow: self.name.clone(),
+            }),
         }
     }
 
@@ -74,7 +92,11 @@ impl<'c> FlowHandle<'c> {
 
     /// Every run tagged `tag`, newest first.
     pub fn runs_tagged(&self, tag: &str) -> Result<Vec<RunHandle>, ClientError> {
-        Ok(self.runs()?.into_iter().filter(|r| r.tags().iter().any(|t| t == tag)).collect())
+        Ok(self
+            .runs()?
+            .into_iter()
+            .filter(|r| r.tags().iter().any(|t| t == tag))
+            .collect())
     }
 
     /// The newest run tagged `tag`.
@@ -85,7 +107,10 @@ impl<'c> FlowHandle<'c> {
                 return Ok(run);
             }
         }
-        Err(ClientError::NoRunTagged { flow: self.name.clone(), tag: tag.to_string() })
+        Err(ClientError::NoRunTagged {
+            flow: self.name.clone(),
+            tag: tag.to_string(),
+        })
     }
 }
 
@@ -134,17 +159,37 @@ impl RunHandle {
 
     /// The names of the steps this run has tasks for, in the graph's order.
     pub fn step_names(&self) -> Result<Vec<String>, ClientError> {
-        let present = self.client.store.list_steps(&self.record.flow, &self.record.run_id)?;
-        Ok(self.record.graph.steps.iter().map(|s| s.name.clone()).filter(|n| present.contains(n)).collect())
+        let present = self
+            .client
+            .store
+            .list_steps(&self.record.flow, &self.record.run_id)?;
+        Ok(self
+            .record
+            .graph
+            .steps
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|n| present.contains(n))
+            .collect())
     }
 
     /// The steps this run has tasks for, in the graph's order.
     pub fn steps(&self) -> Result<Vec<StepHandle>, ClientError> {
-        Ok(self.step_names()?.into_iter().map(|name| self.step_handle(name)).collect())
+        Ok(self
+            .step_names()?
+            .into_iter()
+            .map(|name| self.step_handle(name))
+            .collect())
     }
 
     fn step_handle(&self, name: String) -> StepHandle {
-        StepHandle { client: self.client.clone(), flow: self.record.flow.clone(), run_id: self.record.run_id.clone(), name, record: self.record.clone() }
+        StepHandle {
+            client: self.client.clone(),
+            flow: self.record.flow.clone(),
+            run_id: self.record.run_id.clone(),
+            name,
+            record: self.record.clone(),
+        }
     }
 
     /// Step `name` of this run.
@@ -162,7 +207,13 @@ impl RunHandle {
 
     /// The `end` task, which holds the run's final state.
     pub fn end_task(&self) -> Result<TaskHandle, ClientError> {
-        let end = self.record.graph.steps.iter().find(|s| s.kind == "end").map_or("end", |s| s.name.as_str());
+        let end = self
+            .record
+            .graph
+            .steps
+            .iter()
+            .find(|s| s.kind == "end")
+            .map_or("end", |s| s.name.as_str());
         self.step(end)?.task("0")
     }
 
@@ -195,7 +246,10 @@ impl StepHandle {
 
     /// The ids of the step's tasks, in foreach order.
     pub fn task_ids(&self) -> Result<Vec<String>, ClientError> {
-        Ok(self.client.store.list_tasks(&self.flow, &self.run_id, &self.name)?)
+        Ok(self
+            .client
+            .store
+            .list_tasks(&self.flow, &self.run_id, &self.name)?)
     }
 
     /// Every task of the step, in foreach order.
@@ -216,7 +270,12 @@ impl StepHandle {
             });
         };
         let index = self.client.store.read_index(&key)?;
-        Ok(TaskHandle { client: self.client.clone(), record: self.record.clone(), meta, index })
+        Ok(TaskHandle {
+            client: self.client.clone(),
+            record: self.record.clone(),
+            meta,
+            index,
+        })
     }
 }
 
@@ -232,7 +291,10 @@ pub struct TaskHandle {
 impl TaskHandle {
     /// `flow/run/step/task`.
     pub fn pathspec(&self) -> String {
-        format!("{}/{}/{}/{}", self.meta.flow, self.meta.run_id, self.meta.spec.step, self.meta.spec.task_id)
+        format!(
+            "{}/{}/{}/{}",
+            self.meta.flow, self.meta.run_id, self.meta.spec.step, self.meta.spec.task_id
+        )
     }
 
     /// The step's name.
@@ -296,7 +358,12 @@ impl TaskHandle {
     }
 
     fn key(&self) -> Result<crate::datastore::Key, ClientError> {
-        Ok(RunStore::task_key(&self.meta.flow, &self.meta.run_id, &self.meta.spec.step, &self.meta.spec.task_id)?)
+        Ok(RunStore::task_key(
+            &self.meta.flow,
+            &self.meta.run_id,
+            &self.meta.spec.step,
+            &self.meta.spec.task_id,
+        )?)
     }
 
     /// The tasks this one started from.
@@ -306,18 +373,34 @@ impl TaskHandle {
 
     /// The tasks that started from this one (the steps after it that ran).
     pub fn children(&self) -> Result<Vec<TaskPath>, ClientError> {
-        let me = TaskPath { step: self.meta.spec.step.clone(), task: self.meta.spec.task_id.clone() };
-        let Some(step) = self.record.graph.steps.iter().find(|s| s.name == self.meta.spec.step) else {
+        let me = TaskPath {
+            step: self.meta.spec.step.clone(),
+            task: self.meta.spec.task_id.clone(),
+        };
+        let Some(step) = self
+            .record
+            .graph
+            .steps
+            .iter()
+            .find(|s| s.name == self.meta.spec.step)
+        else {
             return Ok(Vec::new());
         };
         let mut children = Vec::new();
         for next in &step.next {
-            for id in self.client.store.list_tasks(&self.meta.flow, &self.meta.run_id, next)? {
+            for id in self
+                .client
+                .store
+                .list_tasks(&self.meta.flow, &self.meta.run_id, next)?
+            {
                 let key = RunStore::task_key(&self.meta.flow, &self.meta.run_id, next, &id)?;
                 if let Some(meta) = self.client.store.read_meta(&key)?
                     && meta.spec.parents().contains(&me)
                 {
-                    children.push(TaskPath { step: next.clone(), task: id });
+                    children.push(TaskPath {
+                        step: next.clone(),
+                        task: id,
+                    });
                 }
             }
         }
@@ -326,41 +409,72 @@ impl TaskHandle {
 
     /// For a task inside a foreach, its element's index in the innermost foreach.
     pub fn foreach_index(&self) -> Option<usize> {
-        self.meta.spec.frames.iter().rev().find(|f| f.foreach).map(|f| f.index)
+        self.meta
+            .spec
+            .frames
+            .iter()
+            .rev()
+            .find(|f| f.foreach)
+            .map(|f| f.index)
     }
 
     /// For the body of a foreach, the element it ran on, decoded as `T`.
     pub fn item<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
         let InputSpec::Item { parent, position } = &self.meta.spec.input else {
-            return Err(ClientError::NotForeach { pathspec: self.pathspec() });
+            return Err(ClientError::NotForeach {
+                pathspec: self.pathspec(),
+            });
         };
-        let key = RunStore::task_key(&self.meta.flow, &self.meta.run_id, &parent.step, &parent.task)?;
+        let key = RunStore::task_key(
+            &self.meta.flow,
+            &self.meta.run_id,
+            &parent.step,
+            &parent.task,
+        )?;
         let foreach = self.client.store.read_meta(&key)?.and_then(|m| m.foreach);
         let Some(foreach) = foreach else {
-            return Err(ClientError::NotForeach { pathspec: self.pathspec() });
+            return Err(ClientError::NotForeach {
+                pathspec: self.pathspec(),
+            });
         };
         let blob_error = |e: crate::datastore::BlobError| ClientError::Decode {
             pathspec: self.pathspec(),
             name: "(foreach item)".into(),
             type_name: std::any::type_name::<T>(),
-            source: crate::datastore::LoadError::Blob(e),
+            source: Box::new(crate::datastore::LoadError::Blob(e)),
         };
-        let bytes = self.client.store.blobs().get(&foreach.items, None).map_err(blob_error)?;
+        let bytes = self
+            .client
+            .store
+            .blobs()
+            .get(&foreach.items, None)
+            .map_err(blob_error)?;
         let decode_error = |e: rmp_serde::decode::Error| ClientError::Decode {
             pathspec: self.pathspec(),
             name: "(foreach item)".into(),
             type_name: std::any::type_name::<T>(),
-            source: crate::datastore::LoadError::Decode(crate::state::DecodeError::Field { field: "(foreach item)".into(), source: e }),
+            source: Box::new(crate::datastore::LoadError::Decode(
+                crate::state::DecodeError::Field {
+                    field: "(foreach item)".into(),
+                    source: e,
+                },
+            )),
         };
-        let items: Vec<serde_bytes::ByteBuf> = rmp_serde::from_slice(&bytes).map_err(decode_error)?;
+        let items: Vec<serde_bytes::ByteBuf> =
+            rmp_serde::from_slice(&bytes).map_err(decode_error)?;
         let Some(item) = items.get(*position) else {
-            return Err(ClientError::NotForeach { pathspec: self.pathspec() });
+            return Err(ClientError::NotForeach {
+                pathspec: self.pathspec(),
+            });
         };
         rmp_serde::from_slice(item).map_err(decode_error)
     }
 
     fn index(&self) -> Result<&TaskIndex, ClientError> {
-        self.index.as_ref().ok_or_else(|| ClientError::Incomplete { pathspec: self.pathspec(), status: self.meta.status.to_string() })
+        self.index.as_ref().ok_or_else(|| ClientError::Incomplete {
+            pathspec: self.pathspec(),
+            status: self.meta.status.to_string(),
+        })
     }
 
     /// The task's artifacts: name, blob hash, size, type and encoding.
@@ -378,12 +492,19 @@ impl TaskHandle {
                 available: list(index.artifacts.iter().map(|a| &a.name)),
             });
         };
-        self.client.store.blobs().load_artifact::<T>(entry).map_err(|source| ClientError::Decode {
-            pathspec: self.pathspec(),
-            name: name.to_string(),
-            type_name: std::any::type_name::<T>(),
-            source: with_context(source, format!("{}, artifact `{name}`", self.pathspec())),
-        })
+        self.client
+            .store
+            .blobs()
+            .load_artifact::<T>(entry)
+            .map_err(|source| ClientError::Decode {
+                pathspec: self.pathspec(),
+                name: name.to_string(),
+                type_name: std::any::type_name::<T>(),
+                source: Box::new(with_context(
+                    source,
+                    format!("{}, artifact `{name}`", self.pathspec()),
+                )),
+            })
     }
 
     /// The task's whole state as the flow type.
@@ -397,14 +518,19 @@ impl TaskHandle {
             .map_err(|source| ClientError::State {
                 pathspec: self.pathspec(),
                 type_name: std::any::type_name::<F>(),
-                source: with_context(source, self.pathspec()),
+                source: Box::new(with_context(source, self.pathspec())),
             })
     }
 }
 
-fn with_context(error: crate::datastore::LoadError, context: String) -> crate::datastore::LoadError {
+fn with_context(
+    error: crate::datastore::LoadError,
+    context: String,
+) -> crate::datastore::LoadError {
     match error {
-        crate::datastore::LoadError::Blob(e) => crate::datastore::LoadError::Blob(e.with_context(context)),
+        crate::datastore::LoadError::Blob(e) => {
+            crate::datastore::LoadError::Blob(e.with_context(context))
+        }
         other => other,
     }
 }

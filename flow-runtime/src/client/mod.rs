@@ -1,9 +1,9 @@
 //! Reading past runs from any process: flows, runs, steps, tasks and artifacts.
 //!
 //! ```no_run
-//! use blooming_flowers::client::Client;
+//! use flow_runtime::client::Client;
 //! # #[derive(Clone, Default, serde::Serialize, serde::Deserialize)] struct Squares { total: u64 }
-//! # fn main() -> Result<(), blooming_flowers::client::ClientError> {
+//! # fn main() -> Result<(), flow_runtime::client::ClientError> {
 //! let client = Client::open(".blooming")?;
 //! let run = client.flow("Squares").latest_successful_run()?;
 //! let total: u64 = run.artifact("total")?;        // from the `end` step, nothing else loaded
@@ -38,14 +38,20 @@ impl Client {
     pub fn open(path: impl Into<std::path::PathBuf>) -> Result<Client, ClientError> {
         let path = path.into();
         if !path.is_dir() {
-            return Err(ClientError::NoDatastore { path: path.display().to_string() });
+            return Err(ClientError::NoDatastore {
+                path: path.display().to_string(),
+            });
         }
-        Ok(Client { store: RunStore::open_local(path)? })
+        Ok(Client {
+            store: RunStore::open_local(path)?,
+        })
     }
 
     /// Opens the datastore named by `BLOOMING_DATASTORE`, or `./.blooming`.
     pub fn from_env() -> Result<Client, ClientError> {
-        let path = std::env::var_os(DATASTORE_ENV).map(std::path::PathBuf::from).unwrap_or_else(|| DEFAULT_DATASTORE.into());
+        let path = std::env::var_os(DATASTORE_ENV)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| DEFAULT_DATASTORE.into());
         Client::open(path)
     }
 

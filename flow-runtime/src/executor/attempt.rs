@@ -28,7 +28,9 @@ fn install_panic_hook() {
         panic::set_hook(Box::new(move |info| {
             if IN_STEP.with(|s| *s.borrow()) {
                 let message = panic_message(info.payload());
-                let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
                 LAST_PANIC.with(|p| *p.borrow_mut() = Some((message, location)));
             } else {
                 previous(info);
@@ -93,7 +95,10 @@ pub(crate) fn run_attempt<F: Flow>(
                 Ok(result) => Ok(result),
                 Err(_) => Err(TaskFailure {
                     kind: "timeout".into(),
-                    message: format!("the step did not finish within its timeout of {}", humantime::format_duration(limit)),
+                    message: format!(
+                        "the step did not finish within its timeout of {}",
+                        humantime::format_duration(limit)
+                    ),
                     causes: Vec::new(),
                     location: None,
                 }),
@@ -102,7 +107,13 @@ pub(crate) fn run_attempt<F: Flow>(
     }
 }
 
-fn run_here<F: Flow>(mut state: F, step: usize, input: AttemptInput<F>, current: Current, log: &TaskLog) -> AttemptResult<F> {
+fn run_here<F: Flow>(
+    mut state: F,
+    step: usize,
+    input: AttemptInput<F>,
+    current: Current,
+    log: &TaskLog,
+) -> AttemptResult<F> {
     IN_STEP.with(|s| *s.borrow_mut() = true);
     LAST_PANIC.with(|p| *p.borrow_mut() = None);
     let result = capture(log, || {
@@ -110,7 +121,9 @@ fn run_here<F: Flow>(mut state: F, step: usize, input: AttemptInput<F>, current:
             panic::catch_unwind(AssertUnwindSafe(|| match &input {
                 AttemptInput::Plain => state.__run_step(step, StepInput::Plain),
                 AttemptInput::Item(bytes) => state.__run_step(step, StepInput::Item(bytes)),
-                AttemptInput::Join(inputs) => state.__run_step(step, StepInput::Join(inputs.clone_handle())),
+                AttemptInput::Join(inputs) => {
+                    state.__run_step(step, StepInput::Join(inputs.clone_handle()))
+                }
             }))
         })
     });
@@ -127,7 +140,12 @@ fn run_here<F: Flow>(mut state: F, step: usize, input: AttemptInput<F>, current:
             let (message, location) = LAST_PANIC
                 .with(|p| p.borrow_mut().take())
                 .unwrap_or_else(|| (panic_message(&*payload), None));
-            Err(TaskFailure { kind: "panic".into(), message: format!("panicked: {message}"), causes: Vec::new(), location })
+            Err(TaskFailure {
+                kind: "panic".into(),
+                message: format!("panicked: {message}"),
+                causes: Vec::new(),
+                location,
+            })
         }
     };
     AttemptResult { state, outcome }

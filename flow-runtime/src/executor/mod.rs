@@ -19,8 +19,8 @@ use crate::datastore::TaskIndex;
 use crate::flow::{Flow, StepOutcome};
 use crate::progress::Progress;
 use crate::run::{
-    GraphRecord, RunRecord, RunStatus, RunStore, RunStoreError, TaskFailure, TaskPath,
-    new_run_id, now_rfc3339,
+    GraphRecord, RunRecord, RunStatus, RunStore, RunStoreError, TaskFailure, TaskPath, new_run_id,
+    now_rfc3339,
 };
 
 pub use process::run_task_command;
@@ -52,15 +52,20 @@ pub struct RunOptions {
     pub mode: Mode,
     /// Whether to draw a progress display (on a terminal).
     pub progress: bool,
+    /// Whether to say on stderr which run started, as soon as it has an id.
+    pub announce: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            max_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            max_workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             tags: Vec::new(),
             mode: Mode::InProcess,
             progress: false,
+            announce: false,
         }
     }
 }
@@ -109,7 +114,11 @@ pub(crate) struct Origin {
 }
 
 impl RunContext {
-    pub fn task_key(&self, step: &str, task_id: &str) -> Result<crate::datastore::Key, RunStoreError> {
+    pub fn task_key(
+        &self,
+        step: &str,
+        task_id: &str,
+    ) -> Result<crate::datastore::Key, RunStoreError> {
         RunStore::task_key(self.flow, &self.run_id, step, task_id)
     }
 }
@@ -141,9 +150,22 @@ pub(crate) struct JoinInput {
 
 pub(crate) enum PendingInput<F> {
     Start,
-    Parent { path: TaskPath, index: Arc<TaskIndex>, state: Option<Arc<F>> },
-    Item { path: TaskPath, index: Arc<TaskIndex>, state: Option<Arc<F>>, items: Arc<Vec<Vec<u8>>>, position: usize },
-    Join { base: (TaskPath, Arc<TaskIndex>), inputs: Vec<JoinInput> },
+    Parent {
+        path: TaskPath,
+        index: Arc<TaskIndex>,
+        state: Option<Arc<F>>,
+    },
+    Item {
+        path: TaskPath,
+        index: Arc<TaskIndex>,
+        state: Option<Arc<F>>,
+        items: Arc<Vec<Vec<u8>>>,
+        position: usize,
+    },
+    Join {
+        base: (TaskPath, Arc<TaskIndex>),
+        inputs: Vec<JoinInput>,
+    },
 }
 
 /// A task that completed.
@@ -162,7 +184,11 @@ pub(crate) struct Finished<F> {
 
 /// Starts a new run of `F` with parameters `params` (as the flow's `__restore_params` reads
 /// them) and runs it to the end.
-pub fn run_flow<F: Flow>(store: &RunStore, params: serde_json::Value, options: &RunOptions) -> Result<RunSummary, RunError> {
+pub fn run_flow<F: Flow>(
+    store: &RunStore,
+    params: serde_json::Value,
+    options: &RunOptions,
+) -> Result<RunSummary, RunError> {
     let record = new_record::<F>(store, params, options, None)?;
     drive::<F>(store, record, None, options)
 }
@@ -200,8 +226,21 @@ pub fn resume_flow<F: Flow>(
             options.tags.push(tag.clone());
         }
     }
-    let record = new_record::<F>(store, origin.params.clone(), &options, Some(origin_run_id.to_string()))?;
-    drive::<F>(store, record, Some(Origin { run_id: origin_run_id.to_string(), rerun }), &options)
+    let record = new_record::<F>(
+        store,
+        origin.params.clone(),
+        &options,
+        Some(origin_run_id.to_string()),
+    )?;
+    drive::<F>(
+        store,
+        record,
+        Some(Origin {
+            run_id: origin_run_id.to_string(),
+            rerun,
+        }),
+        &options,
+    )
 }
 
 fn new_record<F: Flow>(
@@ -221,7 +260,9 @@ fn new_record<F: Flow>(
             status: RunStatus::Running,
             started: now_rfc3339(),
             finished: None,
-            user: std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into()),
+            user: std::env::var("USER")
+                .or_else(|_| std::env::var("USERNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
             host: crate::run::hostname(),
             pid: std::process::id(),
             tags: options.tags.clone(),
@@ -241,7 +282,12 @@ fn new_record<F: Flow>(
 }
 
 /// Runs a recorded run to its end and records how it ended.
-fn drive<F: Flow>(store: &RunStore, mut record: RunRecord, origin: Option<Origin>, options: &RunOptions) -> Result<RunSummary, RunError> {
+fn drive<F: Flow>(
+    store: &RunStore,
+    mut record: RunRecord,
+    origin: Option<Origin>,
+    options: &RunOptions,
+) -> Result<RunSummary, RunError> {
     let graph = F::GRAPH;
     let ctx = RunContext {
         store: store.clone(),
@@ -250,7 +296,15 @@ fn drive<F: Flow>(store: &RunStore, mut record: RunRecord, origin: Option<Origin
         params: record.params.clone(),
         origin,
     };
-    let progress = if options.progress { Progress::for_terminal(graph.name) } else { Progress::new(graph.name, false) };
+    let progress = if options.progress {
+        Progress::for_terminal(graph.name)
+    } else {
+        Progress::new(graph.name, false)
+    };
+    progress.task_queued(graph.steps[graph.start].name, 1);
+    if options.announce {
+        progress.suspend(|| eprintln!("Started run {} of {}", record.run_id, graph.name));
+    }
     let scheduler = Mutex::new(Scheduler::<F>::new());
     let wake = Condvar::new();
     let workers = options.max_workers.max(1);
@@ -259,15 +313,29 @@ fn drive<F: Flow>(store: &RunStore, mut record: RunRecord, origin: Option<Origin
             scope.spawn(|| worker::<F>(&ctx, &scheduler, &wake, &progress, &options.mode));
         }
     });
-    let scheduler = scheduler.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let scheduler = scheduler
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let failure = scheduler.failure.clone();
-    record.status = if failure.is_none() && scheduler.reached_end { RunStatus::Succeeded } else { RunStatus::Failed };
+    record.status = if failure.is_none() && scheduler.reached_end {
+        RunStatus::Succeeded
+    } else {
+        RunStatus::Failed
+    };
     record.finished = Some(now_rfc3339());
     record.failure = match &failure {
         Some((path, f)) => Some(format!("task {path} failed: {f}")),
         None if !scheduler.reached_end => Some("the run stopped before reaching `end`".to_string()),
         None => None,
     };
+    // Tags may have been added with `tag` while the run went on: keep them.
+    if let Ok(stored) = store.read_run(graph.name, &record.run_id) {
+        for tag in stored.tags {
+            if !record.tags.contains(&tag) {
+                record.tags.push(tag);
+            }
+        }
+    }
     store.update_run(&record)?;
     progress.finish(match record.status {
         RunStatus::Succeeded => "done",
@@ -283,8 +351,18 @@ fn drive<F: Flow>(store: &RunStore, mut record: RunRecord, origin: Option<Origin
     })
 }
 
-fn worker<F: Flow>(ctx: &RunContext, scheduler: &Mutex<Scheduler<F>>, wake: &Condvar, progress: &Progress, mode: &Mode) {
-    let lock = || scheduler.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+fn worker<F: Flow>(
+    ctx: &RunContext,
+    scheduler: &Mutex<Scheduler<F>>,
+    wake: &Condvar,
+    progress: &Progress,
+    mode: &Mode,
+) {
+    let lock = || {
+        scheduler
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
     loop {
         let pending = {
             let mut guard = lock();
@@ -303,7 +381,9 @@ fn worker<F: Flow>(ctx: &RunContext, scheduler: &Mutex<Scheduler<F>>, wake: &Con
                     wake.notify_all();
                     return;
                 }
-                guard = wake.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner());
+                guard = wake
+                    .wait(guard)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
         };
         let step_name = F::GRAPH.steps[pending.step].name;

@@ -22,19 +22,38 @@ pub(crate) fn execute<F: Flow>(
 ) -> Result<Finished<F>, TaskFailed> {
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
-    let path = TaskPath { step: step.name.to_string(), task: pending.task_id.clone() };
+    let path = TaskPath {
+        step: step.name.to_string(),
+        task: pending.task_id.clone(),
+    };
     let fail = |message: String| TaskFailed::new(path.clone(), runtime_failure(message));
-    let key = ctx.task_key(step.name, &pending.task_id).map_err(|e| fail(e.to_string()))?;
-    ctx.store.write_spec(&key, &spec_of(&pending)).map_err(|e| fail(e.to_string()))?;
+    let key = ctx
+        .task_key(step.name, &pending.task_id)
+        .map_err(|e| fail(e.to_string()))?;
+    ctx.store
+        .write_spec(&key, &spec_of(&pending))
+        .map_err(|e| fail(e.to_string()))?;
 
     let mut child = Command::new(exe)
         .args(args)
-        .args(["step", step.name, "--run-id", &ctx.run_id, "--task-id", &pending.task_id])
+        .args([
+            "step",
+            step.name,
+            "--run-id",
+            &ctx.run_id,
+            "--task-id",
+            &pending.task_id,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| fail(format!("cannot start `{}` for the task: {e}", exe.display())))?;
+        .map_err(|e| {
+            fail(format!(
+                "cannot start `{}` for the task: {e}",
+                exe.display()
+            ))
+        })?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let read_all = |pipe: Option<Box<dyn Read + Send>>| {
@@ -48,18 +67,27 @@ pub(crate) fn execute<F: Flow>(
     };
     let out_thread = read_all(stdout.map(|p| Box::new(p) as Box<dyn Read + Send>));
     let err_thread = read_all(stderr.map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let status = child.wait().map_err(|e| fail(format!("cannot wait for the task's process: {e}")))?;
+    let status = child
+        .wait()
+        .map_err(|e| fail(format!("cannot wait for the task's process: {e}")))?;
     let out = out_thread.join().unwrap_or_default();
     let err = err_thread.join().unwrap_or_default();
     if !out.is_empty() {
-        ctx.store.write_output(&key, "stdout", &out).map_err(|e| fail(e.to_string()))?;
+        ctx.store
+            .write_output(&key, "stdout", &out)
+            .map_err(|e| fail(e.to_string()))?;
     }
     if !err.is_empty() {
-        ctx.store.write_output(&key, "stderr", &err).map_err(|e| fail(e.to_string()))?;
+        ctx.store
+            .write_output(&key, "stderr", &err)
+            .map_err(|e| fail(e.to_string()))?;
     }
 
     let meta = ctx.store.read_meta(&key).map_err(|e| fail(e.to_string()))?;
-    let index = ctx.store.read_index(&key).map_err(|e| fail(e.to_string()))?;
+    let index = ctx
+        .store
+        .read_index(&key)
+        .map_err(|e| fail(e.to_string()))?;
     match (meta, index) {
         (Some(meta), Some(index)) if meta.status != TaskStatus::Failed => {
             let outcome = match (&meta.chose, step.transition) {
@@ -67,12 +95,17 @@ pub(crate) fn execute<F: Flow>(
                     .iter()
                     .position(|a| graph.steps[a.target].name == chosen)
                     .map(StepOutcome::Arm)
-                    .ok_or_else(|| fail(format!("the task chose `{chosen}`, which is not an arm of the switch")))?,
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "the task chose `{chosen}`, which is not an arm of the switch"
+                        ))
+                    })?,
                 _ => StepOutcome::Continue,
             };
             let items = match &meta.foreach {
                 Some(f) => Some(Arc::new(
-                    load_items(ctx, &f.items).map_err(|failure| TaskFailed::new(path.clone(), failure))?,
+                    load_items(ctx, &f.items)
+                        .map_err(|failure| TaskFailed::new(path.clone(), failure))?,
                 )),
                 None => None,
             };
@@ -88,29 +121,54 @@ pub(crate) fn execute<F: Flow>(
             })
         }
         (Some(meta), _) if meta.failure().is_some() => {
-            let failure = meta.failure().cloned().unwrap_or_else(|| runtime_failure("the task failed"));
+            let failure = meta
+                .failure()
+                .cloned()
+                .unwrap_or_else(|| runtime_failure("the task failed"));
             Err(TaskFailed::new(path, failure))
         }
         _ => {
             let tail = String::from_utf8_lossy(&err);
-            let tail: String = tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-            Err(fail(format!("the task's process ended ({status}) without completing the task{}", if tail.is_empty() { String::new() } else { format!(":\n{tail}") })))
+            let tail: String = tail
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            Err(fail(format!(
+                "the task's process ended ({status}) without completing the task{}",
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(":\n{tail}")
+                }
+            )))
         }
     }
 }
 
 /// The `step` command: runs exactly one task of run `run_id` from what the datastore holds,
 /// and records it there.
-pub fn run_task_command<F: Flow>(store: &RunStore, run_id: &str, step: &str, task_id: &str) -> Result<(), RunError> {
+pub fn run_task_command<F: Flow>(
+    store: &RunStore,
+    run_id: &str,
+    step: &str,
+    task_id: &str,
+) -> Result<(), RunError> {
     let graph = F::GRAPH;
     let record = store.read_run(graph.name, run_id)?;
     let step_index = graph
         .step_index(step)
         .ok_or_else(|| RunError::Task(format!("flow `{}` has no step `{step}`", graph.name)))?;
     let key = RunStore::task_key(graph.name, run_id, step, task_id)?;
-    let spec = store
-        .read_spec(&key)?
-        .ok_or_else(|| RunError::Task(format!("run {run_id} has no task {step}/{task_id} to run (no spec.json)")))?;
+    let spec = store.read_spec(&key)?.ok_or_else(|| {
+        RunError::Task(format!(
+            "run {run_id} has no task {step}/{task_id} to run (no spec.json)"
+        ))
+    })?;
     let ctx = RunContext {
         store: store.clone(),
         flow: graph.name,
@@ -127,14 +185,21 @@ pub fn run_task_command<F: Flow>(store: &RunStore, run_id: &str, step: &str, tas
     };
     let input = match &spec.input {
         InputSpec::Start => PendingInput::<F>::Start,
-        InputSpec::Parent { parent } => PendingInput::Parent { path: parent.clone(), index: parent_index(parent)?, state: None },
+        InputSpec::Parent { parent } => PendingInput::Parent {
+            path: parent.clone(),
+            index: parent_index(parent)?,
+            state: None,
+        },
         InputSpec::Item { parent, position } => {
             let parent_key = RunStore::task_key(graph.name, run_id, &parent.step, &parent.task)?;
             let meta = store.read_meta(&parent_key)?;
             let Some(foreach) = meta.and_then(|m| m.foreach) else {
-                return Err(RunError::Task(format!("task {parent} of run {run_id} recorded no foreach elements")));
+                return Err(RunError::Task(format!(
+                    "task {parent} of run {run_id} recorded no foreach elements"
+                )));
             };
-            let items = load_items(&ctx, &foreach.items).map_err(|f| RunError::Task(f.to_string()))?;
+            let items =
+                load_items(&ctx, &foreach.items).map_err(|f| RunError::Task(f.to_string()))?;
             PendingInput::Item {
                 path: parent.clone(),
                 index: parent_index(parent)?,
@@ -148,7 +213,13 @@ pub fn run_task_command<F: Flow>(store: &RunStore, run_id: &str, step: &str, tas
             inputs: inputs
                 .iter()
                 .enumerate()
-                .map(|(position, p)| Ok(JoinInput { path: p.clone(), position, index: parent_index(p)? }))
+                .map(|(position, p)| {
+                    Ok(JoinInput {
+                        path: p.clone(),
+                        position,
+                        index: parent_index(p)?,
+                    })
+                })
                 .collect::<Result<_, RunError>>()?,
         },
     };
@@ -158,12 +229,27 @@ pub fn run_task_command<F: Flow>(store: &RunStore, run_id: &str, step: &str, tas
         .map(|f| {
             graph
                 .step_index(&f.split)
-                .map(|split| Frame { split, index: f.index, count: f.count })
-                .ok_or_else(|| RunError::Task(format!("the task spec names a split `{}` this flow does not have", f.split)))
+                .map(|split| Frame {
+                    split,
+                    index: f.index,
+                    count: f.count,
+                })
+                .ok_or_else(|| {
+                    RunError::Task(format!(
+                        "the task spec names a split `{}` this flow does not have",
+                        f.split
+                    ))
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let pending = PendingTask { step: step_index, task_id: task_id.to_string(), frames, input, parents_reused: false };
-    execute_here(&ctx, pending)
-        .map(|_| ())
-        .map_err(|failed| RunError::Task(format!("task {} failed: {}", failed.path, failed.failure)))
+    let pending = PendingTask {
+        step: step_index,
+        task_id: task_id.to_string(),
+        frames,
+        input,
+        parents_reused: false,
+    };
+    execute_here(&ctx, pending).map(|_| ()).map_err(|failed| {
+        RunError::Task(format!("task {} failed: {}", failed.path, failed.failure))
+    })
 }

@@ -89,7 +89,11 @@ impl<F: Flow> Scheduler<F> {
                 self.open_barrier(&done, targets.len());
                 for (b, &t) in targets.iter().enumerate() {
                     let mut frames = done.frames.clone();
-                    frames.push(Frame { split: done.step, index: b, count: targets.len() });
+                    frames.push(Frame {
+                        split: done.step,
+                        index: b,
+                        count: targets.len(),
+                    });
                     self.push_child(t, frames, &done, None);
                     queued.push((t, 1));
                 }
@@ -107,7 +111,11 @@ impl<F: Flow> Scheduler<F> {
                 }
                 for i in 0..n {
                     let mut frames = done.frames.clone();
-                    frames.push(Frame { split: done.step, index: i, count: n });
+                    frames.push(Frame {
+                        split: done.step,
+                        index: i,
+                        count: n,
+                    });
                     self.push_child(body, frames, &done, Some((Arc::clone(&items), i)));
                 }
                 queued.push((body, n));
@@ -129,7 +137,13 @@ impl<F: Flow> Scheduler<F> {
         queued
     }
 
-    fn push_child(&mut self, step: usize, frames: Vec<Frame>, parent: &Finished<F>, item: Option<(Arc<Vec<Vec<u8>>>, usize)>) {
+    fn push_child(
+        &mut self,
+        step: usize,
+        frames: Vec<Frame>,
+        parent: &Finished<F>,
+        item: Option<(Arc<Vec<Vec<u8>>>, usize)>,
+    ) {
         let task_id = task_id(F::GRAPH, &frames);
         let input = match item {
             None => PendingInput::Parent {
@@ -145,11 +159,19 @@ impl<F: Flow> Scheduler<F> {
                 position,
             },
         };
-        self.queue.push_back(PendingTask { step, task_id, frames, input, parents_reused: parent.reused });
+        self.queue.push_back(PendingTask {
+            step,
+            task_id,
+            frames,
+            input,
+            parents_reused: parent.reused,
+        });
     }
 
     fn open_barrier(&mut self, split: &Finished<F>, expected: usize) {
-        let Some(join) = self.closing_join[split.step] else { return };
+        let Some(join) = self.closing_join[split.step] else {
+            return;
+        };
         let key = (join, task_id(F::GRAPH, &split.frames));
         self.barriers.insert(
             key,
@@ -170,7 +192,11 @@ impl<F: Flow> Scheduler<F> {
         let outer = &done.frames[..done.frames.len() - 1];
         let key = (join, task_id(F::GRAPH, outer));
         let barrier = self.barriers.get_mut(&key)?;
-        barrier.arrived.push(JoinInput { path: done.path.clone(), position: top.index, index: Arc::clone(&done.index) });
+        barrier.arrived.push(JoinInput {
+            path: done.path.clone(),
+            position: top.index,
+            index: Arc::clone(&done.index),
+        });
         barrier.all_reused &= done.reused;
         if barrier.arrived.len() == barrier.expected {
             self.release(join, key.1);
@@ -180,13 +206,18 @@ impl<F: Flow> Scheduler<F> {
     }
 
     fn release(&mut self, join: usize, join_task: String) {
-        let Some(mut barrier) = self.barriers.remove(&(join, join_task.clone())) else { return };
+        let Some(mut barrier) = self.barriers.remove(&(join, join_task.clone())) else {
+            return;
+        };
         barrier.arrived.sort_by_key(|i| i.position);
         self.queue.push_back(PendingTask {
             step: join,
             task_id: join_task,
             frames: barrier.base_frames,
-            input: PendingInput::Join { base: barrier.base, inputs: barrier.arrived },
+            input: PendingInput::Join {
+                base: barrier.base,
+                inputs: barrier.arrived,
+            },
             parents_reused: barrier.all_reused && barrier.base_reused,
         });
     }
@@ -194,31 +225,65 @@ impl<F: Flow> Scheduler<F> {
 
 /// For a resumed run: reuses the origin's task at the same place when it succeeded there and
 /// everything it reads from was reused too. Nothing is copied but the task's small records.
-pub(crate) fn try_reuse<F: Flow>(ctx: &RunContext, pending: &PendingTask<F>) -> Result<Option<Finished<F>>, TaskFailed> {
-    let Some(origin) = &ctx.origin else { return Ok(None) };
+pub(crate) fn try_reuse<F: Flow>(
+    ctx: &RunContext,
+    pending: &PendingTask<F>,
+) -> Result<Option<Finished<F>>, TaskFailed> {
+    let Some(origin) = &ctx.origin else {
+        return Ok(None);
+    };
     if !pending.parents_reused || origin.rerun[pending.step] {
         return Ok(None);
     }
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
-    let path = TaskPath { step: step.name.to_string(), task: pending.task_id.clone() };
+    let path = TaskPath {
+        step: step.name.to_string(),
+        task: pending.task_id.clone(),
+    };
     let fail = |message: String| TaskFailed::new(path.clone(), runtime_failure(message));
-    let origin_key = crate::run::RunStore::task_key(graph.name, &origin.run_id, step.name, &pending.task_id)
+    let origin_key =
+        crate::run::RunStore::task_key(graph.name, &origin.run_id, step.name, &pending.task_id)
+            .map_err(|e| fail(e.to_string()))?;
+    let Some(index) = ctx
+        .store
+        .read_index(&origin_key)
+        .map_err(|e| fail(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let Some(origin_meta) = ctx
+        .store
+        .read_meta(&origin_key)
+        .map_err(|e| fail(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let key = ctx
+        .task_key(step.name, &pending.task_id)
         .map_err(|e| fail(e.to_string()))?;
-    let Some(index) = ctx.store.read_index(&origin_key).map_err(|e| fail(e.to_string()))? else { return Ok(None) };
-    let Some(origin_meta) = ctx.store.read_meta(&origin_key).map_err(|e| fail(e.to_string()))? else { return Ok(None) };
-    let key = ctx.task_key(step.name, &pending.task_id).map_err(|e| fail(e.to_string()))?;
     let meta = TaskMeta {
         run_id: ctx.run_id.clone(),
         spec: spec_of(pending),
-        origin_run_id: Some(origin_meta.origin_run_id.clone().unwrap_or_else(|| origin.run_id.clone())),
+        origin_run_id: Some(
+            origin_meta
+                .origin_run_id
+                .clone()
+                .unwrap_or_else(|| origin.run_id.clone()),
+        ),
         ..origin_meta.clone()
     };
-    ctx.store.write_meta(&key, &meta).map_err(|e| fail(e.to_string()))?;
-    let index = super::task::complete(ctx, &key, Arc::new(index)).map_err(|e| fail(e.to_string()))?;
+    ctx.store
+        .write_meta(&key, &meta)
+        .map_err(|e| fail(e.to_string()))?;
+    let index =
+        super::task::complete(ctx, &key, Arc::new(index)).map_err(|e| fail(e.to_string()))?;
     let outcome = match (&origin_meta.chose, step.transition) {
         (Some(chosen), Transition::Switch(arms)) => {
-            match arms.iter().position(|a| graph.steps[a.target].name == chosen) {
+            match arms
+                .iter()
+                .position(|a| graph.steps[a.target].name == chosen)
+            {
                 Some(k) => StepOutcome::Arm(k),
                 None => return Ok(None),
             }
@@ -226,7 +291,9 @@ pub(crate) fn try_reuse<F: Flow>(ctx: &RunContext, pending: &PendingTask<F>) -> 
         _ => StepOutcome::Continue,
     };
     let items = match &origin_meta.foreach {
-        Some(f) => Some(Arc::new(load_items(ctx, &f.items).map_err(|failure| TaskFailed::new(path.clone(), failure))?)),
+        Some(f) => Some(Arc::new(
+            load_items(ctx, &f.items).map_err(|failure| TaskFailed::new(path.clone(), failure))?,
+        )),
         None => None,
     };
     Ok(Some(Finished {

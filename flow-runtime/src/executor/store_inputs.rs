@@ -56,6 +56,9 @@ impl<F: Flow> InputSource<F> for StoreInputs {
             .flat_map(|i| i.index.artifacts.iter())
             .find(|a| a.hash == *hash)
             .map(|a| a.size);
-        self.store.blobs().get(hash, size).map_err(|e| InputError::new(format!("{}: {e}", self.context)))
+        self.store
+            .blobs()
+            .get(hash, size)
+            .map_err(|e| InputError::new(format!("{}: {e}", self.context)))
     }
 }

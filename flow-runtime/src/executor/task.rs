@@ -28,7 +28,10 @@ pub(crate) struct TaskFailed {
 
 impl TaskFailed {
     pub fn new(path: TaskPath, failure: TaskFailure) -> Self {
-        TaskFailed { path, failure: Box::new(failure) }
+        TaskFailed {
+            path,
+            failure: Box::new(failure),
+        }
     }
 }
 
@@ -36,7 +39,12 @@ impl TaskFailed {
 type Persisted = (Arc<TaskIndex>, Option<(ForeachRecord, Arc<Vec<Vec<u8>>>)>);
 
 pub(crate) fn runtime_failure(message: impl Into<String>) -> TaskFailure {
-    TaskFailure { kind: "runtime".into(), message: message.into(), causes: Vec::new(), location: None }
+    TaskFailure {
+        kind: "runtime".into(),
+        message: message.into(),
+        causes: Vec::new(),
+        location: None,
+    }
 }
 
 /// The id of a task: the indices of its open foreach splits, `0` outside any foreach.
@@ -46,7 +54,11 @@ pub(crate) fn task_id(graph: &crate::graph::FlowGraph, frames: &[Frame]) -> Stri
         .filter(|f| matches!(graph.steps[f.split].transition, Transition::Foreach { .. }))
         .map(|f| f.index.to_string())
         .collect();
-    if parts.is_empty() { "0".to_string() } else { parts.join("-") }
+    if parts.is_empty() {
+        "0".to_string()
+    } else {
+        parts.join("-")
+    }
 }
 
 /// The stored form of a pending task.
@@ -64,25 +76,46 @@ pub(crate) fn spec_of<F: Flow>(pending: &PendingTask<F>) -> TaskSpec {
         .collect();
     let input = match &pending.input {
         PendingInput::Start => InputSpec::Start,
-        PendingInput::Parent { path, .. } => InputSpec::Parent { parent: path.clone() },
-        PendingInput::Item { path, position, .. } => InputSpec::Item { parent: path.clone(), position: *position },
+        PendingInput::Parent { path, .. } => InputSpec::Parent {
+            parent: path.clone(),
+        },
+        PendingInput::Item { path, position, .. } => InputSpec::Item {
+            parent: path.clone(),
+            position: *position,
+        },
         PendingInput::Join { base, inputs } => InputSpec::Join {
             base: base.0.clone(),
             inputs: inputs.iter().map(|i| i.path.clone()).collect(),
         },
     };
-    TaskSpec { step: graph.steps[pending.step].name.to_string(), task_id: pending.task_id.clone(), frames, input }
+    TaskSpec {
+        step: graph.steps[pending.step].name.to_string(),
+        task_id: pending.task_id.clone(),
+        frames,
+        input,
+    }
 }
 
 /// Runs a task in this process and records it in the datastore.
-pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Result<Finished<F>, TaskFailed> {
+pub(crate) fn execute<F: Flow>(
+    ctx: &RunContext,
+    pending: PendingTask<F>,
+) -> Result<Finished<F>, TaskFailed> {
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
-    let path = TaskPath { step: step.name.to_string(), task: pending.task_id.clone() };
+    let path = TaskPath {
+        step: step.name.to_string(),
+        task: pending.task_id.clone(),
+    };
     let fail = |failure: TaskFailure| TaskFailed::new(path.clone(), failure);
-    let key = ctx.task_key(step.name, &pending.task_id).map_err(|e| fail(runtime_failure(e.to_string())))?;
+    let key = ctx
+        .task_key(step.name, &pending.task_id)
+        .map_err(|e| fail(runtime_failure(e.to_string())))?;
     let spec = spec_of(&pending);
-    let context = format!("run {}, step {}, task {}", ctx.run_id, step.name, pending.task_id);
+    let context = format!(
+        "run {}, step {}, task {}",
+        ctx.run_id, step.name, pending.task_id
+    );
 
     let (prepared, input) = prepare(ctx, &pending, &context).map_err(fail)?;
     let current = Current {
@@ -95,7 +128,11 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
             .frames
             .iter()
             .filter(|f| matches!(graph.steps[f.split].transition, Transition::Foreach { .. }))
-            .map(|f| ForeachFrame { step: graph.steps[f.split].name, index: f.index, count: f.count })
+            .map(|f| ForeachFrame {
+                step: graph.steps[f.split].name,
+                index: f.index,
+                count: f.count,
+            })
             .collect(),
     };
 
@@ -107,7 +144,9 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
         let last = attempt == options.retries;
         // The last attempt of a step without `catch` may consume the prepared state.
         let state = match (&prepared, last && options.catch.is_none()) {
-            (Some(_), true) => prepared.take().ok_or_else(|| fail(runtime_failure("no input state")))?,
+            (Some(_), true) => prepared
+                .take()
+                .ok_or_else(|| fail(runtime_failure("no input state")))?,
             (Some(p), false) => duplicate(p),
             (None, _) => return Err(fail(runtime_failure("no input state"))),
         };
@@ -115,7 +154,14 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
         let started = now_rfc3339();
         let mut current = current.clone();
         current.attempt = attempt;
-        let result = run_attempt(state, pending.step, input.for_attempt(), current, &log, options.timeout);
+        let result = run_attempt(
+            state,
+            pending.step,
+            input.for_attempt(),
+            current,
+            &log,
+            options.timeout,
+        );
         let (outcome, state) = match result {
             Ok(r) => (r.outcome, Some(r.state)),
             Err(failure) => (Err(failure), None),
@@ -123,9 +169,16 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
         let failure = outcome.as_ref().err().cloned();
         let log_bytes = log.take();
         if !log_bytes.is_empty() {
-            ctx.store.write_log(&key, attempt, &log_bytes).map_err(|e| fail(runtime_failure(e.to_string())))?;
+            ctx.store
+                .write_log(&key, attempt, &log_bytes)
+                .map_err(|e| fail(runtime_failure(e.to_string())))?;
         }
-        attempts.push(AttemptRecord { attempt, started, finished: now_rfc3339(), failure });
+        attempts.push(AttemptRecord {
+            attempt,
+            started,
+            finished: now_rfc3339(),
+            failure,
+        });
         if let (Ok(outcome), Some(state)) = (outcome, state) {
             success = Some((state, outcome, TaskStatus::Succeeded));
             break;
@@ -135,7 +188,10 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
     let (state, outcome, status) = match success {
         Some(s) => s,
         None => {
-            let failure = attempts.last().and_then(|a| a.failure.clone()).unwrap_or_else(|| runtime_failure("the step failed"));
+            let failure = attempts
+                .last()
+                .and_then(|a| a.failure.clone())
+                .unwrap_or_else(|| runtime_failure("the step failed"));
             let catchable = !matches!(step.transition, Transition::Switch(_));
             match (options.catch, prepared.take()) {
                 (Some(_), Some(mut state)) if catchable => {
@@ -144,7 +200,9 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
                 }
                 _ => {
                     let meta = meta_of::<F>(ctx, spec, TaskStatus::Failed, attempts, None, None);
-                    ctx.store.write_meta(&key, &meta).map_err(|e| fail(runtime_failure(e.to_string())))?;
+                    ctx.store
+                        .write_meta(&key, &meta)
+                        .map_err(|e| fail(runtime_failure(e.to_string())))?;
                     return Err(fail(failure));
                 }
             }
@@ -154,27 +212,63 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
     let persist = |state: &F| -> Result<Persisted, RunStoreError> {
         let foreach = match step.transition {
             Transition::Foreach { field, .. } => {
-                let items = state.__foreach_items(pending.step).map_err(|e| RunStoreError::Io(e.to_string()))?;
-                let list: Vec<ByteBuf> = items.iter().map(|i| ByteBuf::from(i.as_slice())).collect();
-                let encoded = rmp_serde::to_vec(&list).map_err(|e| RunStoreError::Io(e.to_string()))?;
-                let stored = ctx.store.blobs().put_bytes(&encoded).map_err(|e| RunStoreError::Io(e.to_string()))?;
-                Some((ForeachRecord { field: field.to_string(), count: items.len(), items: stored.hash }, Arc::new(items)))
+                let items = state
+                    .__foreach_items(pending.step)
+                    .map_err(|e| RunStoreError::Io(e.to_string()))?;
+                let list: Vec<ByteBuf> =
+                    items.iter().map(|i| ByteBuf::from(i.as_slice())).collect();
+                let encoded =
+                    rmp_serde::to_vec(&list).map_err(|e| RunStoreError::Io(e.to_string()))?;
+                let stored = ctx
+                    .store
+                    .blobs()
+                    .put_bytes(&encoded)
+                    .map_err(|e| RunStoreError::Io(e.to_string()))?;
+                Some((
+                    ForeachRecord {
+                        field: field.to_string(),
+                        count: items.len(),
+                        items: stored.hash,
+                    },
+                    Arc::new(items),
+                ))
             }
             _ => None,
         };
-        let artifacts = ctx.store.blobs().store_state(&StateRef(state)).map_err(|e| RunStoreError::Io(e.to_string()))?;
+        let artifacts = ctx
+            .store
+            .blobs()
+            .store_state(&StateRef(state))
+            .map_err(|e| RunStoreError::Io(e.to_string()))?;
         Ok((Arc::new(TaskIndex::new(artifacts)), foreach))
     };
-    let (index, foreach) = persist(&state).map_err(|e| fail(runtime_failure(format!("cannot store the task's state: {e}"))))?;
+    let (index, foreach) = persist(&state).map_err(|e| {
+        fail(runtime_failure(format!(
+            "cannot store the task's state: {e}"
+        )))
+    })?;
     let chose = match (outcome, step.transition) {
         (StepOutcome::Arm(k), Transition::Switch(arms)) => match arms.get(k) {
             Some(arm) => Some(graph.steps[arm.target].name.to_string()),
-            None => return Err(fail(runtime_failure(format!("the switch chose arm {k}, which does not exist")))),
+            None => {
+                return Err(fail(runtime_failure(format!(
+                    "the switch chose arm {k}, which does not exist"
+                ))));
+            }
         },
         _ => None,
     };
-    let meta = meta_of::<F>(ctx, spec, status, attempts, foreach.as_ref().map(|f| f.0.clone()), chose);
-    ctx.store.write_meta(&key, &meta).map_err(|e| fail(runtime_failure(e.to_string())))?;
+    let meta = meta_of::<F>(
+        ctx,
+        spec,
+        status,
+        attempts,
+        foreach.as_ref().map(|f| f.0.clone()),
+        chose,
+    );
+    ctx.store
+        .write_meta(&key, &meta)
+        .map_err(|e| fail(runtime_failure(e.to_string())))?;
     let index = complete(ctx, &key, index).map_err(|e| fail(runtime_failure(e.to_string())))?;
     Ok(Finished {
         path,
@@ -190,13 +284,19 @@ pub(crate) fn execute<F: Flow>(ctx: &RunContext, pending: PendingTask<F>) -> Res
 
 /// Writes the index and the done marker; a task some other attempt completed already keeps
 /// that attempt's index.
-pub(crate) fn complete(ctx: &RunContext, key: &crate::datastore::Key, index: Arc<TaskIndex>) -> Result<Arc<TaskIndex>, RunStoreError> {
+pub(crate) fn complete(
+    ctx: &RunContext,
+    key: &crate::datastore::Key,
+    index: Arc<TaskIndex>,
+) -> Result<Arc<TaskIndex>, RunStoreError> {
     match ctx.store.complete_task(key, &index) {
         Ok(()) => Ok(index),
-        Err(RunStoreError::Task(TaskError::AlreadyComplete { .. })) => match ctx.store.read_index(key)? {
-            Some(existing) => Ok(Arc::new(existing)),
-            None => Ok(index),
-        },
+        Err(RunStoreError::Task(TaskError::AlreadyComplete { .. })) => {
+            match ctx.store.read_index(key)? {
+                Some(existing) => Ok(Arc::new(existing)),
+                None => Ok(index),
+            }
+        }
         Err(e) => Err(e),
     }
 }
@@ -240,7 +340,12 @@ impl<F: Flow> PreparedInput<F> {
 }
 
 /// Loads a state from a finished task: from memory when it is there, else from the datastore.
-fn state_of<F: Flow>(ctx: &RunContext, state: &Option<Arc<F>>, index: &TaskIndex, context: &str) -> Result<F, TaskFailure> {
+fn state_of<F: Flow>(
+    ctx: &RunContext,
+    state: &Option<Arc<F>>,
+    index: &TaskIndex,
+    context: &str,
+) -> Result<F, TaskFailure> {
     if let Some(state) = state {
         return Ok(duplicate(&**state));
     }
@@ -251,21 +356,36 @@ fn state_of<F: Flow>(ctx: &RunContext, state: &Option<Arc<F>>, index: &TaskIndex
         .map_err(|e| runtime_failure(format!("cannot load the input state of {context}: {e}")))
 }
 
-fn prepare<F: Flow>(ctx: &RunContext, pending: &PendingTask<F>, context: &str) -> Result<(F, PreparedInput<F>), TaskFailure> {
+fn prepare<F: Flow>(
+    ctx: &RunContext,
+    pending: &PendingTask<F>,
+    context: &str,
+) -> Result<(F, PreparedInput<F>), TaskFailure> {
     match &pending.input {
         PendingInput::Start => {
             let mut state = initial::<F>();
-            state
-                .__restore_params(&ctx.params)
-                .map_err(|e| runtime_failure(format!("the run's parameters do not fit this flow: {e}")))?;
+            state.__restore_params(&ctx.params).map_err(|e| {
+                runtime_failure(format!("the run's parameters do not fit this flow: {e}"))
+            })?;
             Ok((state, PreparedInput::Plain))
         }
-        PendingInput::Parent { index, state, .. } => Ok((state_of(ctx, state, index, context)?, PreparedInput::Plain)),
-        PendingInput::Item { index, state, items, position, .. } => {
+        PendingInput::Parent { index, state, .. } => {
+            Ok((state_of(ctx, state, index, context)?, PreparedInput::Plain))
+        }
+        PendingInput::Item {
+            index,
+            state,
+            items,
+            position,
+            ..
+        } => {
             let item = items
                 .get(*position)
                 .ok_or_else(|| runtime_failure(format!("the foreach has no element {position}")))?;
-            Ok((state_of(ctx, state, index, context)?, PreparedInput::Item(Arc::new(item.clone()))))
+            Ok((
+                state_of(ctx, state, index, context)?,
+                PreparedInput::Item(Arc::new(item.clone())),
+            ))
         }
         PendingInput::Join { base, inputs } => {
             let state = state_of::<F>(ctx, &None, &base.1, context)?;
@@ -275,18 +395,29 @@ fn prepare<F: Flow>(ctx: &RunContext, pending: &PendingTask<F>, context: &str) -
                 base: Arc::clone(&base.1),
                 inputs: inputs
                     .iter()
-                    .map(|i| StoredInput { path: i.path.clone(), position: i.position, index: Arc::clone(&i.index) })
+                    .map(|i| StoredInput {
+                        path: i.path.clone(),
+                        position: i.position,
+                        index: Arc::clone(&i.index),
+                    })
                     .collect(),
             };
-            Ok((state, PreparedInput::Join(Inputs::from_source(Arc::new(source)))))
+            Ok((
+                state,
+                PreparedInput::Join(Inputs::from_source(Arc::new(source))),
+            ))
         }
     }
 }
 
 /// Reads the element encodings a foreach split recorded.
 pub(crate) fn load_items(ctx: &RunContext, hash: &BlobHash) -> Result<Vec<Vec<u8>>, TaskFailure> {
-    let bytes = ctx.store.blobs().get(hash, None).map_err(|e| runtime_failure(format!("cannot read the foreach elements: {e}")))?;
-    let list: Vec<ByteBuf> =
-        rmp_serde::from_slice(&bytes).map_err(|e| runtime_failure(format!("the foreach elements are damaged: {e}")))?;
+    let bytes = ctx
+        .store
+        .blobs()
+        .get(hash, None)
+        .map_err(|e| runtime_failure(format!("cannot read the foreach elements: {e}")))?;
+    let list: Vec<ByteBuf> = rmp_serde::from_slice(&bytes)
+        .map_err(|e| runtime_failure(format!("the foreach elements are damaged: {e}")))?;
     Ok(list.into_iter().map(ByteBuf::into_vec).collect())
 }
