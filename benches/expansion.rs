@@ -43,7 +43,11 @@ pub fn generated_flow(blocks: usize) -> TokenStream {
         let left = format_ident!("left_{k}");
         let right = format_ident!("right_{k}");
         let join = format_ident!("join_{k}");
-        let after = if k + 1 == blocks { format_ident!("end") } else { format_ident!("split_{}", k + 1) };
+        let after = if k + 1 == blocks {
+            format_ident!("end")
+        } else {
+            format_ident!("split_{}", k + 1)
+        };
         if k % 4 == 1 {
             steps.push(quote! {
                 #[step(foreach = xs, next = #left)]

@@ -99,7 +99,7 @@ pub(crate) fn spec_of<F: Flow>(pending: &PendingTask<F>) -> TaskSpec {
 /// Runs a task in this process and records it in the datastore.
 pub(crate) fn execute<F: Flow>(
     ctx: &RunContext,
-    pending: PendingTask<F>,
+    mut pending: PendingTask<F>,
 ) -> Result<Finished<F>, TaskFailed> {
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
@@ -117,7 +117,8 @@ pub(crate) fn execute<F: Flow>(
         ctx.run_id, step.name, pending.task_id
     );
 
-    let (prepared, input) = prepare(ctx, &pending, &context).map_err(fail)?;
+    let taken = std::mem::replace(&mut pending.input, PendingInput::Start);
+    let (prepared, input) = prepare(ctx, taken, &context).map_err(fail)?;
     let current = Current {
         flow: graph.name,
         run_id: ctx.run_id.clone(),
@@ -339,15 +340,16 @@ impl<F: Flow> PreparedInput<F> {
     }
 }
 
-/// Loads a state from a finished task: from memory when it is there, else from the datastore.
+/// Loads a state from a finished task: from memory when it is there (taken without a copy when
+/// this task is its only user, as for a linear step), else from the datastore.
 fn state_of<F: Flow>(
     ctx: &RunContext,
-    state: &Option<Arc<F>>,
+    state: Option<Arc<F>>,
     index: &TaskIndex,
     context: &str,
 ) -> Result<F, TaskFailure> {
     if let Some(state) = state {
-        return Ok(duplicate(&**state));
+        return Ok(Arc::try_unwrap(state).unwrap_or_else(|shared| duplicate(&*shared)));
     }
     ctx.store
         .blobs()
@@ -358,10 +360,10 @@ fn state_of<F: Flow>(
 
 fn prepare<F: Flow>(
     ctx: &RunContext,
-    pending: &PendingTask<F>,
+    input: PendingInput<F>,
     context: &str,
 ) -> Result<(F, PreparedInput<F>), TaskFailure> {
-    match &pending.input {
+    match input {
         PendingInput::Start => {
             let mut state = initial::<F>();
             state.__restore_params(&ctx.params).map_err(|e| {
@@ -370,7 +372,7 @@ fn prepare<F: Flow>(
             Ok((state, PreparedInput::Plain))
         }
         PendingInput::Parent { index, state, .. } => {
-            Ok((state_of(ctx, state, index, context)?, PreparedInput::Plain))
+            Ok((state_of(ctx, state, &index, context)?, PreparedInput::Plain))
         }
         PendingInput::Item {
             index,
@@ -380,15 +382,15 @@ fn prepare<F: Flow>(
             ..
         } => {
             let item = items
-                .get(*position)
+                .get(position)
                 .ok_or_else(|| runtime_failure(format!("the foreach has no element {position}")))?;
             Ok((
-                state_of(ctx, state, index, context)?,
+                state_of(ctx, state, &index, context)?,
                 PreparedInput::Item(Arc::new(item.clone())),
             ))
         }
         PendingInput::Join { base, inputs } => {
-            let state = state_of::<F>(ctx, &None, &base.1, context)?;
+            let state = state_of::<F>(ctx, None, &base.1, context)?;
             let source = StoreInputs {
                 store: ctx.store.clone(),
                 context: context.to_string(),

@@ -1,0 +1,308 @@
+//! The runtime's speed: whole-process runs, per-task overhead, fan-out, artifact throughput,
+//! lookups and resume. Release build, local datastore in a temporary directory.
+//!
+//! Run: `cargo bench --bench runtime` (all) or `cargo bench --bench runtime -- foreach` (one
+//! group). The benchmark binary is also a flow binary: `process/three_step_run` starts it as
+//! `runtime-bench --datastore DIR run`, the way a user runs a flow.
+
+use std::ffi::OsString;
+use std::hint::black_box;
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use blooming_flowers::client::Client;
+use blooming_flowers::executor::{RunOptions, resume_flow, run_flow};
+use blooming_flowers::prelude::*;
+use blooming_flowers::run::{RunStatus, RunStore};
+use criterion::{BenchmarkId, Criterion, Throughput};
+
+// ---------------------------------------------------------------------------------------------
+// The flows measured.
+
+/// Three steps: the smallest useful flow.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct ThreeSteps {
+    x: u64,
+}
+
+#[flow]
+impl ThreeSteps {
+    #[step(next = middle)]
+    fn start(&mut self) {
+        self.x = 1;
+    }
+    #[step(next = end)]
+    fn middle(&mut self) {
+        self.x += 1;
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// A linear chain of 100 steps.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Chain100 {
+    n: u64,
+}
+
+include!("chain100.rs");
+
+static FOREACH_ITEMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10_000);
+static FAIL_LAST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A foreach with a trivial body, then a join.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Fanout {
+    xs: Vec<u64>,
+    y: u64,
+    total: u64,
+}
+
+#[flow]
+impl Fanout {
+    #[step(foreach = xs, next = body)]
+    fn start(&mut self) {
+        self.xs = (0..FOREACH_ITEMS.load(std::sync::atomic::Ordering::SeqCst)).collect();
+    }
+    #[step(next = join)]
+    fn body(&mut self, x: u64) -> Result<(), String> {
+        let last = FOREACH_ITEMS.load(std::sync::atomic::Ordering::SeqCst) - 1;
+        if x == last && FAIL_LAST.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the last element fails".into());
+        }
+        self.y = x + 1;
+        Ok(())
+    }
+    #[step(join, next = end)]
+    fn join(&mut self, inputs: Inputs<Self>) {
+        self.total = inputs.iter().map(|i| i.y).sum();
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// A state with one large field and one small one.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Big {
+    #[serde(with = "serde_bytes")]
+    bytes: Vec<u8>,
+    floats: Vec<f32>,
+    small: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn temp_store() -> (tempfile::TempDir, RunStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = RunStore::open_local(dir.path()).expect("datastore");
+    (dir, store)
+}
+
+fn quiet() -> RunOptions {
+    RunOptions::default()
+}
+
+fn three_step_process(c: &mut Criterion) {
+    let exe = std::env::current_exe().expect("own path");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut group = c.benchmark_group("process");
+    group.sample_size(30);
+    group.bench_function("three_step_run", |b| {
+        b.iter(|| {
+            let status = Command::new(&exe)
+                .arg("--datastore")
+                .arg(dir.path())
+                .arg("run")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("runs");
+            assert!(status.success());
+        })
+    });
+    group.finish();
+}
+
+fn chain_per_task(c: &mut Criterion) {
+    let (_dir, store) = temp_store();
+    let mut group = c.benchmark_group("chain");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("100_steps_in_process", |b| {
+        b.iter(|| {
+            let s = run_flow::<Chain100>(&store, serde_json::Value::Null, &quiet()).expect("run");
+            assert_eq!(s.status, RunStatus::Succeeded);
+        })
+    });
+    group.finish();
+}
+
+fn foreach_10k(c: &mut Criterion) {
+    let (_dir, store) = temp_store();
+    let mut group = c.benchmark_group("foreach");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("10000_items_then_join", |b| {
+        b.iter(|| {
+            let s = run_flow::<Fanout>(&store, serde_json::Value::Null, &quiet()).expect("run");
+            assert_eq!(s.status, RunStatus::Succeeded);
+        })
+    });
+    group.finish();
+}
+
+fn artifacts(c: &mut Criterion) {
+    let (_dir, store) = temp_store();
+    let mut group = c.benchmark_group("artifacts");
+    group.sample_size(10);
+
+    // 1 GiB of bytes, different content each time so every store writes a new blob.
+    let gib = 1usize << 30;
+    let mut big = Big {
+        bytes: vec![0u8; gib],
+        ..Big::default()
+    };
+    let mut round = 0u8;
+    group.throughput(Throughput::Bytes(gib as u64));
+    group.bench_function("store_1GiB_bytes_field", |b| {
+        b.iter(|| {
+            round = round.wrapping_add(1);
+            big.bytes[0] = round;
+            store.blobs().store_state(&big).expect("stored")
+        })
+    });
+    big.bytes = Vec::new();
+
+    // 100 MiB of f32: store (new content each time) and reload.
+    let n = (100usize << 20) / 4;
+    let mut floats = Big {
+        floats: (0..n).map(|i| i as f32 * 0.5).collect(),
+        ..Big::default()
+    };
+    let mut round = 0f32;
+    group.throughput(Throughput::Bytes((n * 4) as u64));
+    group.bench_function("store_100MiB_f32_field", |b| {
+        b.iter(|| {
+            round += 1.0;
+            floats.floats[0] = round;
+            store.blobs().store_state(&floats).expect("stored")
+        })
+    });
+    let entries = store.blobs().store_state(&floats).expect("stored");
+    group.bench_function("load_100MiB_f32_field", |b| {
+        b.iter(|| {
+            let back: Big = store.blobs().load_state(&entries).expect("loads");
+            black_box(back.floats.len())
+        })
+    });
+
+    // Storing a state whose 100 MiB field did not change: no new bytes.
+    group.throughput(Throughput::Bytes((n * 4) as u64));
+    group.bench_function("store_unchanged_100MiB_field", |b| {
+        b.iter(|| store.blobs().store_state(&floats).expect("stored"))
+    });
+    group.finish();
+}
+
+/// One small artifact from a task whose state also holds 1 GiB.
+fn small_artifact_beside_1gib(c: &mut Criterion) {
+    let (dir, store) = temp_store();
+    let big = Big {
+        bytes: vec![7u8; 1 << 30],
+        small: 42,
+        ..Big::default()
+    };
+    let entries = store.blobs().store_state(&big).expect("stored");
+    drop(big);
+    let small = entries
+        .iter()
+        .find(|e| e.name == "small")
+        .expect("small")
+        .clone();
+    let mut group = c.benchmark_group("lookup");
+    group.bench_function("small_artifact_of_a_1GiB_state", |b| {
+        b.iter(|| {
+            let v: u64 = store.blobs().load_artifact(&small).expect("loads");
+            assert_eq!(v, 42);
+        })
+    });
+    group.finish();
+    drop(dir);
+}
+
+fn latest_among_10k(c: &mut Criterion) {
+    let (dir, store) = temp_store();
+    let real = run_flow::<ThreeSteps>(&store, serde_json::Value::Null, &quiet()).expect("run");
+    let template = store.read_run("ThreeSteps", &real.run_id).expect("record");
+    for i in 0..10_000 {
+        let mut record = template.clone();
+        record.run_id = format!("19990101T000000000Z-{i:08}");
+        store.create_run(&record).expect("record");
+    }
+    let client = Client::open(dir.path()).expect("client");
+    let mut group = c.benchmark_group("lookup");
+    group.bench_function("latest_successful_among_10001_runs", |b| {
+        b.iter(|| {
+            let run = client
+                .flow("ThreeSteps")
+                .latest_successful_run()
+                .expect("latest");
+            assert_eq!(run.id(), real.run_id);
+        })
+    });
+    group.finish();
+}
+
+fn resume_10k(c: &mut Criterion) {
+    let (_dir, store) = temp_store();
+    let mut group = c.benchmark_group("resume");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.bench_with_input(
+        BenchmarkId::new("foreach_failed_on_last_of", 10_000),
+        &10_000,
+        |b, _| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    FAIL_LAST.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let failed =
+                        run_flow::<Fanout>(&store, serde_json::Value::Null, &quiet()).expect("run");
+                    assert_eq!(failed.status, RunStatus::Failed);
+                    FAIL_LAST.store(false, std::sync::atomic::Ordering::SeqCst);
+                    let started = Instant::now();
+                    let resumed = resume_flow::<Fanout>(&store, &failed.run_id, None, &quiet())
+                        .expect("resume");
+                    total += started.elapsed();
+                    assert_eq!(resumed.status, RunStatus::Succeeded);
+                    assert_eq!(
+                        resumed.tasks_run, 3,
+                        "the failed element, the join and end rerun"
+                    );
+                }
+                total
+            })
+        },
+    );
+    group.finish();
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--datastore") {
+        return blooming_flowers::main::<ThreeSteps>();
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    three_step_process(&mut criterion);
+    chain_per_task(&mut criterion);
+    foreach_10k(&mut criterion);
+    artifacts(&mut criterion);
+    small_artifact_beside_1gib(&mut criterion);
+    latest_among_10k(&mut criterion);
+    resume_10k(&mut criterion);
+    criterion.final_summary();
+    let _ = Path::new(".");
+    ExitCode::SUCCESS
+}
