@@ -1,0 +1,217 @@
+//! Trains a small burn model and keeps the best of a few learning rates.
+//!
+//! `start` generates a synthetic regression data set (seeded, so every run sees the same one) and
+//! the initial weights of a two-layer MLP; `train` runs once per learning rate, in parallel, each
+//! from the same initial weights; `pick` keeps the model with the lowest loss; `end` records, from
+//! inside the run, what a later process needs to check that it got the very same model back: the
+//! forward outputs on a fixed probe input and a checksum of the weights.
+//!
+//! ```text
+//! cargo run --features burn --example train_burn -- run --datastore /tmp/flows
+//! ```
+//!
+//! Every field is stored after every step. The initial model is the same in every task, and the
+//! best model is one of the trained ones, so both are stored once however many tasks hold them.
+
+use blooming_flowers::burn;
+use blooming_flowers::burn_model::{ConfiguredModule, Model, ModelError, OptimizerState};
+use blooming_flowers::prelude::*;
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig, Relu};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// The shape of the model: what is stored beside its weights to rebuild it.
+#[derive(Config, Debug)]
+pub struct MlpConfig {
+    /// Width of the hidden layer.
+    #[config(default = 16)]
+    pub hidden: usize,
+}
+
+/// A two-layer perceptron from one input to one output.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    input: Linear,
+    act: Relu,
+    output: Linear,
+}
+
+impl Mlp {
+    /// Maps a batch `[n, 1]` of inputs to a batch `[n, 1]` of predictions.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.output.forward(self.act.forward(self.input.forward(x)))
+    }
+
+    /// [`Mlp::forward`] on plain numbers.
+    pub fn predict(&self, xs: &[f32], device: &Device) -> Vec<f32> {
+        let outputs = self.forward(column(xs, device)).into_data();
+        outputs
+            .try_to_vec()
+            .unwrap_or_else(|e| unreachable!("the model outputs f32: {e:?}"))
+    }
+}
+
+impl ConfiguredModule for Mlp {
+    type Config = MlpConfig;
+
+    fn from_config(config: &MlpConfig, device: &Device) -> Self {
+        Mlp {
+            input: LinearConfig::new(1, config.hidden).init(device),
+            act: Relu::new(),
+            output: LinearConfig::new(config.hidden, 1).init(device),
+        }
+    }
+}
+
+/// How many points the data set has.
+const SAMPLES: usize = 64;
+/// How many full-batch Adam steps each learning rate gets.
+const EPOCHS: usize = 300;
+/// The inputs on which `end` records the best model's outputs.
+pub const PROBE: [f32; 5] = [-1.5, -0.5, 0.0, 0.75, 1.9];
+
+/// The flow's state: every field is an artifact of every step.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct TrainBurn {
+    /// Inputs of the data set.
+    pub xs: Vec<f32>,
+    /// Targets of the data set: `sin(2x) + x/2`, plus a little noise.
+    pub ys: Vec<f32>,
+    /// The untrained model every learning rate starts from.
+    pub initial: Model<Mlp>,
+    /// The learning rates to try, one `train` task each.
+    pub learning_rates: Vec<f64>,
+    /// In a `train` task: its learning rate.
+    pub learning_rate: f64,
+    /// In a `train` task: the trained model.
+    pub model: Model<Mlp>,
+    /// In a `train` task: Adam's state after training, to continue training later.
+    pub optimizer: OptimizerState,
+    /// In a `train` task: the final mean squared error on the data set.
+    pub loss: f32,
+    /// Every learning rate's final loss, in the order of `learning_rates`.
+    pub losses: Vec<f32>,
+    /// The model with the lowest loss.
+    pub best: Model<Mlp>,
+    /// The learning rate that trained `best`.
+    pub best_learning_rate: f64,
+    /// `best`'s loss.
+    pub best_loss: f32,
+    /// The probe inputs ([`PROBE`]).
+    pub probe: Vec<f32>,
+    /// `best`'s outputs on `probe`, computed in the run.
+    pub probe_outputs: Vec<f32>,
+    /// `best`'s weights checksum, computed in the run.
+    pub weights_checksum: String,
+}
+
+#[flow]
+impl TrainBurn {
+    /// Generates the data set and the initial model, then tries every learning rate.
+    #[step(foreach = learning_rates, next = train)]
+    fn start(&mut self) {
+        let mut rng = SplitMix64(42);
+        self.xs = (0..SAMPLES)
+            .map(|i| -2.0 + 4.0 * i as f32 / (SAMPLES - 1) as f32)
+            .collect();
+        self.ys = self
+            .xs
+            .iter()
+            .map(|&x| (2.0 * x).sin() + 0.5 * x + 0.05 * rng.unit())
+            .collect();
+        self.initial = Model::init_seeded(MlpConfig::new(), &Device::flex(), 7);
+        self.learning_rates = vec![1e-3, 1e-2, 5e-2];
+    }
+
+    /// Trains a copy of the initial model with one learning rate.
+    #[step(next = pick)]
+    fn train(&mut self, learning_rate: f64) -> Result<(), ModelError> {
+        let autodiff = Device::flex().autodiff();
+        let (x, y) = self.data(&autodiff);
+        let mut net = self.initial.module()?.clone().fork(&autodiff).train();
+        let mut optimizer = AdamConfig::new().init();
+        for _ in 0..EPOCHS {
+            let loss = mse(net.forward(x.clone()), y.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optimizer.step(learning_rate, net, grads);
+        }
+        let net = net.valid();
+        let (x, y) = self.data(&Device::flex());
+        self.loss = mse(net.forward(x), y).into_scalar::<f32>();
+        self.learning_rate = learning_rate;
+        self.model = Model::new(self.initial.config()?.clone(), net);
+        self.optimizer = OptimizerState::capture(&optimizer)?;
+        tracing::info!(learning_rate, loss = self.loss, "trained");
+        Ok(())
+    }
+
+    /// Keeps the model with the lowest loss (the first one on a tie).
+    #[step(join, next = end)]
+    fn pick(&mut self, inputs: Inputs<Self>) -> Result<(), String> {
+        let mut best: Option<(f32, f64, Model<Mlp>)> = None;
+        for input in inputs.try_iter() {
+            let input = input.map_err(|e| e.to_string())?;
+            self.losses.push(input.loss);
+            if best.as_ref().is_none_or(|(loss, _, _)| input.loss < *loss) {
+                best = Some((input.loss, input.learning_rate, input.model.clone()));
+            }
+        }
+        let (loss, learning_rate, model) = best.ok_or("no learning rate was tried")?;
+        self.best_loss = loss;
+        self.best_learning_rate = learning_rate;
+        self.best = model;
+        Ok(())
+    }
+
+    /// Records the best model's outputs on the probe and its weights' checksum.
+    #[step]
+    fn end(&mut self) -> Result<(), ModelError> {
+        let best = self.best.module()?;
+        self.probe = PROBE.to_vec();
+        self.probe_outputs = best.predict(&self.probe, &Device::flex());
+        self.weights_checksum = self.best.weights_checksum()?;
+        tracing::info!(
+            learning_rate = self.best_learning_rate,
+            loss = self.best_loss,
+            "best model"
+        );
+        Ok(())
+    }
+
+    /// The data set as `[n, 1]` tensors on `device`.
+    fn data(&self, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        (column(&self.xs, device), column(&self.ys, device))
+    }
+}
+
+/// `values` as a `[n, 1]` tensor.
+fn column(values: &[f32], device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [values.len(), 1]), device)
+}
+
+/// Mean squared error.
+fn mse(predictions: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    (predictions - targets).powi_scalar(2).mean()
+}
+
+/// A tiny seeded generator for the data set's noise: the data must not depend on burn's global
+/// random state.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A number in `[-1, 1)`.
+    fn unit(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    blooming_flowers::main::<TrainBurn>()
+}

@@ -1,0 +1,218 @@
+//! A burn model trained by one process is reloaded by another, bit for bit.
+//!
+//! The training flow (`examples/train_burn.rs`) runs as a separate process on a temporary
+//! datastore; this process then loads the best model through the client API and checks it
+//! against what the run recorded about it from the inside: the weights' checksum and the forward
+//! outputs on a probe input.
+
+#![cfg(feature = "burn")]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use blooming_flowers::burn::module::Module;
+use blooming_flowers::burn::tensor::Device;
+use blooming_flowers::burn_model::{Model, OptimizerState};
+use blooming_flowers::client::Client;
+use blooming_flowers::prelude::*;
+
+/// The example's code, for its types (`Mlp`, `TrainBurn`); its `main` is not used here.
+#[allow(dead_code)]
+#[path = "../examples/train_burn.rs"]
+mod train_burn;
+
+use train_burn::{Mlp, PROBE, TrainBurn};
+
+/// Runs `train_burn run --datastore DIR` as a child process.
+///
+/// Goes through `cargo run` rather than a path under `target/`: that binary may be missing
+/// (`cargo test --test burn_model` does not build examples) or stale. The target directory and
+/// the profile are the ones this test was built with, so nothing is rebuilt in vain, and the
+/// example's forward pass runs the very same compiled kernels as this process (bit-identical
+/// outputs are only guaranteed within one build).
+fn run_training(datastore: &Path) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args([
+        "run",
+        "--quiet",
+        "--features",
+        "burn",
+        "--example",
+        "train_burn",
+    ]);
+    cargo.arg("--manifest-path").arg(&manifest);
+    // This executable is `<target>/<profile dir>/deps/burn_model-<hash>`: build the example into
+    // the same target directory with the same profile. (Under `--target TRIPLE` the layout has
+    // one more level, which the `CACHEDIR.TAG` that cargo writes at the root tells apart; then
+    // cargo's own choice stands.)
+    let exe = std::env::current_exe().expect("the test's path");
+    let profile_dir = exe.ancestors().nth(2);
+    let target = exe.ancestors().nth(3);
+    if let (Some(profile_dir), Some(target)) = (profile_dir, target)
+        && target.join("CACHEDIR.TAG").is_file()
+    {
+        cargo.arg("--target-dir").arg(target);
+        match profile_dir.file_name().and_then(|name| name.to_str()) {
+            Some("debug") | None => {}
+            Some(profile) => {
+                cargo.args(["--profile", profile]);
+            }
+        }
+    }
+    cargo.arg("--").arg("run").arg("--datastore").arg(datastore);
+    let started = Instant::now();
+    let output = cargo.output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "the training run failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    eprintln!("training run (cargo run included): {:?}", started.elapsed());
+}
+
+#[test]
+fn the_best_model_reloads_bit_for_bit_in_another_process() {
+    let dir = tempfile::tempdir().expect("temporary datastore");
+    run_training(dir.path());
+
+    let client = Client::open(dir.path()).expect("the run created the datastore");
+    let run = client
+        .flow("TrainBurn")
+        .latest_successful_run()
+        .expect("a successful run");
+    let best: Model<Mlp> = run.artifact("best").expect("the best model loads");
+
+    // The weights: the checksum over every tensor's raw values, recomputed here from the loaded
+    // tensors, equals the one the run computed from its own.
+    let recorded: String = run.artifact("weights_checksum").expect("checksum");
+    assert_eq!(best.weights_checksum().expect("set"), recorded);
+
+    // The forward pass on the same backend gives the same bits.
+    let probe: Vec<f32> = run.artifact("probe").expect("probe");
+    assert_eq!(probe, PROBE);
+    let expected: Vec<f32> = run.artifact("probe_outputs").expect("outputs");
+    let device = Device::flex();
+    assert_eq!(
+        best.module().expect("set").devices(),
+        std::slice::from_ref(&device),
+        "loaded on the default device, flex"
+    );
+    let outputs = best.module().expect("set").predict(&probe, &device);
+    assert_eq!(
+        bits(&outputs),
+        bits(&expected),
+        "{outputs:?} vs {expected:?}"
+    );
+
+    // It is the model of the task with the lowest loss, and storing it again gives the very blob
+    // that task stored.
+    let losses: Vec<f32> = run.artifact("losses").expect("losses");
+    let best_index = losses
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .expect("losses");
+    let task = run
+        .step("train")
+        .expect("train")
+        .task(&best_index.to_string())
+        .expect("the best task");
+    let trained: Model<Mlp> = task.artifact("model").expect("its model");
+    assert_eq!(trained.weights_checksum().expect("set"), recorded);
+    let hash_of = |task: &blooming_flowers::client::TaskHandle, name: &str| {
+        task.artifacts()
+            .expect("artifacts")
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.hash)
+            .expect("artifact")
+    };
+    let end = run.end_task().expect("end");
+    assert_eq!(
+        hash_of(&end, "best"),
+        hash_of(&task, "model"),
+        "stored once"
+    );
+
+    // The optimizer state of that task loads too, ready to continue training.
+    let optimizer: OptimizerState = task.artifact("optimizer").expect("optimizer state");
+    assert!(optimizer.is_set());
+
+    // And the whole state reads back as the flow type.
+    let state: TrainBurn = run.state().expect("state");
+    assert_eq!(state.best.weights_checksum().expect("set"), recorded);
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+/// A model field as a build on another burn version would have stored it.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Foreign {
+    burn_version: String,
+    format: String,
+    module: String,
+    config: String,
+    record: Vec<u8>,
+}
+
+/// A flow whose `best` field holds such a foreign record.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct OldTraining {
+    best: Foreign,
+}
+
+#[flow]
+impl OldTraining {
+    #[step(next = end)]
+    fn start(&mut self) {
+        self.best = Foreign {
+            burn_version: "0.21.0".into(),
+            format: "burnpack".into(),
+            module: "train_burn::Mlp".into(),
+            config: "{\"hidden\":16}".into(),
+            record: b"BURN".to_vec(),
+        };
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
+#[test]
+fn a_model_from_another_burn_version_is_refused_by_the_client_with_a_clear_error() {
+    use blooming_flowers::executor::{RunOptions, run_flow};
+    use blooming_flowers::run::RunStore;
+
+    let dir = tempfile::tempdir().expect("temporary datastore");
+    let store = RunStore::open_local(dir.path()).expect("store");
+    run_flow::<OldTraining>(&store, serde_json::Value::Null, &RunOptions::default()).expect("run");
+    let run = Client::open(dir.path())
+        .expect("client")
+        .flow("OldTraining")
+        .latest_successful_run()
+        .expect("run");
+    let error = run
+        .artifact::<Model<Mlp>>("best")
+        .expect_err("another burn version");
+    let message = error.to_string();
+    eprintln!("{message}");
+    for part in [
+        "artifact `best`",
+        "Model<",
+        "Mlp>",
+        "was stored by burn 0.21.0",
+        "this build uses burn 0.22.1",
+    ] {
+        assert!(
+            message.contains(part),
+            "`{part}` is missing from: {message}"
+        );
+    }
+}
