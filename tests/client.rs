@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use blooming_flowers::client::{Client, ClientError};
-use blooming_flowers::datastore::{Children, Key, LocalStorage, PendingObject, Storage, StorageError};
+use blooming_flowers::datastore::{
+    Children, Key, LocalStorage, PendingObject, Storage, StorageError,
+};
 use blooming_flowers::executor::{RunOptions, run_flow};
 use blooming_flowers::prelude::*;
 use blooming_flowers::run::{RunStatus, RunStore, TaskStatus};
@@ -69,8 +71,13 @@ impl Fragile {
 
 fn run_of<F: Flow>(store: &RunStore, tags: &[&str]) -> String {
     blooming_flowers::logs::install();
-    let options = RunOptions { tags: tags.iter().map(|t| t.to_string()).collect(), ..RunOptions::default() };
-    run_flow::<F>(store, serde_json::Value::Null, &options).expect("run").run_id
+    let options = RunOptions {
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        ..RunOptions::default()
+    };
+    run_flow::<F>(store, serde_json::Value::Null, &options)
+        .expect("run")
+        .run_id
 }
 
 fn run(store: &RunStore, tags: &[&str]) -> String {
@@ -87,17 +94,29 @@ fn runs_steps_tasks_and_artifacts_are_found_and_typed() {
     assert_eq!(client.flows().expect("flows"), vec!["Letters"]);
     let flow = client.flow("Letters");
     assert_eq!(flow.latest_run().expect("latest").id(), second);
-    assert_eq!(flow.latest_successful_run().expect("latest ok").id(), second);
-    assert_eq!(flow.run_ids().expect("ids"), vec![second.clone(), first.clone()]);
+    assert_eq!(
+        flow.latest_successful_run().expect("latest ok").id(),
+        second
+    );
+    assert_eq!(
+        flow.run_ids().expect("ids"),
+        vec![second.clone(), first.clone()]
+    );
     assert_eq!(flow.latest_tagged("nightly").expect("tagged").id(), first);
     assert_eq!(flow.runs_tagged("nightly").expect("tagged").len(), 1);
 
     let run = flow.run(&first).expect("run");
     assert_eq!(run.status(), RunStatus::Succeeded);
-    assert_eq!(run.step_names().expect("steps"), vec!["start", "measure", "collect", "end"]);
+    assert_eq!(
+        run.step_names().expect("steps"),
+        vec!["start", "measure", "collect", "end"]
+    );
     let lengths: Vec<usize> = run.artifact("lengths").expect("lengths");
     assert_eq!(lengths, vec![4, 8, 4]);
-    assert_eq!(run.state::<Letters>().expect("state").lengths, vec![4, 8, 4]);
+    assert_eq!(
+        run.state::<Letters>().expect("state").lengths,
+        vec![4, 8, 4]
+    );
 
     let measure = run.step("measure").expect("step");
     let tasks = measure.tasks().expect("tasks");
@@ -105,13 +124,40 @@ fn runs_steps_tasks_and_artifacts_are_found_and_typed() {
     let second_word = measure.task("1").expect("task");
     assert_eq!(second_word.foreach_index(), Some(1));
     assert_eq!(second_word.item::<String>().expect("item"), "blooming");
-    assert_eq!(second_word.artifact::<String>("word").expect("word"), "blooming");
+    assert_eq!(
+        second_word.artifact::<String>("word").expect("word"),
+        "blooming"
+    );
     assert_eq!(second_word.status(), TaskStatus::Succeeded);
-    assert_eq!(second_word.parents().iter().map(|p| p.to_string()).collect::<Vec<_>>(), vec!["start/0"]);
-    assert_eq!(second_word.children().expect("children").iter().map(|p| p.to_string()).collect::<Vec<_>>(), vec!["collect/0"]);
+    assert_eq!(
+        second_word
+            .parents()
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+        vec!["start/0"]
+    );
+    assert_eq!(
+        second_word
+            .children()
+            .expect("children")
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+        vec!["collect/0"]
+    );
     let logs = second_word.logs().expect("logs");
-    assert!(logs.iter().any(|(_, text)| text.contains("measuring") && text.contains("blooming")), "{logs:?}");
-    let names: Vec<&str> = second_word.artifacts().expect("artifacts").iter().map(|a| a.name.as_str()).collect();
+    assert!(
+        logs.iter()
+            .any(|(_, text)| text.contains("measuring") && text.contains("blooming")),
+        "{logs:?}"
+    );
+    let names: Vec<&str> = second_word
+        .artifacts()
+        .expect("artifacts")
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
     assert_eq!(names, vec!["words", "word", "length", "lengths"]);
 }
 
@@ -119,37 +165,79 @@ fn runs_steps_tasks_and_artifacts_are_found_and_typed() {
 fn every_lookup_error_says_what_was_missing() {
     let dir = tempfile::tempdir().expect("dir");
     let store = RunStore::open_local(dir.path()).expect("store");
-    assert!(matches!(Client::open(dir.path().join("nope")), Err(ClientError::NoDatastore { .. })));
+    assert!(matches!(
+        Client::open(dir.path().join("nope")),
+        Err(ClientError::NoDatastore { .. })
+    ));
     let client = Client::open(dir.path()).expect("client");
-    assert!(matches!(client.flow("Fragile").latest_run(), Err(ClientError::NoRuns { .. })));
+    assert!(matches!(
+        client.flow("Fragile").latest_run(),
+        Err(ClientError::NoRuns { .. })
+    ));
 
     let failed = run_of::<Fragile>(&store, &[]);
     let flow = client.flow("Fragile");
-    assert_eq!(flow.latest_run().expect("latest").status(), RunStatus::Failed);
-    assert!(matches!(flow.latest_successful_run(), Err(ClientError::NoSuccessfulRun { .. })));
-    assert!(matches!(flow.latest_tagged("nope"), Err(ClientError::NoRunTagged { .. })));
-    assert!(matches!(flow.run("20000101T000000000Z-00000000"), Err(ClientError::NoSuchRun { .. })));
+    assert_eq!(
+        flow.latest_run().expect("latest").status(),
+        RunStatus::Failed
+    );
+    assert!(matches!(
+        flow.latest_successful_run(),
+        Err(ClientError::NoSuccessfulRun { .. })
+    ));
+    assert!(matches!(
+        flow.latest_tagged("nope"),
+        Err(ClientError::NoRunTagged { .. })
+    ));
+    assert!(matches!(
+        flow.run("20000101T000000000Z-00000000"),
+        Err(ClientError::NoSuchRun { .. })
+    ));
     let escape = flow.run("../../etc").expect_err("escaping ids are refused");
     assert!(escape.to_string().contains(".."), "{escape}");
 
     let run = flow.run(&failed).expect("run");
     let e = run.step("measur").expect_err("no such step");
     assert!(e.to_string().contains("`measure`"), "lists the steps: {e}");
-    let e = run.step("measure").expect("step").task("9").expect_err("no such task");
+    let e = run
+        .step("measure")
+        .expect("step")
+        .task("9")
+        .expect_err("no such task");
     assert!(matches!(e, ClientError::NoSuchTask { .. }));
     assert!(e.to_string().contains("`0`, `1`, `2`"), "{e}");
-    let bad = run.step("measure").expect("step").task("2").expect("the failed task is listed");
+    let bad = run
+        .step("measure")
+        .expect("step")
+        .task("2")
+        .expect("the failed task is listed");
     assert_eq!(bad.status(), TaskStatus::Failed);
-    assert!(bad.failure().expect("failure").message.contains("too short"));
-    assert!(matches!(bad.artifact::<usize>("length"), Err(ClientError::Incomplete { .. })));
-    assert!(matches!(run.artifact::<Vec<usize>>("lengths"), Err(ClientError::NoSuchTask { .. })));
+    assert!(
+        bad.failure()
+            .expect("failure")
+            .message
+            .contains("too short")
+    );
+    assert!(matches!(
+        bad.artifact::<usize>("length"),
+        Err(ClientError::Incomplete { .. })
+    ));
+    assert!(matches!(
+        run.artifact::<Vec<usize>>("lengths"),
+        Err(ClientError::NoSuchTask { .. })
+    ));
 
     let good = run.step("measure").expect("step").task("0").expect("task");
-    let e = good.artifact::<usize>("lenght").expect_err("no such artifact");
+    let e = good
+        .artifact::<usize>("lenght")
+        .expect_err("no such artifact");
     assert!(e.to_string().contains("`length`"), "{e}");
     let e = good.artifact::<String>("length").expect_err("wrong type");
     let text = e.to_string();
-    assert!(text.contains("`length`") && text.contains("alloc::string::String"), "{text}");
+    assert!(
+        text.contains("`length`") && text.contains("alloc::string::String"),
+        "{text}"
+    );
 }
 
 /// A storage that counts listings, to show that finding the latest run lists nothing.
@@ -195,7 +283,9 @@ impl Storage for CountingStorage {
 fn finding_the_latest_run_among_a_thousand_lists_nothing() {
     let dir = tempfile::tempdir().expect("dir");
     let counting = Arc::new(CountingStorage {
-        inner: LocalStorage::open(dir.path()).expect("storage").with_sync(false),
+        inner: LocalStorage::open(dir.path())
+            .expect("storage")
+            .with_sync(false),
         listings: AtomicUsize::new(0),
     });
     let store = RunStore::new(counting.clone());
@@ -210,8 +300,15 @@ fn finding_the_latest_run_among_a_thousand_lists_nothing() {
     assert_eq!(store.list_runs("Letters").expect("list").len(), 1001);
     let client = Client::with_store(store);
     counting.listings.store(0, Ordering::SeqCst);
-    let latest = client.flow("Letters").latest_successful_run().expect("latest");
+    let latest = client
+        .flow("Letters")
+        .latest_successful_run()
+        .expect("latest");
     assert_eq!(latest.id(), real);
     let _: Vec<usize> = latest.artifact("lengths").expect("artifact");
-    assert_eq!(counting.listings.load(Ordering::SeqCst), 0, "no listing to find the latest run");
+    assert_eq!(
+        counting.listings.load(Ordering::SeqCst),
+        0,
+        "no listing to find the latest run"
+    );
 }

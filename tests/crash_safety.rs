@@ -35,7 +35,9 @@ impl Crashy {
 
     #[step(next = gather)]
     fn work(&mut self, x: u64) {
-        self.payload = (0..4_000_000u32).map(|i| (i as u64 * (x + 1)) as u8).collect();
+        self.payload = (0..4_000_000u32)
+            .map(|i| (i as u64 * (x + 1)) as u8)
+            .collect();
         self.value = x * 10 + 1;
         let kill = std::env::var_os(KILL_FILE_ENV).is_some_and(|f| Path::new(&f).exists());
         if x == 4 && kill {
@@ -44,7 +46,9 @@ impl Crashy {
             let pid = std::process::id().to_string();
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_millis(3));
-                let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid])
+                    .status();
             });
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
@@ -52,7 +56,10 @@ impl Crashy {
 
     #[step(join, next = end)]
     fn gather(&mut self, inputs: Inputs<Self>) {
-        self.total = inputs.iter().map(|i| i.value + i.payload.iter().map(|&b| b as u64).sum::<u64>()).sum();
+        self.total = inputs
+            .iter()
+            .map(|i| i.value + i.payload.iter().map(|&b| b as u64).sum::<u64>())
+            .sum();
         self.payload.clear();
     }
 
@@ -65,23 +72,39 @@ fn cli(datastore: &Path, args: &[&str]) -> (u8, String, String) {
     argv.extend(args.iter().map(OsString::from));
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = run_cli_with::<Crashy, _, _>(argv, &mut out, &mut err);
-    (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
 }
 
 /// Every task of every run that has a done marker loads whole; returns how many did.
 fn every_done_task_loads(store: &RunStore) -> Result<usize, String> {
     let mut complete = 0;
     for run in store.list_runs("Crashy").map_err(|e| e.to_string())? {
-        for step in store.list_steps("Crashy", &run).map_err(|e| e.to_string())? {
-            for task in store.list_tasks("Crashy", &run, &step).map_err(|e| e.to_string())? {
-                let key = RunStore::task_key("Crashy", &run, &step, &task).map_err(|e| e.to_string())?;
-                let Some(index) = store.read_index(&key).map_err(|e| format!("{run}/{step}/{task}: {e}"))? else {
+        for step in store
+            .list_steps("Crashy", &run)
+            .map_err(|e| e.to_string())?
+        {
+            for task in store
+                .list_tasks("Crashy", &run, &step)
+                .map_err(|e| e.to_string())?
+            {
+                let key =
+                    RunStore::task_key("Crashy", &run, &step, &task).map_err(|e| e.to_string())?;
+                let Some(index) = store
+                    .read_index(&key)
+                    .map_err(|e| format!("{run}/{step}/{task}: {e}"))?
+                else {
                     continue;
                 };
                 store
                     .blobs()
                     .load_state::<StateOwned<Crashy>>(&index.artifacts)
-                    .map_err(|e| format!("a reader saw a half-written task {run}/{step}/{task}: {e}"))?;
+                    .map_err(|e| {
+                        format!("a reader saw a half-written task {run}/{step}/{task}: {e}")
+                    })?;
                 complete += 1;
             }
         }
@@ -91,8 +114,14 @@ fn every_done_task_loads(store: &RunStore) -> Result<usize, String> {
 
 fn end_total(store: &RunStore, run: &str) -> Result<u64, String> {
     let key = RunStore::task_key("Crashy", run, "end", "0").map_err(|e| e.to_string())?;
-    let index = store.read_index(&key).map_err(|e| e.to_string())?.ok_or("end did not complete")?;
-    let state = store.blobs().load_state::<StateOwned<Crashy>>(&index.artifacts).map_err(|e| e.to_string())?;
+    let index = store
+        .read_index(&key)
+        .map_err(|e| e.to_string())?
+        .ok_or("end did not complete")?;
+    let state = store
+        .blobs()
+        .load_state::<StateOwned<Crashy>>(&index.artifacts)
+        .map_err(|e| e.to_string())?;
     Ok(state.0.total)
 }
 
@@ -120,14 +149,24 @@ fn killed_task_then_resume(dir: &Path) -> Result<(), String> {
     });
     reader.map_err(|_| "the reader thread panicked".to_string())??;
     if code != 1 || !err.contains("work/4") {
-        return Err(format!("the killed task must fail the run\nexit {code}\n{out}\n{err}"));
+        return Err(format!(
+            "the killed task must fail the run\nexit {code}\n{out}\n{err}"
+        ));
     }
     if !err.contains("without completing the task") {
         return Err(format!("the failure must say the process died: {err}"));
     }
-    let failed_run = store.latest("Crashy", "any").map_err(|e| e.to_string())?.ok_or("no run")?;
-    let killed = RunStore::task_key("Crashy", &failed_run, "work", "4").map_err(|e| e.to_string())?;
-    if store.read_index(&killed).map_err(|e| e.to_string())?.is_some() {
+    let failed_run = store
+        .latest("Crashy", "any")
+        .map_err(|e| e.to_string())?
+        .ok_or("no run")?;
+    let killed =
+        RunStore::task_key("Crashy", &failed_run, "work", "4").map_err(|e| e.to_string())?;
+    if store
+        .read_index(&killed)
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
         return Err("the killed task must not be complete".into());
     }
     every_done_task_loads(&store)?;
@@ -137,18 +176,29 @@ fn killed_task_then_resume(dir: &Path) -> Result<(), String> {
     if code != 0 {
         return Err(format!("resume must succeed\nexit {code}\n{out}\n{err}"));
     }
-    let resumed = store.latest("Crashy", "succeeded").map_err(|e| e.to_string())?.ok_or("no successful run")?;
+    let resumed = store
+        .latest("Crashy", "succeeded")
+        .map_err(|e| e.to_string())?
+        .ok_or("no successful run")?;
     let (code, out, err) = cli(&datastore, &["run"]);
     if code != 0 {
         return Err(format!("an uninterrupted run must succeed\n{out}\n{err}"));
     }
-    let clean = store.latest("Crashy", "succeeded").map_err(|e| e.to_string())?.ok_or("no successful run")?;
+    let clean = store
+        .latest("Crashy", "succeeded")
+        .map_err(|e| e.to_string())?
+        .ok_or("no successful run")?;
     let (a, b) = (end_total(&store, &resumed)?, end_total(&store, &clean)?);
     if a != b {
-        return Err(format!("resumed total {a} differs from the uninterrupted {b}"));
+        return Err(format!(
+            "resumed total {a} differs from the uninterrupted {b}"
+        ));
     }
     let complete = every_done_task_loads(&store)?;
-    println!("  {} reader passes, {complete} complete tasks, all whole", reads.load(Ordering::SeqCst));
+    println!(
+        "  {} reader passes, {complete} complete tasks, all whole",
+        reads.load(Ordering::SeqCst)
+    );
     Ok(())
 }
 
@@ -175,5 +225,9 @@ fn main() -> ExitCode {
         }
     };
     println!("{passed} passed, {failed} failed");
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

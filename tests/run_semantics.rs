@@ -16,7 +16,10 @@ fn store() -> (tempfile::TempDir, RunStore) {
 /// The end state of a run's task `step/task`.
 fn state_of<F: Flow>(store: &RunStore, run: &str, step: &str, task: &str) -> F {
     let key = RunStore::task_key(F::GRAPH.name, run, step, task).expect("key");
-    let index = store.read_index(&key).expect("index").expect("task complete");
+    let index = store
+        .read_index(&key)
+        .expect("index")
+        .expect("task complete");
     store
         .blobs()
         .load_state::<blooming_flowers::StateOwned<F>>(&index.artifacts)
@@ -55,7 +58,9 @@ impl Everything {
     fn right(&mut self) {}
     #[step(join, next = fan)]
     fn both(&mut self, inputs: Inputs<Self>) {
-        inputs.merge_artifacts(self).expect("only `left` changed `note`");
+        inputs
+            .merge_artifacts(self)
+            .expect("only `left` changed `note`");
     }
     #[step(foreach = xs, next = sq)]
     fn fan(&mut self) {}
@@ -69,7 +74,11 @@ impl Everything {
     }
     #[step(switch(Size::Big => big, Size::Small => small))]
     fn decide(&mut self) -> Size {
-        if self.total > 100 { Size::Big } else { Size::Small }
+        if self.total > 100 {
+            Size::Big
+        } else {
+            Size::Small
+        }
     }
     #[step(next = end)]
     fn big(&mut self) {
@@ -86,16 +95,29 @@ impl Everything {
 #[test]
 fn every_transition_kind_runs_and_leaves_its_artifacts() {
     let (_dir, store) = store();
-    let summary = run_flow::<Everything>(&store, serde_json::Value::Null, &RunOptions::default()).expect("run");
-    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.failure);
+    let summary = run_flow::<Everything>(&store, serde_json::Value::Null, &RunOptions::default())
+        .expect("run");
+    assert_eq!(
+        summary.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        summary.failure
+    );
     let end: Everything = state_of(&store, &summary.run_id, "end", "0");
     assert_eq!(end.total, 385);
     assert_eq!(end.note, "left");
     assert_eq!(end.verdict, "big");
     // The switch ran one arm only.
-    assert!(store.list_tasks("Everything", &summary.run_id, "small").expect("list").is_empty());
+    assert!(
+        store
+            .list_tasks("Everything", &summary.run_id, "small")
+            .expect("list")
+            .is_empty()
+    );
     // One task per element, each with its own item.
-    let tasks = store.list_tasks("Everything", &summary.run_id, "sq").expect("list");
+    let tasks = store
+        .list_tasks("Everything", &summary.run_id, "sq")
+        .expect("list");
     assert_eq!(tasks, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
     let fourth: Everything = state_of(&store, &summary.run_id, "sq", "3");
     assert_eq!(fourth.square, 16);
@@ -108,9 +130,14 @@ fn every_transition_kind_runs_and_leaves_its_artifacts() {
     assert_eq!(hash_in("start", "0"), hash_in("end", "0"));
     assert_eq!(hash_in("start", "0"), hash_in("sq", "7"));
     assert_eq!(summary.tasks_run, 1 + 2 + 1 + 1 + 10 + 1 + 1 + 1 + 1);
-    let record = store.read_run("Everything", &summary.run_id).expect("record");
+    let record = store
+        .read_run("Everything", &summary.run_id)
+        .expect("record");
     assert_eq!(record.status, RunStatus::Succeeded);
-    assert_eq!(store.latest("Everything", "succeeded").expect("latest"), Some(summary.run_id));
+    assert_eq!(
+        store.latest("Everything", "succeeded").expect("latest"),
+        Some(summary.run_id)
+    );
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -163,13 +190,23 @@ impl Nested {
 #[test]
 fn nested_foreach_with_a_branch_inside_gives_the_right_values() {
     let (_dir, store) = store();
-    let summary = run_flow::<Nested>(&store, serde_json::Value::Null, &RunOptions::default()).expect("run");
-    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.failure);
+    let summary =
+        run_flow::<Nested>(&store, serde_json::Value::Null, &RunOptions::default()).expect("run");
+    assert_eq!(
+        summary.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        summary.failure
+    );
     let end: Nested = state_of(&store, &summary.run_id, "end", "0");
     // cell = 3 * (10 r + c); row r sums c = 1..=r.
-    let expected: Vec<u32> = (1..=3u32).map(|r| (1..=r).map(|c| 3 * (10 * r + c)).sum()).collect();
+    let expected: Vec<u32> = (1..=3u32)
+        .map(|r| (1..=r).map(|c| 3 * (10 * r + c)).sum())
+        .collect();
     assert_eq!(end.sums, expected);
-    let cells = store.list_tasks("Nested", &summary.run_id, "cell").expect("list");
+    let cells = store
+        .list_tasks("Nested", &summary.run_id, "cell")
+        .expect("list");
     assert_eq!(cells, vec!["0-0", "1-0", "1-1", "2-0", "2-1", "2-2"]);
 }
 
@@ -189,7 +226,11 @@ impl Failing {
     #[step(next = caught, retries = 2)]
     fn flaky(&mut self) -> Result<(), String> {
         let n = FLAKY_CALLS.fetch_add(1, Ordering::SeqCst);
-        if n < 2 { Err(format!("attempt {n} failed")) } else { Ok(()) }
+        if n < 2 {
+            Err(format!("attempt {n} failed"))
+        } else {
+            Ok(())
+        }
     }
     #[step(next = end, catch = error)]
     fn caught(&mut self) {
@@ -202,20 +243,41 @@ impl Failing {
 #[test]
 fn retries_then_catch_let_the_run_succeed_and_record_why() {
     let (_dir, store) = store();
-    let summary = run_flow::<Failing>(&store, serde_json::Value::Null, &RunOptions::default()).expect("run");
-    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.failure);
+    let summary =
+        run_flow::<Failing>(&store, serde_json::Value::Null, &RunOptions::default()).expect("run");
+    assert_eq!(
+        summary.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        summary.failure
+    );
     let end: Failing = state_of(&store, &summary.run_id, "end", "0");
-    let error = end.error.expect("the caught panic is recorded in the field");
+    let error = end
+        .error
+        .expect("the caught panic is recorded in the field");
     assert!(error.contains("this step always panics"), "{error}");
     let key = RunStore::task_key("Failing", &summary.run_id, "flaky", "0").expect("key");
     let meta = store.read_meta(&key).expect("meta").expect("written");
     assert_eq!(meta.attempts.len(), 3);
-    assert!(meta.attempts[0].failure.as_ref().expect("failed").message.contains("attempt 0 failed"));
+    assert!(
+        meta.attempts[0]
+            .failure
+            .as_ref()
+            .expect("failed")
+            .message
+            .contains("attempt 0 failed")
+    );
     let key = RunStore::task_key("Failing", &summary.run_id, "caught", "0").expect("key");
     let meta = store.read_meta(&key).expect("meta").expect("written");
     assert_eq!(meta.status, TaskStatus::Caught);
     let failure = meta.failure().expect("recorded");
-    assert!(failure.location.as_deref().is_some_and(|l| l.contains("run_semantics.rs")), "{failure:?}");
+    assert!(
+        failure
+            .location
+            .as_deref()
+            .is_some_and(|l| l.contains("run_semantics.rs")),
+        "{failure:?}"
+    );
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -238,7 +300,8 @@ impl Slow {
 fn a_step_past_its_timeout_fails_the_run() {
     let (_dir, store) = store();
     let started = std::time::Instant::now();
-    let summary = run_flow::<Slow>(&store, serde_json::Value::Null, &RunOptions::default()).expect("run");
+    let summary =
+        run_flow::<Slow>(&store, serde_json::Value::Null, &RunOptions::default()).expect("run");
     assert_eq!(summary.status, RunStatus::Failed);
     let (path, failure) = summary.failure.expect("a failure");
     assert_eq!(path.step, "start");
@@ -280,7 +343,10 @@ impl Resumable {
 #[test]
 fn resume_reuses_successful_tasks_and_reruns_the_failed_one() {
     let (_dir, store) = store();
-    let options = RunOptions { max_workers: 1, ..RunOptions::default() };
+    let options = RunOptions {
+        max_workers: 1,
+        ..RunOptions::default()
+    };
     let failed = run_flow::<Resumable>(&store, serde_json::Value::Null, &options).expect("run");
     assert_eq!(failed.status, RunStatus::Failed);
     let (path, failure) = failed.failure.clone().expect("failure");
@@ -292,13 +358,23 @@ fn resume_reuses_successful_tasks_and_reruns_the_failed_one() {
 
     FAIL_ELEMENT.store(usize::MAX, Ordering::SeqCst);
     let resumed = resume_flow::<Resumable>(&store, &failed.run_id, None, &options).expect("resume");
-    assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.failure);
+    assert_eq!(
+        resumed.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        resumed.failure
+    );
     // start and the 7 elements that ran before the failure are reused (one worker: in order).
     assert_eq!(resumed.tasks_reused, 1 + 7);
     let end: Resumable = state_of(&store, &resumed.run_id, "end", "0");
     assert_eq!(end.total, (0..20).map(|x| x * 2).sum::<usize>());
-    let record = store.read_run("Resumable", &resumed.run_id).expect("record");
-    assert_eq!(record.origin_run_id.as_deref(), Some(failed.run_id.as_str()));
+    let record = store
+        .read_run("Resumable", &resumed.run_id)
+        .expect("record");
+    assert_eq!(
+        record.origin_run_id.as_deref(),
+        Some(failed.run_id.as_str())
+    );
     let key = RunStore::task_key("Resumable", &resumed.run_id, "body", "3").expect("key");
     let meta = store.read_meta(&key).expect("meta").expect("written");
     assert_eq!(meta.origin_run_id.as_deref(), Some(failed.run_id.as_str()));
@@ -308,8 +384,12 @@ fn resume_reuses_successful_tasks_and_reruns_the_failed_one() {
 fn two_runs_started_together_get_distinct_ids() {
     let (_dir, store) = store();
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| run_flow::<Everything>(&store, serde_json::Value::Null, &RunOptions::default()));
-        let b = s.spawn(|| run_flow::<Everything>(&store, serde_json::Value::Null, &RunOptions::default()));
+        let a = s.spawn(|| {
+            run_flow::<Everything>(&store, serde_json::Value::Null, &RunOptions::default())
+        });
+        let b = s.spawn(|| {
+            run_flow::<Everything>(&store, serde_json::Value::Null, &RunOptions::default())
+        });
         (a.join().expect("thread"), b.join().expect("thread"))
     });
     let (a, b) = (a.expect("run a"), b.expect("run b"));

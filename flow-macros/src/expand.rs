@@ -103,7 +103,9 @@ pub fn expand(flow: &FlowDef, graph: &CheckedGraph) -> TokenStream {
 /// The parameter hooks of `#[flow(params = field)]`. The accessor closures let rustc infer the
 /// field's type, so the macro never needs to know it; errors land on the field's name.
 fn params_items(flow: &FlowDef, p: &TokenStream) -> TokenStream {
-    let Some(field) = &flow.args.params else { return TokenStream::new() };
+    let Some(field) = &flow.args.params else {
+        return TokenStream::new();
+    };
     let get = quote_spanned!(field.span()=> |__s: &Self| &__s.#field);
     let get_mut = quote_spanned!(field.span()=> |__s: &mut Self| &mut __s.#field);
     quote! {

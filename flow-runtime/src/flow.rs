@@ -114,7 +114,10 @@ pub trait Flow: Send + Sync + Sized + 'static {
     /// Sets the parameters field from the parsed command line; returns it as JSON for the run
     /// record.
     #[doc(hidden)]
-    fn __apply_params(&mut self, _matches: &clap::ArgMatches) -> Result<serde_json::Value, clap::Error> {
+    fn __apply_params(
+        &mut self,
+        _matches: &clap::ArgMatches,
+    ) -> Result<serde_json::Value, clap::Error> {
         Ok(serde_json::Value::Null)
     }
 

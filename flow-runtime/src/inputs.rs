@@ -57,7 +57,9 @@ pub struct InputError {
 
 impl InputError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        InputError { message: message.into() }
+        InputError {
+            message: message.into(),
+        }
     }
 }
 
@@ -83,7 +85,11 @@ impl fmt::Display for MergeConflict {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "field `{field}` was changed differently by {}", steps.join(", "))?;
+            write!(
+                f,
+                "field `{field}` was changed differently by {}",
+                steps.join(", ")
+            )?;
         }
         f.write_str(
             ". Set these fields in the join before merging, or pass them to merge_artifacts_except",
@@ -123,14 +129,18 @@ pub struct Inputs<F> {
 
 impl<F> fmt::Debug for Inputs<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inputs").field("len", &self.source.len()).finish()
+        f.debug_struct("Inputs")
+            .field("len", &self.source.len())
+            .finish()
     }
 }
 
 impl<F: Flow> Inputs<F> {
     /// Inputs held in memory: `(step, state)` per branch. For tests of join steps.
     pub fn from_states(base: F, states: Vec<(String, F)>) -> Self {
-        Inputs { source: Arc::new(MemorySource { base, states }) }
+        Inputs {
+            source: Arc::new(MemorySource { base, states }),
+        }
     }
 
     pub(crate) fn from_source(source: Arc<dyn InputSource<F>>) -> Self {
@@ -139,7 +149,9 @@ impl<F: Flow> Inputs<F> {
 
     /// Another handle on the same inputs (for a retry: the step consumes its `Inputs`).
     pub(crate) fn clone_handle(&self) -> Self {
-        Inputs { source: Arc::clone(&self.source) }
+        Inputs {
+            source: Arc::clone(&self.source),
+        }
     }
 
     /// How many branches were joined.
@@ -170,7 +182,9 @@ impl<F: Flow> Inputs<F> {
     /// # Panics
     /// When the input cannot be read from the datastore.
     pub fn from_step(&self, step: &str) -> Option<Input<F>> {
-        (0..self.len()).find(|&i| self.source.step(i) == step).map(|i| self.load_or_fail(i))
+        (0..self.len())
+            .find(|&i| self.source.step(i) == step)
+            .map(|i| self.load_or_fail(i))
     }
 
     /// The steps the branches ended in, in order, without loading any state.
@@ -217,13 +231,23 @@ impl<F: Flow> Inputs<F> {
     }
 
     /// [`Inputs::merge_artifacts`], leaving the fields in `except` alone.
-    pub fn merge_artifacts_except(&self, target: &mut F, except: &[&str]) -> Result<(), MergeError> {
-        let base: BTreeMap<String, BlobHash> = self.source.base_fields().map_err(MergeError::Input)?.into_iter().collect();
+    pub fn merge_artifacts_except(
+        &self,
+        target: &mut F,
+        except: &[&str],
+    ) -> Result<(), MergeError> {
+        let base: BTreeMap<String, BlobHash> = self
+            .source
+            .base_fields()
+            .map_err(MergeError::Input)?
+            .into_iter()
+            .collect();
         let inputs: Vec<BTreeMap<String, BlobHash>> = (0..self.len())
             .map(|i| self.source.fields(i).map(|f| f.into_iter().collect()))
             .collect::<Result<_, _>>()
             .map_err(MergeError::Input)?;
-        let mut own = encode_state(&StateRef(&*target)).map_err(|e| MergeError::Input(InputError::new(e.to_string())))?;
+        let mut own = encode_state(&StateRef(&*target))
+            .map_err(|e| MergeError::Input(InputError::new(e.to_string())))?;
         let names: BTreeSet<&String> = inputs.iter().flat_map(|m| m.keys()).collect();
         let mut take: Vec<(String, BlobHash)> = Vec::new();
         let mut conflicts = Vec::new();
@@ -231,19 +255,28 @@ impl<F: Flow> Inputs<F> {
             if except.contains(&name.as_str()) {
                 continue;
             }
-            let own_hash = own.iter().find(|f| &f.name == name).map(|f| BlobHash::of(&f.bytes));
+            let own_hash = own
+                .iter()
+                .find(|f| &f.name == name)
+                .map(|f| BlobHash::of(&f.bytes));
             let base_hash = base.get(name);
             if own_hash.is_some() && own_hash.as_ref() != base_hash {
                 continue; // set by the join itself
             }
-            let values: Vec<(usize, &BlobHash)> =
-                inputs.iter().enumerate().filter_map(|(i, m)| m.get(name).map(|h| (i, h))).collect();
+            let values: Vec<(usize, &BlobHash)> = inputs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| m.get(name).map(|h| (i, h)))
+                .collect();
             let distinct: HashSet<&BlobHash> = values.iter().map(|(_, h)| *h).collect();
             let chosen = if distinct.len() == 1 {
                 values.first().map(|(_, h)| **h)
             } else {
-                let changed: HashSet<&BlobHash> =
-                    values.iter().map(|(_, h)| *h).filter(|h| Some(*h) != base_hash).collect();
+                let changed: HashSet<&BlobHash> = values
+                    .iter()
+                    .map(|(_, h)| *h)
+                    .filter(|h| Some(*h) != base_hash)
+                    .collect();
                 if changed.len() == 1 {
                     changed.into_iter().next().copied()
                 } else {
@@ -272,11 +305,19 @@ impl<F: Flow> Inputs<F> {
             let bytes = self.source.field_bytes(hash).map_err(MergeError::Input)?;
             match own.iter_mut().find(|f| &f.name == name) {
                 Some(field) => field.bytes = bytes,
-                None => own.push(crate::state::EncodedField { name: name.clone(), type_name: "", bytes }),
+                None => own.push(crate::state::EncodedField {
+                    name: name.clone(),
+                    type_name: "",
+                    bytes,
+                }),
             }
         }
-        let fields: Vec<(&str, &[u8])> = own.iter().map(|f| (f.name.as_str(), f.bytes.as_slice())).collect();
-        let merged: StateOwned<F> = decode_state(&fields).map_err(|e| MergeError::Input(InputError::new(e.to_string())))?;
+        let fields: Vec<(&str, &[u8])> = own
+            .iter()
+            .map(|f| (f.name.as_str(), f.bytes.as_slice()))
+            .collect();
+        let merged: StateOwned<F> =
+            decode_state(&fields).map_err(|e| MergeError::Input(InputError::new(e.to_string())))?;
         *target = merged.0;
         Ok(())
     }
@@ -318,7 +359,10 @@ struct MemorySource<F> {
 
 fn hashes_of<F: Flow>(state: &F) -> Result<FieldHashes, InputError> {
     let fields = encode_state(&StateRef(state)).map_err(|e| InputError::new(e.to_string()))?;
-    Ok(fields.into_iter().map(|f| (f.name, BlobHash::of(&f.bytes))).collect())
+    Ok(fields
+        .into_iter()
+        .map(|f| (f.name, BlobHash::of(&f.bytes)))
+        .collect())
 }
 
 impl<F: Flow> InputSource<F> for MemorySource<F> {
@@ -342,11 +386,14 @@ impl<F: Flow> InputSource<F> for MemorySource<F> {
     }
     fn field_bytes(&self, hash: &BlobHash) -> Result<Vec<u8>, InputError> {
         for state in std::iter::once(&self.base).chain(self.states.iter().map(|(_, s)| s)) {
-            let fields = encode_state(&StateRef(state)).map_err(|e| InputError::new(e.to_string()))?;
+            let fields =
+                encode_state(&StateRef(state)).map_err(|e| InputError::new(e.to_string()))?;
             if let Some(f) = fields.into_iter().find(|f| BlobHash::of(&f.bytes) == *hash) {
                 return Ok(f.bytes);
             }
         }
-        Err(InputError::new(format!("no input holds a field with hash {hash}")))
+        Err(InputError::new(format!(
+            "no input holds a field with hash {hash}"
+        )))
     }
 }

@@ -99,7 +99,10 @@ pub use serde_json;
 
 /// Adds the parameters of `#[flow(params = field)]` to the `run` command; the accessor only
 /// names the field's type.
-pub fn params_command<F, P: clap::Args>(command: clap::Command, _field: fn(&F) -> &P) -> clap::Command {
+pub fn params_command<F, P: clap::Args>(
+    command: clap::Command,
+    _field: fn(&F) -> &P,
+) -> clap::Command {
     P::augment_args(command)
 }
 
@@ -113,8 +116,12 @@ where
     P: clap::FromArgMatches + Serialize,
 {
     let value = P::from_arg_matches(matches)?;
-    let json = serde_json::to_value(&value)
-        .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("parameters cannot be recorded: {e}\n")))?;
+    let json = serde_json::to_value(&value).map_err(|e| {
+        clap::Error::raw(
+            clap::error::ErrorKind::InvalidValue,
+            format!("parameters cannot be recorded: {e}\n"),
+        )
+    })?;
     *field(state) = value;
     Ok(json)
 }

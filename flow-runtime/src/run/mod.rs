@@ -15,8 +15,8 @@ mod record;
 mod store;
 mod task_meta;
 
-pub use ids::new_run_id;
 pub(crate) use ids::hostname;
+pub use ids::new_run_id;
 pub use record::{GraphRecord, RunRecord, RunStatus, StepRecord, now_rfc3339};
 pub use store::{RunStore, RunStoreError};
 pub use task_meta::{

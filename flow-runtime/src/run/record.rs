@@ -102,7 +102,11 @@ impl GraphRecord {
                 }
                 .to_string(),
                 doc: s.doc.to_string(),
-                next: s.transition.targets().map(|t| graph.steps[t].name.to_string()).collect(),
+                next: s
+                    .transition
+                    .targets()
+                    .map(|t| graph.steps[t].name.to_string())
+                    .collect(),
                 foreach: match s.transition {
                     Transition::Foreach { field, .. } => Some(field.to_string()),
                     _ => None,

@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use super::record::RunRecord;
 use super::task_meta::{TaskMeta, TaskSpec};
 use crate::datastore::{
-    BlobStore, Key, KeyError, LocalStorage, Storage, StorageError, TaskError, TaskIndex,
-    read_task, write_task,
+    BlobStore, Key, KeyError, LocalStorage, Storage, StorageError, TaskError, TaskIndex, read_task,
+    write_task,
 };
 
 /// Errors reading or writing runs and tasks.
@@ -74,7 +74,9 @@ impl RunStore {
     }
 
     fn flow_key(flow: &str) -> Result<Key, RunStoreError> {
-        Ok(Key::segment("flows")?.join(flow).map_err(|e| e.describing("flow name"))?)
+        Ok(Key::segment("flows")?
+            .join(flow)
+            .map_err(|e| e.describing("flow name"))?)
     }
 
     /// Where a run lives.
@@ -86,7 +88,12 @@ impl RunStore {
     }
 
     /// Where a task lives.
-    pub fn task_key(flow: &str, run_id: &str, step: &str, task_id: &str) -> Result<Key, RunStoreError> {
+    pub fn task_key(
+        flow: &str,
+        run_id: &str,
+        step: &str,
+        task_id: &str,
+    ) -> Result<Key, RunStoreError> {
         Ok(Self::run_key(flow, run_id)?
             .join("steps")?
             .join(step)
@@ -105,7 +112,11 @@ impl RunStore {
         Ok(())
     }
 
-    fn get_json<T: DeserializeOwned>(&self, key: &Key, what: &'static str) -> Result<Option<T>, RunStoreError> {
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        key: &Key,
+        what: &'static str,
+    ) -> Result<Option<T>, RunStoreError> {
         let bytes = match self.storage.get(key) {
             Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => return Ok(None),
@@ -113,7 +124,11 @@ impl RunStore {
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| RunStoreError::Corrupt { what, key: key.to_string(), source })
+            .map_err(|source| RunStoreError::Corrupt {
+                what,
+                key: key.to_string(),
+                source,
+            })
     }
 
     /// Records a new run; fails if a run with that id exists.
@@ -125,7 +140,10 @@ impl RunStore {
             source,
         })?;
         if !self.storage.put_if_absent(&key, &bytes)? {
-            return Err(RunStoreError::RunExists { flow: record.flow.clone(), run_id: record.run_id.clone() });
+            return Err(RunStoreError::RunExists {
+                flow: record.flow.clone(),
+                run_id: record.run_id.clone(),
+            });
         }
         Ok(())
     }
@@ -143,7 +161,12 @@ impl RunStore {
 
     /// Records `run_id` as the newest run of `flow` in pointer `which`, unless a newer one is
     /// there already. Readers find the latest run without listing every run.
-    pub fn advance_latest(&self, flow: &str, which: &str, run_id: &str) -> Result<(), RunStoreError> {
+    pub fn advance_latest(
+        &self,
+        flow: &str,
+        which: &str,
+        run_id: &str,
+    ) -> Result<(), RunStoreError> {
         let key = Self::flow_key(flow)?.join("latest")?.join(which)?;
         if let Some(current) = self.read_pointer(&key)?
             && current.as_str() >= run_id
@@ -171,10 +194,11 @@ impl RunStore {
     /// A run's record.
     pub fn read_run(&self, flow: &str, run_id: &str) -> Result<RunRecord, RunStoreError> {
         let key = Self::run_key(flow, run_id)?.join(RUN_RECORD)?;
-        self.get_json(&key, "the run record")?.ok_or_else(|| RunStoreError::NoSuchRun {
-            flow: flow.to_string(),
-            run_id: run_id.to_string(),
-        })
+        self.get_json(&key, "the run record")?
+            .ok_or_else(|| RunStoreError::NoSuchRun {
+                flow: flow.to_string(),
+                run_id: run_id.to_string(),
+            })
     }
 
     /// The ids of every run of `flow`, oldest first.
@@ -194,8 +218,13 @@ impl RunStore {
     /// The names of every flow with runs in this datastore.
     pub fn list_flows(&self) -> Result<Vec<String>, RunStoreError> {
         let prefix = Key::segment("flows")?;
-        let mut names: Vec<String> =
-            self.storage.list_children(Some(&prefix))?.prefixes.iter().map(|k| k.name().to_string()).collect();
+        let mut names: Vec<String> = self
+            .storage
+            .list_children(Some(&prefix))?
+            .prefixes
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -203,15 +232,38 @@ impl RunStore {
     /// The steps of a run that have at least one task (finished or not).
     pub fn list_steps(&self, flow: &str, run_id: &str) -> Result<Vec<String>, RunStoreError> {
         let prefix = Self::run_key(flow, run_id)?.join("steps")?;
-        Ok(self.storage.list_children(Some(&prefix))?.prefixes.iter().map(|k| k.name().to_string()).collect())
+        Ok(self
+            .storage
+            .list_children(Some(&prefix))?
+            .prefixes
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect())
     }
 
     /// The task ids of a step of a run, in numeric order of their foreach indices.
-    pub fn list_tasks(&self, flow: &str, run_id: &str, step: &str) -> Result<Vec<String>, RunStoreError> {
-        let prefix = Self::run_key(flow, run_id)?.join("steps")?.join(step).map_err(|e| e.describing("step name"))?;
-        let mut ids: Vec<String> =
-            self.storage.list_children(Some(&prefix))?.prefixes.iter().map(|k| k.name().to_string()).collect();
-        ids.sort_by_key(|id| id.split('-').map(|p| p.parse::<u64>().unwrap_or(u64::MAX)).collect::<Vec<_>>());
+    pub fn list_tasks(
+        &self,
+        flow: &str,
+        run_id: &str,
+        step: &str,
+    ) -> Result<Vec<String>, RunStoreError> {
+        let prefix = Self::run_key(flow, run_id)?
+            .join("steps")?
+            .join(step)
+            .map_err(|e| e.describing("step name"))?;
+        let mut ids: Vec<String> = self
+            .storage
+            .list_children(Some(&prefix))?
+            .prefixes
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect();
+        ids.sort_by_key(|id| {
+            id.split('-')
+                .map(|p| p.parse::<u64>().unwrap_or(u64::MAX))
+                .collect::<Vec<_>>()
+        });
         Ok(ids)
     }
 
@@ -248,13 +300,20 @@ impl RunStore {
 
     /// Stores the log of one attempt.
     pub fn write_log(&self, task: &Key, attempt: u32, log: &[u8]) -> Result<(), RunStoreError> {
-        self.storage.put(&task.join(&format!("attempt-{attempt}.log"))?, log)?;
+        self.storage
+            .put(&task.join(&format!("attempt-{attempt}.log"))?, log)?;
         Ok(())
     }
 
     /// Stores what a task's process printed (`stdout` or `stderr`), in process mode.
-    pub fn write_output(&self, task: &Key, stream: &str, bytes: &[u8]) -> Result<(), RunStoreError> {
-        self.storage.put(&task.join(&format!("{stream}.log"))?, bytes)?;
+    pub fn write_output(
+        &self,
+        task: &Key,
+        stream: &str,
+        bytes: &[u8],
+    ) -> Result<(), RunStoreError> {
+        self.storage
+            .put(&task.join(&format!("{stream}.log"))?, bytes)?;
         Ok(())
     }
 
@@ -272,7 +331,9 @@ impl RunStore {
         let mut logs = Vec::new();
         for key in self.storage.list_children(Some(task))?.objects {
             let name = key.name();
-            if let Some(n) = name.strip_prefix("attempt-").and_then(|r| r.strip_suffix(".log"))
+            if let Some(n) = name
+                .strip_prefix("attempt-")
+                .and_then(|r| r.strip_suffix(".log"))
                 && let Ok(n) = n.parse::<u32>()
             {
                 logs.push((n, self.storage.get(&key)?));

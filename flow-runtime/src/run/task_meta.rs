@@ -47,7 +47,10 @@ pub enum InputSpec {
         position: usize,
     },
     /// A join: the split task's end state as the base, and every branch's end state.
-    Join { base: TaskPath, inputs: Vec<TaskPath> },
+    Join {
+        base: TaskPath,
+        inputs: Vec<TaskPath>,
+    },
 }
 
 /// Everything needed to run one task, from the datastore alone.
