@@ -403,6 +403,7 @@ fn prepare<F: Flow>(
                         index: Arc::clone(&i.index),
                     })
                     .collect(),
+                cache: Default::default(),
             };
             Ok((
                 state,
