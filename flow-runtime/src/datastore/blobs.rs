@@ -5,14 +5,17 @@
 //! same blob and costs no new space. The two-digit fan-out keeps directories small on a local disk
 //! and spreads keys for an object store.
 //!
-//! Writing is streamed: the value is encoded through a 1 MiB buffer into a writer that hashes and
-//! writes to a pending object at the same time, so even a 1 GiB field is never held twice in memory.
-//! Once complete, the pending object is committed under its hash unless that blob already exists.
+//! Writing a value encodes it into memory while its encoding stays under [`SPILL_THRESHOLD`]
+//! (8 MiB), then hashes it and stores it only if no blob of that hash exists: an unchanged field
+//! costs one lookup and creates no file. Longer encodings are streamed: past the threshold the
+//! encoder writes through a 1 MiB buffer into a pending object, hashing on the way, so even a
+//! 1 GiB field is never held twice in memory; once complete, the pending object is committed
+//! under its hash unless that blob already exists.
 //! Reading checks the hash of what was read, so a damaged or truncated blob is reported, never
 //! decoded.
 
 use std::fmt;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
@@ -26,9 +29,17 @@ use crate::state::{self, DecodeError, FieldSink, SplitError};
 /// The prefix all blobs live under.
 pub const BLOB_PREFIX: &str = "blobs";
 
-/// Size of the buffer between the encoder and the hashing writer: large enough that hashing
-/// (which vectorises across 1 KiB chunks) and file writes work on big slices, small enough not to
-/// matter next to the values being written.
+/// The longest encoding [`BlobStore::put_value`] builds in memory before storing it; a longer one
+/// is streamed to a pending object instead.
+///
+/// Below it, an unchanged value costs one lookup and no file; above it, memory stays bounded.
+/// 8 MiB covers the small fields most tasks change or leave alone, and is little next to values
+/// large enough to reach it.
+pub const SPILL_THRESHOLD: usize = 8 << 20;
+
+/// Size of the buffer between the encoder and the pending object once an encoding has spilled:
+/// large enough that hashing (which vectorises across 1 KiB chunks) and file writes work on big
+/// slices, small enough not to matter next to the values being written.
 pub const WRITE_BUFFER_SIZE: usize = 1 << 20;
 
 /// The BLAKE3 hash of a blob's bytes, which is also its name.
@@ -283,10 +294,23 @@ impl<'s> BlobStore<'s> {
         })
     }
 
-    /// Encodes `value` as an artifact (see [`state::encode_field`]) straight into a new blob,
-    /// hashing it on the way; an identical existing blob is kept and the new copy discarded.
+    /// Encodes `value` as an artifact (see [`state::encode_field`]) into a blob, hashing it on the
+    /// way; an identical existing blob is kept.
     ///
-    /// Memory use is the value itself plus a 1 MiB buffer, whatever the value's size.
+    /// An encoding of up to [`SPILL_THRESHOLD`] bytes is built in memory, hashed, and stored with
+    /// [`Storage::put_if_absent`]: when the blob exists (every unchanged field of every task)
+    /// that is one lookup, and no file is created or deleted. A longer encoding spills: what was
+    /// buffered and the rest are streamed to a pending object through a
+    /// [`WRITE_BUFFER_SIZE`] buffer, hashed on the way, and committed with
+    /// [`PendingObject::commit_if_absent`].
+    ///
+    /// Memory use is the value itself plus at most [`SPILL_THRESHOLD`] bytes (and, once spilled,
+    /// a [`WRITE_BUFFER_SIZE`] buffer instead), whatever the value's size.
+    ///
+    /// Known cost: a large value that is already stored (a big field a step left unchanged) is
+    /// still written out in full to a temporary object, which is then discarded, because its
+    /// hash is known only at the end. Comparing the encoding against the blob of the same field
+    /// in the parent task while encoding would avoid that write.
     ///
     /// # Errors
     ///
@@ -295,17 +319,25 @@ impl<'s> BlobStore<'s> {
         &self,
         value: &T,
     ) -> Result<StoredBlob, BlobWriteError> {
-        let pending = self.storage.start_put(&blob_prefix())?;
-        let mut writer = BufWriter::with_capacity(WRITE_BUFFER_SIZE, HashingWriter::new(pending));
-        state::encode_field(&mut writer, value).map_err(BlobWriteError::Encode)?;
-        let hashing = writer
-            .into_inner()
-            .map_err(|e| BlobWriteError::Write(e.into_error()))?;
-        let HashingWriter {
-            inner: pending,
+        let mut writer = SpillingWriter::new(self.storage);
+        if let Err(e) = state::encode_field(&mut writer, value) {
+            // A storage failure met while spilling is reported as such, not as an encoding error.
+            return Err(match writer.storage_failure.take() {
+                Some(failure) => BlobWriteError::Storage(failure),
+                None => BlobWriteError::Encode(e),
+            });
+        }
+        let SpillingWriter { bytes, spilled, .. } = writer;
+        let Some(mut spilled) = spilled else {
+            return self.put_bytes(&bytes);
+        };
+        spilled.write(&bytes).map_err(BlobWriteError::Write)?;
+        drop(bytes);
+        let Spilled {
+            pending,
             hasher,
             written,
-        } = hashing;
+        } = spilled;
         let hash = BlobHash(hasher.finalize());
         let newly_stored = pending.commit_if_absent(&hash.key())?;
         Ok(StoredBlob {
@@ -482,35 +514,135 @@ impl FieldSink for BlobFieldSink<'_> {
     }
 }
 
-/// Passes writes through to a pending object while hashing and counting them.
-struct HashingWriter {
-    inner: Box<dyn PendingObject>,
+/// An encoding in progress, held in memory up to [`SPILL_THRESHOLD`] bytes and streamed to a
+/// pending object beyond.
+struct SpillingWriter<'s> {
+    storage: &'s dyn Storage,
+    /// Before spilling, the whole encoding so far, not hashed yet: hashing it at the end is one
+    /// call over one slice, the fastest way through BLAKE3. After, the bytes not yet written to
+    /// the pending object.
+    bytes: Vec<u8>,
+    /// How long `bytes` may grow: [`SPILL_THRESHOLD`], then [`WRITE_BUFFER_SIZE`] once spilled.
+    /// Its capacity never exceeds this, so room in it means room within the limit.
+    limit: usize,
+    /// The pending object, once the encoding has outgrown memory.
+    spilled: Option<Spilled>,
+    /// Why spilling failed, when it did: `Write` can only return an `io::Error`, which the
+    /// encoder wraps; [`BlobStore::put_value`] reports this instead.
+    storage_failure: Option<StorageError>,
+}
+
+/// The part of a spilled encoding already handed to storage.
+struct Spilled {
+    pending: Box<dyn PendingObject>,
+    /// The hash of every byte written to `pending`.
     hasher: blake3::Hasher,
+    /// How many bytes were written to `pending`.
     written: u64,
 }
 
-impl HashingWriter {
-    fn new(inner: Box<dyn PendingObject>) -> Self {
-        HashingWriter {
-            inner,
-            hasher: blake3::Hasher::new(),
-            written: 0,
+impl Spilled {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.hasher.update(data);
+        self.pending.write_all(data)?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+}
+
+impl<'s> SpillingWriter<'s> {
+    fn new(storage: &'s dyn Storage) -> Self {
+        SpillingWriter {
+            storage,
+            bytes: Vec::new(),
+            limit: SPILL_THRESHOLD,
+            spilled: None,
+            storage_failure: None,
+        }
+    }
+
+    /// [`Write::write_all`] when `bytes` must grow, spill, or be written out.
+    #[cold]
+    #[inline(never)]
+    fn write_all_cold(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.len() <= self.limit - self.bytes.len() {
+            reserve_within(&mut self.bytes, data.len(), self.limit);
+            self.bytes.extend_from_slice(data);
+            return Ok(());
+        }
+        let spilled = match &mut self.spilled {
+            Some(spilled) => spilled,
+            None => {
+                // Past the threshold: move what is in memory to a new pending object.
+                let pending = match self.storage.start_put(&blob_prefix()) {
+                    Ok(pending) => pending,
+                    Err(e) => {
+                        let message = e.to_string();
+                        self.storage_failure = Some(e);
+                        return Err(io::Error::other(message));
+                    }
+                };
+                self.limit = WRITE_BUFFER_SIZE;
+                self.spilled.insert(Spilled {
+                    pending,
+                    hasher: blake3::Hasher::new(),
+                    written: 0,
+                })
+            }
+        };
+        if !self.bytes.is_empty() {
+            spilled.write(&self.bytes)?;
+            self.bytes.clear();
+        }
+        if self.bytes.capacity() > self.limit {
+            // Just spilled: give back the memory buffer's space.
+            self.bytes = Vec::new();
+        }
+        if data.len() >= WRITE_BUFFER_SIZE {
+            // Large slices (a `serde_bytes` field's payload) go straight through, uncopied.
+            spilled.write(data)
+        } else {
+            reserve_within(&mut self.bytes, data.len(), self.limit);
+            self.bytes.extend_from_slice(data);
+            Ok(())
         }
     }
 }
 
-impl Write for HashingWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        let done = buf.get(..n).unwrap_or(buf);
-        self.hasher.update(done);
-        self.written += done.len() as u64;
-        Ok(n)
+impl Write for SpillingWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data)?;
+        Ok(data.len())
+    }
+
+    /// The encoder writes a value as many tiny slices (a marker byte, then a few bytes of
+    /// number); the common case, room left in `bytes`, is kept small enough to inline into it,
+    /// where the slices' lengths are constants and the copy a few instructions.
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.len() <= self.bytes.capacity() - self.bytes.len() {
+            self.bytes.extend_from_slice(data);
+            return Ok(());
+        }
+        self.write_all_cold(data)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        // Nothing is visible before the blob is committed, so there is nothing to flush early.
+        Ok(())
     }
+}
+
+/// Makes room for `additional` more bytes in `bytes`, growing geometrically as `Vec` does but
+/// never past `limit` (which `bytes.len() + additional` must not exceed), so the buffer's
+/// capacity stays within its bound.
+fn reserve_within(bytes: &mut Vec<u8>, additional: usize, limit: usize) {
+    let needed = bytes.len() + additional;
+    if needed <= bytes.capacity() {
+        return;
+    }
+    let target = needed.max((bytes.capacity() * 2).clamp(256, limit));
+    bytes.reserve_exact(target - bytes.len());
 }
 
 fn blob_prefix() -> Key {
@@ -521,6 +653,8 @@ fn blob_prefix() -> Key {
 mod tests {
     use std::collections::HashMap;
     use std::fs;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
 
     use super::*;
     use crate::datastore::local::LocalStorage;
@@ -632,6 +766,235 @@ mod tests {
         // Exactly one file on disk, temporary files included.
         let all: Vec<_> = walk(storage.root());
         assert_eq!(all.len(), 1, "{all:?}");
+    }
+
+    /// A [`LocalStorage`] that counts the writes asked of it.
+    #[derive(Debug)]
+    struct Counting {
+        inner: LocalStorage,
+        start_puts: AtomicUsize,
+        puts_if_absent: AtomicUsize,
+        fail_start_put: bool,
+    }
+
+    impl Counting {
+        fn new(inner: LocalStorage) -> Self {
+            Counting {
+                inner,
+                start_puts: AtomicUsize::new(0),
+                puts_if_absent: AtomicUsize::new(0),
+                fail_start_put: false,
+            }
+        }
+
+        /// (streamed writes started, puts-if-absent) so far.
+        fn counts(&self) -> (usize, usize) {
+            (
+                self.start_puts.load(Ordering::SeqCst),
+                self.puts_if_absent.load(Ordering::SeqCst),
+            )
+        }
+    }
+
+    impl Storage for Counting {
+        fn put(&self, key: &Key, bytes: &[u8]) -> Result<(), StorageError> {
+            self.inner.put(key, bytes)
+        }
+        fn put_if_absent(&self, key: &Key, bytes: &[u8]) -> Result<bool, StorageError> {
+            self.puts_if_absent.fetch_add(1, Ordering::SeqCst);
+            self.inner.put_if_absent(key, bytes)
+        }
+        fn start_put(&self, near: &Key) -> Result<Box<dyn PendingObject>, StorageError> {
+            self.start_puts.fetch_add(1, Ordering::SeqCst);
+            if self.fail_start_put {
+                return Err(StorageError::Io {
+                    action: "create a temporary file in",
+                    location: "the test".into(),
+                    source: io::Error::other("disk full"),
+                });
+            }
+            self.inner.start_put(near)
+        }
+        fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError> {
+            self.inner.get(key)
+        }
+        fn reader(&self, key: &Key) -> Result<Box<dyn io::Read + Send>, StorageError> {
+            self.inner.reader(key)
+        }
+        fn size(&self, key: &Key) -> Result<Option<u64>, StorageError> {
+            self.inner.size(key)
+        }
+        fn list(&self, prefix: Option<&Key>) -> Result<Vec<Key>, StorageError> {
+            self.inner.list(prefix)
+        }
+        fn list_children(
+            &self,
+            prefix: Option<&Key>,
+        ) -> Result<crate::datastore::Children, StorageError> {
+            self.inner.list_children(prefix)
+        }
+        fn delete(&self, key: &Key) -> Result<bool, StorageError> {
+            self.inner.delete(key)
+        }
+    }
+
+    fn counting() -> (tempfile::TempDir, Counting) {
+        let (dir, storage) = store();
+        (dir, Counting::new(storage))
+    }
+
+    /// The in-memory encoding of `value`, as `put_value` must store it.
+    fn encoding_of<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        state::encode_field(&mut bytes, value).unwrap();
+        bytes
+    }
+
+    /// Inode and modification time of every directory and file under `root`: what creating or
+    /// deleting any file (a temporary one included) would change.
+    #[cfg(unix)]
+    fn fingerprint(root: &std::path::Path) -> Vec<(std::path::PathBuf, u64, SystemTime)> {
+        use std::os::unix::fs::MetadataExt;
+        let mut paths = walk(root);
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    dirs.push(entry.path());
+                }
+            }
+            paths.push(dir);
+        }
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let m = fs::metadata(&p).unwrap();
+                (p, m.ino(), m.modified().unwrap())
+            })
+            .collect()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_small_value_stored_again_creates_no_file() {
+        let (_dir, storage) = counting();
+        let blobs = BlobStore::new(&storage);
+        let first = blobs.put_value(&model()).unwrap();
+        assert!(first.newly_stored);
+        assert_eq!(
+            storage.counts(),
+            (0, 1),
+            "built in memory, stored in one put"
+        );
+        let before = fingerprint(storage.inner.root());
+        // Directory times have a coarse clock: let it tick, so that a file created and deleted
+        // by the second store would show.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+
+        let second = blobs.put_value(&model()).unwrap();
+        assert_eq!(second.hash, first.hash);
+        assert_eq!(second.size, first.size);
+        assert!(!second.newly_stored);
+        assert_eq!(storage.counts(), (0, 2));
+        // No file created, renamed or deleted anywhere: same inodes, same directory times.
+        assert_eq!(fingerprint(storage.inner.root()), before);
+        let all = walk(storage.inner.root());
+        assert_eq!(all, [storage.inner.path_of(&first.hash.key())]);
+    }
+
+    #[test]
+    fn a_value_past_the_threshold_spills_and_roundtrips() {
+        let (_dir, storage) = counting();
+        let blobs = BlobStore::new(&storage);
+        // One large slice (a `serde_bytes` payload goes through in one write) ...
+        let big = serde_bytes::ByteBuf::from(
+            (0..SPILL_THRESHOLD + WRITE_BUFFER_SIZE + 3)
+                .map(|i| (i % 253) as u8)
+                .collect::<Vec<_>>(),
+        );
+        // ... and many small writes (5 bytes per element).
+        let many: Vec<u32> = (0..(SPILL_THRESHOLD as u32 / 4))
+            .map(|i| i | 1 << 20)
+            .collect();
+        for (spills, expected) in [(1, encoding_of(&big)), (2, encoding_of(&many))] {
+            assert!(expected.len() > SPILL_THRESHOLD + WRITE_BUFFER_SIZE);
+            let stored = if spills == 1 {
+                blobs.put_value(&big).unwrap()
+            } else {
+                blobs.put_value(&many).unwrap()
+            };
+            assert_eq!(storage.counts(), (spills, 0), "streamed, not buffered");
+            assert!(stored.newly_stored);
+            assert_eq!(stored.hash, BlobHash::of(&expected));
+            assert_eq!(stored.size, expected.len() as u64);
+            assert_eq!(
+                blobs.get(&stored.hash, Some(stored.size)).unwrap(),
+                expected
+            );
+        }
+        let back: Vec<u32> = blobs
+            .load_artifact(&ArtifactEntry {
+                name: "many".into(),
+                hash: BlobHash::of(&encoding_of(&many)),
+                size: encoding_of(&many).len() as u64,
+                type_name: String::new(),
+                encoding: Encoding::MsgPack,
+            })
+            .unwrap();
+        assert_eq!(back, many);
+
+        // Stored again: found, the spilled copy discarded, nothing left behind.
+        let again = blobs.put_value(&big).unwrap();
+        assert!(!again.newly_stored);
+        assert_eq!(walk(storage.inner.root()).len(), 2);
+    }
+
+    #[test]
+    fn an_encoding_of_exactly_the_threshold_stays_in_memory() {
+        let (_dir, storage) = counting();
+        let blobs = BlobStore::new(&storage);
+        // MessagePack `bin 32`: a 5-byte header, then the bytes.
+        let at = serde_bytes::ByteBuf::from(vec![1u8; SPILL_THRESHOLD - 5]);
+        assert_eq!(encoding_of(&at).len(), SPILL_THRESHOLD);
+        let stored = blobs.put_value(&at).unwrap();
+        assert_eq!(stored.size, SPILL_THRESHOLD as u64);
+        assert_eq!(storage.counts(), (0, 1));
+
+        // One byte more spills.
+        let past = serde_bytes::ByteBuf::from(vec![1u8; SPILL_THRESHOLD - 4]);
+        let stored = blobs.put_value(&past).unwrap();
+        assert_eq!(stored.size, SPILL_THRESHOLD as u64 + 1);
+        assert_eq!(stored.hash, BlobHash::of(&encoding_of(&past)));
+        assert_eq!(storage.counts(), (1, 1));
+
+        // Small writes that end exactly at the threshold, then one byte past it.
+        let mut small_writes = SpillingWriter::new(&storage);
+        for _ in 0..SPILL_THRESHOLD / 4 {
+            small_writes.write_all(&[1, 2, 3, 4]).unwrap();
+        }
+        assert!(small_writes.spilled.is_none());
+        assert_eq!(small_writes.bytes.len(), SPILL_THRESHOLD);
+        assert!(small_writes.bytes.capacity() <= SPILL_THRESHOLD);
+        small_writes.write_all(&[5]).unwrap();
+        assert_eq!(small_writes.bytes, [5]);
+        assert!(small_writes.bytes.capacity() <= WRITE_BUFFER_SIZE);
+        assert!(matches!(&small_writes.spilled, Some(s) if s.written == SPILL_THRESHOLD as u64));
+        assert_eq!(storage.counts(), (2, 1));
+    }
+
+    #[test]
+    fn a_storage_failure_while_spilling_is_reported_as_such() {
+        let (_dir, mut storage) = counting();
+        storage.fail_start_put = true;
+        let blobs = BlobStore::new(&storage);
+        let big = serde_bytes::ByteBuf::from(vec![0u8; SPILL_THRESHOLD + 1]);
+        let err = blobs.put_value(&big).unwrap_err();
+        assert!(matches!(err, BlobWriteError::Storage(_)), "{err:?}");
+        assert!(err.to_string().contains("disk full"), "{err}");
+        // Small values never needed it.
+        assert!(blobs.put_value(&model()).is_ok());
     }
 
     #[test]
@@ -808,19 +1171,23 @@ mod tests {
 
     #[test]
     fn a_failing_serialize_leaves_no_blob() {
-        struct Failing;
+        struct Failing(usize);
         impl Serialize for Failing {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 use serde::ser::SerializeSeq;
                 let mut seq = s.serialize_seq(Some(2))?;
-                seq.serialize_element(&vec![0u8; 4096])?;
+                seq.serialize_element(&serde_bytes::ByteBuf::from(vec![0u8; self.0]))?;
                 Err(serde::ser::Error::custom("device lost"))
             }
         }
         let (_dir, storage) = store();
         let blobs = BlobStore::new(&storage);
-        let err = blobs.put_value(&Failing).unwrap_err();
+        let err = blobs.put_value(&Failing(4096)).unwrap_err();
         assert!(err.to_string().contains("device lost"), "{err}");
+        assert!(walk(storage.root()).is_empty());
+        // Also once the encoding has spilled to a temporary file.
+        let err = blobs.put_value(&Failing(SPILL_THRESHOLD + 1)).unwrap_err();
+        assert!(matches!(err, BlobWriteError::Encode(_)), "{err:?}");
         assert!(walk(storage.root()).is_empty());
     }
 }

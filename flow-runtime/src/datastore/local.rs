@@ -6,6 +6,13 @@
 //! are atomic, so readers see an object whole or not at all. Temporary names start with `.`, which no
 //! key segment may, so they can never be mistaken for objects: listings skip them, and
 //! [`LocalStorage::remove_stale_temp_files`] removes those a crashed writer left behind.
+//!
+//! Costs per write, in system calls, once the object's directory exists: `put` creates the
+//! temporary file, writes, renames and closes (4); `put_if_absent` looks the key up first (5, or
+//! just the lookup when the object exists); a committed write creates exactly one inode, the
+//! object's, and deletes none. Directories are created on demand, when creating a file or
+//! renaming into one fails because the directory is missing, so the steady state does no `mkdir`.
+//! With sync on, add an `fdatasync` of the file and an `fsync` of its directory.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -38,11 +45,16 @@ impl LocalStorage {
     /// The caller chooses the root (flag, environment variable or default under the working
     /// directory); nothing about the root is recorded inside the datastore, so it can be moved.
     ///
+    /// A relative `root` is made absolute against the current directory once, here: the
+    /// datastore stays where it was opened if the process changes directory later, and no write
+    /// has to look the current directory up again.
+    ///
     /// # Errors
     ///
     /// If the directory cannot be created.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
         let root = root.into();
+        let root = std::path::absolute(&root).map_err(io_error("locate", &root))?;
         fs::create_dir_all(&root).map_err(io_error("create the datastore directory", &root))?;
         Ok(LocalStorage { root, sync: true })
     }
@@ -112,9 +124,12 @@ impl LocalStorage {
         Ok(removed)
     }
 
-    /// A new temporary file in `dir` (created if missing).
+    /// A new temporary file in `dir`, creating `dir` (and its parents) only if it is missing.
+    ///
+    /// The file is created first and the directory only on `ENOENT`, so writing into a directory
+    /// that exists (the steady state: blob fan-out directories, a task's directory after its first
+    /// object) costs no `mkdir` at all, and nothing needs to be remembered between calls.
     fn temp_file_in(&self, dir: &Path) -> Result<NamedTempFile, StorageError> {
-        fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
         let mut builder = tempfile::Builder::new();
         builder.prefix(TEMP_PREFIX);
         // tempfile creates files readable by their owner only; objects are shared data, so give
@@ -124,28 +139,54 @@ impl LocalStorage {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(fs::Permissions::from_mode(0o666));
         }
-        builder
-            .tempfile_in(dir)
-            .map_err(io_error("create a temporary file in", dir))
+        match builder.tempfile_in(dir) {
+            // `dir` is missing, or a file is where one of its parents should be (which creating
+            // it reports clearly).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                create_dir(dir)?;
+                builder.tempfile_in(dir)
+            }
+            result => result,
+        }
+        .map_err(io_error("create a temporary file in", dir))
     }
 
-    /// Makes `temp` visible as `key`; with `replace == false`, only if nothing is there yet.
-    fn commit(&self, temp: NamedTempFile, key: &Key, replace: bool) -> Result<bool, StorageError> {
+    /// Makes `temp` visible as `key`: a rename, or with `replace == false` a rename that fails if
+    /// something is there already (`renameat2(RENAME_NOREPLACE)`, or where the file system lacks
+    /// it a hard link then an unlink of the temporary name). Either way the temporary file's inode
+    /// becomes the object's: committing allocates no inode and frees none. Only a commit that
+    /// loses to an existing object deletes the temporary file.
+    ///
+    /// The caller has checked for an existing object where that is worth a lookup; here the
+    /// rename alone decides.
+    fn persist(&self, temp: NamedTempFile, key: &Key, replace: bool) -> Result<bool, StorageError> {
         let path = self.path_of(key);
-        if !replace && fs::symlink_metadata(&path).is_ok() {
-            return Ok(false);
-        }
         if self.sync {
             temp.as_file()
                 .sync_data()
                 .map_err(io_error("flush to disk", temp.path()))?;
         }
         let dir = parent_dir(&path);
-        fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
-        let persisted = if replace {
-            temp.persist(&path)
-        } else {
-            temp.persist_noclobber(&path)
+        let rename = |temp: NamedTempFile| {
+            if replace {
+                temp.persist(&path)
+            } else {
+                temp.persist_noclobber(&path)
+            }
+        };
+        let persisted = match rename(temp) {
+            // The object's directory does not exist yet (a streamed blob's fan-out directory):
+            // create it and try once more.
+            Err(e) if e.error.kind() == io::ErrorKind::NotFound => {
+                create_dir(dir)?;
+                rename(e.file)
+            }
+            result => result,
         };
         match persisted {
             Ok(_) => {}
@@ -164,15 +205,24 @@ impl LocalStorage {
         Ok(true)
     }
 
+    /// Whether something (an object, or anything else in its place) is at `path`.
+    fn occupied(path: &Path) -> bool {
+        fs::symlink_metadata(path).is_ok()
+    }
+
+    /// Writes `bytes` as `key`. Per call, in the steady state (directory present):
+    /// `put` is open + write + rename + close; `put_if_absent` one `statx` more before it, and
+    /// only that `statx` when the object exists, so content-addressed writes of data that is
+    /// already stored create and delete nothing.
     fn write_object(&self, key: &Key, bytes: &[u8], replace: bool) -> Result<bool, StorageError> {
         let path = self.path_of(key);
-        if !replace && fs::symlink_metadata(&path).is_ok() {
+        if !replace && Self::occupied(&path) {
             return Ok(false);
         }
         let mut temp = self.temp_file_in(parent_dir(&path))?;
         temp.write_all(bytes)
             .map_err(io_error("write", temp.path()))?;
-        self.commit(temp, key, replace)
+        self.persist(temp, key, replace)
     }
 
     /// The key of the entry `name` under `prefix`, or `None` for anything that is not an object
@@ -313,12 +363,17 @@ impl Write for LocalPending {
 impl PendingObject for LocalPending {
     fn commit(self: Box<Self>, key: &Key) -> Result<(), StorageError> {
         let LocalPending { storage, temp } = *self;
-        storage.commit(temp, key, true).map(drop)
+        storage.persist(temp, key, true).map(drop)
     }
 
     fn commit_if_absent(self: Box<Self>, key: &Key) -> Result<bool, StorageError> {
         let LocalPending { storage, temp } = *self;
-        storage.commit(temp, key, false)
+        // The temporary file exists whatever the answer; looking first only spares flushing it
+        // to disk for nothing (with sync on) before it is removed.
+        if LocalStorage::occupied(&storage.path_of(key)) {
+            return Ok(false);
+        }
+        storage.persist(temp, key, false)
     }
 }
 
@@ -330,6 +385,11 @@ fn read_dir(dir: &Path) -> Result<Option<fs::ReadDir>, StorageError> {
         Err(e) if is_absent(&e) => Ok(None),
         Err(e) => Err(io_error("list", dir)(e)),
     }
+}
+
+/// Creates `dir` and any missing parents.
+fn create_dir(dir: &Path) -> Result<(), StorageError> {
+    fs::create_dir_all(dir).map_err(io_error("create directory", dir))
 }
 
 /// The directory `path` is in; every object path has one, since it is below the root.
@@ -421,6 +481,27 @@ mod tests {
         assert!(!s.put_if_absent(&k, b"second").unwrap());
         assert_eq!(s.get(&k).unwrap(), b"first");
         assert_eq!(files_on_disk(s.root()), ["runs/17"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn put_if_absent_of_an_existing_object_creates_nothing() {
+        use std::os::unix::fs::MetadataExt;
+        let (_dir, s) = store();
+        let k = key("blobs/ab/abc");
+        assert!(s.put_if_absent(&k, b"x").unwrap());
+        let state = || {
+            let dir = fs::metadata(s.path_of(&key("blobs/ab"))).unwrap();
+            let object = fs::metadata(s.path_of(&k)).unwrap();
+            (dir.modified().unwrap(), dir.ino(), object.ino())
+        };
+        let before = state();
+        // Directory times have a coarse clock: let it tick, so that a temporary file created and
+        // removed in the directory would show.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!s.put_if_absent(&k, b"x").unwrap());
+        assert_eq!(state(), before);
+        assert_eq!(files_on_disk(s.root()), ["blobs/ab/abc"]);
     }
 
     #[test]

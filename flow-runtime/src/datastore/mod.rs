@@ -9,17 +9,19 @@
 //!   get, streamed get, size, list, list children, delete. [`LocalStorage`] implements it on a
 //!   directory; an object store is meant to be the second implementation.
 //! - [`BlobStore`]: artifacts stored once per datastore under the BLAKE3 hash of their encoding,
-//!   written streamed and verified on read.
-//! - [`write_task`] / [`read_task`]: a task's [`TaskIndex`] (artifact name → blob, size, type,
-//!   encoding) and the done marker written after it; a task without the marker does not exist.
+//!   encoded in memory (streamed past [`SPILL_THRESHOLD`]) and verified on read; storing an
+//!   unchanged artifact again costs one lookup and creates no file.
+//! - [`write_task`] / [`read_task`]: a task's done marker, which is its [`TaskIndex`] (artifact
+//!   name → blob, size, type, encoding), written once after the blobs; a task without the marker
+//!   does not exist.
 //!
 //! On disk (local), with the task prefix chosen by the caller:
 //!
 //! ```text
 //! <root>/
 //!   blobs/<2 hex>/<64 hex>                 one artifact encoding, named by its BLAKE3 hash
-//!   <task prefix>/index-<64 hex>.json      the task's index, named by its own hash
-//!   <task prefix>/done.json                {"format", "index", "index_size"}, written last
+//!   <task prefix>/done.json                the task's index {"format": 2, "artifacts": […]},
+//!                                          created last and only once: the task is complete
 //!   …/.tmp*                                temporary files of writes in progress (or crashed)
 //! ```
 //!
@@ -57,7 +59,7 @@ mod task_index;
 
 pub use blobs::{
     BLOB_PREFIX, BlobError, BlobErrorKind, BlobFieldSink, BlobHash, BlobStore, BlobWriteError,
-    LoadError, ParseBlobHashError, StoredBlob, WRITE_BUFFER_SIZE,
+    LoadError, ParseBlobHashError, SPILL_THRESHOLD, StoredBlob, WRITE_BUFFER_SIZE,
 };
 pub use keys::{Key, KeyError, KeyProblem, MAX_SEGMENT_LEN, validate_segment};
 pub use local::LocalStorage;

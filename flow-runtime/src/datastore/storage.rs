@@ -36,8 +36,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Writes `bytes` as the object `key` unless it already exists; returns whether it was written.
     ///
     /// Atomic with respect to concurrent writers of the same key: exactly one of them gets `true`.
-    /// Used to claim unique names (run ids) and for content-addressed objects (blobs, whose
-    /// existing copy is by definition identical).
+    /// Used to claim unique names (run ids, done markers) and for content-addressed objects
+    /// (blobs, whose existing copy is by definition identical).
+    ///
+    /// Blobs are mostly already there (every unchanged field of every task), so an
+    /// implementation should make that case cheap: look the key up before writing anything, and
+    /// create nothing when it exists. The local directory does one `stat` then; when the object
+    /// is absent it creates one file, which becomes the object, and deletes none.
     ///
     /// # Errors
     ///

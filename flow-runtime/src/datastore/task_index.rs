@@ -1,17 +1,19 @@
-//! What makes a task complete: its index of artifacts, and the done marker written after it.
+//! What makes a task complete: its done marker, which is also its index of artifacts.
 //!
 //! Under a task's prefix (chosen by the caller, e.g. `runs/<run>/<step>/<task>`) a finished task has
-//! two objects:
-//!
-//! - `index-<blake3 of the index>.json`: the [`TaskIndex`], JSON so that it can be read with `cat`,
-//!   named by its own hash so that it is never overwritten;
-//! - `done.json`: the done marker, created last and only if absent, naming the index by its hash.
+//! one object of its own, `done.json`: the [`TaskIndex`] (format number, then for each artifact its
+//! name, blob hash, size, type and encoding), pretty JSON so that it can be read with `cat`. It is
+//! written once, atomically and only if absent, after every blob it names is stored.
 //!
 //! A reader starts from the marker: no marker, no task ([`read_task`] returns `None`), however much
-//! else a crashed attempt left behind. Because the index is named by its content and the marker can
-//! be created only once, two attempts that race on the same task (a requeued job whose first copy
-//! is still running) cannot mix: the first marker wins, the loser gets
-//! [`TaskError::AlreadyComplete`], and the marker always points at the index it was written for.
+//! else a crashed attempt left behind (blobs, metadata, temporary files). Because the marker can be
+//! created only once, two attempts that race on the same task (a requeued job whose first copy is
+//! still running) cannot mix: the first marker wins whole, and the loser gets
+//! [`TaskError::AlreadyComplete`].
+//!
+//! Format 1 kept the index in a separate `index-<hash>.json` that the marker pointed to: two
+//! files per task instead of one. This version reads format 2 only; a format-1 task is reported as
+//! [`TaskError::UnsupportedFormat`].
 
 use std::fmt;
 
@@ -22,10 +24,13 @@ use super::keys::Key;
 use super::storage::{Storage, StorageError};
 use crate::state::FIELD_ENCODING;
 
-/// The version of the index format this code writes; it reads this one and older ones.
-pub const INDEX_FORMAT: u32 = 1;
+/// The version of the index format this code writes, and the only one it reads.
+///
+/// 2: the done marker is the index. 1 (earlier development versions): the marker named a
+/// separate index file.
+pub const INDEX_FORMAT: u32 = 2;
 
-/// The name of the done marker under a task's prefix.
+/// The name of the done marker, which holds the task's index, under a task's prefix.
 pub const DONE_MARKER: &str = "done.json";
 
 /// One artifact of a task: a top-level field of the flow's state after the task ran.
@@ -111,12 +116,10 @@ impl TaskIndex {
     }
 }
 
-/// The done marker's content: which index the task completed with.
-#[derive(Debug, Serialize, Deserialize)]
-struct DoneMarker {
+/// Just the format number of a done marker, to tell a marker of another format from a damaged one.
+#[derive(Deserialize)]
+struct FormatOnly {
     format: u32,
-    index: BlobHash,
-    index_size: u64,
 }
 
 /// Why a task's record could not be written or read.
@@ -138,7 +141,7 @@ pub enum TaskError {
         #[source]
         source: StorageError,
     },
-    /// The done marker or the index is not valid JSON of the expected shape.
+    /// The done marker is not valid JSON of the expected shape: damaged or cut short.
     #[error("task `{task}`: `{object}` is not valid: {source}")]
     Malformed {
         /// The task's prefix.
@@ -149,27 +152,10 @@ pub enum TaskError {
         #[source]
         source: serde_json::Error,
     },
-    /// The done marker names an index that does not exist.
-    #[error("task `{task}`: its done marker names index `{index}`, which is missing")]
-    IndexMissing {
-        /// The task's prefix.
-        task: Key,
-        /// The missing index.
-        index: Key,
-    },
-    /// The index does not hash to what the done marker recorded: it was damaged.
-    #[error("task `{task}`: index `{index}` is corrupted (its content hashes to {actual})")]
-    IndexCorrupted {
-        /// The task's prefix.
-        task: Key,
-        /// The damaged index.
-        index: Key,
-        /// The hash of its content.
-        actual: BlobHash,
-    },
-    /// Written by a newer version in a format this one cannot read.
+    /// Written in a format this version cannot read: by a newer version, or by an older one
+    /// before the format changed.
     #[error(
-        "task `{task}` was written in format {found}; this version reads formats up to {INDEX_FORMAT}"
+        "task `{task}` was written in format {found}; this version reads format {INDEX_FORMAT}"
     )]
     UnsupportedFormat {
         /// The task's prefix.
@@ -179,8 +165,8 @@ pub enum TaskError {
     },
 }
 
-/// Records `index` as the outcome of the task at prefix `task`: the index first, then the done
-/// marker; each is atomic, and the task becomes visible to readers only with the marker.
+/// Records `index` as the outcome of the task at prefix `task`: its done marker, written once,
+/// atomically and only if absent. The task becomes visible to readers with it.
 ///
 /// The artifacts' blobs must already be stored.
 ///
@@ -189,29 +175,13 @@ pub enum TaskError {
 /// [`TaskError::AlreadyComplete`] if the task has a done marker (including one written by a
 /// concurrent attempt while this one ran); storage failures.
 pub fn write_task(storage: &dyn Storage, task: &Key, index: &TaskIndex) -> Result<(), TaskError> {
-    let storage_error = |source| TaskError::Storage {
-        task: task.clone(),
-        source,
-    };
-    let done_key = done_key(task);
-    if storage.exists(&done_key).map_err(storage_error)? {
-        return Err(TaskError::AlreadyComplete { task: task.clone() });
-    }
-    let index_bytes = to_json(index);
-    let index_hash = BlobHash::of(&index_bytes);
-    // Named by its hash: an identical index from an earlier, crashed attempt is simply reused.
-    storage
-        .put_if_absent(&index_key(task, &index_hash), &index_bytes)
-        .map_err(storage_error)?;
-    let marker = to_json(&DoneMarker {
-        format: INDEX_FORMAT,
-        index: index_hash,
-        index_size: index_bytes.len() as u64,
-    });
-    if storage
-        .put_if_absent(&done_key, &marker)
-        .map_err(storage_error)?
-    {
+    let written = storage
+        .put_if_absent(&done_key(task), &to_json(index))
+        .map_err(|source| TaskError::Storage {
+            task: task.clone(),
+            source,
+        })?;
+    if written {
         Ok(())
     } else {
         Err(TaskError::AlreadyComplete { task: task.clone() })
@@ -223,43 +193,36 @@ pub fn write_task(storage: &dyn Storage, task: &Key, index: &TaskIndex) -> Resul
 ///
 /// # Errors
 ///
-/// A marker or index that is malformed, missing or damaged, a format too new, storage failures.
+/// A marker that is malformed (naming it) or of another format, storage failures.
 pub fn read_task(storage: &dyn Storage, task: &Key) -> Result<Option<TaskIndex>, TaskError> {
-    let storage_error = |source| TaskError::Storage {
-        task: task.clone(),
-        source,
-    };
     let done_key = done_key(task);
-    let marker_bytes = match storage.get(&done_key) {
+    let bytes = match storage.get(&done_key) {
         Ok(bytes) => bytes,
         Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(storage_error(e)),
-    };
-    let marker: DoneMarker = from_json(task, &done_key, &marker_bytes)?;
-    check_format(task, marker.format)?;
-
-    let index_key = index_key(task, &marker.index);
-    let index_bytes = match storage.get(&index_key) {
-        Ok(bytes) => bytes,
-        Err(e) if e.is_not_found() => {
-            return Err(TaskError::IndexMissing {
+        Err(source) => {
+            return Err(TaskError::Storage {
                 task: task.clone(),
-                index: index_key,
+                source,
             });
         }
-        Err(e) => return Err(storage_error(e)),
     };
-    let actual = BlobHash::of(&index_bytes);
-    if actual != marker.index || index_bytes.len() as u64 != marker.index_size {
-        return Err(TaskError::IndexCorrupted {
-            task: task.clone(),
-            index: index_key,
-            actual,
-        });
+    let unsupported = |found| TaskError::UnsupportedFormat {
+        task: task.clone(),
+        found,
+    };
+    match serde_json::from_slice::<TaskIndex>(&bytes) {
+        Ok(index) if index.format == INDEX_FORMAT => Ok(Some(index)),
+        Ok(index) => Err(unsupported(index.format)),
+        Err(source) => match serde_json::from_slice::<FormatOnly>(&bytes) {
+            // Valid JSON of another format's shape: say which format, not what field is missing.
+            Ok(FormatOnly { format }) if format != INDEX_FORMAT => Err(unsupported(format)),
+            _ => Err(TaskError::Malformed {
+                task: task.clone(),
+                object: done_key,
+                source,
+            }),
+        },
     }
-    let index: TaskIndex = from_json(task, &index_key, &index_bytes)?;
-    check_format(task, index.format)?;
-    Ok(Some(index))
 }
 
 /// Whether the task at prefix `task` is complete: the cheap check `resume` needs for every task.
@@ -281,11 +244,6 @@ fn done_key(task: &Key) -> Key {
         .unwrap_or_else(|e| unreachable!("`{DONE_MARKER}` is a valid segment: {e}"))
 }
 
-fn index_key(task: &Key, hash: &BlobHash) -> Key {
-    task.join(&format!("index-{hash}.json"))
-        .unwrap_or_else(|e| unreachable!("an index name is a valid segment: {e}"))
-}
-
 /// Pretty JSON of one of this module's records, which contain nothing that can fail to
 /// serialize (string keys, no non-finite floats).
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -293,28 +251,6 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
         .unwrap_or_else(|e| unreachable!("task records always serialize: {e}"));
     bytes.push(b'\n');
     bytes
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(
-    task: &Key,
-    object: &Key,
-    bytes: &[u8],
-) -> Result<T, TaskError> {
-    serde_json::from_slice(bytes).map_err(|source| TaskError::Malformed {
-        task: task.clone(),
-        object: object.clone(),
-        source,
-    })
-}
-
-fn check_format(task: &Key, found: u32) -> Result<(), TaskError> {
-    if found > INDEX_FORMAT {
-        return Err(TaskError::UnsupportedFormat {
-            task: task.clone(),
-            found,
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -346,6 +282,16 @@ mod tests {
         TaskIndex::new(BlobStore::new(storage).store_state(state).unwrap())
     }
 
+    /// Every file under the task's directory, temporary ones included.
+    fn files_of_task(storage: &LocalStorage) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(storage.path_of(&task()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn a_task_is_visible_only_after_its_done_marker() {
         let (_dir, storage) = store();
@@ -358,20 +304,40 @@ mod tests {
         );
         assert_eq!(read_task(&storage, &task()).unwrap(), None);
 
-        // A crash between the index and the marker: the index is there, the task is not.
-        let bytes = to_json(&index);
+        // A crash before the marker: whatever the attempt left (its metadata, a half-written
+        // temporary file), the task is not there.
         storage
-            .put(&index_key(&task(), &BlobHash::of(&bytes)), &bytes)
+            .put(&task().join("meta.json").unwrap(), b"{}")
             .unwrap();
+        fs::write(
+            storage.path_of(&task()).join(".tmpCRASH"),
+            &to_json(&index)[..20],
+        )
+        .unwrap();
         assert_eq!(read_task(&storage, &task()).unwrap(), None);
         assert!(!is_task_done(&storage, &task()).unwrap());
 
-        // The retry completes it, reusing the identical index.
+        // The retry completes it.
         write_task(&storage, &task(), &index).unwrap();
         assert_eq!(read_task(&storage, &task()).unwrap(), Some(index));
         assert!(is_task_done(&storage, &task()).unwrap());
         let children = storage.list_children(Some(&task())).unwrap();
-        assert_eq!(children.objects.len(), 2, "{children:?}");
+        assert_eq!(
+            children.objects,
+            [done_key(&task()), task().join("meta.json").unwrap()]
+        );
+    }
+
+    #[test]
+    fn completing_a_task_writes_one_file() {
+        let (_dir, storage) = store();
+        let index = index_for(&storage, &Squares::default());
+        write_task(&storage, &task(), &index).unwrap();
+        assert_eq!(files_of_task(&storage), [DONE_MARKER]);
+        // A second attempt creates nothing, not even a temporary file.
+        let err = write_task(&storage, &task(), &index).unwrap_err();
+        assert!(matches!(err, TaskError::AlreadyComplete { .. }), "{err}");
+        assert_eq!(files_of_task(&storage), [DONE_MARKER]);
     }
 
     #[test]
@@ -447,18 +413,14 @@ mod tests {
     }
 
     #[test]
-    fn the_index_is_readable_json() {
+    fn the_done_marker_is_the_index_in_readable_json() {
         let (_dir, storage) = store();
         let index = index_for(&storage, &Squares::default());
         write_task(&storage, &task(), &index).unwrap();
-        let objects = storage.list_children(Some(&task())).unwrap().objects;
-        let index_key = objects
-            .iter()
-            .find(|k| k.name().starts_with("index-"))
-            .unwrap();
-        let json: serde_json::Value =
-            serde_json::from_slice(&storage.get(index_key).unwrap()).unwrap();
-        assert_eq!(json["format"], 1);
+        let text = String::from_utf8(storage.get(&done_key(&task())).unwrap()).unwrap();
+        assert!(text.starts_with("{\n  \"format\": 2,\n"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["format"], 2);
         assert_eq!(json["artifacts"][0]["name"], "xs");
         assert_eq!(json["artifacts"][0]["encoding"], "msgpack");
         assert_eq!(json["artifacts"][0]["type"], "alloc::vec::Vec<u64>");
@@ -469,51 +431,77 @@ mod tests {
     }
 
     #[test]
-    fn damaged_records_are_errors_not_absences() {
+    fn damaged_markers_are_errors_not_absences() {
         let (_dir, storage) = store();
         let index = index_for(&storage, &Squares::default());
         write_task(&storage, &task(), &index).unwrap();
-        let objects = storage.list_children(Some(&task())).unwrap().objects;
-        let index_key = objects
-            .iter()
-            .find(|k| k.name().starts_with("index-"))
-            .unwrap()
-            .clone();
-        let index_path = storage.path_of(&index_key);
-        let original = fs::read(&index_path).unwrap();
+        let path = storage.path_of(&done_key(&task()));
+        let original = fs::read(&path).unwrap();
+        let expect_malformed = |storage: &LocalStorage| {
+            let err = read_task(storage, &task()).unwrap_err();
+            assert!(matches!(err, TaskError::Malformed { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with("task `runs/1/start/0`: `runs/1/start/0/done.json` is not valid"),
+                "{err}"
+            );
+        };
 
-        let mut flipped = original.clone();
-        flipped[10] ^= 0x20;
-        fs::write(&index_path, &flipped).unwrap();
-        let err = read_task(&storage, &task()).unwrap_err();
-        assert!(matches!(err, TaskError::IndexCorrupted { .. }), "{err}");
-
-        fs::remove_file(&index_path).unwrap();
-        let err = read_task(&storage, &task()).unwrap_err();
-        assert!(matches!(err, TaskError::IndexMissing { .. }), "{err}");
-
-        fs::write(&index_path, &original).unwrap();
-        storage.put(&done_key(&task()), b"{ not json").unwrap();
-        let err = read_task(&storage, &task()).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("task `runs/1/start/0`: `runs/1/start/0/done.json` is not valid"),
-            "{err}"
-        );
+        // Cut short, anywhere.
+        for len in [0, 1, original.len() / 2, original.len() - 3] {
+            fs::write(&path, &original[..len]).unwrap();
+            expect_malformed(&storage);
+        }
+        // Not JSON, or JSON of the wrong shape.
+        for bad in [
+            &b"{ not json"[..],
+            br#"{"format": 2}"#,
+            br#"{"format": 2, "artifacts": [{"name": "xs"}]}"#,
+            br#"{"format": "two", "artifacts": []}"#,
+            b"[]",
+        ] {
+            fs::write(&path, bad).unwrap();
+            expect_malformed(&storage);
+        }
+        fs::write(&path, &original).unwrap();
+        assert_eq!(read_task(&storage, &task()).unwrap(), Some(index));
     }
 
     #[test]
-    fn newer_formats_are_refused() {
+    fn other_formats_are_refused() {
         let (_dir, storage) = store();
-        let marker = to_json(&DoneMarker {
-            format: INDEX_FORMAT + 1,
-            index: BlobHash::of(b""),
-            index_size: 0,
-        });
-        storage.put(&done_key(&task()), &marker).unwrap();
+        let key = done_key(&task());
+        // A newer format, whatever its shape.
+        storage
+            .put(&key, br#"{"format": 3, "objects": {"xs": "elsewhere"}}"#)
+            .unwrap();
         let err = read_task(&storage, &task()).unwrap_err();
         assert!(
-            matches!(err, TaskError::UnsupportedFormat { found: 2, .. }),
+            matches!(err, TaskError::UnsupportedFormat { found: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "task `runs/1/start/0` was written in format 3; this version reads format 2"
+        );
+        // A newer format that happens to parse as this one.
+        let mut index = TaskIndex::new(Vec::new());
+        index.format = 4;
+        storage.put(&key, &to_json(&index)).unwrap();
+        let err = read_task(&storage, &task()).unwrap_err();
+        assert!(
+            matches!(err, TaskError::UnsupportedFormat { found: 4, .. }),
+            "{err}"
+        );
+        // A format-1 marker, which pointed to a separate index file.
+        let marker = format!(
+            r#"{{"format": 1, "index": "{}", "index_size": 2}}"#,
+            BlobHash::of(b"{}")
+        );
+        storage.put(&key, marker.as_bytes()).unwrap();
+        let err = read_task(&storage, &task()).unwrap_err();
+        assert!(
+            matches!(err, TaskError::UnsupportedFormat { found: 1, .. }),
             "{err}"
         );
     }

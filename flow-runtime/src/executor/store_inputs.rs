@@ -29,7 +29,13 @@ pub(crate) struct StoreInputs {
 /// Blobs read for a join, up to a budget of bytes.
 #[derive(Default)]
 pub(crate) struct BlobCache {
-    blobs: Mutex<(HashMap<BlobHash, Arc<Vec<u8>>>, usize)>,
+    blobs: Mutex<CachedBlobs>,
+}
+
+#[derive(Default)]
+struct CachedBlobs {
+    by_hash: HashMap<BlobHash, Arc<Vec<u8>>>,
+    bytes: usize,
 }
 
 /// The most bytes a join keeps cached; blobs past it are read each time.
@@ -46,14 +52,14 @@ impl BlobCache {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         };
-        if let Some(bytes) = lock().0.get(&entry.hash) {
+        if let Some(bytes) = lock().by_hash.get(&entry.hash) {
             return Ok(Arc::clone(bytes));
         }
         let bytes = Arc::new(store.blobs().get(&entry.hash, Some(entry.size))?);
         let mut guard = lock();
-        if guard.1 + bytes.len() <= CACHE_BUDGET {
-            guard.1 += bytes.len();
-            guard.0.insert(entry.hash, Arc::clone(&bytes));
+        if guard.bytes + bytes.len() <= CACHE_BUDGET {
+            guard.bytes += bytes.len();
+            guard.by_hash.insert(entry.hash, Arc::clone(&bytes));
         }
         Ok(bytes)
     }

@@ -283,8 +283,8 @@ pub(crate) fn execute<F: Flow>(
     })
 }
 
-/// Writes the index and the done marker; a task some other attempt completed already keeps
-/// that attempt's index.
+/// Writes the done marker (which holds the index); a task some other attempt completed already
+/// keeps that attempt's index.
 pub(crate) fn complete(
     ctx: &RunContext,
     key: &crate::datastore::Key,

@@ -267,7 +267,7 @@ impl RunStore {
         Ok(ids)
     }
 
-    /// Writes a task's metadata (before its index and done marker).
+    /// Writes a task's metadata (before its done marker).
     pub fn write_meta(&self, task: &Key, meta: &TaskMeta) -> Result<(), RunStoreError> {
         self.put_json(&task.join(TASK_META)?, meta)
     }
@@ -287,7 +287,7 @@ impl RunStore {
         self.get_json(&task.join(TASK_SPEC)?, "the task spec")
     }
 
-    /// Completes a task: its index, then the done marker.
+    /// Completes a task: writes its done marker, which holds its index, once.
     pub fn complete_task(&self, task: &Key, index: &TaskIndex) -> Result<(), RunStoreError> {
         write_task(&*self.storage, task, index)?;
         Ok(())
