@@ -46,7 +46,7 @@ struct Chain100 {
     n: u64,
 }
 
-include!("chain100.rs");
+include!("flows/chain100.rs");
 
 static FOREACH_ITEMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10_000);
 static FAIL_LAST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
