@@ -397,3 +397,49 @@ fn two_runs_started_together_get_distinct_ids() {
     assert_eq!(a.status, RunStatus::Succeeded);
     assert_eq!(b.status, RunStatus::Succeeded);
 }
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Empty {
+    xs: Vec<u32>,
+    seen: usize,
+    joined: bool,
+}
+
+#[flow]
+impl Empty {
+    #[step(foreach = xs, next = body)]
+    fn start(&mut self) {}
+    #[step(next = join)]
+    fn body(&mut self, _x: u32) {
+        self.seen += 1;
+    }
+    #[step(join, next = end)]
+    fn join(&mut self, inputs: Inputs<Self>) {
+        self.seen = inputs.len();
+        self.joined = true;
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+#[test]
+fn a_foreach_over_nothing_goes_straight_to_its_join() {
+    let (_dir, store) = store();
+    let summary =
+        run_flow::<Empty>(&store, serde_json::Value::Null, &RunOptions::default()).expect("run");
+    assert_eq!(
+        summary.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        summary.failure
+    );
+    let end: Empty = state_of(&store, &summary.run_id, "end", "0");
+    assert!(end.joined);
+    assert_eq!(end.seen, 0);
+    assert!(
+        store
+            .list_tasks("Empty", &summary.run_id, "body")
+            .expect("list")
+            .is_empty()
+    );
+}
