@@ -93,12 +93,16 @@ impl From<Encoding> for String {
 }
 
 /// The record of a finished task: which blob holds each artifact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskIndex {
     /// The format version ([`INDEX_FORMAT`] when written by this code).
     pub format: u32,
     /// The task's artifacts in the order the state serializes its fields.
     pub artifacts: Vec<ArtifactEntry>,
+    /// What the caller records about the task beside its artifacts (the run layer's task
+    /// metadata), written in the same file so that completing a task is one write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl TaskIndex {
@@ -107,6 +111,7 @@ impl TaskIndex {
         TaskIndex {
             format: INDEX_FORMAT,
             artifacts,
+            metadata: None,
         }
     }
 

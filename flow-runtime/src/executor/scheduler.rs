@@ -245,16 +245,10 @@ pub(crate) fn try_reuse<F: Flow>(
     let origin_key =
         crate::run::RunStore::task_key(graph.name, &origin.run_id, step.name, &pending.task_id)
             .map_err(|e| fail(e.to_string()))?;
-    let Some(index) = ctx
+    // One read: the done marker holds the index and the metadata.
+    let Some((index, Some(origin_meta))) = ctx
         .store
-        .read_index(&origin_key)
-        .map_err(|e| fail(e.to_string()))?
-    else {
-        return Ok(None);
-    };
-    let Some(origin_meta) = ctx
-        .store
-        .read_meta(&origin_key)
+        .read_done(&origin_key)
         .map_err(|e| fail(e.to_string()))?
     else {
         return Ok(None);
@@ -273,11 +267,8 @@ pub(crate) fn try_reuse<F: Flow>(
         ),
         ..origin_meta.clone()
     };
-    ctx.store
-        .write_meta(&key, &meta)
+    let index = super::task::complete(ctx, &key, Arc::new(index), &meta)
         .map_err(|e| fail(e.to_string()))?;
-    let index =
-        super::task::complete(ctx, &key, Arc::new(index)).map_err(|e| fail(e.to_string()))?;
     let outcome = match (&origin_meta.chose, step.transition) {
         (Some(chosen), Transition::Switch(arms)) => {
             match arms

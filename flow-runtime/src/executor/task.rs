@@ -267,10 +267,8 @@ pub(crate) fn execute<F: Flow>(
         foreach.as_ref().map(|f| f.0.clone()),
         chose,
     );
-    ctx.store
-        .write_meta(&key, &meta)
-        .map_err(|e| fail(runtime_failure(e.to_string())))?;
-    let index = complete(ctx, &key, index).map_err(|e| fail(runtime_failure(e.to_string())))?;
+    let index =
+        complete(ctx, &key, index, &meta).map_err(|e| fail(runtime_failure(e.to_string())))?;
     Ok(Finished {
         path,
         step: pending.step,
@@ -283,14 +281,15 @@ pub(crate) fn execute<F: Flow>(
     })
 }
 
-/// Writes the done marker (which holds the index); a task some other attempt completed already
-/// keeps that attempt's index.
+/// Writes the done marker, which holds the index and the task's metadata: one write completes
+/// the task. A task some other attempt completed already keeps that attempt's index.
 pub(crate) fn complete(
     ctx: &RunContext,
     key: &crate::datastore::Key,
     index: Arc<TaskIndex>,
+    meta: &TaskMeta,
 ) -> Result<Arc<TaskIndex>, RunStoreError> {
-    match ctx.store.complete_task(key, &index) {
+    match ctx.store.complete_task_with_meta(key, &index, meta) {
         Ok(()) => Ok(index),
         Err(RunStoreError::Task(TaskError::AlreadyComplete { .. })) => {
             match ctx.store.read_index(key)? {

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! flows/<Flow>/runs/<run id>/run.json                        the run record
-//! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/meta.json  the task's metadata
-//! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/index-….json, done.json   its artifacts
+//! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/done.json  its index and metadata (complete)
+//! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/meta.json  its metadata when it failed
 //! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/spec.json  what a task runs on (process mode)
 //! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/attempt-<n>.log   its log
 //! flows/<Flow>/latest/{any,succeeded}                         the newest run ids

@@ -272,9 +272,54 @@ impl RunStore {
         self.put_json(&task.join(TASK_META)?, meta)
     }
 
-    /// A task's metadata, if it was written.
+    /// A task's metadata, if it was written: from its done marker when the task completed,
+    /// else from `meta.json` (a failed task).
     pub fn read_meta(&self, task: &Key) -> Result<Option<TaskMeta>, RunStoreError> {
+        if let Some((_, Some(meta))) = self.read_done(task)? {
+            return Ok(Some(meta));
+        }
         self.get_json(&task.join(TASK_META)?, "task metadata")
+    }
+
+    /// A complete task's index and the metadata recorded with it, in one read.
+    pub fn read_done(
+        &self,
+        task: &Key,
+    ) -> Result<Option<(TaskIndex, Option<TaskMeta>)>, RunStoreError> {
+        let Some(mut index) = read_task(&*self.storage, task)? else {
+            return Ok(None);
+        };
+        let meta =
+            match index.metadata.take() {
+                Some(value) => Some(serde_json::from_value(value).map_err(|source| {
+                    RunStoreError::Corrupt {
+                        what: "task metadata",
+                        key: task.to_string(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        Ok(Some((index, meta)))
+    }
+
+    /// Completes a task with its metadata, in one write: the done marker holds both.
+    pub fn complete_task_with_meta(
+        &self,
+        task: &Key,
+        index: &TaskIndex,
+        meta: &TaskMeta,
+    ) -> Result<(), RunStoreError> {
+        let mut index = index.clone();
+        index.metadata =
+            Some(
+                serde_json::to_value(meta).map_err(|source| RunStoreError::Corrupt {
+                    what: "task metadata",
+                    key: task.to_string(),
+                    source,
+                })?,
+            );
+        self.complete_task(task, &index)
     }
 
     /// Writes what a task runs on, for a `step` command in another process.
@@ -293,9 +338,10 @@ impl RunStore {
         Ok(())
     }
 
-    /// A complete task's index; `None` while the task is not done.
+    /// A complete task's index (without the metadata it carries: see [`RunStore::read_done`]);
+    /// `None` while the task is not done.
     pub fn read_index(&self, task: &Key) -> Result<Option<TaskIndex>, RunStoreError> {
-        Ok(read_task(&*self.storage, task)?)
+        Ok(self.read_done(task)?.map(|(index, _)| index))
     }
 
     /// Stores the log of one attempt.
