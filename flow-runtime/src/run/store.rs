@@ -201,16 +201,21 @@ impl RunStore {
             })
     }
 
-    /// The ids of every run of `flow`, oldest first.
-    pub fn list_runs(&self, flow: &str) -> Result<Vec<String>, RunStoreError> {
-        let prefix = Self::flow_key(flow)?.join("runs")?;
-        let mut ids: Vec<String> = self
+    /// The names of the "directories" directly under `prefix`, in no particular order.
+    fn child_names(&self, prefix: &Key) -> Result<Vec<String>, RunStoreError> {
+        Ok(self
             .storage
-            .list_children(Some(&prefix))?
+            .list_children(Some(prefix))?
             .prefixes
             .iter()
             .map(|k| k.name().to_string())
-            .collect();
+            .collect())
+    }
+
+    /// The ids of every run of `flow`, oldest first.
+    pub fn list_runs(&self, flow: &str) -> Result<Vec<String>, RunStoreError> {
+        let prefix = Self::flow_key(flow)?.join("runs")?;
+        let mut ids = self.child_names(&prefix)?;
         ids.sort();
         Ok(ids)
     }
@@ -218,13 +223,7 @@ impl RunStore {
     /// The names of every flow with runs in this datastore.
     pub fn list_flows(&self) -> Result<Vec<String>, RunStoreError> {
         let prefix = Key::segment("flows")?;
-        let mut names: Vec<String> = self
-            .storage
-            .list_children(Some(&prefix))?
-            .prefixes
-            .iter()
-            .map(|k| k.name().to_string())
-            .collect();
+        let mut names = self.child_names(&prefix)?;
         names.sort();
         Ok(names)
     }
@@ -232,13 +231,7 @@ impl RunStore {
     /// The steps of a run that have at least one task (finished or not).
     pub fn list_steps(&self, flow: &str, run_id: &str) -> Result<Vec<String>, RunStoreError> {
         let prefix = Self::run_key(flow, run_id)?.join("steps")?;
-        Ok(self
-            .storage
-            .list_children(Some(&prefix))?
-            .prefixes
-            .iter()
-            .map(|k| k.name().to_string())
-            .collect())
+        self.child_names(&prefix)
     }
 
     /// The task ids of a step of a run, in numeric order of their foreach indices.
@@ -252,13 +245,7 @@ impl RunStore {
             .join("steps")?
             .join(step)
             .map_err(|e| e.describing("step name"))?;
-        let mut ids: Vec<String> = self
-            .storage
-            .list_children(Some(&prefix))?
-            .prefixes
-            .iter()
-            .map(|k| k.name().to_string())
-            .collect();
+        let mut ids = self.child_names(&prefix)?;
         ids.sort_by_key(|id| {
             id.split('-')
                 .map(|p| p.parse::<u64>().unwrap_or(u64::MAX))
