@@ -260,7 +260,14 @@ impl StepHandle {
     /// Task `task_id` of the step (`0` outside a foreach).
     pub fn task(&self, task_id: &str) -> Result<TaskHandle, ClientError> {
         let key = RunStore::task_key(&self.flow, &self.run_id, &self.name, task_id)?;
-        let meta = self.client.store.read_meta(&key)?;
+        // One read for a completed task: its done marker holds both the index and the metadata.
+        let (meta, index) = match self.client.store.read_done(&key)? {
+            Some((index, Some(meta))) => (Some(meta), Some(index)),
+            done => (
+                self.client.store.read_meta(&key)?,
+                done.map(|(index, _)| index),
+            ),
+        };
         let Some(meta) = meta else {
             return Err(ClientError::NoSuchTask {
                 run_id: self.run_id.clone(),
@@ -269,7 +276,6 @@ impl StepHandle {
                 available: list(self.task_ids()?),
             });
         };
-        let index = self.client.store.read_index(&key)?;
         Ok(TaskHandle {
             client: self.client.clone(),
             record: self.record.clone(),

@@ -83,11 +83,14 @@ pub(crate) fn execute<F: Flow>(
             .map_err(|e| fail(e.to_string()))?;
     }
 
-    let meta = ctx.store.read_meta(&key).map_err(|e| fail(e.to_string()))?;
-    let index = ctx
-        .store
-        .read_index(&key)
-        .map_err(|e| fail(e.to_string()))?;
+    // One read for a completed task: its done marker holds both the index and the metadata.
+    let (meta, index) = match ctx.store.read_done(&key).map_err(|e| fail(e.to_string()))? {
+        Some((index, Some(meta))) => (Some(meta), Some(index)),
+        done => (
+            ctx.store.read_meta(&key).map_err(|e| fail(e.to_string()))?,
+            done.map(|(index, _)| index),
+        ),
+    };
     match (meta, index) {
         (Some(meta), Some(index)) if meta.status != TaskStatus::Failed => {
             let outcome = match (&meta.chose, step.transition) {
