@@ -146,10 +146,7 @@ fn resolve_run(
 ) -> Result<RunRecord, CliError> {
     let run_id = if run == "latest" {
         store.latest(flow, "any")?.ok_or_else(|| {
-            CliError::usage(format!(
-                "flow {flow} has no runs in {}",
-                ctx.datastore.display()
-            ))
+            CliError::usage(format!("flow {flow} has no runs in {}", ctx.datastore))
         })?
     } else {
         run.to_owned()
@@ -157,7 +154,7 @@ fn resolve_run(
     store.read_run(flow, &run_id).map_err(|e| match e {
         RunStoreError::NoSuchRun { .. } => CliError::usage(format!(
             "flow {flow} has no run `{run_id}` in {} (list them with `{}`)",
-            ctx.datastore.display(),
+            ctx.datastore,
             ctx.suggest("runs")
         )),
         other => other.into(),
@@ -308,7 +305,7 @@ pub(crate) fn runs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
     let as_json = matches.get_flag("json");
     let mut records = Vec::new();
     let mut damaged = Vec::new();
-    if ctx.datastore.is_dir() {
+    if ctx.has_datastore() {
         let store = ctx.open_existing()?;
         for id in store.list_runs(flow)?.into_iter().rev() {
             match store.read_run(flow, &id) {
@@ -334,7 +331,7 @@ pub(crate) fn runs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
         writeln!(
             ctx.out,
             "No runs of flow {flow}{filter} in {}.",
-            ctx.datastore.display()
+            ctx.datastore
         )?;
     } else {
         let rows: Vec<Vec<String>> = records

@@ -5,7 +5,9 @@
 //! ```
 //!
 //! Every subcommand takes `--datastore PATH` (or the `BLOOMING_DATASTORE` environment variable;
-//! default `.blooming` under the working directory):
+//! default `.blooming` under the working directory). With the cargo feature `s3`, the datastore
+//! can also be a bucket on S3-compatible storage, `--datastore s3://BUCKET/PREFIX`, reached
+//! through the standard `AWS_*` environment variables (see [`S3Location`](crate::datastore::S3Location)):
 //!
 //! | command | what it does |
 //! |---|---|
@@ -30,6 +32,7 @@
 //! Exit codes: [`EXIT_OK`] (0), [`EXIT_FAILURE`] (1) for a failed run or task or a damaged
 //! datastore, [`EXIT_USAGE`] (2) for bad input, after which nothing was written to the datastore.
 
+mod argo;
 mod error;
 mod inspect;
 mod runner;
@@ -38,7 +41,7 @@ mod value;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
@@ -46,8 +49,9 @@ use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 pub use error::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 pub use value::{MsgpackError, msgpack_to_json};
 
+use crate::datastore::{DatastoreLocation, StorageError};
 use crate::flow::Flow;
-use crate::run::RunStore;
+use crate::run::{RunStore, RunStoreError};
 use error::CliError;
 
 /// The environment variable that chooses the datastore when `--datastore` is not given.
@@ -137,11 +141,13 @@ pub fn command<F: Flow>() -> Command {
             Arg::new("datastore")
                 .long("datastore")
                 .value_name("PATH")
-                .value_parser(value_parser!(PathBuf))
+                // Not a `PathBuf`: the value may be an `s3://` URL, which a path would not keep
+                // apart from a directory of that name.
+                .value_parser(value_parser!(OsString))
                 .global(true)
                 // The variable is read by hand: clap refuses an empty one even when the flag is
                 // given, and an empty variable should mean "not set".
-                .help("Where runs are kept [env: BLOOMING_DATASTORE] [default: ./.blooming]"),
+                .help("Where runs are kept: a directory, or s3://BUCKET/PREFIX [env: BLOOMING_DATASTORE] [default: ./.blooming]"),
         )
         .subcommand(runner::run_command::<F>())
         .subcommand(runner::resume_command())
@@ -160,6 +166,7 @@ pub fn command<F: Flow>() -> Command {
         .subcommand(inspect::logs_command())
         .subcommand(inspect::tag_command())
         .subcommand(runner::step_command())
+        .subcommands(argo::commands())
 }
 
 /// Where output goes, and how the binary is called in the commands suggested to the user.
@@ -170,8 +177,8 @@ pub(crate) struct Ctx<'a> {
     pub terminal: bool,
     /// The binary's name, as suggested commands spell it.
     pub bin: String,
-    /// The datastore's absolute path.
-    pub datastore: PathBuf,
+    /// The datastore: an absolute path, or a bucket on S3-compatible storage.
+    pub datastore: DatastoreLocation,
     /// Whether `--datastore` was on the command line, so suggested commands must repeat it.
     pub datastore_flag: bool,
 }
@@ -183,27 +190,55 @@ impl Ctx<'_> {
             format!(
                 "{} --datastore {} {rest}",
                 self.bin,
-                shell_quote(&self.datastore.to_string_lossy())
+                shell_quote(&self.datastore.to_string())
             )
         } else {
             format!("{} {rest}", self.bin)
         }
     }
 
-    /// The datastore, which must exist: reading commands never create one.
-    pub fn open_existing(&self) -> Result<RunStore, CliError> {
-        if !self.datastore.is_dir() {
-            return Err(CliError::usage(format!(
-                "there is no datastore at {} (run the flow first, or pass --datastore PATH or set {DATASTORE_ENV})",
-                self.datastore.display()
-            )));
+    /// Whether there may be a datastore to read: a local directory must exist; a bucket is
+    /// always worth asking (opening it says whether it is there).
+    pub fn has_datastore(&self) -> bool {
+        match &self.datastore {
+            DatastoreLocation::Local(path) => path.is_dir(),
+            _ => true,
         }
-        Ok(RunStore::open_local(&self.datastore)?)
     }
 
-    /// The datastore, created if missing (for `run`).
+    /// The datastore, which must exist: reading commands never create one. On S3, existing
+    /// means that the bucket is there and accepts the credentials; a prefix with nothing under
+    /// it is an empty datastore, as an empty directory is.
+    pub fn open_existing(&self) -> Result<RunStore, CliError> {
+        if !self.has_datastore() {
+            return Err(CliError::usage(format!(
+                "there is no datastore at {} (run the flow first, or pass --datastore PATH or set {DATASTORE_ENV})",
+                self.datastore
+            )));
+        }
+        self.open()
+    }
+
+    /// The datastore, created if missing (for `run`); a bucket is never created.
     pub fn open_or_create(&self) -> Result<RunStore, CliError> {
-        Ok(RunStore::open_local(&self.datastore)?)
+        self.open()
+    }
+
+    fn open(&self) -> Result<RunStore, CliError> {
+        RunStore::open(&self.datastore).map_err(|e| match e {
+            // A missing bucket is a wrong `--datastore`, as a missing directory is.
+            RunStoreError::Storage(StorageError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                CliError::usage(format!(
+                    "there is no datastore at {}: {source}",
+                    self.datastore
+                ))
+            }
+            // An `s3://` location in a build without S3: a wrong program or flag.
+            RunStoreError::Location(_) => CliError::usage(e.to_string()),
+            other => other.into(),
+        })
     }
 }
 
@@ -228,7 +263,7 @@ fn dispatch<F: Flow>(
         Ok(m) => m,
         Err(e) => return print_clap_error(&e, out, err, terminal),
     };
-    let datastore = match datastore_path(&matches) {
+    let datastore = match datastore_location(&matches) {
         Ok(p) => p,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
@@ -241,7 +276,7 @@ fn dispatch<F: Flow>(
         terminal,
         bin,
         datastore,
-        datastore_flag: matches.get_one::<PathBuf>("datastore").is_some(),
+        datastore_flag: matches.get_one::<OsString>("datastore").is_some(),
     };
     let result = match matches.subcommand() {
         Some(("run", sub)) => runner::run::<F>(&mut ctx, &mut cmd, sub),
@@ -253,6 +288,7 @@ fn dispatch<F: Flow>(
         Some(("dump", sub)) => inspect::dump(&mut ctx, F::GRAPH.name, sub),
         Some(("logs", sub)) => inspect::logs(&mut ctx, F::GRAPH.name, sub),
         Some(("tag", sub)) => inspect::tag(&mut ctx, F::GRAPH.name, sub),
+        Some((name, sub)) if argo::COMMANDS.contains(&name) => argo::run::<F>(&mut ctx, name, sub),
         _ => Err(CliError::usage("no command given; see --help")),
     };
     match result {
@@ -293,24 +329,23 @@ fn graph<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(), CliErro
     Ok(())
 }
 
-/// The datastore's absolute path: the flag, the environment variable, or the default.
-fn datastore_path(matches: &ArgMatches) -> Result<PathBuf, CliError> {
-    let path = match matches.get_one::<PathBuf>("datastore") {
-        Some(path) if path.as_os_str().is_empty() => {
+/// The datastore: the flag, the environment variable, or the default; a local path is made
+/// absolute, an `s3://` URL is checked (see [`DatastoreLocation::parse`]).
+fn datastore_location(matches: &ArgMatches) -> Result<DatastoreLocation, CliError> {
+    let location = match matches.get_one::<OsString>("datastore") {
+        Some(location) if location.is_empty() => {
             return Err(CliError::usage(
                 "the datastore path given with --datastore is empty",
             ));
         }
-        Some(path) => path.clone(),
+        Some(location) => location.clone(),
         None => std::env::var_os(DATASTORE_ENV)
             .filter(|v| !v.is_empty())
-            .map_or_else(|| PathBuf::from(DEFAULT_DATASTORE), PathBuf::from),
+            .unwrap_or_else(|| OsString::from(DEFAULT_DATASTORE)),
     };
-    std::path::absolute(&path).map_err(|e| {
-        CliError::usage(format!(
-            "cannot use {} as the datastore: {e}",
-            path.display()
-        ))
+    DatastoreLocation::from_os_str(&location).map_err(|e| match e {
+        crate::datastore::LocationError::Unresolvable { .. } => CliError::usage(e.to_string()),
+        e => CliError::usage(format!("bad datastore location: {e}")),
     })
 }
 

@@ -75,6 +75,7 @@ pub(crate) fn step_command() -> Command {
                 .required(true)
                 .help("The task within the step"),
         )
+        .arg(super::argo::outputs_arg())
 }
 
 fn with_execution_options(command: Command) -> Command {
@@ -114,15 +115,17 @@ fn options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOptions, CliError> 
                 "cannot find this program's path for --process: {e}"
             ))
         })?;
-        let datastore = ctx.datastore.to_str().ok_or_else(|| {
+        // Children get the same location: an absolute path, or the `s3://` URL (their
+        // credentials come from the environment they inherit).
+        let datastore = ctx.datastore.to_arg().ok_or_else(|| {
             CliError::usage(format!(
                 "--process needs a datastore path in UTF-8, not {}",
-                ctx.datastore.display()
+                ctx.datastore
             ))
         })?;
         options.mode = Mode::Process {
             exe,
-            args: vec!["--datastore".to_owned(), datastore.to_owned()],
+            args: vec!["--datastore".to_owned(), datastore],
         };
     }
     Ok(options)
@@ -178,14 +181,14 @@ pub(crate) fn resume<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result
         None => store.latest(flow, "any")?.ok_or_else(|| {
             CliError::usage(format!(
                 "flow {flow} has no run to resume in {}",
-                ctx.datastore.display()
+                ctx.datastore
             ))
         })?,
     };
     let record = store.read_run(flow, &origin).map_err(|e| match e {
         crate::run::RunStoreError::NoSuchRun { .. } => CliError::usage(format!(
             "flow {flow} has no run `{origin}` in {} (list them with `{}`)",
-            ctx.datastore.display(),
+            ctx.datastore,
             ctx.suggest("runs")
         )),
         other => other.into(),
@@ -224,6 +227,9 @@ pub(crate) fn step<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(
     }
     let store = ctx.open_existing()?;
     executor::run_task_command::<F>(&store, run_id, step, task_id)?;
+    if let Some(dir) = matches.get_one::<std::path::PathBuf>("argo-outputs") {
+        super::argo::write_step_outputs::<F>(&store, run_id, step, task_id, dir)?;
+    }
     Ok(())
 }
 
@@ -244,11 +250,7 @@ fn report(ctx: &mut Ctx<'_>, summary: &RunSummary, origin: Option<&str>) -> Resu
             "Run {run_id} of {} succeeded ({} tasks run{reused}).",
             summary.flow, summary.tasks_run
         )?;
-        writeln!(
-            ctx.out,
-            "Results are in the datastore {}",
-            ctx.datastore.display()
-        )?;
+        writeln!(ctx.out, "Results are in the datastore {}", ctx.datastore)?;
         writeln!(
             ctx.out,
             "Inspect them with: {}",
@@ -282,7 +284,7 @@ fn report(ctx: &mut Ctx<'_>, summary: &RunSummary, origin: Option<&str>) -> Resu
             )?;
         }
         None => {
-            let store = RunStore::open_local(&ctx.datastore)?;
+            let store = RunStore::open(&ctx.datastore)?;
             let why = store
                 .read_run(&summary.flow, run_id)
                 .ok()

@@ -13,6 +13,17 @@
 //! ```
 //!
 //! Finding the latest run reads one pointer file, never a listing of every run.
+//!
+//! A datastore on S3-compatible storage (cargo feature `s3`) opens the same way, with its URL;
+//! the endpoint and credentials come from the `AWS_*` environment variables (see
+//! [`S3Location`](crate::datastore::S3Location)):
+//!
+//! ```no_run
+//! # use flow_runtime::client::Client;
+//! # fn main() -> Result<(), flow_runtime::client::ClientError> {
+//! let client = Client::open("s3://ml-runs/team-a")?;
+//! # Ok(()) }
+//! ```
 
 mod error;
 mod handles;
@@ -20,7 +31,8 @@ mod handles;
 pub use error::ClientError;
 pub use handles::{FlowHandle, RunHandle, StepHandle, TaskHandle};
 
-use crate::run::RunStore;
+use crate::datastore::{DatastoreLocation, StorageError};
+use crate::run::{RunStore, RunStoreError};
 
 /// The environment variable that names the datastore, as for the CLI.
 pub const DATASTORE_ENV: &str = "BLOOMING_DATASTORE";
@@ -34,20 +46,48 @@ pub struct Client {
 }
 
 impl Client {
-    /// Opens the local datastore at `path`.
-    pub fn open(path: impl Into<std::path::PathBuf>) -> Result<Client, ClientError> {
-        let path = path.into();
-        if !path.is_dir() {
-            return Err(ClientError::NoDatastore {
-                path: path.display().to_string(),
-            });
-        }
-        Ok(Client {
-            store: RunStore::open_local(path)?,
-        })
+    /// Opens the datastore at `location`: a local directory, or a URL as
+    /// [`DatastoreLocation::parse`] reads it, such as `s3://bucket/prefix` (with the cargo
+    /// feature `s3`). Paths of every kind are accepted, as before URLs were.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NoDatastore`] for a directory or a bucket that does not exist; a malformed
+    /// URL, unreachable storage or refused credentials as [`ClientError::Store`].
+    pub fn open(location: impl Into<std::path::PathBuf>) -> Result<Client, ClientError> {
+        let location = location.into();
+        let location = DatastoreLocation::from_os_str(location.as_os_str())
+            .map_err(|e| ClientError::Store(e.into()))?;
+        Client::open_location(&location)
     }
 
-    /// Opens the datastore named by `BLOOMING_DATASTORE`, or `./.blooming`.
+    /// Opens the datastore at `location`, which must exist: a local directory is not created,
+    /// a bucket must be reachable.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::open`].
+    pub fn open_location(location: &DatastoreLocation) -> Result<Client, ClientError> {
+        let no_datastore = || ClientError::NoDatastore {
+            path: location.to_string(),
+        };
+        if location.as_local().is_some_and(|path| !path.is_dir()) {
+            return Err(no_datastore());
+        }
+        match RunStore::open(location) {
+            Ok(store) => Ok(Client { store }),
+            // A missing bucket, as a missing directory.
+            Err(RunStoreError::Storage(StorageError::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Err(no_datastore())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens the datastore named by `BLOOMING_DATASTORE` (a path or an `s3://` URL), or
+    /// `./.blooming`.
     pub fn from_env() -> Result<Client, ClientError> {
         let path = std::env::var_os(DATASTORE_ENV)
             .map(std::path::PathBuf::from)

@@ -7,7 +7,8 @@
 //!   datastore.
 //! - [`Storage`]: put (atomic), put-if-absent, streamed put committed under a key known at the end,
 //!   get, streamed get, size, list, list children, delete. [`LocalStorage`] implements it on a
-//!   directory; an object store is meant to be the second implementation.
+//!   directory; `ObjectStorage` (cargo feature `s3`) on S3-compatible object storage. Which one
+//!   a datastore uses is its [`DatastoreLocation`]: a path, or `s3://bucket/prefix`.
 //! - [`BlobStore`]: artifacts stored once per datastore under the BLAKE3 hash of their encoding,
 //!   encoded in memory (streamed past [`SPILL_THRESHOLD`]) and verified on read; storing an
 //!   unchanged artifact again costs one lookup and creates no file.
@@ -54,15 +55,24 @@
 mod blobs;
 mod keys;
 mod local;
+mod location;
+#[cfg(feature = "s3")]
+mod object_store;
 mod storage;
 mod task_index;
 
+#[cfg(feature = "s3")]
+pub use self::object_store::{
+    DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage, RUNTIME_THREADS,
+    SERVER_COPY_LIMIT,
+};
 pub use blobs::{
     BLOB_PREFIX, BlobError, BlobErrorKind, BlobFieldSink, BlobHash, BlobStore, BlobWriteError,
     LoadError, ParseBlobHashError, SPILL_THRESHOLD, StoredBlob, WRITE_BUFFER_SIZE,
 };
 pub use keys::{Key, KeyError, KeyProblem, MAX_SEGMENT_LEN, validate_segment};
 pub use local::LocalStorage;
+pub use location::{DatastoreLocation, LocationError, S3Location};
 pub use storage::{Children, PendingObject, Storage, StorageError};
 pub use task_index::{
     ArtifactEntry, DONE_MARKER, Encoding, INDEX_FORMAT, TaskError, TaskIndex, is_task_done,

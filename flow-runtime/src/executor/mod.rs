@@ -7,6 +7,7 @@
 //! there: the same unit a cluster scheduler runs.
 
 mod attempt;
+mod derive_spec;
 mod process;
 mod scheduler;
 mod store_inputs;
@@ -23,6 +24,8 @@ use crate::run::{
     now_rfc3339,
 };
 
+pub use derive_spec::{DeriveSpecError, derive_spec};
+pub(crate) use derive_spec::{OpenSplit, open_splits, task_id_of};
 pub use process::run_task_command;
 use scheduler::Scheduler;
 use task::TaskFailed;

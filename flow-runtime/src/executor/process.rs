@@ -167,11 +167,16 @@ pub fn run_task_command<F: Flow>(
         .step_index(step)
         .ok_or_else(|| RunError::Task(format!("flow `{}` has no step `{step}`", graph.name)))?;
     let key = RunStore::task_key(graph.name, run_id, step, task_id)?;
-    let spec = store.read_spec(&key)?.ok_or_else(|| {
-        RunError::Task(format!(
-            "run {run_id} has no task {step}/{task_id} to run (no spec.json)"
-        ))
-    })?;
+    // Process mode's coordinator writes the spec; a scheduler without one (Argo Workflows)
+    // leaves it to be derived from the graph and what the parents recorded.
+    let spec = match store.read_spec(&key)? {
+        Some(spec) => spec,
+        None => match super::derive_spec(graph, store, run_id, step, task_id) {
+            Ok(spec) => spec,
+            Err(super::DeriveSpecError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(RunError::Task(e.to_string())),
+        },
+    };
     let ctx = RunContext {
         store: store.clone(),
         flow: graph.name,

@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use super::record::RunRecord;
 use super::task_meta::{TaskMeta, TaskSpec};
 use crate::datastore::{
-    BlobStore, Key, KeyError, LocalStorage, Storage, StorageError, TaskError, TaskIndex, read_task,
-    write_task,
+    BlobStore, DatastoreLocation, Key, KeyError, LocalStorage, LocationError, Storage,
+    StorageError, TaskError, TaskIndex, read_task, write_task,
 };
 
 /// Errors reading or writing runs and tasks.
@@ -24,6 +24,9 @@ pub enum RunStoreError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A datastore location this build cannot open (an `s3://` one without the `s3` feature).
+    #[error(transparent)]
+    Location(#[from] LocationError),
     #[error(transparent)]
     Task(#[from] TaskError),
     #[error("{0}")]
@@ -61,6 +64,31 @@ impl RunStore {
         let sync = std::env::var("BLOOMING_SYNC").is_ok_and(|v| v == "1");
         let storage = LocalStorage::open(path)?.with_sync(sync);
         Ok(RunStore::new(Arc::new(storage)))
+    }
+
+    /// The run store at `location`: a local directory (created if missing, as by
+    /// [`RunStore::open_local`]), or a bucket and prefix on S3-compatible storage (cargo feature
+    /// `s3`), which must exist and accept the credentials in the environment.
+    ///
+    /// # Errors
+    ///
+    /// A directory that cannot be created; for S3, a configuration the client rejects, an
+    /// unreachable endpoint, a missing bucket (a [`StorageError::Io`] of kind `NotFound`) or
+    /// refused credentials; an `s3://` location in a build without the `s3` feature
+    /// ([`LocationError::S3Disabled`]).
+    pub fn open(location: &DatastoreLocation) -> Result<Self, RunStoreError> {
+        match location {
+            DatastoreLocation::Local(path) => Self::open_local(path),
+            #[cfg(feature = "s3")]
+            DatastoreLocation::S3(s3) => Ok(RunStore::new(Arc::new(
+                crate::datastore::ObjectStorage::connect(s3)?,
+            ))),
+            #[cfg(not(feature = "s3"))]
+            DatastoreLocation::S3(s3) => Err(LocationError::S3Disabled {
+                location: s3.to_string(),
+            }
+            .into()),
+        }
     }
 
     /// The storage underneath.

@@ -1,0 +1,633 @@
+//! A task's spec derived from the graph, the run id, the task id and what the datastore holds,
+//! for schedulers that have no coordinator writing `spec.json` before each task (Argo
+//! Workflows: every task is a container started from a static manifest).
+//!
+//! This works because nothing in a spec is chosen at run time beyond what the datastore records:
+//!
+//! - the splits open at a step (its frames) follow from the graph alone, except the foreach
+//!   indices, which are the task id (`3-1`: element 3 of the outer foreach, 1 of the inner), and
+//!   the foreach counts, which the split tasks recorded in their metadata;
+//! - a task's parents are found where the graph says they are, under task ids derived from its
+//!   own: the same id for a linear or branch child and for a branch join's inputs, the id minus
+//!   its last index for a foreach body's split, the id plus each index for a foreach join's
+//!   inputs;
+//! - where several steps lead to one (the arms of a switch meeting again), the parent is the
+//!   one whose task completed and, for a switch, chose this step.
+//!
+//! The result is identical to what the scheduler writes for the same task (tested against
+//! process mode, which writes `spec.json` for every task).
+
+use crate::graph::{FlowGraph, Transition};
+use crate::run::{FrameRecord, InputSpec, RunStore, RunStoreError, TaskMeta, TaskPath, TaskSpec};
+
+/// Why no spec could be derived for a task.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeriveSpecError {
+    /// The flow has no such step.
+    #[error("flow `{flow}` has no step `{step}`")]
+    NoSuchStep { flow: String, step: String },
+    /// The task id cannot name a task of this step, now or later.
+    #[error("run {run_id} has no task {step}/{task_id}: {reason}")]
+    NoSuchTask {
+        run_id: String,
+        step: String,
+        task_id: String,
+        reason: String,
+    },
+    /// A task this one starts from has not completed (yet, or ever: it failed, or the run took
+    /// another arm of a switch).
+    #[error("task {step}/{task_id} of run {run_id} cannot start: {reason}")]
+    NotReady {
+        run_id: String,
+        step: String,
+        task_id: String,
+        reason: String,
+    },
+    /// The graph is not one `#[flow]` accepts (hand-written graphs only).
+    #[error("the graph of flow `{flow}` cannot be followed: {reason}")]
+    Graph { flow: String, reason: String },
+    /// The datastore could not be read.
+    #[error(transparent)]
+    Store(#[from] RunStoreError),
+}
+
+/// One split open while a step runs, as the graph alone tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpenSplit {
+    /// The split step.
+    pub split: usize,
+    /// For a branch split, the branch (its position among the split's targets); 0 for a foreach.
+    pub branch: usize,
+    /// Whether the split is a foreach, whose index is part of task ids.
+    pub foreach: bool,
+}
+
+/// For every step, the splits open while it runs, outermost first; `None` for a step that
+/// cannot be reached from `start`. A join runs with its split's frames, not its branches'.
+///
+/// The same walk as the macro's balance check, so a graph `#[flow]` accepted never fails here.
+pub(crate) fn open_splits(graph: &FlowGraph) -> Result<Vec<Option<Vec<OpenSplit>>>, String> {
+    let mut memo = vec![Visit::New; graph.steps.len()];
+    for s in 0..graph.steps.len() {
+        context(graph, s, &mut memo)?;
+    }
+    Ok(memo
+        .into_iter()
+        .map(|v| match v {
+            Visit::Done(c) => c,
+            _ => None,
+        })
+        .collect())
+}
+
+#[derive(Clone)]
+enum Visit {
+    New,
+    InProgress,
+    Done(Option<Vec<OpenSplit>>),
+}
+
+fn context(
+    graph: &FlowGraph,
+    s: usize,
+    memo: &mut [Visit],
+) -> Result<Option<Vec<OpenSplit>>, String> {
+    match &memo[s] {
+        Visit::Done(c) => return Ok(c.clone()),
+        Visit::InProgress => {
+            return Err(format!("step `{}` is part of a cycle", graph.steps[s].name));
+        }
+        Visit::New => {}
+    }
+    if s == graph.start {
+        memo[s] = Visit::Done(Some(Vec::new()));
+        return Ok(Some(Vec::new()));
+    }
+    memo[s] = Visit::InProgress;
+    let mut incoming: Vec<Vec<OpenSplit>> = Vec::new();
+    for p in graph.predecessors(s) {
+        let Some(mut stack) = context(graph, p, memo)? else {
+            continue;
+        };
+        match graph.steps[p].transition {
+            Transition::Branch(targets) => {
+                let branch = targets.iter().position(|&t| t == s).unwrap_or(0);
+                stack.push(OpenSplit {
+                    split: p,
+                    branch,
+                    foreach: false,
+                });
+            }
+            Transition::Foreach { .. } => stack.push(OpenSplit {
+                split: p,
+                branch: 0,
+                foreach: true,
+            }),
+            _ => {}
+        }
+        incoming.push(stack);
+    }
+    let step = &graph.steps[s];
+    let result = match (incoming.first(), step.join) {
+        (None, _) => None,
+        (Some(first), Some(split)) => {
+            // A join runs in the frames its split ran in: every branch's minus the branch's own.
+            let below = |stack: &Vec<OpenSplit>| match stack.split_last() {
+                Some((top, rest)) if top.split == split => Some(rest.to_vec()),
+                _ => None,
+            };
+            let Some(base) = below(first) else {
+                return Err(format!(
+                    "join `{}` is reached outside a branch of `{}`",
+                    step.name, graph.steps[split].name
+                ));
+            };
+            if incoming.iter().any(|c| below(c).as_ref() != Some(&base)) {
+                return Err(format!(
+                    "join `{}` receives branches of different splits",
+                    step.name
+                ));
+            }
+            Some(base)
+        }
+        (Some(first), None) => {
+            if incoming.iter().any(|c| c != first) {
+                return Err(format!(
+                    "step `{}` is reached from different splits but is not a join",
+                    step.name
+                ));
+            }
+            Some(first.clone())
+        }
+    };
+    memo[s] = Visit::Done(result.clone());
+    Ok(result)
+}
+
+/// The task id of the task with foreach indices `indices` (outermost first): `0` outside any
+/// foreach, as the scheduler numbers them.
+pub(crate) fn task_id_of(indices: &[usize]) -> String {
+    if indices.is_empty() {
+        "0".to_string()
+    } else {
+        indices
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
+/// The foreach indices of a task id of a step inside `depth` foreaches, if it is one the
+/// scheduler could have made (no signs, no leading zeros).
+pub(crate) fn parse_task_id(task_id: &str, depth: usize) -> Option<Vec<usize>> {
+    if depth == 0 {
+        return (task_id == "0").then(Vec::new);
+    }
+    let indices: Vec<usize> = task_id
+        .split('-')
+        .map(|part| part.parse::<usize>().ok().filter(|n| n.to_string() == part))
+        .collect::<Option<_>>()?;
+    (indices.len() == depth).then_some(indices)
+}
+
+/// Reads what the datastore holds about the tasks of one run.
+struct Tasks<'a> {
+    graph: &'a FlowGraph,
+    store: &'a RunStore,
+    run_id: &'a str,
+}
+
+impl Tasks<'_> {
+    /// The metadata of a completed task; `None` while it is not complete.
+    fn done(&self, path: &TaskPath) -> Result<Option<Option<TaskMeta>>, RunStoreError> {
+        let key = RunStore::task_key(self.graph.name, self.run_id, &path.step, &path.task)?;
+        Ok(self.store.read_done(&key)?.map(|(_, meta)| meta))
+    }
+}
+
+/// The spec of task `task_id` of step `step` of run `run_id`, derived from `graph` and what
+/// `store` holds: exactly what the scheduler would have written to `spec.json`.
+///
+/// Fails with [`DeriveSpecError::NoSuchTask`] for a task id that names no task of this step
+/// (`sq/77` of a foreach over four elements) and [`DeriveSpecError::NotReady`] when a task it
+/// starts from is not complete.
+pub fn derive_spec(
+    graph: &FlowGraph,
+    store: &RunStore,
+    run_id: &str,
+    step: &str,
+    task_id: &str,
+) -> Result<TaskSpec, DeriveSpecError> {
+    let s = graph
+        .step_index(step)
+        .ok_or_else(|| DeriveSpecError::NoSuchStep {
+            flow: graph.name.to_string(),
+            step: step.to_string(),
+        })?;
+    let graph_error = |reason: String| DeriveSpecError::Graph {
+        flow: graph.name.to_string(),
+        reason,
+    };
+    let no_task = |reason: String| DeriveSpecError::NoSuchTask {
+        run_id: run_id.to_string(),
+        step: step.to_string(),
+        task_id: task_id.to_string(),
+        reason,
+    };
+    let not_ready = |reason: String| DeriveSpecError::NotReady {
+        run_id: run_id.to_string(),
+        step: step.to_string(),
+        task_id: task_id.to_string(),
+        reason,
+    };
+    let contexts = open_splits(graph).map_err(graph_error)?;
+    let Some(open) = &contexts[s] else {
+        return Err(graph_error(format!(
+            "step `{step}` cannot be reached from `start`"
+        )));
+    };
+    let depth = open.iter().filter(|o| o.foreach).count();
+    let indices = parse_task_id(task_id, depth).ok_or_else(|| {
+        no_task(match depth {
+            0 => format!("`{step}` runs outside any foreach, so its only task is `0`"),
+            1 => format!("tasks of `{step}` are numbered by their foreach element, as in `0`"),
+            n => format!(
+                "tasks of `{step}` are numbered by the elements of {n} nested foreaches, as in `{}`",
+                task_id_of(&vec![0; n])
+            ),
+        })
+    })?;
+    let tasks = Tasks {
+        graph,
+        store,
+        run_id,
+    };
+    let path = |step: usize, task: String| TaskPath {
+        step: graph.steps[step].name.to_string(),
+        task,
+    };
+
+    let mut frames = Vec::with_capacity(open.len());
+    let mut level = 0;
+    for o in open {
+        let split = &graph.steps[o.split];
+        match split.transition {
+            Transition::Branch(targets) => frames.push(FrameRecord {
+                split: split.name.to_string(),
+                index: o.branch,
+                count: targets.len(),
+                foreach: false,
+            }),
+            Transition::Foreach { .. } => {
+                let split_task = path(o.split, task_id_of(&indices[..level]));
+                let count = match tasks.done(&split_task)? {
+                    None => {
+                        return Err(not_ready(format!(
+                            "the foreach task {split_task} is not complete"
+                        )));
+                    }
+                    Some(meta) => {
+                        meta.and_then(|m| m.foreach)
+                            .map(|f| f.count)
+                            .ok_or_else(|| {
+                                not_ready(format!("task {split_task} recorded no foreach elements"))
+                            })?
+                    }
+                };
+                let index = indices[level];
+                if index >= count {
+                    return Err(no_task(format!(
+                        "the foreach task {split_task} has {count} element{}",
+                        if count == 1 { "" } else { "s" }
+                    )));
+                }
+                frames.push(FrameRecord {
+                    split: split.name.to_string(),
+                    index,
+                    count,
+                    foreach: true,
+                });
+                level += 1;
+            }
+            _ => {
+                return Err(graph_error(format!(
+                    "`{}` is recorded as a split but does not split",
+                    split.name
+                )));
+            }
+        }
+    }
+
+    let predecessors = graph.predecessors(s);
+    let input = if s == graph.start {
+        InputSpec::Start
+    } else if let Some(split) = graph.steps[s].join {
+        let base = path(split, task_id.to_string());
+        let Some(base_meta) = tasks.done(&base)? else {
+            return Err(not_ready(format!("the split task {base} is not complete")));
+        };
+        // The steps that end each branch: where the switch arms of a branch do not meet again
+        // before the join, a branch has several, of which exactly one ran.
+        let ending = |top: OpenSplit| -> Vec<usize> {
+            predecessors
+                .iter()
+                .copied()
+                .filter(|&p| {
+                    contexts[p]
+                        .as_ref()
+                        .and_then(|c| c.last().copied())
+                        .is_some_and(|t| t == top)
+                })
+                .collect()
+        };
+        let inputs = match graph.steps[split].transition {
+            Transition::Branch(targets) => (0..targets.len())
+                .map(|branch| {
+                    let candidates = ending(OpenSplit {
+                        split,
+                        branch,
+                        foreach: false,
+                    });
+                    the_parent(&tasks, s, &candidates, task_id)?.map_err(|why| {
+                        not_ready(format!(
+                            "branch `{}` of `{}` has not arrived: {why}",
+                            graph.steps[targets[branch]].name, graph.steps[split].name
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Transition::Foreach { .. } => {
+                let count = base_meta
+                    .and_then(|m| m.foreach)
+                    .map(|f| f.count)
+                    .ok_or_else(|| {
+                        not_ready(format!("task {base} recorded no foreach elements"))
+                    })?;
+                let candidates = ending(OpenSplit {
+                    split,
+                    branch: 0,
+                    foreach: true,
+                });
+                let mut element = indices.clone();
+                element.push(0);
+                (0..count)
+                    .map(|i| {
+                        if let Some(last) = element.last_mut() {
+                            *last = i;
+                        }
+                        let id = task_id_of(&element);
+                        the_parent(&tasks, s, &candidates, &id)?.map_err(|why| {
+                            not_ready(format!("element {i} of the foreach {base}: {why}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            _ => {
+                return Err(graph_error(format!(
+                    "join `{step}` closes `{}`, which does not split",
+                    graph.steps[split].name
+                )));
+            }
+        };
+        InputSpec::Join { base, inputs }
+    } else if let Some(&split) = predecessors.iter().find(
+        |&&p| matches!(graph.steps[p].transition, Transition::Foreach { body, .. } if body == s),
+    ) {
+        // The split's completion and the element's range were checked with the frames: the
+        // split's frame is this step's last.
+        let Some((&position, outer)) = indices.split_last() else {
+            return Err(graph_error(format!(
+                "`{step}` is the body of a foreach but runs outside it"
+            )));
+        };
+        InputSpec::Item {
+            parent: path(split, task_id_of(outer)),
+            position,
+        }
+    } else {
+        let parent = the_parent(&tasks, s, &predecessors, task_id)?.map_err(not_ready)?;
+        InputSpec::Parent { parent }
+    };
+    Ok(TaskSpec {
+        step: step.to_string(),
+        task_id: task_id.to_string(),
+        frames,
+        input,
+    })
+}
+
+/// Among the tasks `task_id` of steps `candidates`, the one that handed control to step `to`:
+/// complete and, for a switch, having chosen `to`. `Ok(Err(why))` when there is none.
+fn the_parent(
+    tasks: &Tasks<'_>,
+    to: usize,
+    candidates: &[usize],
+    task_id: &str,
+) -> Result<Result<TaskPath, String>, DeriveSpecError> {
+    let graph = tasks.graph;
+    let to_name = graph.steps[to].name;
+    let mut found: Vec<TaskPath> = Vec::new();
+    let mut why: Vec<String> = Vec::new();
+    for &p in candidates {
+        let path = TaskPath {
+            step: graph.steps[p].name.to_string(),
+            task: task_id.to_string(),
+        };
+        match (tasks.done(&path)?, graph.steps[p].transition) {
+            (None, _) => why.push(format!("task {path} is not complete")),
+            (Some(meta), Transition::Switch(_)) => {
+                match meta.as_ref().and_then(|m| m.chose.as_deref()) {
+                    Some(chosen) if chosen == to_name => found.push(path),
+                    Some(chosen) => why.push(format!("the switch {path} chose `{chosen}`")),
+                    None => why.push(format!("the switch {path} recorded no choice")),
+                }
+            }
+            (Some(_), _) => found.push(path),
+        }
+    }
+    match found.len() {
+        1 => Ok(Ok(found.remove(0))),
+        0 if why.is_empty() => Ok(Err(format!("step `{to_name}` has no predecessor"))),
+        0 => Ok(Err(why.join("; "))),
+        _ => Err(DeriveSpecError::Graph {
+            flow: graph.name.to_string(),
+            reason: format!(
+                "more than one task leads to {to_name}/{task_id}: {}",
+                found
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{StepOptions, StepSpec, SwitchArm};
+
+    const fn step(name: &'static str, transition: Transition, join: Option<usize>) -> StepSpec {
+        StepSpec {
+            name,
+            doc: "",
+            transition,
+            join,
+            options: StepOptions {
+                retries: 0,
+                timeout: None,
+                catch: None,
+            },
+        }
+    }
+
+    /// start → [a, b] → both → fan (foreach) → inner (foreach) → body → inner_join →
+    /// outer_join → decide (switch: big | small) → end
+    const STEPS: &[StepSpec] = &[
+        step("start", Transition::Branch(&[1, 2]), None),
+        step("a", Transition::Linear(3), None),
+        step("b", Transition::Linear(3), None),
+        step("both", Transition::Linear(4), Some(0)),
+        step(
+            "fan",
+            Transition::Foreach {
+                field: "xs",
+                body: 5,
+            },
+            None,
+        ),
+        step(
+            "inner",
+            Transition::Foreach {
+                field: "ys",
+                body: 6,
+            },
+            None,
+        ),
+        step("body", Transition::Linear(7), None),
+        step("inner_join", Transition::Linear(8), Some(5)),
+        step("outer_join", Transition::Linear(9), Some(4)),
+        step(
+            "decide",
+            Transition::Switch(&[
+                SwitchArm {
+                    pattern: "R::Big",
+                    target: 10,
+                },
+                SwitchArm {
+                    pattern: "R::Small",
+                    target: 11,
+                },
+            ]),
+            None,
+        ),
+        step("big", Transition::Linear(12), None),
+        step("small", Transition::Linear(12), None),
+        step("end", Transition::End, None),
+    ];
+    const GRAPH: FlowGraph = FlowGraph {
+        name: "Every",
+        doc: "",
+        steps: STEPS,
+        start: 0,
+        end: 12,
+    };
+
+    fn names(stack: &[OpenSplit]) -> Vec<(&'static str, usize, bool)> {
+        stack
+            .iter()
+            .map(|o| (GRAPH.steps[o.split].name, o.branch, o.foreach))
+            .collect()
+    }
+
+    #[test]
+    fn open_splits_follow_the_graph() {
+        let contexts = open_splits(&GRAPH).expect("a well-formed graph");
+        let at = |name: &str| {
+            let s = GRAPH.step_index(name).expect("a step");
+            names(contexts[s].as_deref().expect("reachable"))
+        };
+        assert_eq!(at("start"), vec![]);
+        assert_eq!(at("a"), vec![("start", 0, false)]);
+        assert_eq!(at("b"), vec![("start", 1, false)]);
+        assert_eq!(at("both"), vec![]);
+        assert_eq!(at("inner"), vec![("fan", 0, true)]);
+        assert_eq!(at("body"), vec![("fan", 0, true), ("inner", 0, true)]);
+        assert_eq!(at("inner_join"), vec![("fan", 0, true)]);
+        assert_eq!(at("outer_join"), vec![]);
+        assert_eq!(at("big"), vec![]);
+        assert_eq!(at("end"), vec![]);
+    }
+
+    #[test]
+    fn task_ids_round_trip() {
+        assert_eq!(task_id_of(&[]), "0");
+        assert_eq!(task_id_of(&[3]), "3");
+        assert_eq!(task_id_of(&[3, 0, 12]), "3-0-12");
+        assert_eq!(parse_task_id("0", 0), Some(vec![]));
+        assert_eq!(parse_task_id("1", 0), None);
+        assert_eq!(parse_task_id("7", 1), Some(vec![7]));
+        assert_eq!(parse_task_id("3-12", 2), Some(vec![3, 12]));
+        for bad in ["", "-1", "+1", "01", "1-", "1--2", "a", "1-2-3"] {
+            assert_eq!(parse_task_id(bad, 2), None, "{bad:?}");
+        }
+        assert_eq!(parse_task_id("3", 2), None);
+    }
+
+    #[test]
+    fn a_cycle_or_a_join_without_its_split_is_reported() {
+        const CYCLE: &[StepSpec] = &[
+            step("start", Transition::Linear(1), None),
+            step("a", Transition::Linear(2), None),
+            step("b", Transition::Linear(1), None),
+            step("end", Transition::End, None),
+        ];
+        let graph = FlowGraph {
+            steps: CYCLE,
+            end: 3,
+            ..GRAPH
+        };
+        assert!(open_splits(&graph).is_err());
+        const LONELY_JOIN: &[StepSpec] = &[
+            step("start", Transition::Linear(1), None),
+            step("j", Transition::Linear(2), Some(0)),
+            step("end", Transition::End, None),
+        ];
+        let graph = FlowGraph {
+            steps: LONELY_JOIN,
+            end: 2,
+            ..GRAPH
+        };
+        let error = open_splits(&graph).expect_err("a join outside its split");
+        assert!(error.contains("join `j`"), "{error}");
+    }
+
+    #[test]
+    fn derive_spec_says_what_is_missing() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = RunStore::open_local(dir.path()).expect("a datastore");
+        let err = derive_spec(&GRAPH, &store, "r1", "nope", "0").expect_err("no such step");
+        assert!(matches!(err, DeriveSpecError::NoSuchStep { .. }), "{err}");
+        let err = derive_spec(&GRAPH, &store, "r1", "end", "1").expect_err("a bad id");
+        assert!(err.to_string().contains("no task end/1"), "{err}");
+        let err = derive_spec(&GRAPH, &store, "r1", "body", "1").expect_err("a bad id");
+        assert!(err.to_string().contains("`0-0`"), "{err}");
+        let err = derive_spec(&GRAPH, &store, "r1", "a", "0").expect_err("start not done");
+        assert!(
+            err.to_string().contains("task start/0 is not complete"),
+            "{err}"
+        );
+        let err = derive_spec(&GRAPH, &store, "r1", "body", "0-0").expect_err("fan not done");
+        assert!(
+            err.to_string()
+                .contains("the foreach task fan/0 is not complete"),
+            "{err}"
+        );
+        let spec = derive_spec(&GRAPH, &store, "r1", "start", "0").expect("start needs nothing");
+        assert_eq!(spec.input, InputSpec::Start);
+        assert!(spec.frames.is_empty());
+    }
+}

@@ -1,0 +1,42 @@
+//! A copy of `examples/big_field.rs` (its flow type is private to the example); `tests/argo.rs`
+//! checks that the steps, transitions, options and parameters stay the same as the example's.
+//!
+//! One large `Vec<u8>` field (serde_bytes) created in `start`, left unchanged by `keep`: what
+//! storing a large artifact costs in time and memory. Peak memory:
+//! `/usr/bin/time -f "%e s %M KB" target/release/examples/big_field run --mib 1024`.
+
+use blooming_flowers::clap;
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize, clap::Args)]
+struct Size {
+    /// The field's size in MiB.
+    #[arg(long, default_value_t = 1024)]
+    mib: usize,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub(crate) struct BigField {
+    size: Size,
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+    checksum: u64,
+}
+
+#[flow(params = size)]
+impl BigField {
+    /// Fills the field.
+    #[step(next = keep)]
+    fn start(&mut self) {
+        self.data = (0..self.size.mib << 20).map(|i| (i % 251) as u8).collect();
+    }
+
+    /// Reads the field without changing it: no new bytes are stored.
+    #[step(next = end)]
+    fn keep(&mut self) {
+        self.checksum = self.data.iter().map(|&b| b as u64).sum();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
