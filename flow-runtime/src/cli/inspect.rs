@@ -244,6 +244,7 @@ impl TaskInfo {
             "items": meta.and_then(|m| m.foreach.as_ref()).map(|f| f.count),
             "chose": meta.and_then(|m| m.chose.clone()),
             "origin_run_id": meta.and_then(|m| m.origin_run_id.clone()),
+            "job": meta.and_then(|m| m.job.clone()),
             "failure": meta.and_then(|m| m.failure()).map(|f| f.to_string()),
         })
     }
@@ -575,6 +576,7 @@ fn dump_step(
                 meta.and_then(|m| m.chose.clone()).unwrap_or_default(),
                 meta.and_then(|m| m.origin_run_id.clone())
                     .unwrap_or_default(),
+                meta.and_then(|m| m.job.clone()).unwrap_or_default(),
             ]
         })
         .collect();
@@ -588,6 +590,7 @@ fn dump_step(
                 "SPLITS INTO",
                 "CHOSE",
                 "REUSED FROM",
+                "JOB",
             ],
             &rows,
         )
@@ -649,6 +652,9 @@ fn dump_task(
     }
     if let Some(origin) = info.meta.as_ref().and_then(|m| m.origin_run_id.as_ref()) {
         line.push_str(&format!(", reused from run {origin}"));
+    }
+    if let Some(job) = info.meta.as_ref().and_then(|m| m.job.as_ref()) {
+        line.push_str(&format!(", ran as job {job}"));
     }
     writeln!(ctx.out, "{line}")?;
     let foreach = info.foreach();
@@ -842,6 +848,9 @@ pub(crate) fn logs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
             out,
             "(task {step}/{task} was reused from run {ran_in}; these are the logs of that run)"
         )?;
+    }
+    if let Some(job) = info.meta.as_ref().and_then(|m| m.job.as_ref()) {
+        writeln!(out, "(task {step}/{task} ran as job {job})")?;
     }
     let failures: BTreeMap<u32, String> = info
         .meta

@@ -52,6 +52,7 @@
 //! ```
 
 mod blobs;
+mod direct_write;
 mod keys;
 mod local;
 mod storage;

@@ -9,6 +9,7 @@
 mod attempt;
 mod process;
 mod scheduler;
+pub mod slurm;
 mod store_inputs;
 mod task;
 
@@ -23,8 +24,9 @@ use crate::run::{
     now_rfc3339,
 };
 
-pub use process::run_task_command;
+pub use process::{run_task_capturing_output, run_task_command};
 use scheduler::Scheduler;
+pub use slurm::SlurmOptions;
 use task::TaskFailed;
 
 /// Where tasks run.
@@ -38,6 +40,16 @@ pub enum Mode {
         exe: PathBuf,
         /// Arguments before the `step` subcommand (e.g. `--datastore PATH`).
         args: Vec<String>,
+    },
+    /// Each task a Slurm batch job running `exe [args…] step … --capture-output`; the
+    /// datastore must be reachable from every node (see [`slurm`]).
+    Slurm {
+        /// The flow binary, at a path valid on the nodes.
+        exe: PathBuf,
+        /// Arguments before the `step` subcommand (e.g. `--datastore s3://bucket/prefix`).
+        args: Vec<String>,
+        /// How jobs are submitted and followed.
+        options: SlurmOptions,
     },
 }
 
@@ -308,9 +320,21 @@ fn drive<F: Flow>(
     let scheduler = Mutex::new(Scheduler::<F>::new());
     let wake = Condvar::new();
     let workers = options.max_workers.max(1);
+    let slurm_queue = match &options.mode {
+        Mode::Slurm { options, .. } => Some(slurm::SlurmQueue::new(options.clone())),
+        _ => None,
+    };
+    let launch =
+        match &options.mode {
+            Mode::InProcess => None,
+            Mode::Process { exe, args } => Some(process::Launch::Child { exe, args }),
+            Mode::Slurm { exe, args, .. } => slurm_queue
+                .as_ref()
+                .map(|queue| process::Launch::Slurm { queue, exe, args }),
+        };
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| worker::<F>(&ctx, &scheduler, &wake, &progress, &options.mode));
+            scope.spawn(|| worker::<F>(&ctx, &scheduler, &wake, &progress, launch.as_ref()));
         }
     });
     let scheduler = scheduler
@@ -356,7 +380,7 @@ fn worker<F: Flow>(
     scheduler: &Mutex<Scheduler<F>>,
     wake: &Condvar,
     progress: &Progress,
-    mode: &Mode,
+    launch: Option<&process::Launch<'_>>,
 ) {
     let lock = || {
         scheduler
@@ -390,9 +414,9 @@ fn worker<F: Flow>(
         progress.task_started(step_name);
         let result = match scheduler::try_reuse(ctx, &pending) {
             Ok(Some(finished)) => Ok(finished),
-            Ok(None) => match mode {
-                Mode::InProcess => task::execute(ctx, pending),
-                Mode::Process { exe, args } => process::execute(ctx, pending, exe, args),
+            Ok(None) => match launch {
+                None => task::execute(ctx, pending),
+                Some(launch) => process::execute(ctx, pending, launch),
             },
             Err(failed) => Err(failed),
         };
