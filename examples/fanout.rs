@@ -12,7 +12,7 @@ struct Size {
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]
-struct Fanout {
+pub struct Fanout {
     size: Size,
     xs: Vec<u64>,
     y: u64,

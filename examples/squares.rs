@@ -12,7 +12,7 @@ enum Route {
 
 /// The flow's state: every field is stored after every step.
 #[derive(Clone, Default, Serialize, Deserialize)]
-struct Squares {
+pub struct Squares {
     xs: Vec<u64>,
     square: u64,
     total: u64,

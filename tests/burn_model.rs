@@ -32,13 +32,23 @@ use train_burn::{Mlp, PROBE, TrainBurn};
 /// example's forward pass runs the very same compiled kernels as this process (bit-identical
 /// outputs are only guaranteed within one build).
 fn run_training(datastore: &Path) {
+    run_training_with(datastore.as_os_str(), &[], &[]);
+}
+
+/// Runs `train_burn --datastore DATASTORE run [run_args…]` built with the extra cargo
+/// `features` (beside `burn`), as [`run_training`] does.
+fn run_training_with(datastore: &std::ffi::OsStr, features: &[&str], run_args: &[&str]) {
+    let features = std::iter::once("burn")
+        .chain(features.iter().copied())
+        .collect::<Vec<_>>()
+        .join(",");
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let mut cargo = Command::new(env!("CARGO"));
     cargo.args([
         "run",
         "--quiet",
         "--features",
-        "burn",
+        &features,
         "--example",
         "train_burn",
     ]);
@@ -61,7 +71,12 @@ fn run_training(datastore: &Path) {
             }
         }
     }
-    cargo.arg("--").arg("run").arg("--datastore").arg(datastore);
+    cargo
+        .arg("--")
+        .arg("--datastore")
+        .arg(datastore)
+        .arg("run")
+        .args(run_args);
     let started = Instant::now();
     let output = cargo.output().expect("cargo runs");
     assert!(
@@ -146,6 +161,84 @@ fn the_best_model_reloads_bit_for_bit_in_another_process() {
     // And the whole state reads back as the flow type.
     let state: TrainBurn = run.state().expect("state");
     assert_eq!(state.best.weights_checksum().expect("set"), recorded);
+}
+
+/// The training flow on S3-compatible storage, in-process and on Slurm: the same models, bit
+/// for bit, as on a local datastore, and the client loads them from the bucket. Needs the
+/// servers `scripts/services` starts: run it as
+/// `scripts/services exec -- cargo test --features burn,s3 --test burn_model`.
+#[cfg(feature = "s3")]
+#[test]
+fn training_on_s3_and_on_slurm_gives_the_local_models_bit_for_bit() {
+    let base = std::env::var("BLOOMING_TEST_S3").unwrap_or_default();
+    assert!(
+        !base.is_empty() && std::env::var_os("BLOOMING_SLURM").is_some(),
+        "this test needs the S3 server and Slurm: run it under `scripts/services exec --`"
+    );
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let dir = tempfile::tempdir().expect("temporary datastore");
+    let local = dir.path().join("local");
+    let on_s3 = format!("{}/burn/{unique}/in-process", base.trim_end_matches('/'));
+    let on_slurm = format!("{}/burn/{unique}/slurm", base.trim_end_matches('/'));
+    run_training_with(local.as_os_str(), &["s3"], &[]);
+    run_training_with(on_s3.as_ref(), &["s3"], &[]);
+    run_training_with(
+        on_slurm.as_ref(),
+        &["s3"],
+        &[
+            "--slurm",
+            "--slurm-log-dir",
+            &dir.path().join("slurm-logs").to_string_lossy(),
+        ],
+    );
+
+    // Every artifact of every task, as (step, task, name, hash): equal hashes, equal bytes.
+    let artifacts = |location: &std::ffi::OsStr| {
+        let client = Client::open(location).expect("the datastore opens");
+        let run = client
+            .flow("TrainBurn")
+            .latest_successful_run()
+            .expect("a successful run");
+        let mut all = Vec::new();
+        for step in run.steps().expect("steps") {
+            for task in step.tasks().expect("tasks") {
+                for a in task.artifacts().expect("artifacts") {
+                    all.push((
+                        step.name().to_owned(),
+                        task.id().to_owned(),
+                        a.name.clone(),
+                        a.hash.to_string(),
+                    ));
+                }
+            }
+        }
+        all.sort();
+        (run, all)
+    };
+    let (_, expected) = artifacts(local.as_os_str());
+    assert!(
+        expected
+            .iter()
+            .any(|(step, _, name, _)| step == "end" && name == "best")
+    );
+    for location in [&on_s3, &on_slurm] {
+        let (run, found) = artifacts(location.as_ref());
+        assert_eq!(found, expected, "{location} differs from the local run");
+        // The model itself, loaded from the bucket, computes the recorded outputs bit for bit.
+        let best: Model<Mlp> = run.artifact("best").expect("the best model loads from S3");
+        let recorded: String = run.artifact("weights_checksum").expect("checksum");
+        assert_eq!(best.weights_checksum().expect("set"), recorded);
+        let expected_outputs: Vec<f32> = run.artifact("probe_outputs").expect("outputs");
+        let outputs = best.module().expect("set").predict(&PROBE, &Device::flex());
+        assert_eq!(bits(&outputs), bits(&expected_outputs));
+    }
 }
 
 fn bits(values: &[f32]) -> Vec<u32> {

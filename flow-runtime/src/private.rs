@@ -65,7 +65,7 @@ where
     items
         .enumerate()
         .map(|(i, item)| {
-            rmp_serde::to_vec_named(item).map_err(|e| {
+            crate::state::msgpack::to_vec_named(item).map_err(|e| {
                 StepError::msg(format!(
                     "cannot encode element {i} of the foreach of step `{step}`: {e}"
                 ))

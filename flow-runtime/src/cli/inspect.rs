@@ -241,6 +241,7 @@ impl TaskInfo {
             "items": meta.and_then(|m| m.foreach.as_ref()).map(|f| f.count),
             "chose": meta.and_then(|m| m.chose.clone()),
             "origin_run_id": meta.and_then(|m| m.origin_run_id.clone()),
+            "job": meta.and_then(|m| m.job.clone()),
             "failure": meta.and_then(|m| m.failure()).map(|f| f.to_string()),
         })
     }
@@ -572,6 +573,7 @@ fn dump_step(
                 meta.and_then(|m| m.chose.clone()).unwrap_or_default(),
                 meta.and_then(|m| m.origin_run_id.clone())
                     .unwrap_or_default(),
+                meta.and_then(|m| m.job.clone()).unwrap_or_default(),
             ]
         })
         .collect();
@@ -585,6 +587,7 @@ fn dump_step(
                 "SPLITS INTO",
                 "CHOSE",
                 "REUSED FROM",
+                "JOB",
             ],
             &rows,
         )
@@ -646,6 +649,9 @@ fn dump_task(
     }
     if let Some(origin) = info.meta.as_ref().and_then(|m| m.origin_run_id.as_ref()) {
         line.push_str(&format!(", reused from run {origin}"));
+    }
+    if let Some(job) = info.meta.as_ref().and_then(|m| m.job.as_ref()) {
+        line.push_str(&format!(", ran as job {job}"));
     }
     writeln!(ctx.out, "{line}")?;
     let foreach = info.foreach();
@@ -839,6 +845,9 @@ pub(crate) fn logs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
             out,
             "(task {step}/{task} was reused from run {ran_in}; these are the logs of that run)"
         )?;
+    }
+    if let Some(job) = info.meta.as_ref().and_then(|m| m.job.as_ref()) {
+        writeln!(out, "(task {step}/{task} ran as job {job})")?;
     }
     let failures: BTreeMap<u32, String> = info
         .meta

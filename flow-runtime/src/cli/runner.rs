@@ -1,11 +1,12 @@
 //! `run`, `resume` and `step`: the commands that execute tasks.
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use std::path::PathBuf;
 
 use super::error::CliError;
 use super::{Ctx, tag_arg};
 use crate::datastore::validate_segment;
-use crate::executor::{self, Mode, RunOptions, RunSummary};
+use crate::executor::{self, Mode, RunOptions, RunSummary, SlurmOptions};
 use crate::flow::{Flow, initial};
 use crate::run::{RunStatus, RunStore};
 
@@ -76,7 +77,19 @@ pub(crate) fn step_command() -> Command {
                 .help("The task within the step"),
         )
         .arg(super::argo::outputs_arg())
+        .arg(
+            Arg::new("capture-output")
+                .long("capture-output")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Runs the task in a child process and records its stdout and stderr in the \
+                     datastore (what a cluster job runs; process mode records them itself)",
+                ),
+        )
 }
+
+/// How many Slurm jobs a run keeps in flight unless `--max-workers` says otherwise.
+const SLURM_DEFAULT_JOBS: usize = 256;
 
 fn with_execution_options(command: Command) -> Command {
     command
@@ -91,8 +104,49 @@ fn with_execution_options(command: Command) -> Command {
             Arg::new("process")
                 .long("process")
                 .action(ArgAction::SetTrue)
+                .conflicts_with("slurm")
                 .help("Runs each task in a child process (this binary's `step` command)"),
         )
+        .arg(
+            Arg::new("slurm")
+                .long("slurm")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Runs each task as a Slurm batch job (`sbatch`) running this binary's `step` \
+                     command; the datastore must be reachable from every node",
+                ),
+        )
+        .arg(
+            Arg::new("sbatch-arg")
+                .long("sbatch-arg")
+                .value_name("ARG")
+                .action(ArgAction::Append)
+                .allow_hyphen_values(true)
+                .requires("slurm")
+                .help("An extra argument for every sbatch, e.g. --sbatch-arg=--partition=gpu (repeatable)"),
+        )
+        .arg(
+            Arg::new("slurm-log-dir")
+                .long("slurm-log-dir")
+                .value_name("DIR")
+                .value_parser(value_parser!(PathBuf))
+                .requires("slurm")
+                .help(
+                    "Where Slurm writes each job's own output [default: slurm-logs in the \
+                     system's temporary directory]; on a cluster, a shared directory",
+                ),
+        )
+}
+
+/// The datastore as the tasks' own processes are told it: the same location, an absolute path
+/// or the `s3://` URL (their credentials come from the environment they inherit).
+fn datastore_arg(ctx: &Ctx<'_>, flag: &str) -> Result<String, CliError> {
+    ctx.datastore.to_arg().ok_or_else(|| {
+        CliError::usage(format!(
+            "{flag} needs a datastore path in UTF-8, not {}",
+            ctx.datastore
+        ))
+    })
 }
 
 /// The executor's options from the command line.
@@ -115,17 +169,33 @@ fn options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOptions, CliError> 
                 "cannot find this program's path for --process: {e}"
             ))
         })?;
-        // Children get the same location: an absolute path, or the `s3://` URL (their
-        // credentials come from the environment they inherit).
-        let datastore = ctx.datastore.to_arg().ok_or_else(|| {
-            CliError::usage(format!(
-                "--process needs a datastore path in UTF-8, not {}",
-                ctx.datastore
-            ))
-        })?;
         options.mode = Mode::Process {
             exe,
+            args: vec!["--datastore".to_owned(), datastore_arg(ctx, "--process")?],
+        };
+    }
+    if matches.get_flag("slurm") {
+        let exe = std::env::current_exe().map_err(|e| {
+            CliError::failure(format!("cannot find this program's path for --slurm: {e}"))
+        })?;
+        let datastore = datastore_arg(ctx, "--slurm")?;
+        let log_dir = matches
+            .get_one::<PathBuf>("slurm-log-dir")
+            .cloned()
+            .unwrap_or_else(|| std::env::temp_dir().join("slurm-logs"));
+        let mut slurm = SlurmOptions::new(log_dir);
+        slurm.sbatch_args = matches
+            .get_many::<String>("sbatch-arg")
+            .map(|a| a.cloned().collect())
+            .unwrap_or_default();
+        if matches.get_one::<u32>("max-workers").is_none() {
+            // Workers only wait for jobs here: as many may be in flight as the cluster takes.
+            options.max_workers = SLURM_DEFAULT_JOBS;
+        }
+        options.mode = Mode::Slurm {
+            exe,
             args: vec!["--datastore".to_owned(), datastore],
+            options: slurm,
         };
     }
     Ok(options)
@@ -226,7 +296,22 @@ pub(crate) fn step<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(
         )));
     }
     let store = ctx.open_existing()?;
-    executor::run_task_command::<F>(&store, run_id, step, task_id)?;
+    if matches.get_flag("capture-output") {
+        let args: Vec<std::ffi::OsString> = [
+            "--datastore".into(),
+            datastore_arg(ctx, "--capture-output")?.into(),
+            "step".into(),
+            step.into(),
+            "--run-id".into(),
+            run_id.into(),
+            "--task-id".into(),
+            task_id.into(),
+        ]
+        .into();
+        executor::run_task_capturing_output::<F>(&store, run_id, step, task_id, &args)?;
+    } else {
+        executor::run_task_command::<F>(&store, run_id, step, task_id)?;
+    }
     if let Some(dir) = matches.get_one::<std::path::PathBuf>("argo-outputs") {
         super::argo::write_step_outputs::<F>(&store, run_id, step, task_id, dir)?;
     }

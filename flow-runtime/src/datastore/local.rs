@@ -21,6 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use tempfile::NamedTempFile;
 
+use super::direct_write::DirectWriter;
+
 use super::keys::Key;
 use super::storage::{Children, PendingObject, Storage, StorageError};
 
@@ -251,9 +253,15 @@ impl Storage for LocalStorage {
 
     fn start_put(&self, near: &Key) -> Result<Box<dyn PendingObject>, StorageError> {
         let temp = self.temp_file_in(&self.path_of(near))?;
+        let file = temp
+            .as_file()
+            .try_clone()
+            .map_err(io_error("open", temp.path()))?;
+        let writer = DirectWriter::new(file, temp.path());
         Ok(Box::new(LocalPending {
             storage: self.clone(),
             temp,
+            writer,
         }))
     }
 
@@ -339,40 +347,54 @@ impl Storage for LocalStorage {
 
 /// A streamed write into a temporary file, renamed into place on commit.
 ///
-/// Unbuffered: writers put their own buffer in front (the blob store uses 1 MiB), so large
-/// slices go straight to the file.
+/// Streamed objects are the large ones (blobs past the spill threshold), so they are written
+/// past the page cache on a second thread where the system allows it ([`DirectWriter`]).
 struct LocalPending {
     storage: LocalStorage,
     temp: NamedTempFile,
+    writer: DirectWriter,
+}
+
+impl LocalPending {
+    /// Waits until every byte is in the temporary file, then hands the file over.
+    fn finish(self) -> Result<(LocalStorage, NamedTempFile), StorageError> {
+        let LocalPending {
+            storage,
+            temp,
+            writer,
+        } = self;
+        writer.finish().map_err(io_error("write", temp.path()))?;
+        Ok((storage, temp))
+    }
 }
 
 impl Write for LocalPending {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.temp.write(buf)
+        self.writer.write(buf)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.temp.write_all(buf)
+        self.writer.write_all(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.temp.flush()
+        self.writer.flush()
     }
 }
 
 impl PendingObject for LocalPending {
     fn commit(self: Box<Self>, key: &Key) -> Result<(), StorageError> {
-        let LocalPending { storage, temp } = *self;
+        let (storage, temp) = self.finish()?;
         storage.persist(temp, key, true).map(drop)
     }
 
     fn commit_if_absent(self: Box<Self>, key: &Key) -> Result<bool, StorageError> {
-        let LocalPending { storage, temp } = *self;
-        // The temporary file exists whatever the answer; looking first only spares flushing it
-        // to disk for nothing (with sync on) before it is removed.
-        if LocalStorage::occupied(&storage.path_of(key)) {
+        // The temporary file exists whatever the answer; looking first only spares finishing
+        // and flushing it to disk for nothing before it is removed.
+        if LocalStorage::occupied(&self.storage.path_of(key)) {
             return Ok(false);
         }
+        let (storage, temp) = self.finish()?;
         storage.persist(temp, key, false)
     }
 }

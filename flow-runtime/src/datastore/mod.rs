@@ -53,6 +53,7 @@
 //! ```
 
 mod blobs;
+mod direct_write;
 mod keys;
 mod local;
 mod location;

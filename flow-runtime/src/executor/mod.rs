@@ -10,6 +10,7 @@ mod attempt;
 mod derive_spec;
 mod process;
 mod scheduler;
+pub mod slurm;
 mod store_inputs;
 mod task;
 
@@ -26,8 +27,9 @@ use crate::run::{
 
 pub use derive_spec::{DeriveSpecError, derive_spec};
 pub(crate) use derive_spec::{OpenSplit, open_splits, task_id_of};
-pub use process::run_task_command;
+pub use process::{run_task_capturing_output, run_task_command};
 use scheduler::Scheduler;
+pub use slurm::SlurmOptions;
 use task::TaskFailed;
 
 /// Where tasks run.
@@ -41,6 +43,16 @@ pub enum Mode {
         exe: PathBuf,
         /// Arguments before the `step` subcommand (e.g. `--datastore PATH`).
         args: Vec<String>,
+    },
+    /// Each task a Slurm batch job running `exe [args…] step … --capture-output`; the
+    /// datastore must be reachable from every node (see [`slurm`]).
+    Slurm {
+        /// The flow binary, at a path valid on the nodes.
+        exe: PathBuf,
+        /// Arguments before the `step` subcommand (e.g. `--datastore s3://bucket/prefix`).
+        args: Vec<String>,
+        /// How jobs are submitted and followed.
+        options: SlurmOptions,
     },
 }
 
@@ -311,9 +323,21 @@ fn drive<F: Flow>(
     let scheduler = Mutex::new(Scheduler::<F>::new());
     let wake = Condvar::new();
     let workers = options.max_workers.max(1);
+    let slurm_queue = match &options.mode {
+        Mode::Slurm { options, .. } => Some(slurm::SlurmQueue::new(options.clone())),
+        _ => None,
+    };
+    let launch =
+        match &options.mode {
+            Mode::InProcess => None,
+            Mode::Process { exe, args } => Some(process::Launch::Child { exe, args }),
+            Mode::Slurm { exe, args, .. } => slurm_queue
+                .as_ref()
+                .map(|queue| process::Launch::Slurm { queue, exe, args }),
+        };
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| worker::<F>(&ctx, &scheduler, &wake, &progress, &options.mode));
+            scope.spawn(|| worker::<F>(&ctx, &scheduler, &wake, &progress, launch.as_ref()));
         }
     });
     let scheduler = scheduler
@@ -359,7 +383,7 @@ fn worker<F: Flow>(
     scheduler: &Mutex<Scheduler<F>>,
     wake: &Condvar,
     progress: &Progress,
-    mode: &Mode,
+    launch: Option<&process::Launch<'_>>,
 ) {
     let lock = || {
         scheduler
@@ -393,9 +417,9 @@ fn worker<F: Flow>(
         progress.task_started(step_name);
         let result = match scheduler::try_reuse(ctx, &pending) {
             Ok(Some(finished)) => Ok(finished),
-            Ok(None) => match mode {
-                Mode::InProcess => task::execute(ctx, pending),
-                Mode::Process { exe, args } => process::execute(ctx, pending, exe, args),
+            Ok(None) => match launch {
+                None => task::execute(ctx, pending),
+                Some(launch) => process::execute(ctx, pending, launch),
             },
             Err(failed) => Err(failed),
         };

@@ -3,22 +3,42 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
+use super::slurm::SlurmQueue;
 use super::task::{TaskFailed, execute as execute_here, load_items, runtime_failure, spec_of};
 use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext, RunError};
 use crate::flow::{Flow, StepOutcome};
 use crate::graph::Transition;
 use crate::run::{InputSpec, RunStore, TaskPath, TaskStatus};
 
-/// Runs `pending` as `exe [args…] step STEP --run-id RUN --task-id TASK` and reads back what the
-/// child recorded.
+/// How a task's `step` command is started.
+pub(crate) enum Launch<'a> {
+    /// As a child process of this one, whose stdout and stderr this process records.
+    Child { exe: &'a Path, args: &'a [String] },
+    /// As a Slurm job, which records its own stdout and stderr (`step --capture-output`).
+    Slurm {
+        queue: &'a SlurmQueue,
+        exe: &'a Path,
+        args: &'a [String],
+    },
+}
+
+/// How the `step` command ended, to explain a task it did not complete.
+struct Ended {
+    /// "exit status: 1", "Slurm job 12 ended CANCELLED".
+    how: String,
+    /// Its last lines of output.
+    tail: String,
+}
+
+/// Runs `pending` as `exe [args…] step STEP --run-id RUN --task-id TASK`, in a child process or
+/// a Slurm job, and reads back what it recorded.
 pub(crate) fn execute<F: Flow>(
     ctx: &RunContext,
     pending: PendingTask<F>,
-    exe: &Path,
-    args: &[String],
+    launch: &Launch<'_>,
 ) -> Result<Finished<F>, TaskFailed> {
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
@@ -33,55 +53,36 @@ pub(crate) fn execute<F: Flow>(
     ctx.store
         .write_spec(&key, &spec_of(&pending))
         .map_err(|e| fail(e.to_string()))?;
-
-    let mut child = Command::new(exe)
-        .args(args)
-        .args([
-            "step",
-            step.name,
-            "--run-id",
-            &ctx.run_id,
-            "--task-id",
-            &pending.task_id,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            fail(format!(
-                "cannot start `{}` for the task: {e}",
-                exe.display()
-            ))
-        })?;
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let read_all = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buffer = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut buffer);
+    let step_args = [
+        "step",
+        step.name,
+        "--run-id",
+        &ctx.run_id,
+        "--task-id",
+        &pending.task_id,
+    ];
+    let ended = match launch {
+        Launch::Child { exe, args } => run_child(ctx, &key, exe, args, &step_args).map_err(fail)?,
+        Launch::Slurm { queue, exe, args } => {
+            let mut command = vec![exe.to_string_lossy().into_owned()];
+            command.extend(args.iter().cloned());
+            command.extend(step_args.iter().map(|a| (*a).to_owned()));
+            command.push("--capture-output".to_owned());
+            let name = format!("{}.{}.{}", graph.name, step.name, pending.task_id);
+            let job = queue
+                .submit(&name, &command)
+                .map_err(|e| fail(format!("cannot submit the task to Slurm: {e}")))?;
+            tracing::debug!(task = %path, job = %job, "submitted to Slurm");
+            let end = queue.wait(&job).map_err(|e| {
+                queue.cancel(&job);
+                fail(e)
+            })?;
+            Ended {
+                how: format!("Slurm job {job} ended {}", end.state),
+                tail: queue.output_tail(&job, 5),
             }
-            buffer
-        })
+        }
     };
-    let out_thread = read_all(stdout.map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err_thread = read_all(stderr.map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let status = child
-        .wait()
-        .map_err(|e| fail(format!("cannot wait for the task's process: {e}")))?;
-    let out = out_thread.join().unwrap_or_default();
-    let err = err_thread.join().unwrap_or_default();
-    if !out.is_empty() {
-        ctx.store
-            .write_output(&key, "stdout", &out)
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    if !err.is_empty() {
-        ctx.store
-            .write_output(&key, "stderr", &err)
-            .map_err(|e| fail(e.to_string()))?;
-    }
 
     // One read for a completed task: its done marker holds both the index and the metadata.
     let (meta, index) = match ctx.store.read_done(&key).map_err(|e| fail(e.to_string()))? {
@@ -131,18 +132,10 @@ pub(crate) fn execute<F: Flow>(
             Err(TaskFailed::new(path, failure))
         }
         _ => {
-            let tail = String::from_utf8_lossy(&err);
-            let tail: String = tail
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
+            let tail = ended.tail;
             Err(fail(format!(
-                "the task's process ended ({status}) without completing the task{}",
+                "{} without completing the task{}",
+                ended.how,
                 if tail.is_empty() {
                     String::new()
                 } else {
@@ -151,6 +144,127 @@ pub(crate) fn execute<F: Flow>(
             )))
         }
     }
+}
+
+/// The `step` command with `--capture-output`, as a Slurm job runs it: runs the same command
+/// line without that flag as a child process, records the child's stdout and stderr in the
+/// datastore as process mode does (and passes them on, so the job's own output has them too),
+/// and ends as the child did.
+///
+/// `args` is this process's command line after the program name, `--capture-output` removed.
+pub fn run_task_capturing_output<F: Flow>(
+    store: &RunStore,
+    run_id: &str,
+    step: &str,
+    task_id: &str,
+    args: &[std::ffi::OsString],
+) -> Result<(), RunError> {
+    use std::io::Write as _;
+    let graph = F::GRAPH;
+    let key = RunStore::task_key(graph.name, run_id, step, task_id)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| RunError::Task(format!("cannot find this program's path: {e}")))?;
+    let mut child = Command::new(&exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| RunError::Task(format!("cannot start `{}`: {e}", exe.display())))?;
+    let (status, out, err) = collect_output(&mut child)
+        .map_err(|e| RunError::Task(format!("cannot wait for the task's process: {e}")))?;
+    let _ = std::io::stdout().write_all(&out);
+    let _ = std::io::stderr().write_all(&err);
+    record_output(store, &key, &out, &err)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(RunError::Task(format!(
+            "task {step}/{task_id} of run {run_id} failed ({status}){}",
+            match last_lines(&err, 5) {
+                tail if tail.is_empty() => String::new(),
+                tail => format!(":\n{tail}"),
+            }
+        )))
+    }
+}
+
+/// Runs the `step` command as a child process and records what it printed.
+fn run_child(
+    ctx: &RunContext,
+    key: &crate::datastore::Key,
+    exe: &Path,
+    args: &[String],
+    step_args: &[&str],
+) -> Result<Ended, String> {
+    let mut child = Command::new(exe)
+        .args(args)
+        .args(step_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start `{}` for the task: {e}", exe.display()))?;
+    let (status, out, err) = collect_output(&mut child)
+        .map_err(|e| format!("cannot wait for the task's process: {e}"))?;
+    record_output(&ctx.store, key, &out, &err).map_err(|e| e.to_string())?;
+    Ok(Ended {
+        how: format!("the task's process ended ({status})"),
+        tail: last_lines(&err, 5),
+    })
+}
+
+/// Waits for `child`, reading its stdout and stderr to the end (on two threads, so that neither
+/// pipe fills up and blocks it).
+fn collect_output(child: &mut Child) -> std::io::Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
+    let read_all = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buffer = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buffer);
+            }
+            buffer
+        })
+    };
+    let out_thread = read_all(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_thread = read_all(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = child.wait()?;
+    let out = out_thread.join().unwrap_or_default();
+    let err = err_thread.join().unwrap_or_default();
+    Ok((status, out, err))
+}
+
+/// Stores a task's stdout and stderr beside its logs (nothing for an empty stream).
+fn record_output(
+    store: &RunStore,
+    key: &crate::datastore::Key,
+    out: &[u8],
+    err: &[u8],
+) -> Result<(), crate::run::RunStoreError> {
+    if !out.is_empty() {
+        store.write_output(key, "stdout", out)?;
+    }
+    if !err.is_empty() {
+        store.write_output(key, "stderr", err)?;
+    }
+    Ok(())
+}
+
+/// The last `n` lines of `bytes`, as text.
+fn last_lines(bytes: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The `step` command: runs exactly one task of run `run_id` from what the datastore holds,

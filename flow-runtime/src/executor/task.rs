@@ -117,6 +117,15 @@ pub(crate) fn execute<F: Flow>(
         ctx.run_id, step.name, pending.task_id
     );
 
+    // The index of the state this task starts from: large fields the step leaves alone are
+    // recognised against it without being written again.
+    let derived_from = match &pending.input {
+        PendingInput::Start => None,
+        PendingInput::Parent { index, .. } | PendingInput::Item { index, .. } => {
+            Some(index.clone())
+        }
+        PendingInput::Join { base, .. } => Some(base.1.clone()),
+    };
     let taken = std::mem::replace(&mut pending.input, PendingInput::Start);
     let (prepared, input) = prepare(ctx, taken, &context).map_err(fail)?;
     let current = Current {
@@ -239,7 +248,10 @@ pub(crate) fn execute<F: Flow>(
         let artifacts = ctx
             .store
             .blobs()
-            .store_state(&StateRef(state))
+            .store_state_after(
+                &StateRef(state),
+                derived_from.as_ref().map_or(&[][..], |i| &i.artifacts),
+            )
             .map_err(|e| RunStoreError::Io(e.to_string()))?;
         Ok((Arc::new(TaskIndex::new(artifacts)), foreach))
     };
@@ -319,6 +331,7 @@ fn meta_of<F: Flow>(
         foreach,
         chose,
         origin_run_id: None,
+        job: super::slurm::current_job(),
     }
 }
 

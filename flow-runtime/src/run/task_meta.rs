@@ -157,6 +157,9 @@ pub struct TaskMeta {
     /// For a task reused by `resume`, the run it was computed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_run_id: Option<String>,
+    /// The cluster scheduler's job that ran the task, e.g. `slurm:1234`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 impl TaskMeta {

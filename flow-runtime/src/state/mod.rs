@@ -13,6 +13,7 @@
 //! `#[serde(default)]` field without making old runs unreadable.
 
 mod assemble;
+pub(crate) mod msgpack;
 mod split;
 
 use std::io::Write;
@@ -32,18 +33,22 @@ pub const FIELD_ENCODING: &str = "msgpack";
 /// Encodes one artifact value into `writer`: MessagePack, structs as maps with field names.
 ///
 /// This is the single place that chooses the encoding's configuration; everything that writes an
-/// artifact goes through it so that all artifacts can be read back by [`decode_field`]. The value is
-/// streamed into the writer, never buffered whole.
+/// artifact goes through it so that all artifacts can be read back by [`decode_field`]. The bytes
+/// are exactly those of `rmp_serde::encode::write_named` (artifacts are content-addressed, so an
+/// unchanged value must keep its encoding), produced by a faster serializer of ours. The value is
+/// streamed into the writer in chunks of at most 64 KiB, never buffered whole (except for a
+/// sequence or map whose length serde does not know up front, which rmp-serde buffers too).
 ///
 /// # Errors
 ///
-/// Fails if the value's `Serialize` impl fails or the writer returns an I/O error.
+/// Fails if the value's `Serialize` impl fails or the writer returns an I/O error (reported as
+/// `Error::InvalidValueWrite(ValueWriteError::InvalidDataWrite(_))`).
 pub fn encode_field<W, T>(writer: &mut W, value: &T) -> Result<(), rmp_serde::encode::Error>
 where
     W: Write + ?Sized,
     T: Serialize + ?Sized,
 {
-    rmp_serde::encode::write_named(writer, value)
+    msgpack::write_named(writer, value)
 }
 
 /// Decodes one artifact value written by [`encode_field`].
@@ -103,8 +108,8 @@ impl FieldSink for MemorySink {
         type_name: &'static str,
         value: &T,
     ) -> Result<(), Self::Error> {
-        let mut bytes = Vec::new();
-        encode_field(&mut bytes, value)?;
+        // What `encode_field` into a `Vec` produces, without the detour through a chunk buffer.
+        let bytes = msgpack::to_vec_named(value)?;
         self.fields.push(EncodedField {
             name: name.to_owned(),
             type_name,
