@@ -100,10 +100,22 @@ struct Big {
 
 // ---------------------------------------------------------------------------------------------
 
-fn temp_store() -> (tempfile::TempDir, RunStore) {
+/// The benchmarks' temporary directories, removed only when every benchmark has run: on ext4
+/// without a journal (this project's development machines), creating files is several times
+/// slower for minutes after many files were deleted (`recently_deleted` in `ext4_create`), so one
+/// group's cleanup would slow the next group's measurements.
+static KEPT: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+
+/// A temporary directory kept until the end of the benchmarks (see [`KEPT`]).
+fn temp_dir() -> std::path::PathBuf {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = RunStore::open_local(dir.path()).expect("datastore");
-    (dir, store)
+    let path = dir.path().to_path_buf();
+    KEPT.lock().unwrap_or_else(|p| p.into_inner()).push(dir);
+    path
+}
+
+fn temp_store() -> RunStore {
+    RunStore::open_local(temp_dir()).expect("datastore")
 }
 
 fn quiet() -> RunOptions {
@@ -112,14 +124,14 @@ fn quiet() -> RunOptions {
 
 fn three_step_process(c: &mut Criterion) {
     let exe = std::env::current_exe().expect("own path");
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir();
     let mut group = c.benchmark_group("process");
     group.sample_size(30);
     group.bench_function("three_step_run", |b| {
         b.iter(|| {
             let status = Command::new(&exe)
                 .arg("--datastore")
-                .arg(dir.path())
+                .arg(&dir)
                 .arg("run")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -132,7 +144,7 @@ fn three_step_process(c: &mut Criterion) {
 }
 
 fn chain_per_task(c: &mut Criterion) {
-    let (_dir, store) = temp_store();
+    let store = temp_store();
     let mut group = c.benchmark_group("chain");
     group.sample_size(20);
     group.throughput(Throughput::Elements(100));
@@ -146,7 +158,7 @@ fn chain_per_task(c: &mut Criterion) {
 }
 
 fn foreach_10k(c: &mut Criterion) {
-    let (_dir, store) = temp_store();
+    let store = temp_store();
     let mut group = c.benchmark_group("foreach");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
@@ -160,8 +172,36 @@ fn foreach_10k(c: &mut Criterion) {
     group.finish();
 }
 
+/// Times storing `state` `iterations` times, with new content each time (`change` makes it),
+/// deleting each new blob outside the timing: a benchmark storing gigabytes per sample would
+/// otherwise fill the disk, and a datastore that grows by a gigabyte per iteration measures the
+/// disk's state more than the store.
+fn store_new_content(
+    store: &RunStore,
+    iterations: u64,
+    state: &mut Big,
+    mut change: impl FnMut(&mut Big),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iterations {
+        change(state);
+        let state = &*state;
+        let started = Instant::now();
+        let entries = store.blobs().store_state(state).expect("stored");
+        total += started.elapsed();
+        black_box(&entries);
+        for entry in entries.iter().filter(|e| e.size > 1 << 20) {
+            store
+                .storage()
+                .delete(&entry.hash.key())
+                .expect("the new blob is removed");
+        }
+    }
+    total
+}
+
 fn artifacts(c: &mut Criterion) {
-    let (_dir, store) = temp_store();
+    let store = temp_store();
     let mut group = c.benchmark_group("artifacts");
     group.sample_size(10);
 
@@ -174,10 +214,11 @@ fn artifacts(c: &mut Criterion) {
     let mut round = 0u8;
     group.throughput(Throughput::Bytes(gib as u64));
     group.bench_function("store_1GiB_bytes_field", |b| {
-        b.iter(|| {
-            round = round.wrapping_add(1);
-            big.bytes[0] = round;
-            store.blobs().store_state(&big).expect("stored")
+        b.iter_custom(|iterations| {
+            store_new_content(&store, iterations, &mut big, |big| {
+                round = round.wrapping_add(1);
+                big.bytes[0] = round;
+            })
         })
     });
     big.bytes = Vec::new();
@@ -191,10 +232,11 @@ fn artifacts(c: &mut Criterion) {
     let mut round = 0f32;
     group.throughput(Throughput::Bytes((n * 4) as u64));
     group.bench_function("store_100MiB_f32_field", |b| {
-        b.iter(|| {
-            round += 1.0;
-            floats.floats[0] = round;
-            store.blobs().store_state(&floats).expect("stored")
+        b.iter_custom(|iterations| {
+            store_new_content(&store, iterations, &mut floats, |floats| {
+                round += 1.0;
+                floats.floats[0] = round;
+            })
         })
     });
     let entries = store.blobs().store_state(&floats).expect("stored");
@@ -221,7 +263,7 @@ fn artifacts(c: &mut Criterion) {
 
 /// One small artifact from a task whose state also holds 1 GiB.
 fn small_artifact_beside_1gib(c: &mut Criterion) {
-    let (dir, store) = temp_store();
+    let store = temp_store();
     let big = Big {
         bytes: vec![7u8; 1 << 30],
         small: 42,
@@ -242,11 +284,11 @@ fn small_artifact_beside_1gib(c: &mut Criterion) {
         })
     });
     group.finish();
-    drop(dir);
 }
 
 fn latest_among_10k(c: &mut Criterion) {
-    let (dir, store) = temp_store();
+    let dir = temp_dir();
+    let store = RunStore::open_local(&dir).expect("datastore");
     let real = run_flow::<ThreeSteps>(&store, serde_json::Value::Null, &quiet()).expect("run");
     let template = store.read_run("ThreeSteps", &real.run_id).expect("record");
     for i in 0..10_000 {
@@ -254,7 +296,7 @@ fn latest_among_10k(c: &mut Criterion) {
         record.run_id = format!("19990101T000000000Z-{i:08}");
         store.create_run(&record).expect("record");
     }
-    let client = Client::open(dir.path()).expect("client");
+    let client = Client::open(&dir).expect("client");
     let mut group = c.benchmark_group("lookup");
     group.bench_function("latest_successful_among_10001_runs", |b| {
         b.iter(|| {
@@ -269,7 +311,7 @@ fn latest_among_10k(c: &mut Criterion) {
 }
 
 fn resume_10k(c: &mut Criterion) {
-    let (_dir, store) = temp_store();
+    let store = temp_store();
     let mut group = c.benchmark_group("resume");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
@@ -331,6 +373,8 @@ fn main() -> ExitCode {
     latest_among_10k(&mut criterion);
     resume_10k(&mut criterion);
     criterion.final_summary();
+    // Only now, with every measurement taken, are the datastores removed.
+    KEPT.lock().unwrap_or_else(|p| p.into_inner()).clear();
     let _ = Path::new(".");
     ExitCode::SUCCESS
 }

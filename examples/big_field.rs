@@ -13,7 +13,7 @@ struct Size {
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]
-struct BigField {
+pub struct BigField {
     size: Size,
     #[serde(with = "serde_bytes")]
     data: Vec<u8>,

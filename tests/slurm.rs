@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use blooming_flowers::prelude::*;
 use blooming_flowers::datastore::DatastoreLocation;
+use blooming_flowers::prelude::*;
 use blooming_flowers::run::RunStore;
 
 #[allow(dead_code)]
