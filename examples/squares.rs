@@ -11,7 +11,7 @@ enum Route {
 }
 
 /// The flow's state: every field is stored after every step.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Squares {
     xs: Vec<u64>,
     square: u64,

@@ -40,79 +40,11 @@ const MEASURE_ENV: &str = "BLOOMING_S3_MEASURE";
 
 // ------------------------------------------------------------------------------------- flows
 
-/// Which way `decide` sends the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Route {
-    Big,
-    Small,
-}
-
-/// `examples/squares.rs`: a branch, a foreach, a switch and their joins.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Squares {
-    xs: Vec<u64>,
-    square: u64,
-    total: u64,
-    note: String,
-    verdict: String,
-}
-
-#[flow]
-impl Squares {
-    #[step(next = [left, right])]
-    fn start(&mut self) {
-        self.xs = (1..=10).collect();
-    }
-
-    #[step(next = both)]
-    fn left(&mut self) {
-        self.note = "from the left".into();
-    }
-
-    #[step(next = both)]
-    fn right(&mut self) {}
-
-    #[step(join, next = fan)]
-    fn both(&mut self, inputs: Inputs<Self>) -> Result<(), MergeError> {
-        inputs.merge_artifacts(self)
-    }
-
-    #[step(foreach = xs, next = sq)]
-    fn fan(&mut self) {}
-
-    #[step(next = gather)]
-    fn sq(&mut self, x: u64) {
-        self.square = x * x;
-    }
-
-    #[step(join, next = decide)]
-    fn gather(&mut self, inputs: Inputs<Self>) {
-        self.total = inputs.iter().map(|i| i.square).sum();
-        tracing::info!(total = self.total, "gathered {} squares", inputs.len());
-    }
-
-    #[step(switch(Route::Big => big, Route::Small => small))]
-    fn decide(&mut self) -> Route {
-        if self.total > 100 {
-            Route::Big
-        } else {
-            Route::Small
-        }
-    }
-
-    #[step(next = end)]
-    fn big(&mut self) {
-        self.verdict = format!("{} is big", self.total);
-    }
-
-    #[step(next = end)]
-    fn small(&mut self) {
-        self.verdict = format!("{} is small", self.total);
-    }
-
-    #[step]
-    fn end(&mut self) {}
-}
+/// `examples/squares.rs` itself: a branch, a foreach, a switch and their joins.
+#[allow(dead_code)]
+#[path = "../examples/squares.rs"]
+mod squares;
+use squares::Squares;
 
 /// A field of [`BIG_MIB`] MiB: larger than a part, so it goes up as a multipart upload.
 const BIG_MIB: usize = 200;
@@ -413,7 +345,13 @@ fn squares_on_s3_match_a_local_run(base: &S3Location) -> Check {
             .map_err(err)?
             .state()
             .map_err(err)?;
-        ensure(end == want && end.total == 385, || {
+        let total: u64 = s3_client
+            .flow("Squares")
+            .run(run_id)
+            .map_err(err)?
+            .artifact("total")
+            .map_err(err)?;
+        ensure(end == want && total == 385, || {
             format!("end state {end:?}, wanted {want:?}")
         })?;
     }
