@@ -378,6 +378,15 @@ fn bad_input_is_exit_2_and_writes_nothing() {
     assert_eq!(o.code, EXIT_USAGE, "{o:?}");
     let o = cli::<Squares>(&store, &["frobnicate"]);
     assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    // Executors are exclusive, and Slurm's options need Slurm.
+    let o = cli::<Squares>(&store, &["run", "--process", "--slurm"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(o.err.contains("--slurm"), "{o:?}");
+    let o = cli::<Squares>(&store, &["run", "--sbatch-arg=--partition=gpu"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(o.err.contains("--slurm"), "{o:?}");
+    let o = cli::<Squares>(&store, &["run", "--slurm-log-dir", "logs"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
     assert!(!store.exists(), "bad input created the datastore");
 
     // Reading commands do not create a datastore either.

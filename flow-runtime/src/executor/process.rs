@@ -261,7 +261,7 @@ fn record_output(
 }
 
 /// The last `n` lines of `bytes`, as text.
-fn last_lines(bytes: &[u8], n: usize) -> String {
+pub(super) fn last_lines(bytes: &[u8], n: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

@@ -226,14 +226,9 @@ impl SlurmQueue {
     /// from here.
     pub(crate) fn output_tail(&self, job: &JobId, lines: usize) -> String {
         let path = self.options.log_dir.join(format!("{job}.out"));
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                let all: Vec<&str> = text.lines().collect();
-                all[all.len().saturating_sub(lines)..].join("\n")
-            }
-            Err(_) => String::new(),
-        }
+        std::fs::read(&path)
+            .map(|bytes| super::process::last_lines(&bytes, lines))
+            .unwrap_or_default()
     }
 
     /// Cancels `job` (best effort: used when a run stops waiting for it).
