@@ -378,6 +378,12 @@ fn report(ctx: &mut Ctx<'_>, summary: &RunSummary, origin: Option<&str>) -> Resu
             writeln!(ctx.err, "  {why}")?;
         }
     }
+    if let Some(e) = &summary.record_error {
+        writeln!(
+            ctx.err,
+            "Its record could not be updated (it still says `running`): {e}"
+        )?;
+    }
     writeln!(
         ctx.err,
         "Resume it with: {}",

@@ -15,6 +15,11 @@ use crate::run::TaskFailure;
 thread_local! {
     /// Set while a step runs on this thread, so the panic hook knows to record, not print.
     static IN_STEP: RefCell<bool> = const { RefCell::new(false) };
+    /// Set while a worker runs a task on this thread (outside the step body too: the user's
+    /// `Default`, `Clone`, `Serialize` and `Deserialize` run there), for the same reason.
+    static IN_TASK: RefCell<bool> = const { RefCell::new(false) };
+    /// What the task was doing outside its step, for the message of a panic there.
+    static PHASE: std::cell::Cell<&'static str> = const { std::cell::Cell::new("running") };
     /// The location and message of the last panic in a step on this thread.
     static LAST_PANIC: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
 }
@@ -26,7 +31,7 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if IN_STEP.with(|s| *s.borrow()) {
+            if IN_STEP.with(|s| *s.borrow()) || IN_TASK.with(|s| *s.borrow()) {
                 let message = panic_message(info.payload());
                 let location = info
                     .location()
@@ -47,6 +52,37 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "a step panicked with a non-string payload".to_string()
     }
+}
+
+/// Says what the task on this thread is doing outside its step body, for the message of a
+/// panic in the user's trait impls (`"storing its state"`).
+pub(crate) fn set_phase(phase: &'static str) {
+    PHASE.with(|p| p.set(phase));
+}
+
+/// Runs a whole task (`f`) so that a panic anywhere in it, outside the step body too (the
+/// user's `Default`, `Clone`, `Serialize` or `Deserialize`, or the runtime itself), becomes the
+/// task's failure instead of unwinding through the worker: a worker that unwinds never tells
+/// the scheduler its task ended, and the other workers would wait for it forever.
+pub(crate) fn catch_task_panic<R>(f: impl FnOnce() -> R) -> Result<R, TaskFailure> {
+    install_panic_hook();
+    IN_TASK.with(|s| *s.borrow_mut() = true);
+    LAST_PANIC.with(|p| *p.borrow_mut() = None);
+    set_phase("running");
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    IN_TASK.with(|s| *s.borrow_mut() = false);
+    result.map_err(|payload| {
+        let (message, location) = LAST_PANIC
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_else(|| (panic_message(&*payload), None));
+        let phase = PHASE.with(|p| p.get());
+        TaskFailure {
+            kind: "panic".into(),
+            message: format!("panicked outside the step, while {phase}: {message}"),
+            causes: Vec::new(),
+            location,
+        }
+    })
 }
 
 /// What one attempt produced.

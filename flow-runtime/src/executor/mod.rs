@@ -56,10 +56,15 @@ pub enum Mode {
     },
 }
 
+/// The most tasks a run keeps going at once, whatever [`RunOptions::max_workers`] asks: each
+/// is a thread of the driving process (also in process and Slurm modes, where it waits for its
+/// child or job), and a few thousand threads is where a process starts to fail to create more.
+pub const MAX_WORKERS: usize = 4096;
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// How many tasks run at once.
+    /// How many tasks run at once, at most [`MAX_WORKERS`].
     pub max_workers: usize,
     /// Tags recorded with the run.
     pub tags: Vec<String>,
@@ -97,6 +102,9 @@ pub struct RunSummary {
     pub tasks_run: usize,
     /// Tasks reused from the origin run (resume).
     pub tasks_reused: usize,
+    /// Why the run's record could not be updated with how it ended (its datastore became
+    /// unreachable), if it could not: the record still says `running`.
+    pub record_error: Option<String>,
 }
 
 /// Errors that stop a run before or outside its tasks.
@@ -322,7 +330,13 @@ fn drive<F: Flow>(
     }
     let scheduler = Mutex::new(Scheduler::<F>::new());
     let wake = Condvar::new();
-    let workers = options.max_workers.max(1);
+    let workers = options.max_workers.clamp(1, MAX_WORKERS);
+    if options.max_workers > MAX_WORKERS {
+        tracing::warn!(
+            "{} workers asked for; running with {MAX_WORKERS}",
+            options.max_workers
+        );
+    }
     let slurm_queue = match &options.mode {
         Mode::Slurm { options, .. } => Some(slurm::SlurmQueue::new(options.clone())),
         _ => None,
@@ -335,11 +349,37 @@ fn drive<F: Flow>(
                 .as_ref()
                 .map(|queue| process::Launch::Slurm { queue, exe, args }),
         };
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| worker::<F>(&ctx, &scheduler, &wake, &progress, launch.as_ref()));
+    let spawned = std::thread::scope(|scope| {
+        let mut spawned = 0;
+        for n in 0..workers {
+            let started = std::thread::Builder::new()
+                .name(format!("worker-{n}"))
+                .spawn_scoped(scope, || {
+                    worker::<F>(&ctx, &scheduler, &wake, &progress, launch.as_ref())
+                });
+            match started {
+                Ok(_) => spawned += 1,
+                // Fewer workers only make the run slower; none at all is reported below.
+                Err(e) => {
+                    tracing::warn!("started {spawned} of {workers} workers: {e}");
+                    break;
+                }
+            }
         }
+        spawned
     });
+    if spawned == 0 {
+        let mut guard = scheduler
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.failure = Some((
+            TaskPath {
+                step: graph.steps[graph.start].name.to_string(),
+                task: "0".to_string(),
+            },
+            task::runtime_failure("cannot start a single worker thread"),
+        ));
+    }
     let scheduler = scheduler
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -363,7 +403,13 @@ fn drive<F: Flow>(
             }
         }
     }
-    store.update_run(&record)?;
+    // A run whose datastore went away (the S3 server stopped) cannot record how it ended; its
+    // failure is still what the user must hear about first.
+    let record_error = match store.update_run(&record) {
+        Ok(()) => None,
+        Err(e) if failure.is_some() => Some(e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
     progress.finish(match record.status {
         RunStatus::Succeeded => "done",
         _ => "failed",
@@ -375,7 +421,41 @@ fn drive<F: Flow>(
         failure,
         tasks_run: scheduler.tasks_run,
         tasks_reused: scheduler.tasks_reused,
+        record_error,
     })
+}
+
+/// Records a task that panicked outside its step as failed, so that it reads like any other
+/// failed task. Best effort: the run fails with the panic's message either way.
+fn record_panicked_task<F: Flow>(
+    ctx: &RunContext,
+    spec: crate::run::TaskSpec,
+    failure: &TaskFailure,
+) {
+    let Ok(key) = ctx.task_key(&spec.step, &spec.task_id) else {
+        return;
+    };
+    let now = now_rfc3339();
+    let meta = crate::run::TaskMeta {
+        format: 1,
+        flow: F::GRAPH.name.to_string(),
+        run_id: ctx.run_id.clone(),
+        spec,
+        status: crate::run::TaskStatus::Failed,
+        attempts: vec![crate::run::AttemptRecord {
+            attempt: 0,
+            started: now.clone(),
+            finished: now,
+            failure: Some(failure.clone()),
+        }],
+        foreach: None,
+        chose: None,
+        origin_run_id: None,
+        job: slurm::current_job(),
+    };
+    if let Err(e) = ctx.store.write_meta(&key, &meta) {
+        tracing::warn!("cannot record the failure of task {}: {e}", key);
+    }
 }
 
 fn worker<F: Flow>(
@@ -415,14 +495,25 @@ fn worker<F: Flow>(
         };
         let step_name = F::GRAPH.steps[pending.step].name;
         progress.task_started(step_name);
-        let result = match scheduler::try_reuse(ctx, &pending) {
+        let path = TaskPath {
+            step: step_name.to_string(),
+            task: pending.task_id.clone(),
+        };
+        let spec = task::spec_of(&pending);
+        let result = attempt::catch_task_panic(|| match scheduler::try_reuse(ctx, &pending) {
             Ok(Some(finished)) => Ok(finished),
             Ok(None) => match launch {
                 None => task::execute(ctx, pending),
                 Some(launch) => process::execute(ctx, pending, launch),
             },
             Err(failed) => Err(failed),
-        };
+        })
+        .unwrap_or_else(|failure| {
+            // The task's own code path never got to record it: do it here, so that `dump`
+            // shows the failed task like any other.
+            record_panicked_task::<F>(ctx, spec, &failure);
+            Err(TaskFailed::new(path, failure))
+        });
         progress.task_finished(step_name, result.is_ok());
         let mut guard = lock();
         guard.running -= 1;

@@ -245,13 +245,48 @@ pub(crate) fn try_reuse<F: Flow>(
     let origin_key =
         crate::run::RunStore::task_key(graph.name, &origin.run_id, step.name, &pending.task_id)
             .map_err(|e| fail(e.to_string()))?;
-    // One read: the done marker holds the index and the metadata.
-    let Some((index, Some(origin_meta))) = ctx
-        .store
-        .read_done(&origin_key)
-        .map_err(|e| fail(e.to_string()))?
-    else {
-        return Ok(None);
+    // One read: the done marker holds the index and the metadata. An origin task whose marker
+    // cannot be read as one (cut short by a power loss, garbage from a bad disk, a format this
+    // version does not read) is not reusable: it runs again, as if it had never completed.
+    let (index, origin_meta) = match ctx.store.read_done(&origin_key) {
+        Ok(Some((index, Some(meta)))) => (index, meta),
+        Ok(_) => return Ok(None),
+        Err(e) if e.is_damaged_record() => {
+            tracing::warn!("not reusing task {path} of run {}: {e}", origin.run_id);
+            return Ok(None);
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    // Everything that decides whether the task can be reused comes before its done marker is
+    // written in this run: once written, the marker is final, and it must describe the state
+    // the following tasks start from.
+    let outcome = match (&origin_meta.chose, step.transition) {
+        (Some(chosen), Transition::Switch(arms)) => {
+            match arms
+                .iter()
+                .position(|a| graph.steps[a.target].name == chosen)
+            {
+                Some(k) => StepOutcome::Arm(k),
+                // The flow changed since: the recorded choice is no arm of this version.
+                None => return Ok(None),
+            }
+        }
+        (None, Transition::Switch(_)) => return Ok(None),
+        _ => StepOutcome::Continue,
+    };
+    let items = match &origin_meta.foreach {
+        Some(f) => match load_items(ctx, &f.items) {
+            Ok(items) if items.len() == f.count => Some(Arc::new(items)),
+            Ok(_) | Err(_) => {
+                tracing::warn!(
+                    "not reusing task {path} of run {}: its foreach elements are damaged",
+                    origin.run_id
+                );
+                return Ok(None);
+            }
+        },
+        None if matches!(step.transition, Transition::Foreach { .. }) => return Ok(None),
+        None => None,
     };
     let key = ctx
         .task_key(step.name, &pending.task_id)
@@ -265,28 +300,10 @@ pub(crate) fn try_reuse<F: Flow>(
                 .clone()
                 .unwrap_or_else(|| origin.run_id.clone()),
         ),
-        ..origin_meta.clone()
+        ..origin_meta
     };
     let index = super::task::complete(ctx, &key, Arc::new(index), &meta)
         .map_err(|e| fail(e.to_string()))?;
-    let outcome = match (&origin_meta.chose, step.transition) {
-        (Some(chosen), Transition::Switch(arms)) => {
-            match arms
-                .iter()
-                .position(|a| graph.steps[a.target].name == chosen)
-            {
-                Some(k) => StepOutcome::Arm(k),
-                None => return Ok(None),
-            }
-        }
-        _ => StepOutcome::Continue,
-    };
-    let items = match &origin_meta.foreach {
-        Some(f) => Some(Arc::new(
-            load_items(ctx, &f.items).map_err(|failure| TaskFailed::new(path.clone(), failure))?,
-        )),
-        None => None,
-    };
     Ok(Some(Finished {
         path,
         step: pending.step,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_bytes::ByteBuf;
 
-use super::attempt::{AttemptInput, run_attempt};
+use super::attempt::{AttemptInput, run_attempt, set_phase};
 use super::store_inputs::{StoreInputs, StoredInput};
 use super::{Finished, Frame, PendingInput, PendingTask, RunContext};
 use crate::current::{Current, ForeachFrame};
@@ -127,6 +127,7 @@ pub(crate) fn execute<F: Flow>(
         PendingInput::Join { base, .. } => Some(base.1.clone()),
     };
     let taken = std::mem::replace(&mut pending.input, PendingInput::Start);
+    set_phase("preparing its input state");
     let (prepared, input) = prepare(ctx, taken, &context).map_err(fail)?;
     let current = Current {
         flow: graph.name,
@@ -152,6 +153,7 @@ pub(crate) fn execute<F: Flow>(
     let mut success = None;
     for attempt in 0..=options.retries {
         let last = attempt == options.retries;
+        set_phase("copying its input state");
         // The last attempt of a step without `catch` may consume the prepared state.
         let state = match (&prepared, last && options.catch.is_none()) {
             (Some(_), true) => prepared
@@ -255,6 +257,7 @@ pub(crate) fn execute<F: Flow>(
             .map_err(|e| RunStoreError::Io(e.to_string()))?;
         Ok((Arc::new(TaskIndex::new(artifacts)), foreach))
     };
+    set_phase("storing its state");
     let (index, foreach) = persist(&state).map_err(|e| {
         fail(runtime_failure(format!(
             "cannot store the task's state: {e}"

@@ -39,6 +39,20 @@ pub enum RunStoreError {
     },
 }
 
+impl RunStoreError {
+    /// Whether a stored record was found but cannot be read as one (damaged, cut short, or in a
+    /// format this version does not read), as opposed to absent or unreachable.
+    pub fn is_damaged_record(&self) -> bool {
+        matches!(
+            self,
+            RunStoreError::Corrupt { .. }
+                | RunStoreError::Task(
+                    TaskError::Malformed { .. } | TaskError::UnsupportedFormat { .. }
+                )
+        )
+    }
+}
+
 /// Runs and tasks of every flow in one datastore.
 #[derive(Debug, Clone)]
 pub struct RunStore {

@@ -1,0 +1,201 @@
+//! What `resume` reuses from the origin run, and what it refuses to: a reused task's done marker
+//! always agrees with the state the rest of the run used, and a damaged origin task is rerun
+//! instead of failing the resume forever.
+
+use blooming_flowers::executor::{RunOptions, resume_flow, run_flow};
+use blooming_flowers::prelude::*;
+use blooming_flowers::run::{RunStatus, RunStore};
+
+fn store() -> (tempfile::TempDir, RunStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = RunStore::open_local(dir.path()).expect("datastore");
+    (dir, store)
+}
+
+fn one_worker() -> RunOptions {
+    RunOptions {
+        max_workers: 1,
+        ..RunOptions::default()
+    }
+}
+
+/// The end state of a run's task `step/task`.
+fn state_of<F: Flow>(store: &RunStore, run: &str, step: &str, task: &str) -> F {
+    let key = RunStore::task_key(F::GRAPH.name, run, step, task).expect("key");
+    let index = store
+        .read_index(&key)
+        .expect("index")
+        .expect("task complete");
+    store
+        .blobs()
+        .load_state::<blooming_flowers::StateOwned<F>>(&index.artifacts)
+        .expect("state loads")
+        .0
+}
+
+/// The first version of a flow: its switch goes to `big`.
+mod v1 {
+    use blooming_flowers::prelude::*;
+
+    #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+    pub enum Size {
+        Big,
+        Small,
+    }
+
+    #[derive(Clone, Default, Serialize, Deserialize)]
+    pub struct Sized {
+        pub decided_by: String,
+        pub verdict: String,
+    }
+
+    #[flow]
+    impl Sized {
+        #[step(next = decide)]
+        fn start(&mut self) {}
+        #[step(switch(Size::Big => big, Size::Small => small))]
+        fn decide(&mut self) -> Size {
+            self.decided_by = "v1".into();
+            Size::Big
+        }
+        #[step(next = end)]
+        fn big(&mut self) {
+            self.verdict = "big".into();
+        }
+        #[step(next = end)]
+        fn small(&mut self) {
+            self.verdict = "small".into();
+        }
+        #[step]
+        fn end(&mut self) {}
+    }
+}
+
+/// The same flow after an edit: `big` was renamed `large`, so the choice v1 recorded names no
+/// arm of this version.
+mod v2 {
+    use blooming_flowers::prelude::*;
+
+    #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+    pub enum Size {
+        Large,
+        Small,
+    }
+
+    #[derive(Clone, Default, Serialize, Deserialize)]
+    pub struct Sized {
+        pub decided_by: String,
+        pub verdict: String,
+    }
+
+    #[flow]
+    impl Sized {
+        #[step(next = decide)]
+        fn start(&mut self) {}
+        #[step(switch(Size::Large => large, Size::Small => small))]
+        fn decide(&mut self) -> Size {
+            self.decided_by = "v2".into();
+            Size::Large
+        }
+        #[step(next = end)]
+        fn large(&mut self) {
+            self.verdict = "large".into();
+        }
+        #[step(next = end)]
+        fn small(&mut self) {
+            self.verdict = "small".into();
+        }
+        #[step]
+        fn end(&mut self) {}
+    }
+}
+
+#[test]
+fn a_reused_switch_whose_choice_is_no_longer_an_arm_is_rerun_and_its_marker_says_so() {
+    let (_dir, store) = store();
+    let origin =
+        run_flow::<v1::Sized>(&store, serde_json::Value::Null, &one_worker()).expect("run");
+    assert_eq!(origin.status, RunStatus::Succeeded, "{:?}", origin.failure);
+
+    let resumed =
+        resume_flow::<v2::Sized>(&store, &origin.run_id, None, &one_worker()).expect("resume");
+    assert_eq!(
+        resumed.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        resumed.failure
+    );
+    // `start` is reused; `decide` cannot be (its recorded choice `big` is not an arm of v2).
+    assert_eq!(resumed.tasks_reused, 1);
+
+    let key = RunStore::task_key("Sized", &resumed.run_id, "decide", "0").expect("key");
+    let meta = store.read_meta(&key).expect("meta").expect("written");
+    assert_eq!(meta.chose.as_deref(), Some("large"));
+    assert_eq!(
+        meta.origin_run_id, None,
+        "decide ran again; it was not reused"
+    );
+    // The stored state of `decide` is the one `large` started from.
+    let decided: v2::Sized = state_of(&store, &resumed.run_id, "decide", "0");
+    assert_eq!(decided.decided_by, "v2");
+    let end: v2::Sized = state_of(&store, &resumed.run_id, "end", "0");
+    assert_eq!(end.decided_by, "v2");
+    assert_eq!(end.verdict, "large");
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Chain {
+    a: u32,
+    b: u32,
+    c: u32,
+}
+
+#[flow]
+impl Chain {
+    #[step(next = one)]
+    fn start(&mut self) {}
+    #[step(next = two)]
+    fn one(&mut self) {
+        self.a = 1;
+    }
+    #[step(next = end)]
+    fn two(&mut self) {
+        self.b = self.a + 1;
+    }
+    #[step]
+    fn end(&mut self) {
+        self.c = self.b + 1;
+    }
+}
+
+#[test]
+fn a_damaged_done_marker_in_the_origin_run_is_rerun_by_resume() {
+    let (dir, store) = store();
+    let origin = run_flow::<Chain>(&store, serde_json::Value::Null, &one_worker()).expect("run");
+    assert_eq!(origin.status, RunStatus::Succeeded, "{:?}", origin.failure);
+
+    // A power loss without BLOOMING_SYNC can leave a marker cut short; a bad disk, garbage.
+    let marker = dir
+        .path()
+        .join("flows/Chain/runs")
+        .join(&origin.run_id)
+        .join("steps/one/0/done.json");
+    let bytes = std::fs::read(&marker).expect("marker");
+    std::fs::write(&marker, &bytes[..bytes.len() / 2]).expect("cut the marker short");
+
+    for attempt in 0..2 {
+        let resumed =
+            resume_flow::<Chain>(&store, &origin.run_id, None, &one_worker()).expect("resume");
+        assert_eq!(
+            resumed.status,
+            RunStatus::Succeeded,
+            "resume {attempt}: {:?}",
+            resumed.failure
+        );
+        // `start` is reused; `one` is rerun, and so is everything after it.
+        assert_eq!(resumed.tasks_reused, 1, "resume {attempt}");
+        assert_eq!(resumed.tasks_run, 3, "resume {attempt}");
+        let end: Chain = state_of(&store, &resumed.run_id, "end", "0");
+        assert_eq!((end.a, end.b, end.c), (1, 2, 3));
+    }
+}
