@@ -181,3 +181,41 @@ fn a_panicking_deserialize_fails_the_join_that_loads_the_state_and_the_run() {
         "Deserialize of the bomb went off",
     );
 }
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Small {
+    xs: Vec<u32>,
+    y: u32,
+    total: u32,
+}
+
+#[flow]
+impl Small {
+    #[step(foreach = xs, next = body)]
+    fn start(&mut self) {
+        self.xs = (0..16).collect();
+    }
+    #[step(next = gather)]
+    fn body(&mut self, x: u32) {
+        self.y = x + 1;
+    }
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) {
+        self.total = inputs.iter().map(|i| i.y).sum();
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+#[test]
+fn a_huge_max_workers_is_capped_and_the_run_succeeds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = RunStore::open_local(dir.path()).expect("datastore");
+    let options = RunOptions {
+        max_workers: usize::MAX,
+        ..RunOptions::default()
+    };
+    let summary = run_flow::<Small>(&store, serde_json::json!({}), &options).expect("run");
+    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.failure);
+    assert_eq!(summary.tasks_run, 1 + 16 + 2);
+}
