@@ -355,14 +355,7 @@ fn drive<F: Flow>(
         None if !scheduler.reached_end => Some("the run stopped before reaching `end`".to_string()),
         None => None,
     };
-    // Tags may have been added with `tag` while the run went on: keep them.
-    if let Ok(stored) = store.read_run(graph.name, &record.run_id) {
-        for tag in stored.tags {
-            if !record.tags.contains(&tag) {
-                record.tags.push(tag);
-            }
-        }
-    }
+    // Only the status and the end are written: tags added with `tag` meanwhile stay.
     store.update_run(&record)?;
     progress.finish(match record.status {
         RunStatus::Succeeded => "done",
