@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use blooming_flowers::client::{Client, ClientError};
 use blooming_flowers::datastore::{
-    Children, Key, LocalStorage, PendingObject, Storage, StorageError,
+    Children, Key, LocalStorage, ObjectChange, PendingObject, Storage, StorageError,
 };
 use blooming_flowers::executor::{RunOptions, run_flow};
 use blooming_flowers::prelude::*;
@@ -276,6 +276,9 @@ impl Storage for CountingStorage {
     }
     fn delete(&self, key: &Key) -> Result<bool, StorageError> {
         self.inner.delete(key)
+    }
+    fn update(&self, key: &Key, change: &mut ObjectChange<'_>) -> Result<bool, StorageError> {
+        self.inner.update(key, change)
     }
 }
 

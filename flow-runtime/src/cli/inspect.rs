@@ -913,32 +913,16 @@ pub(crate) fn tag(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Result
         validate_segment(run).map_err(|e| CliError::usage(e.describing("run id").to_string()))?;
     }
     let add = matches.get_one::<String>("action").map(String::as_str) == Some("add");
-    let tags: Vec<&String> = matches
+    let tags: Vec<&str> = matches
         .get_many::<String>("tags")
-        .map(|t| t.collect())
+        .map(|t| t.map(String::as_str).collect())
         .unwrap_or_default();
     let store = ctx.open_existing()?;
-    let mut record = resolve_run(ctx, &store, flow, run)?;
-    let before = record.tags.clone();
-    for tag in tags {
-        if add {
-            if !record.tags.contains(tag) {
-                record.tags.push(tag.clone());
-            }
-        } else {
-            record.tags.retain(|t| t != tag);
-        }
-    }
-    if record.tags != before {
-        if record.status == RunStatus::Running {
-            writeln!(
-                ctx.err,
-                "warning: run {} is still running; a tag removed now may come back when it ends",
-                record.run_id
-            )?;
-        }
-        store.update_run(&record)?;
-    }
+    let resolved = resolve_run(ctx, &store, flow, run)?;
+    let (add, remove): (&[&str], &[&str]) = if add { (&tags, &[]) } else { (&[], &tags) };
+    // The change is applied to the record as stored when it is written, not to the one just
+    // read: a run ending meanwhile keeps its status, and another `tag` its tags.
+    let record = store.update_tags(flow, &resolved.run_id, add, remove)?;
     let list = if record.tags.is_empty() {
         "(none)".to_owned()
     } else {

@@ -24,7 +24,7 @@ use tempfile::NamedTempFile;
 use super::direct_write::DirectWriter;
 
 use super::keys::Key;
-use super::storage::{Children, PendingObject, Storage, StorageError};
+use super::storage::{Children, ObjectChange, PendingObject, Storage, StorageError};
 
 /// The prefix of the temporary files writers create (`tempfile`'s default).
 const TEMP_PREFIX: &str = ".tmp";
@@ -240,6 +240,42 @@ impl LocalStorage {
     fn prefix_dir(&self, prefix: Option<&Key>) -> PathBuf {
         prefix.map_or_else(|| self.root.clone(), |p| self.path_of(p))
     }
+
+    /// An exclusive lock on the object `key`, held until the returned file is dropped: `flock`
+    /// on `.<name>.lock` beside the object. The object itself cannot carry the lock, since every
+    /// write replaces its inode. Like temporary files, lock files start with `.`, which no key
+    /// segment may: listings skip them. They are kept (one per object ever updated): removing a
+    /// lock file another process has open would let a third lock a new one at the same time.
+    ///
+    /// `flock` holds between processes on one machine; on NFS, Linux maps it to a POSIX lock on
+    /// the server (NFSv4, or v3 with the lock manager).
+    fn lock(&self, key: &Key) -> Result<File, StorageError> {
+        let path = self.path_of(key);
+        let dir = parent_dir(&path);
+        let lock_path = dir.join(format!(".{}.lock", key.name()));
+        let open = || {
+            let mut options = fs::OpenOptions::new();
+            options.read(true).write(true).create(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                // A link planted where the lock file goes must not make us create or lock a
+                // file elsewhere.
+                options.custom_flags(libc::O_NOFOLLOW).mode(0o666);
+            }
+            options.open(&lock_path)
+        };
+        let file = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_dir(dir)?;
+                open()
+            }
+            result => result,
+        }
+        .map_err(io_error("open the lock file", &lock_path))?;
+        file.lock().map_err(io_error("lock", &lock_path))?;
+        Ok(file)
+    }
 }
 
 impl Storage for LocalStorage {
@@ -341,6 +377,21 @@ impl Storage for LocalStorage {
             Ok(()) => Ok(true),
             Err(e) if is_absent(&e) => Ok(false),
             Err(e) => Err(io_error("delete", &path)(e)),
+        }
+    }
+
+    /// Read, change and write under [`LocalStorage::lock`]; the write is the usual temporary
+    /// file and rename, so a reader without the lock still sees the old object or the new one.
+    fn update(&self, key: &Key, change: &mut ObjectChange<'_>) -> Result<bool, StorageError> {
+        let _lock = self.lock(key)?;
+        let current = match self.get(key) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        match change(current.as_deref()) {
+            Some(bytes) => self.write_object(key, &bytes, true),
+            None => Ok(false),
         }
     }
 }
@@ -695,6 +746,71 @@ mod tests {
                 & 0o077
         };
         assert_eq!(mode & 0o077, umask_allows_group_read);
+    }
+
+    #[test]
+    fn updates_from_many_threads_are_never_lost() {
+        let (_dir, s) = store();
+        let k = key("flows/F/latest/any");
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                // Each thread its own handle, as each process would have.
+                let s = s.clone();
+                let k = &k;
+                scope.spawn(move || {
+                    for _ in 0..50 {
+                        s.update(k, &mut |current| {
+                            let n: u64 = current
+                                .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
+                                .unwrap_or(0);
+                            Some((n + 1).to_string().into_bytes())
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(s.get(&k).unwrap(), b"400");
+        // The lock file is hidden from listings.
+        assert_eq!(s.list(None).unwrap(), std::slice::from_ref(&k));
+        assert_eq!(
+            files_on_disk(s.root()),
+            ["flows/F/latest/.any.lock", "flows/F/latest/any"]
+        );
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_writes_nothing() {
+        let (_dir, s) = store();
+        let k = key("runs/1/run.json");
+        assert!(!s.update(&k, &mut |_| None).unwrap());
+        assert!(!s.exists(&k).unwrap());
+        assert!(s.update(&k, &mut |_| Some(b"one".to_vec())).unwrap());
+        assert!(
+            !s.update(&k, &mut |current| {
+                assert_eq!(current, Some(&b"one"[..]));
+                None
+            })
+            .unwrap()
+        );
+        assert_eq!(s.get(&k).unwrap(), b"one");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_update_does_not_follow_a_link_planted_as_its_lock_file() {
+        let (dir, s) = store();
+        let k = key("runs/1/run.json");
+        s.put(&k, b"one").unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, s.root().join("runs/1/.run.json.lock")).unwrap();
+        let e = s
+            .update(&k, &mut |_| Some(b"two".to_vec()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(".run.json.lock"), "{e}");
+        assert!(!elsewhere.exists());
+        assert_eq!(s.get(&k).unwrap(), b"one");
     }
 
     #[test]

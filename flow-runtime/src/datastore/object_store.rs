@@ -15,7 +15,7 @@ use ::object_store::list::{PaginatedListOptions, PaginatedListStore};
 use ::object_store::path::Path as ObjectPath;
 use ::object_store::{
     ClientConfigKey, Error as ObjectError, MultipartUpload, ObjectStore, ObjectStoreExt, PutMode,
-    PutOptions, PutPayload, RetryConfig,
+    PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
 use bytes::{Buf, Bytes};
 use futures_util::stream::BoxStream;
@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use super::blobs::BLOB_PREFIX;
 use super::keys::Key;
 use super::location::S3Location;
-use super::storage::{Children, PendingObject, Storage, StorageError};
+use super::storage::{Children, ObjectChange, PendingObject, Storage, StorageError};
 
 /// Size of the parts of a streamed object, and the largest streamed object written with one
 /// `PUT`. 16 MiB: above S3's 5 MiB minimum with room to spare, large enough that a part's
@@ -59,6 +59,10 @@ pub const RUNTIME_THREADS: usize = 2;
 
 /// Where staging and probe objects live under the datastore's prefix; not a valid key segment.
 const STAGING_DIR: &str = ".tmp";
+
+/// How many times [`Storage::update`] reads and tries its conditional write again when other
+/// writers keep getting in first, before it gives up.
+const MAX_UPDATE_ATTEMPTS: u32 = 64;
 
 /// Request timeout when `AWS_TIMEOUT` is not set: object_store's 30 s default covers the whole
 /// body of a request, too short for a 32 MiB part or a large `GET` on a slow link.
@@ -116,6 +120,15 @@ const DEFAULT_REQUEST_TIMEOUT: &str = "5m";
 /// - `size`, `exists`: `HEAD`. `delete`: `HEAD` then `DELETE` (S3 does not say whether there
 ///   was an object).
 /// - `list`, `list_children`: `LIST` (recursive, or with the `/` delimiter), every page.
+/// - `update` (run records, `latest` pointers): a `GET`, then a `PUT` conditional on the version
+///   read: `PutMode::Update` (`If-Match: <ETag>`), or `PutMode::Create` when there was no object.
+///   When another writer got in first the server refuses it (412) and the update starts again
+///   from what that writer wrote. Like `If-None-Match`, `If-Match` is only trusted once probed
+///   ([`ObjectStorage::conditional_updates_honoured`]): a write with a stale version must be
+///   refused. SeaweedFS 4.48 and AWS S3 honour it. A server that does not gets a `GET` then a
+///   plain `PUT`, with the residual race of two updates whose reads both precede both writes:
+///   the later write wins and the earlier change is lost (a tag, or a `latest` pointer left on
+///   an older run); each object is still whole.
 ///
 /// Staging and probe objects live under `.tmp/`. A segment starting with `.` is not a valid
 /// [`Key`], so no key can collide with them, and listings skip every object whose name is not a
@@ -146,6 +159,8 @@ struct Shared {
     runtime: BlockingRuntime,
     /// Whether the server honours `PutMode::Create`, once probed.
     create_honoured: OnceLock<bool>,
+    /// Whether the server honours `PutMode::Update` (`If-Match`), once probed.
+    update_honoured: OnceLock<bool>,
 }
 
 impl fmt::Debug for ObjectStorage {
@@ -203,6 +218,7 @@ impl ObjectStorage {
                 bucket,
                 runtime: BlockingRuntime(Some(runtime)),
                 create_honoured: OnceLock::new(),
+                update_honoured: OnceLock::new(),
             }),
             part_size: DEFAULT_PART_SIZE,
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
@@ -395,6 +411,79 @@ impl ObjectStorage {
         });
         result.map_err(|e| StorageError::Io {
             action: "probe conditional writes in",
+            location: self.shared.url_of_path(&path),
+            source: self.shared.io_error(e),
+        })
+    }
+
+    /// Whether the server honours conditional updates (`If-Match: <ETag>`, and `If-None-Match: *`
+    /// for an object not there yet), which make [`Storage::update`] atomic; probed once, by the
+    /// first update or by this call (which writes and deletes a probe object under `.tmp/`).
+    ///
+    /// The probe writes an object, updates it with the version it got (which must succeed),
+    /// then again with that same version, now stale (which must be refused).
+    ///
+    /// # Errors
+    ///
+    /// If the probe object cannot be written.
+    pub fn conditional_updates_honoured(&self) -> Result<bool, StorageError> {
+        if let Some(&honoured) = self.shared.update_honoured.get() {
+            return Ok(honoured);
+        }
+        let honoured = self.conditional_writes_honoured()? && self.probe_conditional_updates()?;
+        if !honoured {
+            tracing::warn!(
+                "{} does not honour conditional updates (If-Match): run records and latest pointers are updated with a read then a write, which two writers at the same moment can undo each other's change with",
+                self.shared.endpoint
+            );
+        }
+        Ok(*self.shared.update_honoured.get_or_init(|| honoured))
+    }
+
+    fn probe_conditional_updates(&self) -> Result<bool, StorageError> {
+        let path = self.shared.staging_path("probe");
+        let store = Arc::clone(&self.shared.store);
+        let update = |version: &UpdateVersion| PutOptions::from(PutMode::Update(version.clone()));
+        let result = self.block_on(async {
+            let first = UpdateVersion::from(store.put(&path, PutPayload::from_static(b"1")).await?);
+            let answer =
+                async {
+                    if first.e_tag.is_none() && first.version.is_none() {
+                        return Ok(false);
+                    }
+                    match store
+                        .put_opts(&path, PutPayload::from_static(b"2"), update(&first))
+                        .await
+                    {
+                        Ok(_) => {}
+                        // No conditional updates at all, or a current version refused: either way
+                        // not something to build on.
+                        Err(
+                            ObjectError::NotImplemented { .. }
+                            | ObjectError::NotSupported { .. }
+                            | ObjectError::Precondition { .. },
+                        ) => return Ok(false),
+                        Err(e) => return Err(e),
+                    }
+                    match store
+                        .put_opts(&path, PutPayload::from_static(b"3"), update(&first))
+                        .await
+                    {
+                        Err(ObjectError::Precondition { .. }) => Ok(true),
+                        Ok(_)
+                        | Err(
+                            ObjectError::NotImplemented { .. } | ObjectError::NotSupported { .. },
+                        ) => Ok(false),
+                        Err(e) => Err(e),
+                    }
+                }
+                .await;
+            // As for the other probe: failing to remove it only leaves litter under `.tmp/`.
+            let _ = store.delete(&path).await;
+            answer
+        });
+        result.map_err(|e| StorageError::Io {
+            action: "probe conditional updates in",
             location: self.shared.url_of_path(&path),
             source: self.shared.io_error(e),
         })
@@ -596,6 +685,67 @@ impl Storage for ObjectStorage {
             Err(e) => Err(self.shared.fail("delete", key, e)),
         }
     }
+
+    /// See the type's documentation: a `GET`, then a `PUT` conditional on what was read, again
+    /// while other writers get in first.
+    fn update(&self, key: &Key, change: &mut ObjectChange<'_>) -> Result<bool, StorageError> {
+        let atomic = self.conditional_updates_honoured()?;
+        let path = self.path_of(key);
+        let store = &self.shared.store;
+        for attempt in 0..MAX_UPDATE_ATTEMPTS {
+            let read = self.block_on(async {
+                let result = store.get(&path).await?;
+                let version = UpdateVersion {
+                    e_tag: result.meta.e_tag.clone(),
+                    version: result.meta.version.clone(),
+                };
+                Ok::<_, ObjectError>((result.bytes().await?, version))
+            });
+            let (current, version) = match read {
+                Ok((bytes, version)) => (Some(bytes), Some(version)),
+                Err(ObjectError::NotFound { .. }) => (None, None),
+                Err(e) => return Err(self.shared.fail("read", key, e)),
+            };
+            let Some(bytes) = change(current.as_deref()) else {
+                return Ok(false);
+            };
+            let payload = PutPayload::from(Bytes::from(bytes));
+            if !atomic {
+                self.put_payload(key, payload)?;
+                return Ok(true);
+            }
+            let mode = match version {
+                Some(version) => PutMode::Update(version),
+                None => PutMode::Create,
+            };
+            match self.block_on(store.put_opts(&path, payload, mode.into())) {
+                Ok(_) => return Ok(true),
+                // Another writer got in first: start again from what it wrote.
+                Err(ObjectError::Precondition { .. } | ObjectError::AlreadyExists { .. }) => {
+                    std::thread::sleep(update_backoff(attempt));
+                }
+                Err(e) => return Err(self.shared.fail("write", key, e)),
+            }
+        }
+        Err(StorageError::Io {
+            action: "update",
+            location: self.shared.url_of(key),
+            source: io::Error::other(format!(
+                "other writers changed it first {MAX_UPDATE_ATTEMPTS} times in a row"
+            )),
+        })
+    }
+}
+
+/// How long an update that lost to another writer waits before it reads again: up to 1, 2, 4 …
+/// 64 ms, a random fraction of it, so that writers that collided once do not collide again.
+fn update_backoff(attempt: u32) -> Duration {
+    let ceiling_micros = 1000u64 << attempt.min(6);
+    let noise = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    Duration::from_micros(noise % ceiling_micros + 1)
 }
 
 impl Shared {
@@ -1130,6 +1280,11 @@ mod tests {
     struct Double {
         inner: InMemory,
         ignore_create: bool,
+        /// Behave like a server that ignores `If-Match`.
+        ignore_update: bool,
+        /// Written over the object read by the next `GET`, once the read is done: another writer
+        /// getting in between a read and the write that follows it.
+        interfere: std::sync::Mutex<Option<Bytes>>,
         puts: AtomicUsize,
         uploads: AtomicUsize,
         copies: AtomicUsize,
@@ -1156,6 +1311,9 @@ mod tests {
         {
             self.puts.fetch_add(1, Ordering::SeqCst);
             if self.ignore_create && opts.mode == PutMode::Create {
+                opts.mode = PutMode::Overwrite;
+            }
+            if self.ignore_update && matches!(opts.mode, PutMode::Update(_)) {
                 opts.mode = PutMode::Overwrite;
             }
             self.inner.put_opts(location, payload, opts)
@@ -1185,7 +1343,18 @@ mod tests {
             'life1: 'async_trait,
             Self: 'async_trait,
         {
-            self.inner.get_opts(location, options)
+            let interference = self
+                .interfere
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            Box::pin(async move {
+                let result = self.inner.get_opts(location, options).await;
+                if let Some(bytes) = interference {
+                    self.inner.put(location, PutPayload::from(bytes)).await?;
+                }
+                result
+            })
         }
 
         fn get_ranges<'life0, 'life1, 'life2, 'async_trait>(
@@ -1398,6 +1567,95 @@ mod tests {
         assert!(!s.put_if_absent(&k, b"second").unwrap());
         assert_eq!(s.get(&k).unwrap(), b"first");
         assert_eq!(all_objects(&*double), ["ds/flows/F/runs/r2/run.json"]);
+    }
+
+    /// Counts in an object, by `update`.
+    fn increment(s: &ObjectStorage, k: &Key) -> Result<bool, StorageError> {
+        s.update(k, &mut |current| {
+            let n: u64 = current
+                .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
+                .unwrap_or(0);
+            Some((n + 1).to_string().into_bytes())
+        })
+    }
+
+    #[test]
+    fn an_update_that_loses_to_another_writer_starts_again_from_its_write() {
+        let (double, s) = storage();
+        let k = key("flows/F/latest/any");
+        assert!(increment(&s, &k).unwrap());
+        assert_eq!(s.get(&k).unwrap(), b"1");
+        // Between the update's read (1) and its write (2), another writer stores 10.
+        *double.interfere.lock().unwrap() = Some(Bytes::from_static(b"10"));
+        let mut seen = Vec::new();
+        s.update(&k, &mut |current| {
+            let n: u64 = std::str::from_utf8(current.unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            seen.push(n);
+            Some((n + 1).to_string().into_bytes())
+        })
+        .unwrap();
+        assert_eq!(seen, [1, 10]);
+        assert_eq!(s.get(&k).unwrap(), b"11");
+        assert!(s.conditional_updates_honoured().unwrap());
+        // The probe left nothing behind.
+        assert_eq!(all_objects(&*double), ["ds/flows/F/latest/any"]);
+    }
+
+    #[test]
+    fn concurrent_updates_are_never_lost() {
+        let (_double, s) = storage();
+        let k = key("flows/F/runs/r/run.json");
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                let (s, k) = (&s, &k);
+                scope.spawn(move || {
+                    for _ in 0..25 {
+                        increment(s, k).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(s.get(&k).unwrap(), b"200");
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_writes_nothing() {
+        let (double, s) = storage();
+        let k = key("flows/F/runs/r/run.json");
+        assert!(!s.update(&k, &mut |_| None).unwrap());
+        assert!(!s.exists(&k).unwrap());
+        s.put(&k, b"x").unwrap();
+        let puts = double.puts.load(Ordering::SeqCst);
+        assert!(!s.update(&k, &mut |_| None).unwrap());
+        assert_eq!(double.puts.load(Ordering::SeqCst), puts);
+    }
+
+    #[test]
+    fn a_server_that_ignores_if_match_is_detected() {
+        let (double, s) = storage_with(Double {
+            ignore_update: true,
+            ..Double::default()
+        });
+        assert!(s.conditional_writes_honoured().unwrap());
+        assert!(!s.conditional_updates_honoured().unwrap());
+        // Updates still work, as a read then a write.
+        let k = key("flows/F/latest/any");
+        increment(&s, &k).unwrap();
+        increment(&s, &k).unwrap();
+        assert_eq!(s.get(&k).unwrap(), b"2");
+        assert_eq!(all_objects(&*double), ["ds/flows/F/latest/any"]);
+    }
+
+    #[test]
+    fn a_server_that_ignores_if_none_match_gets_no_conditional_updates() {
+        let (_double, s) = storage_with(Double {
+            ignore_create: true,
+            ..Double::default()
+        });
+        assert!(!s.conditional_updates_honoured().unwrap());
     }
 
     #[test]

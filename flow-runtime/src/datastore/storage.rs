@@ -13,6 +13,7 @@
 //! | [`size`](Storage::size)          | `metadata`                            | `head`                                  |
 //! | [`list`](Storage::list), [`list_children`](Storage::list_children) | directory walk | `list`, `list_with_delimiter` |
 //! | [`delete`](Storage::delete)      | `remove_file`                         | `delete`                                |
+//! | [`update`](Storage::update)      | `flock` on a lock file, read, temp file + rename | `get`, then `put_opts` with `PutMode::Update` (`If-Match`), retried |
 //!
 //! The contract every backend keeps: an object is either absent or complete. A reader never sees a
 //! partly written object, and a writer that dies leaves at most temporary data that no listing shows.
@@ -114,7 +115,44 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// I/O failures of the backend.
     fn delete(&self, key: &Key) -> Result<bool, StorageError>;
+
+    /// Replaces the object `key` with what `change` makes of its current content (`None` when
+    /// there is no object), as one atomic step with respect to every other `update` of `key`, in
+    /// this process or another: none of them lands between the read `change` is given and the
+    /// write of what it returns. Returns whether it wrote.
+    ///
+    /// `change` returns `None` to leave the object as it is. It may be called more than once: when
+    /// another writer got in first, it is called again with what that writer wrote, so it must
+    /// decide from its argument alone.
+    ///
+    /// For small objects that several writers change in place: run records (a `tag` while the run
+    /// ends), `latest` pointers (runs ending at once). Only other `update`s are held off: a plain
+    /// [`put`](Storage::put) of the same key may still land in between.
+    ///
+    /// The default implementation reads, then writes: atomic only when nothing else writes `key`
+    /// at the same time. Both backends of this crate override it; a backend that cannot do better
+    /// should say so.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend; for a backend that retries when another writer got in first,
+    /// giving up after many retries.
+    fn update(&self, key: &Key, change: &mut ObjectChange<'_>) -> Result<bool, StorageError> {
+        let current = match self.get(key) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        match change(current.as_deref()) {
+            Some(bytes) => self.put(key, &bytes).map(|()| true),
+            None => Ok(false),
+        }
+    }
 }
+
+/// What [`Storage::update`] does to an object: given its current content (`None` when there is
+/// no object), the content to replace it with, or `None` to leave it as it is.
+pub type ObjectChange<'a> = dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + 'a;
 
 /// An object being written by [`Storage::start_put`], not yet visible to anyone.
 ///

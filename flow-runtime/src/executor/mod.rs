@@ -395,15 +395,8 @@ fn drive<F: Flow>(
         None if !scheduler.reached_end => Some("the run stopped before reaching `end`".to_string()),
         None => None,
     };
-    // Tags may have been added with `tag` while the run went on: keep them.
-    if let Ok(stored) = store.read_run(graph.name, &record.run_id) {
-        for tag in stored.tags {
-            if !record.tags.contains(&tag) {
-                record.tags.push(tag);
-            }
-        }
-    }
-    // A run whose datastore went away (the S3 server stopped) cannot record how it ended; its
+    // Only the status and the end are written: tags added with `tag` meanwhile stay. A run
+    // whose datastore went away (the S3 server stopped) cannot record how it ended; its
     // failure is still what the user must hear about first.
     let record_error = match store.update_run(&record) {
         Ok(()) => None,

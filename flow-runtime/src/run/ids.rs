@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::datastore::{KeyError, validate_segment};
+
 /// A new run id such as `20261127T021328123Z-3f9a1c7e`.
 ///
 /// The time prefix makes ids sort by start time; the suffix hashes the host, process, time in
@@ -30,6 +32,19 @@ pub fn new_run_id() -> String {
     format!("{compact}-{}", &suffix[..8])
 }
 
+/// Checks that `id` can be a run id: one datastore key segment (ASCII letters, digits, `.`, `_`
+/// and `-`, not starting with `.`, at most [`MAX_SEGMENT_LEN`](crate::datastore::MAX_SEGMENT_LEN)
+/// bytes). Ids made by [`new_run_id`] always are; ids given by hand (`init --run-id`, which Argo
+/// fills with its own names) are held to the same rule, so nothing read as a run id can name a
+/// path outside its run.
+///
+/// # Errors
+///
+/// The rule `id` breaks. The error quotes `id`: give it to a user only when the user typed it.
+pub fn validate_run_id(id: &str) -> Result<(), KeyError> {
+    validate_segment(id).map_err(|e| e.describing("run id"))
+}
+
 /// The machine's name, for run records and run ids.
 pub(crate) fn hostname() -> String {
     std::env::var("HOSTNAME")
@@ -43,7 +58,6 @@ pub(crate) fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datastore::validate_segment;
 
     #[test]
     fn ids_are_unique_valid_and_sorted_by_time() {
@@ -52,8 +66,19 @@ mod tests {
         let b = new_run_id();
         assert_ne!(a, b);
         assert!(a < b, "{a} should sort before {b}");
-        validate_segment(&a).expect("a run id is a valid key segment");
+        validate_run_id(&a).expect("a run id is a valid key segment");
         let many: std::collections::HashSet<String> = (0..1000).map(|_| new_run_id()).collect();
         assert_eq!(many.len(), 1000);
+    }
+
+    #[test]
+    fn run_ids_are_single_plain_segments() {
+        for good in ["20261127T021328123Z-3f9a1c7e", "argo-wf-x7k2p", "a.b_c"] {
+            validate_run_id(good).expect(good);
+        }
+        for bad in ["", "../x", "a/b", ".hidden", "has space", "\u{1b}[31m", "ü"] {
+            let e = validate_run_id(bad).expect_err(bad);
+            assert!(e.to_string().contains("run id"), "{e}");
+        }
     }
 }

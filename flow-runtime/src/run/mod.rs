@@ -7,8 +7,14 @@
 //! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/meta.json  its metadata when it failed
 //! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/spec.json  what a task runs on (process mode)
 //! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/attempt-<n>.log   its log
-//! flows/<Flow>/latest/{any,succeeded}                         the newest run ids
+//! flows/<Flow>/latest/{any,succeeded}                         the id of the run started last
+//!                                                             (of those that succeeded)
 //! ```
+//!
+//! `run.json` is created once, then changed in place (by `tag`, and by the end of the run) with
+//! [`Storage::update`](crate::datastore::Storage::update), each change applied to what is stored
+//! at that moment, so that none undoes another. The `latest` pointers are changed the same way
+//! and only ever move to a run that started later.
 
 mod ids;
 mod record;
@@ -16,7 +22,7 @@ mod store;
 mod task_meta;
 
 pub(crate) use ids::hostname;
-pub use ids::new_run_id;
+pub use ids::{new_run_id, validate_run_id};
 pub use record::{GraphRecord, RunRecord, RunStatus, StepRecord, now_rfc3339};
 pub use store::{RunStore, RunStoreError};
 pub use task_meta::{

@@ -1,11 +1,13 @@
 //! Runs and tasks in a [`Storage`]: the layout and typed reads and writes.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::record::RunRecord;
+use super::ids::validate_run_id;
+use super::record::{RunRecord, RunStatus};
 use super::task_meta::{TaskMeta, TaskSpec};
 use crate::datastore::{
     BlobStore, DatastoreLocation, Key, KeyError, LocalStorage, LocationError, Storage,
@@ -37,6 +39,16 @@ pub enum RunStoreError {
         key: String,
         source: serde_json::Error,
     },
+    /// A `latest` pointer whose content is not a run id. The content is not repeated: it may
+    /// be anything, terminal escape sequences included.
+    #[error(
+        "the latest-run pointer `{key}` is damaged: it does not hold a run id (delete it; the next run of the flow writes it again)"
+    )]
+    BadPointer { key: String },
+    /// A run record whose `started` is not an RFC 3339 time, so that it cannot be placed
+    /// among the flow's runs.
+    #[error("the record of run `{run_id}` of flow `{flow}` has no readable start time")]
+    BadStartTime { flow: String, run_id: String },
 }
 
 impl RunStoreError {
@@ -190,57 +202,221 @@ impl RunStore {
         Ok(())
     }
 
-    /// Replaces a run's record (status, end time, tags), and moves the flow's `latest`
-    /// pointers forward.
+    /// Records how a run stands: the `status`, `finished` and `failure` of `record` are written
+    /// onto the stored record of run `record.run_id` of flow `record.flow`, in one atomic
+    /// [`Storage::update`] of what is stored at that moment. Everything else stays as stored
+    /// (tags added with [`RunStore::update_tags`] while the run went on included), so the end of
+    /// a run and a `tag` never undo each other. A success then moves the flow's
+    /// `latest/succeeded` pointer forward.
+    ///
+    /// # Errors
+    ///
+    /// [`RunStoreError::NoSuchRun`] if the run has no record; a record that cannot be read;
+    /// storage failures.
     pub fn update_run(&self, record: &RunRecord) -> Result<(), RunStoreError> {
-        let key = Self::run_key(&record.flow, &record.run_id)?.join(RUN_RECORD)?;
-        self.put_json(&key, record)?;
-        if record.status == super::RunStatus::Succeeded {
-            self.advance_latest(&record.flow, "succeeded", &record.run_id)?;
+        let stored = self.modify_run(&record.flow, &record.run_id, |stored| {
+            stored.status = record.status;
+            stored.finished.clone_from(&record.finished);
+            stored.failure.clone_from(&record.failure);
+        })?;
+        if stored.status == RunStatus::Succeeded {
+            self.advance_pointer(&stored, "succeeded")?;
         }
         Ok(())
     }
 
-    /// Records `run_id` as the newest run of `flow` in pointer `which`, unless a newer one is
-    /// there already. Readers find the latest run without listing every run.
+    /// Removes the tags `remove` from run `run_id` of `flow`, then adds the tags `add` that it
+    /// does not have yet (after those it has, in the order given), in one atomic
+    /// [`Storage::update`] of the stored record: a run ending meanwhile keeps its status, and
+    /// concurrent `tag` commands keep each other's tags. Returns the record as stored after.
+    /// Nothing is written when nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunStore::update_run`].
+    pub fn update_tags(
+        &self,
+        flow: &str,
+        run_id: &str,
+        add: &[&str],
+        remove: &[&str],
+    ) -> Result<RunRecord, RunStoreError> {
+        self.modify_run(flow, run_id, |record| {
+            record.tags.retain(|t| !remove.contains(&t.as_str()));
+            for tag in add {
+                if !record.tags.iter().any(|t| t == tag) {
+                    record.tags.push((*tag).to_owned());
+                }
+            }
+        })
+    }
+
+    /// Applies `change` to the stored record of run `run_id` of `flow`, atomically (see
+    /// [`Storage::update`], which may call it more than once); returns the record as stored
+    /// after. The record's `flow` and `run_id` are those of its location whatever it says.
+    fn modify_run(
+        &self,
+        flow: &str,
+        run_id: &str,
+        mut change: impl FnMut(&mut RunRecord),
+    ) -> Result<RunRecord, RunStoreError> {
+        let key = Self::run_key(flow, run_id)?.join(RUN_RECORD)?;
+        let mut outcome = None;
+        self.storage.update(&key, &mut |current| {
+            let changed = current
+                .ok_or_else(|| RunStoreError::NoSuchRun {
+                    flow: flow.to_string(),
+                    run_id: run_id.to_string(),
+                })
+                .and_then(|bytes| Self::decode_run(&key, flow, run_id, bytes))
+                .and_then(|(stored, mut record)| {
+                    change(&mut record);
+                    if record == stored {
+                        return Ok((record, None));
+                    }
+                    let bytes = serde_json::to_vec_pretty(&record).map_err(|source| {
+                        RunStoreError::Corrupt {
+                            what: "a run record",
+                            key: key.to_string(),
+                            source,
+                        }
+                    })?;
+                    Ok((record, Some(bytes)))
+                });
+            match changed {
+                Ok((record, bytes)) => {
+                    outcome = Some(Ok(record));
+                    bytes
+                }
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    None
+                }
+            }
+        })?;
+        outcome.unwrap_or_else(|| {
+            Err(RunStoreError::Io(format!(
+                "the storage did not read `{key}` to update it"
+            )))
+        })
+    }
+
+    /// The record stored in `bytes` at `key` as stored, and as the run of its location: a run
+    /// directory copied under another id (or flow) still says the run it was copied from, and
+    /// must not be taken for that run, whose record `tag` would then rewrite.
+    fn decode_run(
+        key: &Key,
+        flow: &str,
+        run_id: &str,
+        bytes: &[u8],
+    ) -> Result<(RunRecord, RunRecord), RunStoreError> {
+        let stored: RunRecord =
+            serde_json::from_slice(bytes).map_err(|source| RunStoreError::Corrupt {
+                what: "the run record",
+                key: key.to_string(),
+                source,
+            })?;
+        let mut located = stored.clone();
+        flow.clone_into(&mut located.flow);
+        run_id.clone_into(&mut located.run_id);
+        Ok((stored, located))
+    }
+
+    fn pointer_key(flow: &str, which: &str) -> Result<Key, RunStoreError> {
+        Ok(Self::flow_key(flow)?.join("latest")?.join(which)?)
+    }
+
+    /// Moves pointer `which` of `flow` (`any`, `succeeded`) to run `run_id` if that run
+    /// started after the run it names now (by the `started` of their records; between runs
+    /// started in the same millisecond, the greater id). Readers then find the latest run
+    /// without listing every run.
+    ///
+    /// Atomic ([`Storage::update`]): among runs advancing the pointer at once, it ends on the
+    /// one that started last, whatever order they come in. A pointer that is damaged, or names a
+    /// run that is gone or whose record cannot be read, is replaced.
+    ///
+    /// # Errors
+    ///
+    /// [`RunStoreError::NoSuchRun`] if `run_id` has no record; [`RunStoreError::BadStartTime`]
+    /// if its record has no readable start time; storage failures.
     pub fn advance_latest(
         &self,
         flow: &str,
         which: &str,
         run_id: &str,
     ) -> Result<(), RunStoreError> {
-        let key = Self::flow_key(flow)?.join("latest")?.join(which)?;
-        if let Some(current) = self.read_pointer(&key)?
-            && current.as_str() >= run_id
-        {
-            return Ok(());
-        }
-        self.storage.put(&key, run_id.as_bytes())?;
-        Ok(())
+        let record = self.read_run(flow, run_id)?;
+        self.advance_pointer(&record, which)
     }
 
-    /// The run id in pointer `which` (`any` or `succeeded`) of `flow`.
+    fn advance_pointer(&self, record: &RunRecord, which: &str) -> Result<(), RunStoreError> {
+        let key = Self::pointer_key(&record.flow, which)?;
+        let newer = (start_time(record)?, record.run_id.as_str());
+        let mut failure = None;
+        self.storage.update(&key, &mut |current| {
+            failure = None;
+            let Some(current) = current.and_then(pointer_target) else {
+                return Some(record.run_id.clone().into_bytes());
+            };
+            if current == record.run_id {
+                return None;
+            }
+            match self.read_run(&record.flow, &current) {
+                Ok(other) => match start_time(&other) {
+                    Ok(started) if (started, current.as_str()) > newer => None,
+                    _ => Some(record.run_id.clone().into_bytes()),
+                },
+                Err(RunStoreError::NoSuchRun { .. } | RunStoreError::Corrupt { .. }) => {
+                    Some(record.run_id.clone().into_bytes())
+                }
+                // A failure to read is not a reason to move the pointer, maybe backwards.
+                Err(e) => {
+                    failure = Some(e);
+                    None
+                }
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// The id of the run pointer `which` (`any` or `succeeded`) of `flow` names: the latest
+    /// run started, or the latest of those that succeeded. One read.
+    ///
+    /// # Errors
+    ///
+    /// [`RunStoreError::BadPointer`] if the pointer does not hold a run id (its content is not
+    /// repeated); storage failures.
     pub fn latest(&self, flow: &str, which: &str) -> Result<Option<String>, RunStoreError> {
-        let key = Self::flow_key(flow)?.join("latest")?.join(which)?;
-        self.read_pointer(&key)
-    }
-
-    fn read_pointer(&self, key: &Key) -> Result<Option<String>, RunStoreError> {
-        match self.storage.get(key) {
-            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
+        let key = Self::pointer_key(flow, which)?;
+        match self.storage.get(&key) {
+            Ok(bytes) => {
+                pointer_target(&bytes)
+                    .map(Some)
+                    .ok_or_else(|| RunStoreError::BadPointer {
+                        key: key.to_string(),
+                    })
+            }
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// A run's record.
+    /// A run's record, as the run of its location: its `flow` and `run_id` are `flow` and
+    /// `run_id`, whatever the stored record says (a run directory copied under another id
+    /// still holds the record of the run it was copied from).
     pub fn read_run(&self, flow: &str, run_id: &str) -> Result<RunRecord, RunStoreError> {
         let key = Self::run_key(flow, run_id)?.join(RUN_RECORD)?;
-        self.get_json(&key, "the run record")?
-            .ok_or_else(|| RunStoreError::NoSuchRun {
-                flow: flow.to_string(),
-                run_id: run_id.to_string(),
-            })
+        let bytes = match self.storage.get(&key) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => {
+                return Err(RunStoreError::NoSuchRun {
+                    flow: flow.to_string(),
+                    run_id: run_id.to_string(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Self::decode_run(&key, flow, run_id, &bytes).map(|(_, located)| located)
     }
 
     /// The names of the "directories" directly under `prefix`, in no particular order.
@@ -417,4 +593,25 @@ impl RunStore {
         logs.sort_by_key(|(n, _)| *n);
         Ok(logs)
     }
+}
+
+/// The run id a pointer's content holds, if it holds one: the id alone, surrounding whitespace
+/// aside (as every version wrote it).
+fn pointer_target(bytes: &[u8]) -> Option<String> {
+    // A run id is at most one segment long; anything much longer is not one, and is not
+    // worth decoding.
+    if bytes.len() > 2 * crate::datastore::MAX_SEGMENT_LEN {
+        return None;
+    }
+    let id = std::str::from_utf8(bytes).ok()?.trim_ascii();
+    validate_run_id(id).ok()?;
+    Some(id.to_owned())
+}
+
+/// When the run started, from its record.
+fn start_time(record: &RunRecord) -> Result<SystemTime, RunStoreError> {
+    humantime::parse_rfc3339_weak(&record.started).map_err(|_| RunStoreError::BadStartTime {
+        flow: record.flow.clone(),
+        run_id: record.run_id.clone(),
+    })
 }
