@@ -132,6 +132,35 @@ impl Counted {
     fn end(&mut self) {}
 }
 
+/// Parameters named like `run`'s own Slurm options: `--slurm` by its field's name, and
+/// `--slurm-log-dir` by an explicit long name on a field called otherwise.
+#[derive(Clone, Default, Serialize, Deserialize, clap::Args)]
+struct ClashingSettings {
+    /// Meant as "use the cluster's Slurm", shadowing `run --slurm`.
+    #[arg(long)]
+    slurm: bool,
+    /// Where to keep logs, spelt like `run --slurm-log-dir`.
+    #[arg(long = "slurm-log-dir")]
+    logs: Option<String>,
+    /// A parameter that clashes with nothing.
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Clashing {
+    settings: ClashingSettings,
+}
+
+#[flow(params = settings)]
+impl Clashing {
+    #[step(next = end)]
+    fn start(&mut self) {}
+
+    #[step]
+    fn end(&mut self) {}
+}
+
 /// What one command did.
 struct Output {
     code: u8,
@@ -789,6 +818,27 @@ fn parameters_are_flags_of_run_and_bad_ones_write_nothing() {
     assert_eq!(
         o.json(),
         json!({"settings": {"count": 4, "label": "big"}, "total": 30})
+    );
+}
+
+#[test]
+fn parameters_named_like_a_built_in_option_of_run_are_exit_2_not_a_panic() {
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    for args in [&["run", "--slurm"][..], &["run"][..], &["show"][..]] {
+        let o = cli::<Clashing>(&store, args);
+        assert_eq!(o.code, EXIT_USAGE, "{args:?}: {o:?}");
+        assert_eq!(
+            o.err,
+            "error: flow parameter `--slurm` clashes with the built-in option `--slurm` of `run`; rename it\n\
+             error: flow parameter `--slurm-log-dir` clashes with the built-in option `--slurm-log-dir` of `run`; rename it\n",
+            "{args:?}: {o:?}"
+        );
+        assert!(o.out.is_empty(), "{args:?}: {o:?}");
+    }
+    assert!(
+        !store.exists(),
+        "a flow that cannot parse its options created the datastore"
     );
 }
 

@@ -116,6 +116,11 @@ where
 /// The `clap` command of `F`'s binary, with `F`'s parameters on its `run` subcommand; for
 /// generating shell completions or manual pages.
 pub fn command<F: Flow>() -> Command {
+    command_with_run::<F>(runner::run_command::<F>())
+}
+
+/// The binary's command with `run` as given: with or without the flow's parameters.
+fn command_with_run<F: Flow>(run: Command) -> Command {
     let graph = F::GRAPH;
     let doc = graph.doc.trim();
     let about = doc
@@ -149,7 +154,7 @@ pub fn command<F: Flow>() -> Command {
                 // given, and an empty variable should mean "not set".
                 .help("Where runs are kept: a directory, or s3://BUCKET/PREFIX [env: BLOOMING_DATASTORE] [default: ./.blooming]"),
         )
-        .subcommand(runner::run_command::<F>())
+        .subcommand(run)
         .subcommand(runner::resume_command())
         .subcommand(Command::new("show").about("Shows the flow's steps and transitions as text"))
         .subcommand(
@@ -249,8 +254,11 @@ fn dispatch<F: Flow>(
     terminal: bool,
 ) -> u8 {
     crate::logs::install();
-    if let Err(message) = check_parameters::<F>() {
-        let _ = writeln!(err, "error: {message}");
+    let clashes = parameter_clashes::<F>();
+    if !clashes.is_empty() {
+        for clash in clashes {
+            let _ = writeln!(err, "error: {clash}");
+        }
         return EXIT_USAGE;
     }
     let bin = args
@@ -349,24 +357,74 @@ fn datastore_location(matches: &ArgMatches) -> Result<DatastoreLocation, CliErro
     })
 }
 
-/// The options of `run` that a flow parameter must not shadow.
-const RUN_OPTIONS: &[&str] = &["max-workers", "tag", "process", "datastore", "help"];
-
-/// Checks that the flow's parameters leave the `run` command's own options alone; clap would
-/// otherwise panic on the duplicate.
-fn check_parameters<F: Flow>() -> Result<(), String> {
+/// Every flow parameter that `run` already has an option of that name for, as one message each;
+/// clap would otherwise panic on the duplicate when it builds the command.
+///
+/// The built-in options are read from `run` itself, as clap completes it (the global
+/// `--datastore`, the generated `--help`), so an option added to `run` later is covered too.
+fn parameter_clashes<F: Flow>() -> Vec<String> {
     let params = F::__params_command(Command::new("run"));
-    for arg in params.get_arguments() {
-        let id = arg.get_id().as_str();
-        let long = arg.get_long();
-        if let Some(taken) = RUN_OPTIONS.iter().find(|o| **o == id || Some(**o) == long) {
-            return Err(format!(
-                "the parameter `{id}` of flow {} collides with the `run` option `--{taken}`; rename the parameter",
-                F::GRAPH.name
-            ));
-        }
+    if params.get_arguments().next().is_none() {
+        return Vec::new();
     }
-    Ok(())
+    let mut built = command_with_run::<F>(runner::run_command_without_params());
+    built.build();
+    let Some(run) = built.find_subcommand("run") else {
+        return Vec::new();
+    };
+    params
+        .get_arguments()
+        .filter_map(|param| {
+            run.get_arguments()
+                .find_map(|builtin| clash(param, builtin))
+        })
+        .collect()
+}
+
+/// How `param` and `builtin` collide, if they do, said with the spelling clap would refuse.
+fn clash(param: &Arg, builtin: &Arg) -> Option<String> {
+    let longs = |arg: &Arg| -> Vec<String> {
+        arg.get_long()
+            .into_iter()
+            .chain(arg.get_all_aliases().unwrap_or_default())
+            .map(|long| format!("--{long}"))
+            .collect()
+    };
+    let shorts = |arg: &Arg| -> Vec<String> {
+        arg.get_short()
+            .into_iter()
+            .chain(arg.get_all_short_aliases().unwrap_or_default())
+            .map(|short| format!("-{short}"))
+            .collect()
+    };
+    let builtin_names = [longs(builtin), shorts(builtin)].concat();
+    if let Some(name) = [longs(param), shorts(param)]
+        .concat()
+        .into_iter()
+        .find(|name| builtin_names.contains(name))
+    {
+        return Some(format!(
+            "flow parameter `{name}` clashes with the built-in option `{name}` of `run`; rename it"
+        ));
+    }
+    // Two arguments with one id are refused as well, whatever they are spelt like.
+    (param.get_id() == builtin.get_id()).then(|| {
+        format!(
+            "flow parameter `{}` has the id `{}` of the built-in option `{}` of `run`; rename it",
+            display_name(param),
+            param.get_id(),
+            display_name(builtin)
+        )
+    })
+}
+
+/// How an argument is written on the command line: `--long`, `-s`, or `<ID>` when positional.
+fn display_name(arg: &Arg) -> String {
+    match (arg.get_long(), arg.get_short()) {
+        (Some(long), _) => format!("--{long}"),
+        (None, Some(short)) => format!("-{short}"),
+        (None, None) => format!("<{}>", arg.get_id().as_str().to_uppercase()),
+    }
 }
 
 /// `s` as one shell word.
