@@ -1092,7 +1092,7 @@ fn end_of(run: &str) -> String {
 
 /// The bytes of `text` that would act on a terminal: C0 controls but newline (and tab), DEL, and
 /// C1 controls encoded in UTF-8.
-fn terminal_controls(text: &str) -> Vec<char> {
+fn terminal_controls(text: &str) -> String {
     text.chars()
         .filter(|c| c.is_control() && !matches!(c, '\n' | '\t'))
         .collect()
@@ -1106,15 +1106,15 @@ fn dump_escapes_control_characters_of_artifacts_and_datastore_names() {
 
     let o = cli::<Hostile>(dir.path(), &["dump", &end, "--artifact", "text"]);
     assert_eq!(o.code, EXIT_OK, "{o:?}");
-    assert_eq!(terminal_controls(&o.out), [], "{o:?}");
+    assert_eq!(terminal_controls(&o.out), "", "{o:?}");
     assert!(o.out.contains(r"\u001b]52;c;aGVsbG8=\u0007"), "{o:?}");
 
     // JSON escapes them as JSON does, so the value reads back unchanged.
     let o = cli::<Hostile>(dir.path(), &["dump", &end, "--artifact", "text", "--json"]);
-    assert_eq!(terminal_controls(&o.out), [], "{o:?}");
+    assert_eq!(terminal_controls(&o.out), "", "{o:?}");
     assert_eq!(o.json(), json!(HOSTILE), "{o:?}");
     let o = cli::<Hostile>(dir.path(), &["dump", &end, "--json"]);
-    assert_eq!(terminal_controls(&o.out), [], "{o:?}");
+    assert_eq!(terminal_controls(&o.out), "", "{o:?}");
     let all = o.json();
     assert_eq!(all["text"], json!(HOSTILE), "{o:?}");
     assert!(
@@ -1125,7 +1125,7 @@ fn dump_escapes_control_characters_of_artifacts_and_datastore_names() {
     // A task's failure, shown as text.
     let o = cli::<Hostile>(dir.path(), &["dump", &format!("{run}/shout")]);
     assert_eq!(o.code, EXIT_OK, "{o:?}");
-    assert_eq!(terminal_controls(&o.out), [], "{o:?}");
+    assert_eq!(terminal_controls(&o.out), "", "{o:?}");
     assert!(o.out.contains(r"\x1b[2J"), "{o:?}");
 
     // Names a hostile datastore holds, in output and in error messages.
@@ -1143,8 +1143,8 @@ fn dump_escapes_control_characters_of_artifacts_and_datastore_names() {
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = cli::<Hostile>(dir.path(), &args);
-        assert_eq!(terminal_controls(&o.out), [], "{args:?}: {o:?}");
-        assert_eq!(terminal_controls(&o.err), [], "{args:?}: {o:?}");
+        assert_eq!(terminal_controls(&o.out), "", "{args:?}: {o:?}");
+        assert_eq!(terminal_controls(&o.err), "", "{args:?}: {o:?}");
     }
     let o = cli::<Hostile>(dir.path(), &["dump", &format!("{run}/nope")]);
     assert!(o.err.contains(r"sh\x1b]52;c;aGVsbG8=\x07out"), "{o:?}");
@@ -1171,6 +1171,51 @@ fn as_a_flow_binary_in_a_child_process() {
     });
 }
 
+/// Runs `Squares`' command line `args` on `datastore` with a pseudo-terminal (made by
+/// util-linux `script`) as stdout; returns whether it succeeded and what the terminal showed.
+fn on_a_terminal(datastore: &Path, args: &[&str]) -> (bool, String) {
+    let mut argv = vec![
+        "flow".to_owned(),
+        "--datastore".to_owned(),
+        datastore.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let exe = std::env::current_exe().expect("this test binary");
+    let command = format!(
+        "'{}' --exact as_a_flow_binary_in_a_child_process --nocapture --test-threads=1 --color never",
+        exe.display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env(FLOW_ARGS_ENV, serde_json::to_string(&argv).expect("JSON"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn dump_raw_refuses_to_write_binary_to_a_terminal() {
+    let dir = tempdir();
+    let run = run_ok::<Squares>(dir.path(), &[]);
+    let (success, shown) = on_a_terminal(
+        dir.path(),
+        &["dump", &end_of(&run), "--artifact", "raw", "--raw"],
+    );
+    assert!(!success, "{shown}");
+    assert!(shown.contains("redirect it to a file"), "{shown}");
+    // Into a pipe, the stored MessagePack: an array of 1, 2 and 255.
+    let (code, out, err, _) = cli_tallied::<Squares>(
+        dir.path(),
+        &["dump", &end_of(&run), "--artifact", "raw", "--raw"],
+    );
+    assert_eq!(code, EXIT_OK, "{err}");
+    assert_eq!(out.head, [0x93, 1, 2, 0xcc, 255]);
+}
+
 #[test]
 fn logs_escape_control_characters_on_a_terminal_and_keep_them_in_a_pipe() {
     let dir = tempdir();
@@ -1186,32 +1231,13 @@ fn logs_escape_control_characters_on_a_terminal_and_keep_them_in_a_pipe() {
     assert!(o.out.contains(HOSTILE), "{o:?}");
 
     // A terminal (a pseudo-terminal from `script`): every control character but newline shown.
-    let args = serde_json::to_string(&[
-        "flow",
-        "--datastore",
-        &dir.path().display().to_string(),
-        "logs",
-        &end_of(&run),
-    ])
-    .expect("JSON");
-    let exe = std::env::current_exe().expect("this test binary");
-    let command = format!(
-        "'{}' --exact as_a_flow_binary_in_a_child_process --nocapture --test-threads=1 --color never",
-        exe.display()
-    );
-    let output = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env(FLOW_ARGS_ENV, args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("`script` (util-linux) runs");
-    let shown = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{shown}");
+    let (success, shown) = on_a_terminal(dir.path(), &["logs", &end_of(&run)]);
+    assert!(success, "{shown}");
     assert!(shown.contains("last line"), "{shown}");
     // The terminal turns each newline into CR LF: those are the only controls left.
     assert_eq!(
         terminal_controls(&shown.replace("\r\n", "\n")),
-        [],
+        "",
         "{shown:?}"
     );
     assert!(
