@@ -1,6 +1,7 @@
 //! The flow binary's command line, run in-process on temporary datastores: what each command
 //! prints, its exit code, and that bad input writes nothing.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -126,6 +127,90 @@ impl Counted {
     #[step(next = end)]
     fn start(&mut self) {
         self.total = (1..=self.settings.count).map(|x| x * x).sum();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// Parameters named like `run`'s own Slurm options: `--slurm` by its field's name, and
+/// `--slurm-log-dir` by an explicit long name on a field called otherwise.
+#[derive(Clone, Default, Serialize, Deserialize, clap::Args)]
+struct ClashingSettings {
+    /// Meant as "use the cluster's Slurm", shadowing `run --slurm`.
+    #[arg(long)]
+    slurm: bool,
+    /// Where to keep logs, spelt like `run --slurm-log-dir`.
+    #[arg(long = "slurm-log-dir")]
+    logs: Option<String>,
+    /// A parameter that clashes with nothing.
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Clashing {
+    settings: ClashingSettings,
+}
+
+#[flow(params = settings)]
+impl Clashing {
+    #[step(next = end)]
+    fn start(&mut self) {}
+
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// Sizes of [`Big`]'s fields: large enough that holding one whole shows in the peak heap.
+const BIG: usize = 256 << 20;
+const MEDIUM: usize = 12 << 20;
+
+/// A 256 MiB field, a 12 MiB one, and a small one after them.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Big {
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    medium: Vec<u8>,
+    after: String,
+}
+
+#[flow]
+impl Big {
+    #[step(next = end)]
+    fn start(&mut self) {
+        self.data = vec![0xab; BIG];
+        self.data[..4].copy_from_slice(&[1, 2, 3, 4]);
+        self.medium = vec![7; MEDIUM];
+        self.after = "after the big fields".into();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// Text that would act on a terminal: an OSC 52 clipboard write ended by BEL, a CSI screen
+/// clear, a C1 CSI (U+009B) in UTF-8, a backspace and a carriage return.
+const HOSTILE: &str = "a\x1b]52;c;aGVsbG8=\x07b\x1b[2Jc\u{9b}31md\x08e\rf";
+
+/// Stores [`HOSTILE`] as an artifact, and as the caught failure of `shout`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Hostile {
+    text: String,
+    caught: Option<String>,
+}
+
+#[flow]
+impl Hostile {
+    #[step(next = shout)]
+    fn start(&mut self) {
+        self.text = HOSTILE.to_owned();
+    }
+
+    #[step(catch = caught, next = end)]
+    fn shout(&mut self) -> Result<(), String> {
+        Err(HOSTILE.to_owned())
     }
 
     #[step]
@@ -789,6 +874,375 @@ fn parameters_are_flags_of_run_and_bad_ones_write_nothing() {
     assert_eq!(
         o.json(),
         json!({"settings": {"count": 4, "label": "big"}, "total": 30})
+    );
+}
+
+#[test]
+fn parameters_named_like_a_built_in_option_of_run_are_exit_2_not_a_panic() {
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    for args in [&["run", "--slurm"][..], &["run"][..], &["show"][..]] {
+        let o = cli::<Clashing>(&store, args);
+        assert_eq!(o.code, EXIT_USAGE, "{args:?}: {o:?}");
+        assert_eq!(
+            o.err,
+            "error: flow parameter `--slurm` clashes with the built-in option `--slurm` of `run`; rename it\n\
+             error: flow parameter `--slurm-log-dir` clashes with the built-in option `--slurm-log-dir` of `run`; rename it\n",
+            "{args:?}: {o:?}"
+        );
+        assert!(o.out.is_empty(), "{args:?}: {o:?}");
+    }
+    assert!(
+        !store.exists(),
+        "a flow that cannot parse its options created the datastore"
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Large artifacts and logs: read as streams, never held whole.
+
+/// Counts the heap bytes each thread holds, so that a test can bound what one command needed
+/// on its own thread whatever the other tests do meanwhile.
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static HELD: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn track(delta: isize) {
+        let _ = HELD.try_with(|held| {
+            let now = held.get() + delta;
+            held.set(now);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        });
+    }
+
+    fn size(bytes: usize) -> isize {
+        isize::try_from(bytes).unwrap_or(isize::MAX)
+    }
+
+    // SAFETY: every call is forwarded to the system allocator unchanged; only counters move.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded with the caller's layout.
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                track(size(layout.size()));
+            }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded with the caller's layout.
+            let p = unsafe { System.alloc_zeroed(layout) };
+            if !p.is_null() {
+                track(size(layout.size()));
+            }
+            p
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded with the caller's pointer and layout.
+            unsafe { System.dealloc(ptr, layout) };
+            track(-size(layout.size()));
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: forwarded with the caller's pointer, layout and size.
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                track(size(new_size) - size(layout.size()));
+            }
+            p
+        }
+    }
+
+    /// Runs `f` on this thread; returns its result and the most heap it held above what the
+    /// thread held before.
+    pub fn peak_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
+        let base = HELD.with(Cell::get);
+        PEAK.with(|peak| peak.set(base));
+        let result = f();
+        let peak = PEAK.with(Cell::get);
+        (result, usize::try_from(peak - base).unwrap_or(0))
+    }
+}
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
+
+/// Keeps the first bytes written and counts the rest: an output too large to hold.
+#[derive(Default)]
+struct Tally {
+    head: Vec<u8>,
+    len: u64,
+}
+
+impl Write for Tally {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = 4096usize.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&buf[..room.min(buf.len())]);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Flow `F`'s command line with its stdout counted, not kept; returns the exit code, the
+/// counted stdout, stderr, and the peak heap the command held.
+fn cli_tallied<F: Flow>(datastore: &Path, args: &[&str]) -> (u8, Tally, String, usize) {
+    let mut argv = vec![
+        "flow".to_owned(),
+        "--datastore".to_owned(),
+        datastore.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let mut out = Tally::default();
+    let mut err = Vec::new();
+    let (code, peak) = heap::peak_during(|| run_cli_with::<F, _, _>(argv, &mut out, &mut err));
+    (code, out, String::from_utf8_lossy(&err).into_owned(), peak)
+}
+
+const MIB: usize = 1 << 20;
+
+#[test]
+fn dump_of_a_256_mib_artifact_is_a_bounded_preview_in_little_memory() {
+    let dir = tempdir();
+    let run = run_ok::<Big>(dir.path(), &[]);
+    let end = format!("{run}/end");
+
+    let (o, peak) =
+        heap::peak_during(|| cli::<Big>(dir.path(), &["dump", &end, "--artifact", "data"]));
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.out.contains("268435456 bytes: 01020304abababab"), "{o:?}");
+    assert!(o.out.len() < 4096, "{} bytes of preview", o.out.len());
+    assert!(peak < 16 * MIB, "dump held {} MiB at its peak", peak / MIB);
+
+    // The stored MessagePack whole, only when asked, streamed: a bin32 header and the bytes.
+    let (code, out, err, peak) =
+        cli_tallied::<Big>(dir.path(), &["dump", &end, "--artifact", "data", "--raw"]);
+    assert_eq!(code, EXIT_OK, "{err}");
+    assert_eq!(out.len, 5 + BIG as u64);
+    assert_eq!(out.head[..9], [0xc6, 0x10, 0, 0, 0, 1, 2, 3, 4]);
+    assert!(
+        peak < 16 * MIB,
+        "dump --raw held {} MiB at its peak",
+        peak / MIB
+    );
+
+    // The whole value as JSON is streamed too: `[`, one `\n  7` per byte with commas between,
+    // `\n]` and a newline.
+    let (code, out, err, peak) = cli_tallied::<Big>(
+        dir.path(),
+        &["dump", &end, "--artifact", "medium", "--json"],
+    );
+    assert_eq!(code, EXIT_OK, "{err}");
+    assert_eq!(out.len, 5 * MEDIUM as u64 + 3);
+    assert!(
+        out.head.starts_with(b"[\n  7,\n  7,\n"),
+        "{:?}",
+        &out.head[..16]
+    );
+    assert!(
+        peak < 16 * MIB,
+        "dump --json held {} MiB at its peak",
+        peak / MIB
+    );
+}
+
+#[test]
+fn logs_of_a_huge_task_log_are_streamed_in_little_memory() {
+    let dir = tempdir();
+    let run = run_ok::<Squares>(dir.path(), &[]);
+    let log = dir.path().join(format!(
+        "flows/Squares/runs/{run}/steps/end/0/attempt-0.log"
+    ));
+    let line = b"a line of a long log, padded to make it one hundred bytes long .............................\n";
+    let size = 64 * MIB / line.len() * line.len();
+    {
+        let mut file = std::fs::File::create(&log).expect("log");
+        for _ in 0..size / line.len() {
+            file.write_all(line).expect("log line");
+        }
+    }
+    let (code, out, err, peak) = cli_tallied::<Squares>(dir.path(), &["logs", &end_of(&run)]);
+    assert_eq!(code, EXIT_OK, "{err}");
+    assert!(
+        out.len > size as u64 && out.len < size as u64 + 1024,
+        "{} bytes for a log of {size}",
+        out.len
+    );
+    assert!(peak < 16 * MIB, "logs held {} MiB at its peak", peak / MIB);
+}
+
+fn end_of(run: &str) -> String {
+    format!("{run}/end")
+}
+
+// ------------------------------------------------------------------------------------------------
+// Text from the datastore never drives the terminal.
+
+/// The bytes of `text` that would act on a terminal: C0 controls but newline (and tab), DEL, and
+/// C1 controls encoded in UTF-8.
+fn terminal_controls(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+        .collect()
+}
+
+#[test]
+fn dump_escapes_control_characters_of_artifacts_and_datastore_names() {
+    let dir = tempdir();
+    let run = run_ok::<Hostile>(dir.path(), &[]);
+    let end = format!("{run}/end");
+
+    let o = cli::<Hostile>(dir.path(), &["dump", &end, "--artifact", "text"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert_eq!(terminal_controls(&o.out), "", "{o:?}");
+    assert!(o.out.contains(r"\u001b]52;c;aGVsbG8=\u0007"), "{o:?}");
+
+    // JSON escapes them as JSON does, so the value reads back unchanged.
+    let o = cli::<Hostile>(dir.path(), &["dump", &end, "--artifact", "text", "--json"]);
+    assert_eq!(terminal_controls(&o.out), "", "{o:?}");
+    assert_eq!(o.json(), json!(HOSTILE), "{o:?}");
+    let o = cli::<Hostile>(dir.path(), &["dump", &end, "--json"]);
+    assert_eq!(terminal_controls(&o.out), "", "{o:?}");
+    let all = o.json();
+    assert_eq!(all["text"], json!(HOSTILE), "{o:?}");
+    assert!(
+        all["caught"].as_str().is_some_and(|c| c.contains(HOSTILE)),
+        "{o:?}"
+    );
+
+    // A task's failure, shown as text.
+    let o = cli::<Hostile>(dir.path(), &["dump", &format!("{run}/shout")]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert_eq!(terminal_controls(&o.out), "", "{o:?}");
+    assert!(o.out.contains(r"\x1b[2J"), "{o:?}");
+
+    // Names a hostile datastore holds, in output and in error messages.
+    let record = dir
+        .path()
+        .join(format!("flows/Hostile/runs/{run}/run.json"));
+    let text = std::fs::read_to_string(&record).expect("run record");
+    let hostile_name = r#""name": "sh\u001b]52;c;aGVsbG8=\u0007out""#;
+    assert!(text.contains(r#""name": "shout""#), "{text}");
+    std::fs::write(&record, text.replace(r#""name": "shout""#, hostile_name)).expect("rewrite");
+    for args in [
+        vec!["dump".to_owned(), run.clone()],
+        vec!["dump".to_owned(), format!("{run}/nope")],
+        vec!["runs".to_owned()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = cli::<Hostile>(dir.path(), &args);
+        assert_eq!(terminal_controls(&o.out), "", "{args:?}: {o:?}");
+        assert_eq!(terminal_controls(&o.err), "", "{args:?}: {o:?}");
+    }
+    let o = cli::<Hostile>(dir.path(), &["dump", &format!("{run}/nope")]);
+    assert!(o.err.contains(r"sh\x1b]52;c;aGVsbG8=\x07out"), "{o:?}");
+}
+
+/// Set to a JSON array of arguments, makes [`as_a_flow_binary_in_a_child_process`] run them.
+const FLOW_ARGS_ENV: &str = "BLOOMING_CLI_TEST_FLOW_ARGS";
+
+/// Not a check of its own: this test binary as `Squares`' flow binary, for the checks that need
+/// the command line in a process of its own (with a terminal as stdout). Runs the arguments in
+/// [`FLOW_ARGS_ENV`] and exits; without that variable there is nothing to do.
+#[test]
+fn as_a_flow_binary_in_a_child_process() {
+    let Some(args) = std::env::var_os(FLOW_ARGS_ENV) else {
+        return;
+    };
+    let args: Vec<String> =
+        serde_json::from_str(&args.to_string_lossy()).expect("the arguments are a JSON array");
+    let code = blooming_flowers::cli::run_cli::<Squares, _, _>(args);
+    std::process::exit(if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        1
+    });
+}
+
+/// Runs `Squares`' command line `args` on `datastore` with a pseudo-terminal (made by
+/// util-linux `script`) as stdout; returns whether it succeeded and what the terminal showed.
+fn on_a_terminal(datastore: &Path, args: &[&str]) -> (bool, String) {
+    let mut argv = vec![
+        "flow".to_owned(),
+        "--datastore".to_owned(),
+        datastore.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let exe = std::env::current_exe().expect("this test binary");
+    let command = format!(
+        "'{}' --exact as_a_flow_binary_in_a_child_process --nocapture --test-threads=1 --color never",
+        exe.display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env(FLOW_ARGS_ENV, serde_json::to_string(&argv).expect("JSON"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn dump_raw_refuses_to_write_binary_to_a_terminal() {
+    let dir = tempdir();
+    let run = run_ok::<Squares>(dir.path(), &[]);
+    let (success, shown) = on_a_terminal(
+        dir.path(),
+        &["dump", &end_of(&run), "--artifact", "raw", "--raw"],
+    );
+    assert!(!success, "{shown}");
+    assert!(shown.contains("redirect it to a file"), "{shown}");
+    // Into a pipe, the stored MessagePack: an array of 1, 2 and 255.
+    let (code, out, err, _) = cli_tallied::<Squares>(
+        dir.path(),
+        &["dump", &end_of(&run), "--artifact", "raw", "--raw"],
+    );
+    assert_eq!(code, EXIT_OK, "{err}");
+    assert_eq!(out.head, [0x93, 1, 2, 0xcc, 255]);
+}
+
+#[test]
+fn logs_escape_control_characters_on_a_terminal_and_keep_them_in_a_pipe() {
+    let dir = tempdir();
+    let run = run_ok::<Squares>(dir.path(), &[]);
+    let log = dir.path().join(format!(
+        "flows/Squares/runs/{run}/steps/end/0/attempt-0.log"
+    ));
+    std::fs::write(&log, format!("first line\n{HOSTILE}\nlast line\n")).expect("log");
+
+    // Not a terminal: the log as stored.
+    let o = cli::<Squares>(dir.path(), &["logs", &end_of(&run)]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.out.contains(HOSTILE), "{o:?}");
+
+    // A terminal (a pseudo-terminal from `script`): every control character but newline shown.
+    let (success, shown) = on_a_terminal(dir.path(), &["logs", &end_of(&run)]);
+    assert!(success, "{shown}");
+    assert!(shown.contains("last line"), "{shown}");
+    // The terminal turns each newline into CR LF: those are the only controls left.
+    assert_eq!(
+        terminal_controls(&shown.replace("\r\n", "\n")),
+        "",
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains(r"a\x1b]52;c;aGVsbG8=\x07b\x1b[2Jc\u{9b}31md\x08e\x0df"),
+        "{shown:?}"
     );
 }
 

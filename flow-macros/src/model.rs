@@ -10,6 +10,8 @@ pub struct FlowDef {
     pub item: ItemImpl,
     /// The flow's name: the last segment of the impl's self type.
     pub name: String,
+    /// Where that name is written, for errors about it.
+    pub name_span: Span,
     /// The doc comment of the impl block.
     pub doc: String,
     /// Options of the `#[flow(...)]` attribute.

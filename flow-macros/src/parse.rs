@@ -75,12 +75,14 @@ pub fn parse_flow(attr: TokenStream, item: TokenStream, errors: &mut Errors) -> 
         fallback_ok = false;
     }
     let name = match &*item.self_ty {
-        Type::Path(p) if p.qself.is_none() => {
-            p.path.segments.last().map(|s| s.ident.unraw().to_string())
-        }
+        Type::Path(p) if p.qself.is_none() => p
+            .path
+            .segments
+            .last()
+            .map(|s| (s.ident.unraw().to_string(), s.ident.span())),
         _ => None,
     };
-    let Some(name) = name else {
+    let Some((name, name_span)) = name else {
         errors.spanned(
             &item.self_ty,
             "#[flow] needs the flow's struct as the impl's type, e.g. `impl MyFlow`",
@@ -120,6 +122,7 @@ pub fn parse_flow(attr: TokenStream, item: TokenStream, errors: &mut Errors) -> 
     Some(FlowDef {
         item,
         name,
+        name_span,
         doc,
         args,
         steps,

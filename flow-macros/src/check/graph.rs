@@ -51,12 +51,6 @@ pub fn check(flow: &FlowDef, roles: &Roles, errors: &mut Errors) -> Option<Check
         // meaning worth checking further.
         return None;
     }
-    for step in steps {
-        if step.name.starts_with('_') {
-            errors.at(step.ident.span(), "step names cannot start with `_`");
-        }
-    }
-
     let edges = resolve(flow, &names, errors);
     let start = find_start(flow, errors);
     let (end, renamed_end) = find_end(flow, errors);

@@ -532,6 +532,151 @@ fn step_names_cannot_start_with_underscore() {
 }
 
 #[test]
+fn step_names_differing_only_by_case_are_one_error_on_the_later_name() {
+    let message = one_error(
+        flow! {
+            impl F {
+                #[step(next = [train, Train])] fn start(&mut self) {}
+                #[step(next = j)] fn train(&mut self) {}
+                #[step(next = j)] fn Train(&mut self) {}
+                #[step(join, next = end)] fn j(&mut self, inputs: Inputs<Self>) {}
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &["step `Train` differs from step `train` only by case"],
+    );
+    assert!(
+        message.contains("case-insensitive file system"),
+        "{message}"
+    );
+}
+
+#[test]
+fn each_step_colliding_by_case_is_its_own_error() {
+    let (graph, messages) = run(flow! {
+        impl F {
+            #[step(next = [train, Train, TRAIN])] fn start(&mut self) {}
+            #[step(next = j)] fn train(&mut self) {}
+            #[step(next = j)] fn Train(&mut self) {}
+            #[step(next = j)] fn TRAIN(&mut self) {}
+            #[step(join, next = end)] fn j(&mut self, inputs: Inputs<Self>) {}
+            #[step] fn end(&mut self) {}
+        }
+    });
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages[0].contains("step `Train` differs from step `train`"));
+    assert!(messages[1].contains("step `TRAIN` differs from step `train`"));
+    // The graph itself is sound: the names' mistakes do not also break it.
+    assert!(graph.is_some());
+}
+
+#[test]
+fn non_ascii_step_name_is_one_error_and_still_resolves_as_a_target() {
+    let (graph, messages) = run(flow! {
+        impl F {
+            #[step(next = entraîner)] fn start(&mut self) {}
+            #[step(next = end)] fn entraîner(&mut self) {}
+            #[step] fn end(&mut self) {}
+        }
+    });
+    assert_eq!(
+        messages,
+        [
+            "step name `entraîner` contains `î`; the datastore allows only ASCII letters, digits and `_` in a name"
+        ]
+    );
+    assert!(graph.is_some());
+}
+
+#[test]
+fn non_ascii_flow_name_is_an_error_on_the_type() {
+    one_error(
+        flow! {
+            impl Blümchen { #[step(next = end)] fn start(&mut self) {} #[step] fn end(&mut self) {} }
+        },
+        &["flow name `Blümchen` contains `ü`", "rename the type"],
+    );
+    // Under a path, only the type's own name counts.
+    let (_, messages) = run(flow! {
+        impl crate::grüne::F { #[step(next = end)] fn start(&mut self) {} #[step] fn end(&mut self) {} }
+    });
+    assert!(messages.is_empty(), "{messages:#?}");
+}
+
+#[test]
+fn names_longer_than_a_file_name_are_errors() {
+    let long = quote::format_ident!("{}", "s".repeat(256));
+    let longest = quote::format_ident!("{}", "s".repeat(255));
+    one_error(
+        flow! {
+            impl F {
+                #[step(next = #long)] fn start(&mut self) {}
+                #[step(next = end)] fn #long(&mut self) {}
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &["is 256 bytes long; the datastore allows at most 255"],
+    );
+    valid(flow! {
+        impl F {
+            #[step(next = #longest)] fn start(&mut self) {}
+            #[step(next = end)] fn #longest(&mut self) {}
+            #[step] fn end(&mut self) {}
+        }
+    });
+    one_error(
+        flow! { impl #long { #[step(next = end)] fn start(&mut self) {} #[step] fn end(&mut self) {} } },
+        &["flow name `sss", "is 256 bytes long"],
+    );
+}
+
+/// The macro accepts exactly the names the runtime can store: its rules and the datastore's key
+/// rules (`flow_runtime::datastore::validate_segment`) agree on every name a Rust identifier (raw
+/// or not, ASCII or not) can spell, and on the characters only other strings contain.
+#[test]
+fn name_rules_agree_with_the_datastore_key_rules() {
+    let long = "n".repeat(255);
+    let too_long = "n".repeat(256);
+    let wide = "é".repeat(128);
+    let candidates = [
+        "start",
+        "Train",
+        "TRAIN",
+        "_x",
+        "x_1",
+        "match",
+        "r#match",
+        "entraîner",
+        "Blümchen",
+        "步骤",
+        "ǅ",
+        "ﬁ",
+        "a\u{200b}b",
+        "Ⅸ",
+        "x.y",
+        "x-y",
+        ".x",
+        ".",
+        "..",
+        "",
+        "a/b",
+        "a b",
+        &long,
+        &too_long,
+        &wide,
+    ];
+    for name in candidates {
+        let runtime = flow_runtime::datastore::validate_segment(name);
+        let macro_rules = super::names::key_segment_problem(name);
+        assert_eq!(
+            macro_rules.is_none(),
+            runtime.is_ok(),
+            "{name:?}: the macro says {macro_rules:?}, the runtime {runtime:?}"
+        );
+    }
+}
+
+#[test]
 fn duplicate_step_names_are_left_to_rustc() {
     let (graph, messages) = run(flow! {
         impl F {

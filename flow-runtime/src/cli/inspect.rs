@@ -1,13 +1,19 @@
 //! `runs`, `dump`, `logs` and `tag`: the commands that read (and, for tags, annotate) past runs.
 
 use std::collections::BTreeMap;
+use std::io::{BufReader, BufWriter, Read, Write};
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use serde_json::ser::Formatter;
 use serde_json::{Value as Json, json};
 
+use super::blob_stream::CheckedBlob;
 use super::error::{CliError, chain};
 use super::table::{between, human_duration, human_size, short_time, since, table};
-use super::value::{Limits, decode, render_human, short_type_name};
+use super::terminal::{ControlEscaper, EscapingFormatter, escape_controls, write_json_line};
+use super::value::{
+    Limits, MsgStream, RenderError, preview, short_type_name, write_json, write_json_str,
+};
 use super::{Ctx, parse_tag, tag_arg};
 use crate::datastore::{ArtifactEntry, Encoding, Key, TaskIndex, is_task_done, validate_segment};
 use crate::run::{RunRecord, RunStatus, RunStore, RunStoreError, TaskMeta, TaskStatus};
@@ -32,10 +38,13 @@ pub(crate) fn dump_command() -> Command {
              RUN/STEP: the step's tasks; for a step with a single task (every step outside a \
              foreach) that task, as RUN/STEP/TASK.\n\
              RUN/STEP/TASK: every artifact of the task: name, type, size and hash.\n\n\
-             RUN may be `latest`. With --artifact NAME, the artifact's value (shortened for the \
-             terminal unless --json). With --json, values are JSON converted from MessagePack \
-             without the Rust types (binary data as arrays of byte values); a task's artifacts \
-             become one JSON object.",
+             RUN may be `latest`. With --artifact NAME, a preview of the artifact's value: its \
+             first elements, characters and bytes, whatever its size. With --json, values are \
+             JSON converted from MessagePack without the Rust types (binary data as arrays of \
+             byte values), whole; a task's artifacts become one JSON object. With --raw, the \
+             artifact's stored MessagePack bytes, whole, for a file or another program.\n\n\
+             Control characters from the datastore are shown as escapes (`\\x1b`), and JSON \
+             escapes them in strings, so nothing printed acts on the terminal.",
         )
         .arg(
             Arg::new("path")
@@ -50,6 +59,14 @@ pub(crate) fn dump_command() -> Command {
                 .help("Shows the value of artifact NAME"),
         )
         .arg(json_arg("Prints JSON; artifact values in full"))
+        .arg(
+            Arg::new("raw")
+                .long("raw")
+                .action(ArgAction::SetTrue)
+                .requires("artifact")
+                .conflicts_with("json")
+                .help("Writes the artifact's MessagePack bytes as stored, to a file or a pipe"),
+        )
 }
 
 /// `logs`.
@@ -410,10 +427,33 @@ pub(crate) fn dump(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
     )?;
     let artifact = matches.get_one::<String>("artifact").map(String::as_str);
     let as_json = matches.get_flag("json");
+    let raw = matches.get_flag("raw");
     if let Some(name) = artifact {
         validate_segment(name)
             .map_err(|e| CliError::usage(e.describing("artifact name").to_string()))?;
     }
+    if raw && ctx.out_terminal {
+        return Err(CliError::usage(
+            "--raw writes binary MessagePack, which a terminal would take for commands; \
+             redirect it to a file (> FILE) or a program (| PROGRAM)",
+        ));
+    }
+    if as_json || raw {
+        return dump_target(ctx, flow, &target, artifact, as_json, raw);
+    }
+    // Text for people, made of names and values from the datastore: no control character in
+    // it reaches the terminal.
+    ctx.with_escaped_out(|ctx| dump_target(ctx, flow, &target, artifact, false, false))
+}
+
+fn dump_target(
+    ctx: &mut Ctx<'_>,
+    flow: &str,
+    target: &Target,
+    artifact: Option<&str>,
+    as_json: bool,
+    raw: bool,
+) -> Result<(), CliError> {
     let store = ctx.open_existing()?;
     let record = resolve_run(ctx, &store, flow, &target.run)?;
     let Some(step) = target.step.as_deref() else {
@@ -432,7 +472,7 @@ pub(crate) fn dump(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
     let task = pick_task(ctx, &store, &record, step, target.task.as_deref())?;
     let info = TaskInfo::read(&store, &record, step, &task)?;
     match artifact {
-        Some(name) => dump_artifact(ctx, &store, &record, step, &info, name, as_json),
+        Some(name) => dump_artifact(ctx, &store, &record, step, &info, name, as_json, raw),
         None => dump_task(ctx, &store, &record, step, &info, as_json),
     }
 }
@@ -468,11 +508,7 @@ fn dump_run(
         if let Some(map) = run.as_object_mut() {
             map.insert("steps".to_owned(), Json::Array(steps));
         }
-        writeln!(
-            ctx.out,
-            "{}",
-            serde_json::to_string_pretty(&run).unwrap_or_default()
-        )?;
+        write_json_line(ctx.out, &run)?;
         return Ok(());
     }
     let out = &mut *ctx.out;
@@ -536,11 +572,7 @@ fn dump_step(
     if as_json {
         let tasks: Vec<Json> = infos.iter().map(TaskInfo::json).collect();
         let value = json!({"run_id": record.run_id, "step": step, "tasks": tasks});
-        writeln!(
-            ctx.out,
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        )?;
+        write_json_line(ctx.out, &value)?;
         return Ok(());
     }
     if infos.is_empty() {
@@ -623,18 +655,25 @@ fn dump_task(
 ) -> Result<(), CliError> {
     if as_json {
         let index = index_of(store, record, step, info)?;
-        let mut map = serde_json::Map::new();
+        // Every blob is checked before anything is printed, then streamed: none is held whole.
         for entry in &index.artifacts {
-            let bytes = artifact_bytes(store, record, step, &info.id, entry)?;
-            let value =
-                decode(&bytes).map_err(|e| bad_value(record, step, &info.id, &entry.name, &e))?;
-            map.insert(entry.name.clone(), super::value::to_json_value(&value));
+            let context = artifact_context(record, step, &info.id, entry)?;
+            CheckedBlob::verify(store.storage(), entry, context)?;
         }
-        writeln!(
-            ctx.out,
-            "{}",
-            serde_json::to_string_pretty(&Json::Object(map)).unwrap_or_default()
-        )?;
+        let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, &mut *ctx.out);
+        let mut fmt = EscapingFormatter::default();
+        fmt.begin_object(&mut out)?;
+        for (i, entry) in index.artifacts.iter().enumerate() {
+            fmt.begin_object_key(&mut out, i == 0)?;
+            write_json_str(&mut out, &mut fmt, &entry.name)?;
+            fmt.end_object_key(&mut out)?;
+            fmt.begin_object_value(&mut out)?;
+            stream_json(store, record, step, &info.id, entry, &mut out, &mut fmt)?;
+            fmt.end_object_value(&mut out)?;
+        }
+        fmt.end_object(&mut out)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
         return Ok(());
     }
     let mut line = format!(
@@ -701,6 +740,13 @@ fn dump_task(
     Ok(())
 }
 
+/// How much output is gathered before it is written: large values go out in pieces this size.
+const OUTPUT_BUFFER: usize = 1 << 20;
+
+/// How much of a blob is read at a time.
+const READ_BUFFER: usize = 64 << 10;
+
+#[allow(clippy::too_many_arguments)]
 fn dump_artifact(
     ctx: &mut Ctx<'_>,
     store: &RunStore,
@@ -709,6 +755,7 @@ fn dump_artifact(
     info: &TaskInfo,
     name: &str,
     as_json: bool,
+    raw: bool,
 ) -> Result<(), CliError> {
     let index = index_of(store, record, step, info)?;
     let Some(entry) = index.artifact(name) else {
@@ -720,42 +767,59 @@ fn dump_artifact(
             names.join(", ")
         )));
     };
-    let bytes = artifact_bytes(store, record, step, &info.id, entry)?;
-    let value = decode(&bytes).map_err(|e| bad_value(record, step, &info.id, name, &e))?;
+    let context = artifact_context(record, step, &info.id, entry)?;
+    if raw {
+        CheckedBlob::verify(store.storage(), entry, context.clone())?;
+        return copy_raw(store, entry, context, ctx.out);
+    }
     if as_json {
-        let json = super::value::to_json_value(&value);
-        writeln!(
-            ctx.out,
-            "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
+        CheckedBlob::verify(store.storage(), entry, context)?;
+        let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, &mut *ctx.out);
+        stream_json(
+            store,
+            record,
+            step,
+            &info.id,
+            entry,
+            &mut out,
+            &mut EscapingFormatter::default(),
         )?;
+        out.write_all(b"\n")?;
+        out.flush()?;
         return Ok(());
     }
-    let (text, cut) = render_human(&value, Limits::default());
+    // One pass: the preview reads what it shows, the check reads the rest; nothing is printed
+    // before the whole blob is checked (damage also explains a value that does not decode).
+    let mut blob = CheckedBlob::open(store.storage(), entry, context)?;
+    let previewed = preview(
+        &mut MsgStream::new(BufReader::with_capacity(READ_BUFFER, &mut blob)),
+        Limits::default(),
+    );
+    blob.finish()?;
+    let shown = previewed.map_err(|e| bad_value(record, step, &info.id, name, &e))?;
     writeln!(
         ctx.out,
         "{name}: {} ({})",
         short_type_name(&entry.type_name),
         human_size(entry.size)
     )?;
-    writeln!(ctx.out, "{text}")?;
-    if cut {
+    writeln!(ctx.out, "{}", shown.text)?;
+    if shown.cut {
         writeln!(
             ctx.err,
-            "(shortened for the terminal; --json prints the whole value)"
+            "(a preview; --json prints the whole value, --raw its MessagePack bytes)"
         )?;
     }
     Ok(())
 }
 
-/// An artifact's blob, verified; a damaged one is named down to the artifact (exit 1).
-fn artifact_bytes(
-    store: &RunStore,
+/// Where an artifact was needed, for messages; an encoding this version cannot read is exit 1.
+fn artifact_context(
     record: &RunRecord,
     step: &str,
     task: &str,
     entry: &ArtifactEntry,
-) -> Result<Vec<u8>, CliError> {
+) -> Result<String, CliError> {
     let context = format!(
         "run {}, step {step}, task {task}, artifact `{}`",
         record.run_id, entry.name
@@ -766,10 +830,60 @@ fn artifact_bytes(
             entry.encoding
         )));
     }
-    store
-        .blobs()
-        .get(&entry.hash, Some(entry.size))
-        .map_err(|e| CliError::failure(e.with_context(context).to_string()))
+    Ok(context)
+}
+
+/// Writes an artifact's value as JSON, streamed from its blob, which is checked again on the way.
+fn stream_json(
+    store: &RunStore,
+    record: &RunRecord,
+    step: &str,
+    task: &str,
+    entry: &ArtifactEntry,
+    out: &mut dyn Write,
+    fmt: &mut EscapingFormatter,
+) -> Result<(), CliError> {
+    let context = artifact_context(record, step, task, entry)?;
+    let mut blob = CheckedBlob::open(store.storage(), entry, context)?;
+    let written = write_json(
+        &mut MsgStream::new(BufReader::with_capacity(READ_BUFFER, &mut blob)),
+        out,
+        fmt,
+    );
+    match written {
+        Ok(()) => blob.finish(),
+        Err(RenderError::Output(e)) => Err(e.into()),
+        Err(RenderError::Value(e)) => {
+            blob.finish()?;
+            Err(bad_value(record, step, task, &entry.name, &e))
+        }
+    }
+}
+
+/// Copies an artifact's blob to `out` as stored, checked on the way.
+fn copy_raw(
+    store: &RunStore,
+    entry: &ArtifactEntry,
+    context: String,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut blob = CheckedBlob::open(store.storage(), entry, context)?;
+    let mut chunk = vec![0; OUTPUT_BUFFER];
+    loop {
+        match blob.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => out.write_all(&chunk[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // The check names the blob and what failed.
+            Err(e) => {
+                blob.finish()?;
+                return Err(CliError::failure(format!("cannot read the artifact: {e}")));
+            }
+        }
+    }
+    blob.finish()?;
+    out.flush()?;
+    Ok(())
 }
 
 fn bad_value(
@@ -819,7 +933,7 @@ pub(crate) fn logs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
         ),
         None => (info.key.clone(), record.run_id.clone()),
     };
-    let logs = store.read_logs(&log_key)?;
+    let logs = attempt_logs(&store, &log_key)?;
     let attempts: Vec<u32> = match &info.meta {
         Some(m) => m.attempts.iter().map(|a| a.attempt).collect(),
         None => logs.iter().map(|(n, _)| *n).collect(),
@@ -839,21 +953,33 @@ pub(crate) fn logs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
             }
         )));
     }
+    // Logs go out as stored, unless to a terminal, which would act on their control
+    // characters; everything else here is text from the datastore, always escaped.
+    let escape_logs = ctx.out_terminal;
     let out = &mut *ctx.out;
     if origin.is_some() {
         writeln!(
             out,
-            "(task {step}/{task} was reused from run {ran_in}; these are the logs of that run)"
+            "(task {step}/{task} was reused from run {}; these are the logs of that run)",
+            escape_controls(&ran_in)
         )?;
     }
     if let Some(job) = info.meta.as_ref().and_then(|m| m.job.as_ref()) {
-        writeln!(out, "(task {step}/{task} ran as job {job})")?;
+        writeln!(
+            out,
+            "(task {step}/{task} ran as job {})",
+            escape_controls(job)
+        )?;
     }
     let failures: BTreeMap<u32, String> = info
         .meta
         .iter()
         .flat_map(|m| &m.attempts)
-        .filter_map(|a| a.failure.as_ref().map(|f| (a.attempt, f.to_string())))
+        .filter_map(|a| {
+            a.failure
+                .as_ref()
+                .map(|f| (a.attempt, escape_controls(&f.to_string()).into_owned()))
+        })
         .collect();
     let mut shown = 0;
     let mut numbers: Vec<u32> = attempts
@@ -869,11 +995,12 @@ pub(crate) fn logs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
             .map_or_else(String::new, |f| format!(", failed: {f}"));
         writeln!(out, "── attempt {n}{outcome} ──")?;
         match logs.iter().find(|(a, _)| *a == n) {
-            Some((_, bytes)) => {
-                out.write_all(bytes)?;
-                if !bytes.ends_with(b"\n") {
-                    writeln!(out)?;
-                }
+            Some((_, key)) => {
+                let reader = store
+                    .storage()
+                    .reader(key)
+                    .map_err(|e| CliError::failure(format!("cannot read {key}: {e}")))?;
+                copy_log(reader, key, out, escape_logs)?;
             }
             None => writeln!(out, "(nothing logged)")?,
         }
@@ -881,13 +1008,17 @@ pub(crate) fn logs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
     }
     if only.is_none() {
         for stream in ["stdout", "stderr"] {
-            if let Some(bytes) = store.read_output(&log_key, stream)? {
-                writeln!(out, "── {stream} ──")?;
-                out.write_all(&bytes)?;
-                if !bytes.ends_with(b"\n") {
-                    writeln!(out)?;
+            let key = log_key
+                .join(&format!("{stream}.log"))
+                .map_err(RunStoreError::from)?;
+            match store.storage().reader(&key) {
+                Ok(reader) => {
+                    writeln!(out, "── {stream} ──")?;
+                    copy_log(reader, &key, out, escape_logs)?;
+                    shown += 1;
                 }
-                shown += 1;
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(RunStoreError::from(e).into()),
             }
         }
     }
@@ -900,6 +1031,66 @@ pub(crate) fn logs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
         )?;
     }
     Ok(())
+}
+
+/// The log objects of every attempt of a task, oldest first.
+fn attempt_logs(store: &RunStore, task: &Key) -> Result<Vec<(u32, Key)>, CliError> {
+    let children = store
+        .storage()
+        .list_children(Some(task))
+        .map_err(RunStoreError::from)?;
+    let mut logs: Vec<(u32, Key)> = children
+        .objects
+        .into_iter()
+        .filter_map(|key| {
+            let n = key
+                .name()
+                .strip_prefix("attempt-")
+                .and_then(|rest| rest.strip_suffix(".log"))
+                .and_then(|n| n.parse::<u32>().ok())?;
+            Some((n, key))
+        })
+        .collect();
+    logs.sort_by_key(|(n, _)| *n);
+    Ok(logs)
+}
+
+/// Streams the log `key` from `reader` to `out`, a chunk at a time however large it is, with
+/// its control characters escaped when `escape`; ends it with a newline if it has none.
+fn copy_log(
+    mut reader: Box<dyn Read + Send>,
+    key: &Key,
+    out: &mut dyn Write,
+    escape: bool,
+) -> Result<(), CliError> {
+    let last = if escape {
+        let mut escaper = ControlEscaper::new(&mut *out);
+        let last = pump(&mut reader, &mut escaper, key)?;
+        escaper.finish()?;
+        last
+    } else {
+        pump(&mut reader, out, key)?
+    };
+    if last != Some(b'\n') {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Copies `reader` (the object `key`) to `sink`; returns the last byte copied.
+fn pump(reader: &mut dyn Read, sink: &mut dyn Write, key: &Key) -> Result<Option<u8>, CliError> {
+    let mut chunk = vec![0; READ_BUFFER];
+    let mut last = None;
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(last),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CliError::failure(format!("cannot read {key}: {e}"))),
+        };
+        sink.write_all(&chunk[..n])?;
+        last = chunk.get(n - 1).copied();
+    }
 }
 
 // ----------------------------------------------------------------------------------------- tag

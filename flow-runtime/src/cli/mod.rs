@@ -16,8 +16,8 @@
 //! | `show` | the graph as text |
 //! | `graph [--format dot\|mermaid\|text]` | the graph as DOT (default), Mermaid or text |
 //! | `runs [--tag T]… [--json]` | this flow's runs, newest first |
-//! | `dump RUN[/STEP[/TASK]] [--artifact NAME] [--json]` | a run, a step's tasks, a task's artifacts, or one artifact's value (`RUN` may be `latest`) |
-//! | `logs RUN/STEP[/TASK] [--attempt N]` | a task's logs, and its stdout and stderr in process mode |
+//! | `dump RUN[/STEP[/TASK]] [--artifact NAME] [--json\|--raw]` | a run, a step's tasks, a task's artifacts, or one artifact's value (`RUN` may be `latest`) |
+//! | `logs RUN/STEP[/TASK] [--attempt N]` | a task's logs, and its stdout and stderr in process mode, streamed |
 //! | `tag RUN add\|remove TAG…` | changes a run's tags |
 //! | `step STEP --run-id ID --task-id TASK` | runs exactly one task from what the datastore holds: the unit process mode and cluster schedulers run |
 //!
@@ -27,16 +27,26 @@
 //!
 //! Artifacts are shown without their Rust types, converted from MessagePack to JSON (see
 //! [`msgpack_to_json`] for the few choices this needs: binary data becomes an array of byte
-//! values). Without `--json`, large values are shortened for the terminal.
+//! values). Without `--json`, `dump --artifact` prints a preview: the first elements of arrays and
+//! maps, the first characters of strings and bytes of binary data, each cut saying how much it
+//! left, read from the blob as a stream, so a 1 GiB artifact costs what its first elements cost.
+//! `--json` and `--raw` (the stored MessagePack bytes) print the whole value, streamed too. Every
+//! blob is checked against its recorded size and hash before what it holds is printed.
+//!
+//! Nothing read from the datastore drives the terminal: `dump` shows control characters as
+//! escapes (`\x1b`; in JSON strings, JSON's `\u001b`), error messages too, and `logs` does when
+//! stdout is a terminal; into a pipe or a file, `logs` writes the logs as stored.
 //!
 //! Exit codes: [`EXIT_OK`] (0), [`EXIT_FAILURE`] (1) for a failed run or task or a damaged
 //! datastore, [`EXIT_USAGE`] (2) for bad input, after which nothing was written to the datastore.
 
 mod argo;
+mod blob_stream;
 mod error;
 mod inspect;
 mod runner;
 mod table;
+mod terminal;
 mod value;
 
 use std::ffi::OsString;
@@ -86,11 +96,15 @@ where
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     let terminal = err.is_terminal();
+    let out_terminal = out.is_terminal();
     let code = dispatch::<F>(
         args.into_iter().map(Into::into).collect(),
         &mut out,
         &mut err,
-        terminal,
+        Terminals {
+            err: terminal,
+            out: out_terminal,
+        },
     );
     let _ = out.flush();
     let _ = err.flush();
@@ -107,7 +121,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let code = dispatch::<F>(args.into_iter().map(Into::into).collect(), out, err, false);
+    let code = dispatch::<F>(
+        args.into_iter().map(Into::into).collect(),
+        out,
+        err,
+        Terminals::default(),
+    );
     let _ = out.flush();
     let _ = err.flush();
     code
@@ -116,6 +135,11 @@ where
 /// The `clap` command of `F`'s binary, with `F`'s parameters on its `run` subcommand; for
 /// generating shell completions or manual pages.
 pub fn command<F: Flow>() -> Command {
+    command_with_run::<F>(runner::run_command::<F>())
+}
+
+/// The binary's command with `run` as given: with or without the flow's parameters.
+fn command_with_run<F: Flow>(run: Command) -> Command {
     let graph = F::GRAPH;
     let doc = graph.doc.trim();
     let about = doc
@@ -149,7 +173,7 @@ pub fn command<F: Flow>() -> Command {
                 // given, and an empty variable should mean "not set".
                 .help("Where runs are kept: a directory, or s3://BUCKET/PREFIX [env: BLOOMING_DATASTORE] [default: ./.blooming]"),
         )
-        .subcommand(runner::run_command::<F>())
+        .subcommand(run)
         .subcommand(runner::resume_command())
         .subcommand(Command::new("show").about("Shows the flow's steps and transitions as text"))
         .subcommand(
@@ -169,12 +193,22 @@ pub fn command<F: Flow>() -> Command {
         .subcommands(argo::commands())
 }
 
+/// Which of the output streams are terminals.
+#[derive(Debug, Clone, Copy, Default)]
+struct Terminals {
+    out: bool,
+    err: bool,
+}
+
 /// Where output goes, and how the binary is called in the commands suggested to the user.
 pub(crate) struct Ctx<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
     /// Whether stderr is a terminal (progress display).
     pub terminal: bool,
+    /// Whether stdout is a terminal: logs are then shown with their control characters escaped,
+    /// and binary output is refused.
+    pub out_terminal: bool,
     /// The binary's name, as suggested commands spell it.
     pub bin: String,
     /// The datastore: an absolute path, or a bucket on S3-compatible storage.
@@ -184,6 +218,26 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Runs `f` with `out` showing every control character it is given as an escape (see
+    /// [`terminal`]): for output that is all text for people, made of what the datastore holds.
+    pub fn with_escaped_out<T>(
+        &mut self,
+        f: impl FnOnce(&mut Ctx<'_>) -> Result<T, CliError>,
+    ) -> Result<T, CliError> {
+        let mut escaper = terminal::ControlEscaper::new(&mut *self.out);
+        let result = f(&mut Ctx {
+            out: &mut escaper,
+            err: &mut *self.err,
+            terminal: self.terminal,
+            out_terminal: self.out_terminal,
+            bin: self.bin.clone(),
+            datastore: self.datastore.clone(),
+            datastore_flag: self.datastore_flag,
+        });
+        escaper.finish()?;
+        result
+    }
+
     /// A command line to suggest: the binary, `--datastore` if it was given, then `rest`.
     pub fn suggest(&self, rest: &str) -> String {
         if self.datastore_flag {
@@ -246,11 +300,15 @@ fn dispatch<F: Flow>(
     args: Vec<OsString>,
     out: &mut dyn Write,
     err: &mut dyn Write,
-    terminal: bool,
+    terminals: Terminals,
 ) -> u8 {
+    let terminal = terminals.err;
     crate::logs::install();
-    if let Err(message) = check_parameters::<F>() {
-        let _ = writeln!(err, "error: {message}");
+    let clashes = parameter_clashes::<F>();
+    if !clashes.is_empty() {
+        for clash in clashes {
+            let _ = writeln!(err, "error: {clash}");
+        }
         return EXIT_USAGE;
     }
     let bin = args
@@ -274,6 +332,7 @@ fn dispatch<F: Flow>(
         out,
         err,
         terminal,
+        out_terminal: terminals.out,
         bin,
         datastore,
         datastore_flag: matches.get_one::<OsString>("datastore").is_some(),
@@ -295,7 +354,8 @@ fn dispatch<F: Flow>(
         Ok(()) => EXIT_OK,
         Err(e) => {
             if !e.message.is_empty() {
-                let _ = writeln!(ctx.err, "error: {}", e.message);
+                // Messages name runs, steps and artifacts and quote what the datastore holds.
+                let _ = writeln!(ctx.err, "error: {}", terminal::escape_controls(&e.message));
             }
             e.code
         }
@@ -349,24 +409,74 @@ fn datastore_location(matches: &ArgMatches) -> Result<DatastoreLocation, CliErro
     })
 }
 
-/// The options of `run` that a flow parameter must not shadow.
-const RUN_OPTIONS: &[&str] = &["max-workers", "tag", "process", "datastore", "help"];
-
-/// Checks that the flow's parameters leave the `run` command's own options alone; clap would
-/// otherwise panic on the duplicate.
-fn check_parameters<F: Flow>() -> Result<(), String> {
+/// Every flow parameter that `run` already has an option of that name for, as one message each;
+/// clap would otherwise panic on the duplicate when it builds the command.
+///
+/// The built-in options are read from `run` itself, as clap completes it (the global
+/// `--datastore`, the generated `--help`), so an option added to `run` later is covered too.
+fn parameter_clashes<F: Flow>() -> Vec<String> {
     let params = F::__params_command(Command::new("run"));
-    for arg in params.get_arguments() {
-        let id = arg.get_id().as_str();
-        let long = arg.get_long();
-        if let Some(taken) = RUN_OPTIONS.iter().find(|o| **o == id || Some(**o) == long) {
-            return Err(format!(
-                "the parameter `{id}` of flow {} collides with the `run` option `--{taken}`; rename the parameter",
-                F::GRAPH.name
-            ));
-        }
+    if params.get_arguments().next().is_none() {
+        return Vec::new();
     }
-    Ok(())
+    let mut built = command_with_run::<F>(runner::run_command_without_params());
+    built.build();
+    let Some(run) = built.find_subcommand("run") else {
+        return Vec::new();
+    };
+    params
+        .get_arguments()
+        .filter_map(|param| {
+            run.get_arguments()
+                .find_map(|builtin| clash(param, builtin))
+        })
+        .collect()
+}
+
+/// How `param` and `builtin` collide, if they do, said with the spelling clap would refuse.
+fn clash(param: &Arg, builtin: &Arg) -> Option<String> {
+    let longs = |arg: &Arg| -> Vec<String> {
+        arg.get_long()
+            .into_iter()
+            .chain(arg.get_all_aliases().unwrap_or_default())
+            .map(|long| format!("--{long}"))
+            .collect()
+    };
+    let shorts = |arg: &Arg| -> Vec<String> {
+        arg.get_short()
+            .into_iter()
+            .chain(arg.get_all_short_aliases().unwrap_or_default())
+            .map(|short| format!("-{short}"))
+            .collect()
+    };
+    let builtin_names = [longs(builtin), shorts(builtin)].concat();
+    if let Some(name) = [longs(param), shorts(param)]
+        .concat()
+        .into_iter()
+        .find(|name| builtin_names.contains(name))
+    {
+        return Some(format!(
+            "flow parameter `{name}` clashes with the built-in option `{name}` of `run`; rename it"
+        ));
+    }
+    // Two arguments with one id are refused as well, whatever they are spelt like.
+    (param.get_id() == builtin.get_id()).then(|| {
+        format!(
+            "flow parameter `{}` has the id `{}` of the built-in option `{}` of `run`; rename it",
+            display_name(param),
+            param.get_id(),
+            display_name(builtin)
+        )
+    })
+}
+
+/// How an argument is written on the command line: `--long`, `-s`, or `<ID>` when positional.
+fn display_name(arg: &Arg) -> String {
+    match (arg.get_long(), arg.get_short()) {
+        (Some(long), _) => format!("--{long}"),
+        (None, Some(short)) => format!("-{short}"),
+        (None, None) => format!("<{}>", arg.get_id().as_str().to_uppercase()),
+    }
 }
 
 /// `s` as one shell word.

@@ -12,6 +12,11 @@ use crate::run::{RunStatus, RunStore};
 
 /// `run`, with the flow's parameters.
 pub(crate) fn run_command<F: Flow>() -> Command {
+    F::__params_command(run_command_without_params())
+}
+
+/// `run` with only its own options: what the flow's parameters must not clash with.
+pub(crate) fn run_command_without_params() -> Command {
     let command = Command::new("run")
         .about("Starts a new run of the flow")
         .long_about(
@@ -19,9 +24,7 @@ pub(crate) fn run_command<F: Flow>() -> Command {
              the datastore and how to inspect the results; on failure, the failing task, its \
              error and how to resume (exit code 1).",
         );
-    F::__params_command(
-        with_execution_options(command).arg(tag_arg("Records TAG with the run (repeatable)")),
-    )
+    with_execution_options(command).arg(tag_arg("Records TAG with the run (repeatable)"))
 }
 
 /// `resume`.

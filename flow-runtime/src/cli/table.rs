@@ -2,9 +2,20 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::terminal::escape_controls;
+
 /// Left-aligned columns separated by two spaces; columns empty in every row are left out, and no
-/// line ends in spaces.
+/// line ends in spaces. Cells come from the datastore: their control characters are shown as
+/// escapes (see [`escape_controls`]), which also keeps the columns aligned.
 pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| escape_controls(cell).into_owned())
+                .collect()
+        })
+        .collect();
     let keep: Vec<usize> = (0..headers.len())
         .filter(|&c| rows.iter().any(|r| r.get(c).is_some_and(|v| !v.is_empty())))
         .collect();
@@ -38,7 +49,7 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(keep.iter().map(|&c| headers[c]).collect());
-    for row in rows {
+    for row in &rows {
         line(
             keep.iter()
                 .map(|&c| row.get(c).map_or("", String::as_str))
@@ -116,6 +127,18 @@ mod tests {
         assert_eq!(
             table(&["ID", "EMPTY", "V"], &rows),
             "ID    V\na     x\nlong\n"
+        );
+    }
+
+    #[test]
+    fn cells_show_control_characters_and_stay_aligned() {
+        let rows = vec![
+            vec!["a\x1b[2J".to_owned(), "x".to_owned()],
+            vec!["b".to_owned(), "y\u{9b}".to_owned()],
+        ];
+        assert_eq!(
+            table(&["ID", "V"], &rows),
+            "ID        V\na\\x1b[2J  x\nb         y\\u{9b}\n"
         );
     }
 

@@ -126,7 +126,8 @@ impl Flow for Params {
     }
 }
 
-/// A flow whose parameter shadows `run --tag`.
+/// A flow whose parameters shadow `run --tag` (by its long name), `--help` (by `-h`) and the
+/// global `--datastore` (by its id).
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct Clash;
 
@@ -157,7 +158,11 @@ impl Flow for Clash {
     }
     fn __record_caught(&mut self, _step: usize, _message: String) {}
     fn __params_command(command: Command) -> Command {
-        command.arg(Arg::new("label").long("tag"))
+        command
+            .arg(Arg::new("label").long("tag"))
+            .arg(Arg::new("height").short('h'))
+            .arg(Arg::new("datastore").long("store"))
+            .arg(Arg::new("fine").long("fine"))
     }
 }
 
@@ -252,10 +257,10 @@ fn a_parameter_that_shadows_an_option_is_reported() {
     let dir = tempfile::tempdir().expect("temp dir");
     let o = cli::<Clash>(dir.path(), &["show"]);
     assert_eq!(o.code, EXIT_USAGE);
-    assert!(
-        o.err
-            .contains("parameter `label` of flow Clash collides with the `run` option `--tag`"),
-        "{}",
-        o.err
+    assert_eq!(
+        o.err,
+        "error: flow parameter `--tag` clashes with the built-in option `--tag` of `run`; rename it\n\
+         error: flow parameter `-h` clashes with the built-in option `-h` of `run`; rename it\n\
+         error: flow parameter `--store` has the id `datastore` of the built-in option `--datastore` of `run`; rename it\n",
     );
 }
