@@ -1150,6 +1150,30 @@ fn dump_escapes_control_characters_of_artifacts_and_datastore_names() {
     assert!(o.err.contains(r"sh\x1b]52;c;aGVsbG8=\x07out"), "{o:?}");
 }
 
+#[test]
+fn tags_with_control_characters_are_escaped_by_tag_and_runs() {
+    let dir = tempdir();
+    let run = run_ok::<Hostile>(dir.path(), &[]);
+    // The CLI refuses such tags; a datastore written by another tool may hold them anyway.
+    let record = dir
+        .path()
+        .join(format!("flows/Hostile/runs/{run}/run.json"));
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("run record")).expect("json");
+    value["tags"] = json!([HOSTILE]);
+    std::fs::write(&record, value.to_string()).expect("rewrite");
+    let o = cli::<Hostile>(dir.path(), &["tag", &run, "add", "plain"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert_eq!(terminal_controls(&o.out), "", "{o:?}");
+    for args in [vec!["runs"], vec!["runs", "--json"]] {
+        let o = cli::<Hostile>(dir.path(), &args);
+        assert_eq!(o.code, EXIT_OK, "{args:?}: {o:?}");
+        assert_eq!(terminal_controls(&o.out), "", "{args:?}: {o:?}");
+    }
+    let o = cli::<Hostile>(dir.path(), &["runs", "--json"]);
+    assert_eq!(o.json()[0]["tags"], json!([HOSTILE, "plain"]), "{o:?}");
+}
+
 /// Set to a JSON array of arguments, makes [`as_a_flow_binary_in_a_child_process`] run them.
 const FLOW_ARGS_ENV: &str = "BLOOMING_CLI_TEST_FLOW_ARGS";
 

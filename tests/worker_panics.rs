@@ -216,6 +216,11 @@ fn a_huge_max_workers_is_capped_and_the_run_succeeds() {
         ..RunOptions::default()
     };
     let summary = run_flow::<Small>(&store, serde_json::json!({}), &options).expect("run");
-    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.failure);
+    assert_eq!(
+        summary.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        summary.failure
+    );
     assert_eq!(summary.tasks_run, 1 + 16 + 2);
 }

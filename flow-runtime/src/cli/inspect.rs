@@ -335,11 +335,7 @@ pub(crate) fn runs(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Resul
     }
     if as_json {
         let list: Vec<Json> = records.iter().map(run_json).collect();
-        writeln!(
-            ctx.out,
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        )?;
+        super::terminal::write_json_line(&mut *ctx.out, &list)?;
     } else if records.is_empty() && damaged.is_empty() {
         let filter = if wanted.is_empty() {
             String::new()
@@ -1119,7 +1115,12 @@ pub(crate) fn tag(ctx: &mut Ctx<'_>, flow: &str, matches: &ArgMatches) -> Result
     } else {
         record.tags.join(", ")
     };
-    writeln!(ctx.out, "Tags of run {}: {list}", record.run_id)?;
+    writeln!(
+        ctx.out,
+        "Tags of run {}: {}",
+        record.run_id,
+        super::terminal::escape_controls(&list)
+    )?;
     Ok(())
 }
 
