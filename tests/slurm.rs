@@ -63,6 +63,58 @@ impl Sleepy {
     fn end(&mut self) {}
 }
 
+/// Names a file whose existence makes `Guarded::start` write `<file>.started` and wait until
+/// the file is removed. Jobs inherit it through `sbatch`.
+const START_WAIT_ENV: &str = "SLURM_TEST_START_WAIT";
+
+/// The checks of issue 10 run this flow, named like no other so that its jobs are told apart
+/// from those of other tests sharing the cluster. Its `work` for x = 3 hangs like `Sleepy`'s
+/// (the hang file is looked at when the task starts, so a rerun of the task after the file is
+/// removed completes).
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Guarded {
+    xs: Vec<u64>,
+    square: u64,
+    total: u64,
+}
+
+#[flow]
+impl Guarded {
+    #[step(foreach = xs, next = work)]
+    fn start(&mut self) {
+        if let Some(wait) = std::env::var_os(START_WAIT_ENV).map(PathBuf::from)
+            && wait.exists()
+        {
+            let _ = std::fs::write(wait.with_extension("started"), b"");
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while wait.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.xs = (1..=6).collect();
+    }
+
+    #[step(next = gather)]
+    fn work(&mut self, x: u64) {
+        if x == 3
+            && let Some(hang) = std::env::var_os(HANG_FILE_ENV).map(PathBuf::from)
+            && hang.exists()
+        {
+            let _ = std::fs::write(hang.with_extension("started"), b"");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        self.square = x * x;
+    }
+
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) {
+        self.total = inputs.iter().map(|i| i.square).sum();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
 struct Output {
     code: i32,
     out: String,
@@ -95,11 +147,15 @@ fn run_flow(flow: &str, datastore: &str, args: &[&str]) -> Result<Output, String
     let output = flow_command(flow, datastore, args)?
         .output()
         .map_err(|e| e.to_string())?;
-    Ok(Output {
+    Ok(output_of(output))
+}
+
+fn output_of(output: std::process::Output) -> Output {
+    Output {
         code: output.status.code().unwrap_or(-1),
         out: String::from_utf8_lossy(&output.stdout).into_owned(),
         err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    })
+    }
 }
 
 /// A datastore location of its own for one check: a prefix of the S3 bucket the services
@@ -311,6 +367,342 @@ fn cancelled_job_then_resume(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Waits until `marker` exists (a task says it runs), or the run ends, or two minutes pass.
+fn wait_for(marker: &Path, run: &mut std::process::Child, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !marker.exists() {
+        let ended = run.try_wait().ok().flatten().is_some();
+        if ended || Instant::now() > deadline {
+            let _ = run.kill();
+            let output = std::mem::replace(run, spawn_nothing()?)
+                .wait_with_output()
+                .map_err(|e| e.to_string())?;
+            return Err(format!(
+                "{what} never started\n{}",
+                output_of(output).describe()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A finished child, to take the place of one whose output is read.
+fn spawn_nothing() -> Result<std::process::Child, String> {
+    Command::new("true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())
+}
+
+/// Slurm's state of each of `jobs` (those it still knows).
+fn job_states(jobs: &[String]) -> Result<Vec<(String, String)>, String> {
+    let out = Command::new("squeue")
+        .args(["--noheader", "--states=all", "--format=%i %T", "--jobs"])
+        .arg(jobs.join(","))
+        .output()
+        .map_err(|e| format!("cannot run squeue: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+        })
+        .collect())
+}
+
+/// The ids of the jobs of flow `flow` that Slurm runs or will run.
+fn active_jobs_of(flow: &str) -> Result<Vec<String>, String> {
+    let out = Command::new("squeue")
+        .args(["--noheader", "--format=%i %j"])
+        .output()
+        .map_err(|e| format!("cannot run squeue: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (id, name) = l.trim().split_once(' ')?;
+            name.starts_with(&format!("{flow}.")).then(|| id.to_owned())
+        })
+        .collect())
+}
+
+fn scontrol(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("scontrol")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run scontrol: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "scontrol {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// `scontrol requeue` of the job running a task does not fail the run: Slurm runs the job
+/// again and the run completes with the results of a run nothing disturbed.
+fn a_requeued_job_does_not_fail_the_run(dir: &Path) -> Result<(), String> {
+    let plain = datastore(dir, "guarded-plain");
+    let a = run_flow("guarded", &plain, &["run"])?;
+    if a.code != 0 {
+        return Err(format!("the plain run failed\n{}", a.describe()));
+    }
+    let location = datastore(dir, "guarded-requeue");
+    let hang = dir.join("requeue-hang");
+    std::fs::write(&hang, b"").map_err(|e| e.to_string())?;
+    let mut run = flow_command("guarded", &location, &["run", "--slurm"])?
+        .env(HANG_FILE_ENV, &hang)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    wait_for(
+        &hang.with_extension("started"),
+        &mut run,
+        "the task for x = 3",
+    )?;
+    let job = job_named("Guarded.work.2")?.ok_or("no Slurm job named Guarded.work.2")?;
+    // The task runs again when requeued, and then completes.
+    std::fs::remove_file(&hang).map_err(|e| e.to_string())?;
+    if let Err(e) = scontrol(&["requeue", &job]) {
+        let _ = run.kill();
+        let _ = Command::new("scancel").arg(&job).status();
+        let output = output_of(run.wait_with_output().map_err(|e| e.to_string())?);
+        return Err(format!("{e}\n{}", output.describe()));
+    }
+    // Slurm holds a requeued job back for two minutes; let it start at once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scontrol(&["update", &format!("JobId={job}"), "StartTime=now"]).is_err()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let b = output_of(run.wait_with_output().map_err(|e| e.to_string())?);
+    if b.code != 0 {
+        return Err(format!(
+            "the requeued run should complete\n{}",
+            b.describe()
+        ));
+    }
+    let restarts = Command::new("squeue")
+        .args([
+            "--noheader",
+            "--states=all",
+            "--Format=RestartCnt",
+            "--jobs",
+            &job,
+        ])
+        .output()
+        .map_err(|e| format!("cannot run squeue: {e}"))?;
+    let restarts = String::from_utf8_lossy(&restarts.stdout).trim().to_owned();
+    if restarts != "1" {
+        return Err(format!(
+            "job {job} should have run twice, restarts: {restarts:?}"
+        ));
+    }
+    let (sa, sb) = (open_store(&plain)?, open_store(&location)?);
+    let (ra, rb) = (only_run(&sa, "Guarded")?, only_run(&sb, "Guarded")?);
+    let (aa, ab) = (
+        artifacts_of(&sa, "Guarded", &ra)?,
+        artifacts_of(&sb, "Guarded", &rb)?,
+    );
+    if aa.is_empty() || aa != ab {
+        return Err(format!(
+            "artifacts differ between the runs:\nplain: {aa:?}\nrequeued: {ab:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// SIGTERM to the coordinator of a Slurm run cancels its jobs, records the run failed with the
+/// signal and exits non-zero; `resume --slurm` completes the run.
+fn sigterm_cancels_the_runs_jobs(dir: &Path) -> Result<(), String> {
+    let location = datastore(dir, "guarded-sigterm");
+    let hang = dir.join("sigterm-hang");
+    std::fs::write(&hang, b"").map_err(|e| e.to_string())?;
+    let mut run = flow_command("guarded", &location, &["run", "--slurm"])?
+        .env(HANG_FILE_ENV, &hang)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    wait_for(
+        &hang.with_extension("started"),
+        &mut run,
+        "the task for x = 3",
+    )?;
+    let jobs = active_jobs_of("Guarded")?;
+    if jobs.is_empty() {
+        return Err("no job of the run is listed".into());
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("kill -TERM failed".into());
+    }
+    let first = output_of(run.wait_with_output().map_err(|e| e.to_string())?);
+    let left: Vec<(String, String)> = job_states(&jobs)?
+        .into_iter()
+        .filter(|(_, state)| {
+            !["COMPLETED", "CANCELLED", "FAILED", "TIMEOUT"].contains(&state.as_str())
+        })
+        .collect();
+    for (job, _) in &left {
+        let _ = Command::new("scancel").arg(job).status();
+    }
+    if first.code == 0 || !first.err.contains("interrupted by SIGTERM") || !left.is_empty() {
+        return Err(format!(
+            "the run should stop, saying it was interrupted by SIGTERM, and leave no job; \
+             jobs left: {left:?}\n{}",
+            first.describe()
+        ));
+    }
+    let store = open_store(&location)?;
+    let run_id = only_run(&store, "Guarded")?;
+    let record = store
+        .read_run("Guarded", &run_id)
+        .map_err(|e| e.to_string())?;
+    let failure = record.failure.clone().unwrap_or_default();
+    if record.status != blooming_flowers::run::RunStatus::Failed
+        || !failure.contains("interrupted by SIGTERM")
+    {
+        return Err(format!(
+            "the run should be recorded failed by SIGTERM: {:?} {failure:?}",
+            record.status
+        ));
+    }
+    std::fs::remove_file(&hang).map_err(|e| e.to_string())?;
+    let resumed = run_flow("guarded", &location, &["resume", "--slurm"])?;
+    if resumed.code != 0 {
+        return Err(format!("resume should complete\n{}", resumed.describe()));
+    }
+    Ok(())
+}
+
+/// A flow binary changed on disk after the run started fails the tasks that start from it
+/// with a message saying so, instead of running other code.
+fn a_binary_changed_mid_run_fails_the_task_clearly(dir: &Path) -> Result<(), String> {
+    let bin = dir.join("changed-bin");
+    std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+    let exe = bin.join("guarded");
+    let original = std::env::current_exe().map_err(|e| e.to_string())?;
+    std::fs::copy(&original, &exe).map_err(|e| e.to_string())?;
+    let location = datastore(dir, "guarded-changed");
+    let wait = dir.join("changed-wait");
+    std::fs::write(&wait, b"").map_err(|e| e.to_string())?;
+    let mut run = Command::new(&exe)
+        .env(AS_FLOW_ENV, "guarded")
+        .env(START_WAIT_ENV, &wait)
+        .args(["--datastore", &location, "run", "--slurm"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    wait_for(&wait.with_extension("started"), &mut run, "the start task")?;
+    // Another build of the same program: it runs the same, but it is not the same binary.
+    let mut bytes = std::fs::read(&original).map_err(|e| e.to_string())?;
+    bytes.extend_from_slice(b"rebuilt");
+    let new = bin.join("guarded.new");
+    std::fs::write(&new, &bytes).map_err(|e| e.to_string())?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+    }
+    std::fs::rename(&new, &exe).map_err(|e| e.to_string())?;
+    std::fs::remove_file(&wait).map_err(|e| e.to_string())?;
+    let o = output_of(run.wait_with_output().map_err(|e| e.to_string())?);
+    if o.code == 0
+        || !o
+            .err
+            .contains("the flow binary changed since the run started")
+    {
+        return Err(format!(
+            "the tasks started after the change should fail, saying the binary changed\n{}",
+            o.describe()
+        ));
+    }
+    Ok(())
+}
+
+/// With no `--slurm-log-dir`, jobs write their output in a directory of the run's own, readable
+/// by its user alone, not in a fixed directory of the shared temporary directory (where anyone
+/// can plant a symlink).
+fn the_default_log_dir_is_private_to_the_run(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = dir.join("logdir-tmp");
+    let planted = dir.join("logdir-planted");
+    let cache = dir.join("logdir-cache");
+    for d in [&tmp, &planted, &cache] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    std::os::unix::fs::symlink(&planted, tmp.join("slurm-logs")).map_err(|e| e.to_string())?;
+    let location = datastore(dir, "guarded-logdir");
+    let hang = dir.join("logdir-hang");
+    std::fs::write(&hang, b"").map_err(|e| e.to_string())?;
+    let mut run = flow_command("guarded", &location, &["run", "--slurm"])?
+        .env(HANG_FILE_ENV, &hang)
+        .env("TMPDIR", &tmp)
+        .env("XDG_CACHE_HOME", &cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    wait_for(
+        &hang.with_extension("started"),
+        &mut run,
+        "the task for x = 3",
+    )?;
+    let job = job_named("Guarded.work.2")?.ok_or("no Slurm job named Guarded.work.2")?;
+    let base = match DatastoreLocation::parse(&location).map_err(|e| e.to_string())? {
+        DatastoreLocation::Local(root) => root.join("slurm-logs"),
+        _ => cache.join("blooming").join("slurm-logs"),
+    };
+    let found: Vec<PathBuf> = std::fs::read_dir(&base)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    let planted_files = std::fs::read_dir(&planted)
+        .map(|entries| entries.count())
+        .unwrap_or_default();
+    let _ = Command::new("scancel").arg(&job).status();
+    let o = output_of(run.wait_with_output().map_err(|e| e.to_string())?);
+    let [log_dir] = found.as_slice() else {
+        return Err(format!(
+            "expected one log directory in {}, found {found:?}; {planted_files} files were \
+             written through the planted symlink\n{}",
+            base.display(),
+            o.describe()
+        ));
+    };
+    let mode = std::fs::symlink_metadata(log_dir)
+        .map_err(|e| e.to_string())?
+        .permissions()
+        .mode();
+    let has_job_output = log_dir.join(format!("{job}.out")).exists();
+    if planted_files != 0 || mode & 0o777 != 0o700 || !has_job_output {
+        return Err(format!(
+            "{}: mode {:o}, job output there: {has_job_output}; files written through the \
+             planted symlink: {planted_files}",
+            log_dir.display(),
+            mode & 0o777
+        ));
+    }
+    if !o.err.contains(&log_dir.display().to_string()) {
+        return Err(format!(
+            "the failed run should say where its jobs' output is\n{}",
+            o.describe()
+        ));
+    }
+    Ok(())
+}
+
 type Check<'a> = Box<dyn Fn() -> Result<(), String> + 'a>;
 
 fn main() -> ExitCode {
@@ -319,6 +711,7 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "--datastore") || as_flow.is_some() {
         return match as_flow.as_deref() {
             Some("sleepy") => blooming_flowers::main::<Sleepy>(),
+            Some("guarded") => blooming_flowers::main::<Guarded>(),
             _ => blooming_flowers::main::<squares::Squares>(),
         };
     }
@@ -336,7 +729,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tests: [(&str, Check<'_>); 2] = [
+    // Failed runs keep their jobs' output (in a directory of their own under the cache
+    // directory): under this test's directory, not the user's.
+    // SAFETY: no other thread runs yet; the runs started later inherit the variable.
+    unsafe { std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache")) };
+    let tests: [(&str, Check<'_>); 6] = [
         (
             "squares_on_slurm_equals_in_process",
             Box::new(|| squares_on_slurm_equals_in_process(dir.path())),
@@ -345,7 +742,35 @@ fn main() -> ExitCode {
             "cancelled_job_then_resume",
             Box::new(|| cancelled_job_then_resume(dir.path())),
         ),
+        (
+            "a_requeued_job_does_not_fail_the_run",
+            Box::new(|| a_requeued_job_does_not_fail_the_run(dir.path())),
+        ),
+        (
+            "sigterm_cancels_the_runs_jobs",
+            Box::new(|| sigterm_cancels_the_runs_jobs(dir.path())),
+        ),
+        (
+            "a_binary_changed_mid_run_fails_the_task_clearly",
+            Box::new(|| a_binary_changed_mid_run_fails_the_task_clearly(dir.path())),
+        ),
+        (
+            "the_default_log_dir_is_private_to_the_run",
+            Box::new(|| the_default_log_dir_is_private_to_the_run(dir.path())),
+        ),
     ];
+    // `cargo test --test NAME -- WORD` runs the checks whose names contain WORD.
+    let filter: Vec<String> = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .filter(|a| !a.starts_with('-'))
+        .map(str::to_owned)
+        .collect();
+    let tests: Vec<_> = tests
+        .into_iter()
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .collect();
     let mut failed = 0;
     for (name, test) in &tests {
         match test() {

@@ -39,13 +39,19 @@ pub const TASK_LOG_ENV: &str = "BLOOMING_TASK_LOG";
 /// Environment variable that, set to `1`, also prints the events of tasks to stderr.
 pub const ECHO_LOGS_ENV: &str = "BLOOMING_ECHO_LOGS";
 
-/// The log of one task: the formatted lines of the `tracing` events its body emitted.
+/// How much of a task's log, or of one of its process's output streams, is kept at each end:
+/// its first and its last 16 MiB. What lies between is dropped, and a line says how much.
+pub const KEEP_AT_EACH_END: usize = 16 << 20;
+
+/// The log of one task: the formatted lines of the `tracing` events its body emitted, up to
+/// [`KEEP_AT_EACH_END`] bytes at the start and at the end (a step logging in a loop for hours
+/// must not fill the memory or the datastore).
 ///
 /// Cloning is cheap (an `Arc`), so the executor can keep one handle to read the log after the task
 /// while the task's thread (or threads) append to another.
 #[derive(Clone, Default)]
 pub struct TaskLog {
-    buf: Arc<Mutex<Vec<u8>>>,
+    buf: Arc<Mutex<HeadAndTail>>,
 }
 
 impl TaskLog {
@@ -57,37 +63,131 @@ impl TaskLog {
     /// A copy of the lines captured so far, for showing a log while its task may still append.
     #[must_use]
     pub fn contents(&self) -> Vec<u8> {
-        self.lock().clone()
+        self.lock().to_bytes()
     }
 
     /// Moves the lines captured so far out of the log, leaving it empty; what the executor calls
-    /// when the task ends, so the bytes are stored without a copy.
+    /// when the task ends.
     #[must_use = "the captured lines are lost if not stored"]
     pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.lock())
+        std::mem::take(&mut *self.lock()).into_bytes()
     }
 
-    /// The size in bytes of what was captured, e.g. to skip storing an empty log.
+    /// The size in bytes of what was kept (without the line saying what was dropped), e.g. to
+    /// skip storing an empty log.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().kept()
     }
 
     /// Whether nothing was captured, so an empty log need not be stored.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().kept() == 0
     }
 
     /// Appends one already formatted line.
     fn append(&self, line: &str) {
-        self.lock().extend_from_slice(line.as_bytes());
+        self.lock().push(line.as_bytes());
     }
 
     /// Locks the buffer. A panic while the lock is held cannot leave the bytes half-updated in a
     /// way that matters (at worst one line is cut), so a poisoned lock is simply recovered.
-    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+    fn lock(&self) -> MutexGuard<'_, HeadAndTail> {
         self.buf
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A stream of bytes of unbounded length kept in bounded memory: its first `limit` bytes, its
+/// last `limit` bytes, and how many were dropped between them.
+#[derive(Debug)]
+pub(crate) struct HeadAndTail {
+    limit: usize,
+    head: Vec<u8>,
+    /// The last bytes after the head, at most `limit` of them.
+    tail: std::collections::VecDeque<u8>,
+    dropped: u64,
+}
+
+impl Default for HeadAndTail {
+    fn default() -> Self {
+        Self::new(KEEP_AT_EACH_END)
+    }
+}
+
+impl HeadAndTail {
+    /// Keeps `limit` bytes at each end.
+    pub(crate) fn new(limit: usize) -> Self {
+        HeadAndTail {
+            limit,
+            head: Vec::new(),
+            tail: std::collections::VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Appends `bytes`, dropping from the middle what exceeds the bound.
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) {
+        let room = self.limit - self.head.len();
+        if room > 0 {
+            let n = room.min(bytes.len());
+            self.head.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+        }
+        if bytes.len() >= self.limit {
+            // Everything in the tail, and the start of `bytes`, falls out.
+            let skip = bytes.len() - self.limit;
+            self.dropped += (self.tail.len() + skip) as u64;
+            self.tail.clear();
+            bytes = &bytes[skip..];
+        } else {
+            let excess = (self.tail.len() + bytes.len()).saturating_sub(self.limit);
+            self.tail.drain(..excess);
+            self.dropped += excess as u64;
+        }
+        self.tail.extend(bytes);
+    }
+
+    /// How many bytes are kept.
+    pub(crate) fn kept(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// The bytes kept, with a line where some were dropped saying how many.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let marker = self.marker();
+        let mut bytes = Vec::with_capacity(self.kept() + marker.len());
+        bytes.extend_from_slice(&self.head);
+        bytes.extend_from_slice(marker.as_bytes());
+        let (a, b) = self.tail.as_slices();
+        bytes.extend_from_slice(a);
+        bytes.extend_from_slice(b);
+        bytes
+    }
+
+    /// As [`HeadAndTail::to_bytes`], reusing the head's allocation.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        let marker = self.marker();
+        let mut bytes = self.head;
+        bytes.reserve(marker.len() + self.tail.len());
+        bytes.extend_from_slice(marker.as_bytes());
+        bytes.extend(self.tail);
+        bytes
+    }
+
+    fn marker(&self) -> String {
+        if self.dropped == 0 {
+            return String::new();
+        }
+        let start = if self.head.last().is_some_and(|&b| b != b'\n') {
+            "\n"
+        } else {
+            ""
+        };
+        format!(
+            "{start}[{} bytes left out: only the first and the last {} bytes are kept]\n",
+            self.dropped, self.limit
+        )
     }
 }
 
@@ -539,6 +639,61 @@ mod tests {
         assert_eq!(bytes.len(), len);
         assert!(log.is_empty());
         assert!(bytes.ends_with(b"x\n"));
+    }
+
+    #[test]
+    fn a_task_log_keeps_its_first_and_last_parts_within_its_bound() {
+        install();
+        let log = TaskLog::new();
+        let line = "y".repeat(1000);
+        capture(&log, || {
+            tracing::info!("first line");
+            for i in 0..40_000 {
+                tracing::info!(i, "{line}");
+            }
+            tracing::info!("last line");
+        });
+        let bytes = log.take();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            bytes.len() <= 2 * (16 << 20) + 200,
+            "{} bytes kept",
+            bytes.len()
+        );
+        assert!(
+            text.lines()
+                .next()
+                .is_some_and(|l| l.ends_with("first line"))
+        );
+        assert!(text.ends_with("last line\n"));
+        assert!(text.contains(" bytes left out"), "no marker");
+    }
+
+    #[test]
+    fn head_and_tail_keep_both_ends_and_count_what_they_drop() {
+        let mut kept = HeadAndTail::new(4);
+        kept.push(b"ab");
+        assert_eq!(kept.to_bytes(), b"ab");
+        kept.push(b"cdef");
+        assert_eq!(kept.to_bytes(), b"abcdef");
+        kept.push(b"ghi");
+        assert_eq!(kept.kept(), 8);
+        let marker = |n: u64| {
+            format!("\n[{n} bytes left out: only the first and the last 4 bytes are kept]\n")
+        };
+        assert_eq!(
+            kept.to_bytes(),
+            format!("abcd{}fghi", marker(1)).into_bytes()
+        );
+        kept.push(b"jklmnopqrstu");
+        kept.push(b"v");
+        assert_eq!(kept.kept(), 8);
+        let expected = format!("abcd{}stuv", marker(14)).into_bytes();
+        assert_eq!(kept.to_bytes(), expected);
+        assert_eq!(kept.into_bytes(), expected);
+        let mut lines = HeadAndTail::new(3);
+        lines.push(b"a\nbcdefg");
+        assert!(lines.to_bytes().starts_with(b"a\nb\n[2 bytes left out"));
     }
 
     #[test]

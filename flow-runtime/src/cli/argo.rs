@@ -365,11 +365,17 @@ pub(crate) fn write_step_outputs<F: Flow>(
     };
     match spec.transition {
         Transition::Foreach { .. } => {
-            let count = meta.foreach.map(|f| f.count).ok_or_else(|| {
+            let record = meta.foreach.ok_or_else(|| {
                 CliError::failure(format!(
                     "the foreach task {step}/{task_id} recorded no elements"
                 ))
             })?;
+            let path = crate::run::TaskPath {
+                step: step.to_string(),
+                task: task_id.to_string(),
+            };
+            let count = crate::executor::checked_foreach_count(store, &path, &record)
+                .map_err(CliError::failure)?;
             let mut indices: Vec<usize> = meta
                 .spec
                 .frames

@@ -1,12 +1,12 @@
 //! `run`, `resume` and `step`: the commands that execute tasks.
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::CliError;
 use super::{Ctx, tag_arg};
 use crate::datastore::validate_segment;
-use crate::executor::{self, Mode, RunOptions, RunSummary, SlurmOptions};
+use crate::executor::{self, Mode, RunError, RunOptions, RunSummary, SlurmOptions};
 use crate::flow::{Flow, initial};
 use crate::run::{RunStatus, RunStore};
 
@@ -89,6 +89,16 @@ pub(crate) fn step_command() -> Command {
                      datastore (what a cluster job runs; process mode records them itself)",
                 ),
         )
+        .arg(
+            Arg::new(executor::EXPECT_BINARY_FLAG)
+                .long(executor::EXPECT_BINARY_FLAG)
+                .value_name("BLAKE3")
+                .help(
+                    "Fails the task unless this program's binary has this BLAKE3 hash (what \
+                     `run --slurm` gives its jobs, so that a binary rebuilt since the run \
+                     started is not run)",
+                ),
+        )
 }
 
 /// How many Slurm jobs a run keeps in flight unless `--max-workers` says otherwise.
@@ -135,8 +145,10 @@ fn with_execution_options(command: Command) -> Command {
                 .value_parser(value_parser!(PathBuf))
                 .requires("slurm")
                 .help(
-                    "Where Slurm writes each job's own output [default: slurm-logs in the \
-                     system's temporary directory]; on a cluster, a shared directory",
+                    "Where Slurm writes each job's own output [default: a directory of the \
+                     run's own, readable by you alone, in slurm-logs of a local datastore, \
+                     else of ~/.cache/blooming; removed when the run succeeds]; on a cluster, \
+                     a shared directory",
                 ),
         )
 }
@@ -157,6 +169,7 @@ fn options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOptions, CliError> 
     let mut options = RunOptions {
         progress: ctx.terminal,
         announce: ctx.terminal,
+        stop_on_signals: true,
         ..RunOptions::default()
     };
     if let Some(&n) = matches.get_one::<u32>("max-workers") {
@@ -182,10 +195,11 @@ fn options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOptions, CliError> 
             CliError::failure(format!("cannot find this program's path for --slurm: {e}"))
         })?;
         let datastore = datastore_arg(ctx, "--slurm")?;
+        // Empty: a private directory is made once the datastore is open (`private_log_dir`).
         let log_dir = matches
             .get_one::<PathBuf>("slurm-log-dir")
             .cloned()
-            .unwrap_or_else(|| std::env::temp_dir().join("slurm-logs"));
+            .unwrap_or_default();
         let mut slurm = SlurmOptions::new(log_dir);
         slurm.sbatch_args = matches
             .get_many::<String>("sbatch-arg")
@@ -202,6 +216,138 @@ fn options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOptions, CliError> 
         };
     }
     Ok(options)
+}
+
+/// For a Slurm run without `--slurm-log-dir`: a new directory for Slurm's output of each job,
+/// which only this user can enter, made under a base this user owns (never under a fixed name
+/// in a shared directory, where another user could have planted a symlink). The base is
+/// `slurm-logs` in a local datastore (which Slurm's nodes must reach anyway), else
+/// `$XDG_CACHE_HOME/blooming/slurm-logs` or `~/.cache/blooming/slurm-logs` (home directories are
+/// shared on most clusters; `$XDG_RUNTIME_DIR` is not), else the temporary directory itself.
+fn private_log_dir(
+    ctx: &Ctx<'_>,
+    options: &mut RunOptions,
+) -> Result<Option<tempfile::TempDir>, CliError> {
+    let Mode::Slurm { options: slurm, .. } = &mut options.mode else {
+        return Ok(None);
+    };
+    if !slurm.log_dir.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let cache = || {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .map(|home| home.join(".cache"))
+            })
+            .map(|cache| cache.join("blooming").join("slurm-logs"))
+    };
+    let base = match ctx.datastore.as_local() {
+        Some(root) => Some(root.join("slurm-logs")),
+        None => cache(),
+    };
+    let made = match &base {
+        Some(base) => private_dir_in(base),
+        None => private_dir_in(&std::env::temp_dir()),
+    };
+    let dir = made.map_err(|e| {
+        CliError::failure(format!(
+            "cannot make a directory for Slurm's output of the jobs under {} (choose one with \
+             --slurm-log-dir): {e}",
+            base.unwrap_or_else(std::env::temp_dir).display()
+        ))
+    })?;
+    slurm.log_dir = dir.path().to_path_buf();
+    Ok(Some(dir))
+}
+
+/// A new directory with mode 0700 in `base` (created, 0700 too, if missing; refused if it is a
+/// symlink), with a fresh random name, so nothing planted there before is used.
+fn private_dir_in(base: &Path) -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(base)?;
+    if std::fs::symlink_metadata(base)?.file_type().is_symlink() {
+        return Err(std::io::Error::other(format!(
+            "{} is a symbolic link",
+            base.display()
+        )));
+    }
+    tempfile::Builder::new()
+        .prefix("run-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(base)
+}
+
+/// After a run: removes the private Slurm log directory when the run succeeded, else keeps it
+/// and says where it is.
+fn settle_log_dir(
+    ctx: &mut Ctx<'_>,
+    log_dir: Option<tempfile::TempDir>,
+    succeeded: bool,
+) -> Result<(), CliError> {
+    match log_dir {
+        Some(dir) if !succeeded => {
+            let kept = dir.keep();
+            writeln!(
+                ctx.err,
+                "Slurm's own output of each job is in {}",
+                kept.display()
+            )?;
+        }
+        // Dropped: removed.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Says that a signal stopped the run, and how to go on.
+fn report_interrupted(
+    ctx: &mut Ctx<'_>,
+    flow: &str,
+    run_id: &str,
+    signal: i32,
+) -> Result<(), CliError> {
+    writeln!(
+        ctx.err,
+        "Run {run_id} of {flow} {}; it is recorded failed.",
+        executor::interrupted_by(signal)
+    )?;
+    writeln!(
+        ctx.err,
+        "Resume it with: {}",
+        ctx.suggest(&format!("resume --origin-run-id {run_id}"))
+    )?;
+    Ok(())
+}
+
+/// Reports how a run ended, whatever happened to it.
+fn conclude(
+    ctx: &mut Ctx<'_>,
+    result: Result<RunSummary, RunError>,
+    log_dir: Option<tempfile::TempDir>,
+    origin: Option<&str>,
+) -> Result<(), CliError> {
+    let succeeded = matches!(&result, Ok(s) if s.status == RunStatus::Succeeded);
+    settle_log_dir(ctx, log_dir, succeeded)?;
+    match result {
+        Ok(summary) => report(ctx, &summary, origin),
+        Err(RunError::Interrupted {
+            flow,
+            run_id,
+            signal,
+        }) => {
+            report_interrupted(ctx, &flow, &run_id, signal)?;
+            Err(CliError::silent_failure())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 pub(crate) fn run<F: Flow>(
@@ -225,10 +371,11 @@ pub(crate) fn run<F: Flow>(
             });
         }
     };
-    let options = options(ctx, matches)?;
+    let mut options = options(ctx, matches)?;
     let store = ctx.open_or_create()?;
-    let summary = executor::run_flow::<F>(&store, params, &options)?;
-    report(ctx, &summary, None)
+    let log_dir = private_log_dir(ctx, &mut options)?;
+    let result = executor::run_flow::<F>(&store, params, &options);
+    conclude(ctx, result, log_dir, None)
 }
 
 pub(crate) fn resume<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(), CliError> {
@@ -243,7 +390,7 @@ pub(crate) fn resume<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result
             names.join(", ")
         )));
     }
-    let options = options(ctx, matches)?;
+    let mut options = options(ctx, matches)?;
     let store = ctx.open_existing()?;
     let origin = match matches.get_one::<String>("origin-run-id") {
         Some(id) => {
@@ -273,8 +420,9 @@ pub(crate) fn resume<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result
             record.pid, record.host
         )?;
     }
-    let summary = executor::resume_flow::<F>(&store, &origin, from_step, &options)?;
-    report(ctx, &summary, Some(&origin))
+    let log_dir = private_log_dir(ctx, &mut options)?;
+    let result = executor::resume_flow::<F>(&store, &origin, from_step, &options);
+    conclude(ctx, result, log_dir, Some(&origin))
 }
 
 pub(crate) fn step<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(), CliError> {
@@ -299,8 +447,9 @@ pub(crate) fn step<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(
         )));
     }
     let store = ctx.open_existing()?;
+    let expected_binary = matches.get_one::<String>(executor::EXPECT_BINARY_FLAG);
     if matches.get_flag("capture-output") {
-        let args: Vec<std::ffi::OsString> = [
+        let mut args: Vec<std::ffi::OsString> = [
             "--datastore".into(),
             datastore_arg(ctx, "--capture-output")?.into(),
             "step".into(),
@@ -311,8 +460,17 @@ pub(crate) fn step<F: Flow>(ctx: &mut Ctx<'_>, matches: &ArgMatches) -> Result<(
             task_id.into(),
         ]
         .into();
+        // The child that runs the task checks the binary it runs itself.
+        if let Some(hash) = expected_binary {
+            args.push(format!("--{}={hash}", executor::EXPECT_BINARY_FLAG).into());
+        }
         executor::run_task_capturing_output::<F>(&store, run_id, step, task_id, &args)?;
     } else {
+        if let Some(hash) = expected_binary {
+            executor::verify_running_binary(hash).map_err(|e| {
+                CliError::failure(format!("task {step}/{task_id} of run {run_id}: {e}"))
+            })?;
+        }
         executor::run_task_command::<F>(&store, run_id, step, task_id)?;
     }
     if let Some(dir) = matches.get_one::<std::path::PathBuf>("argo-outputs") {

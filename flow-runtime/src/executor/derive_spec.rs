@@ -18,7 +18,9 @@
 //! process mode, which writes `spec.json` for every task).
 
 use crate::graph::{FlowGraph, Transition};
-use crate::run::{FrameRecord, InputSpec, RunStore, RunStoreError, TaskMeta, TaskPath, TaskSpec};
+use crate::run::{
+    ForeachRecord, FrameRecord, InputSpec, RunStore, RunStoreError, TaskMeta, TaskPath, TaskSpec,
+};
 
 /// Why no spec could be derived for a task.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,15 @@ pub enum DeriveSpecError {
     /// another arm of a switch).
     #[error("task {step}/{task_id} of run {run_id} cannot start: {reason}")]
     NotReady {
+        run_id: String,
+        step: String,
+        task_id: String,
+        reason: String,
+    },
+    /// What a task this one starts from recorded is damaged (its foreach element count does
+    /// not match its list of elements): rerunning will not help, resuming the run will.
+    #[error("task {step}/{task_id} of run {run_id} cannot start: {reason}")]
+    Damaged {
         run_id: String,
         step: String,
         task_id: String,
@@ -242,6 +253,12 @@ pub fn derive_spec(
         task_id: task_id.to_string(),
         reason,
     };
+    let damaged = |reason: String| DeriveSpecError::Damaged {
+        run_id: run_id.to_string(),
+        step: step.to_string(),
+        task_id: task_id.to_string(),
+        reason,
+    };
     let contexts = open_splits(graph).map_err(graph_error)?;
     let Some(open) = &contexts[s] else {
         return Err(graph_error(format!(
@@ -289,11 +306,10 @@ pub fn derive_spec(
                         )));
                     }
                     Some(meta) => {
-                        meta.and_then(|m| m.foreach)
-                            .map(|f| f.count)
-                            .ok_or_else(|| {
-                                not_ready(format!("task {split_task} recorded no foreach elements"))
-                            })?
+                        let record = meta.and_then(|m| m.foreach).ok_or_else(|| {
+                            not_ready(format!("task {split_task} recorded no foreach elements"))
+                        })?;
+                        checked_foreach_count(store, &split_task, &record).map_err(damaged)?
                     }
                 };
                 let index = indices[level];
@@ -359,12 +375,10 @@ pub fn derive_spec(
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             Transition::Foreach { .. } => {
-                let count = base_meta
-                    .and_then(|m| m.foreach)
-                    .map(|f| f.count)
-                    .ok_or_else(|| {
-                        not_ready(format!("task {base} recorded no foreach elements"))
-                    })?;
+                let record = base_meta.and_then(|m| m.foreach).ok_or_else(|| {
+                    not_ready(format!("task {base} recorded no foreach elements"))
+                })?;
+                let count = checked_foreach_count(store, &base, &record).map_err(damaged)?;
                 let candidates = ending(OpenSplit {
                     split,
                     branch: 0,
@@ -416,6 +430,33 @@ pub fn derive_spec(
         frames,
         input,
     })
+}
+
+/// The number of elements the foreach task `split` recorded, checked against its list of
+/// elements (a MessagePack array, whose header holds its length: a few bytes are read), so that
+/// a damaged count is an error naming the task instead of that many task ids.
+///
+/// # Errors
+///
+/// A message naming `split` when the list cannot be read or the counts differ.
+pub(crate) fn checked_foreach_count(
+    store: &RunStore,
+    split: &TaskPath,
+    record: &ForeachRecord,
+) -> Result<usize, String> {
+    let mut list = store.storage().reader(&record.items.key()).map_err(|e| {
+        format!("cannot read the list of elements of the foreach task {split}: {e}")
+    })?;
+    let listed = rmp::decode::read_array_len(&mut list)
+        .map_err(|e| format!("the list of elements of the foreach task {split} is damaged: {e}"))?;
+    if u64::from(listed) != record.count as u64 {
+        return Err(format!(
+            "the foreach task {split} records {} elements but its list of elements holds \
+             {listed}: its metadata is damaged",
+            record.count
+        ));
+    }
+    Ok(record.count)
 }
 
 /// Among the tasks `task_id` of steps `candidates`, the one that handed control to step `to`:

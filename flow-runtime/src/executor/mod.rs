@@ -7,6 +7,8 @@
 //! there: the same unit a cluster scheduler runs.
 
 mod attempt;
+mod binary;
+mod cancel;
 mod derive_spec;
 mod process;
 mod scheduler;
@@ -16,6 +18,7 @@ mod task;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use crate::datastore::TaskIndex;
 use crate::flow::{Flow, StepOutcome};
@@ -25,8 +28,10 @@ use crate::run::{
     now_rfc3339,
 };
 
+pub(crate) use binary::{EXPECT_BINARY_FLAG, verify_running_binary};
+pub(crate) use cancel::interrupted_by;
 pub use derive_spec::{DeriveSpecError, derive_spec};
-pub(crate) use derive_spec::{OpenSplit, open_splits, task_id_of};
+pub(crate) use derive_spec::{OpenSplit, checked_foreach_count, open_splits, task_id_of};
 pub use process::{run_task_capturing_output, run_task_command};
 use scheduler::Scheduler;
 pub use slurm::SlurmOptions;
@@ -74,6 +79,12 @@ pub struct RunOptions {
     pub progress: bool,
     /// Whether to say on stderr which run started, as soon as it has an id.
     pub announce: bool,
+    /// Whether SIGINT and SIGTERM stop the run (its Slurm jobs and child processes cancelled,
+    /// the run recorded failed, [`RunError::Interrupted`] returned) instead of killing the
+    /// process under it. The handlers stay installed for the life of the process, so this is
+    /// for programs that end with their run, like the CLI (which sets it); after a signal,
+    /// every later run of the process is interrupted at once.
+    pub stop_on_signals: bool,
 }
 
 impl Default for RunOptions {
@@ -86,6 +97,7 @@ impl Default for RunOptions {
             mode: Mode::InProcess,
             progress: false,
             announce: false,
+            stop_on_signals: false,
         }
     }
 }
@@ -117,6 +129,15 @@ pub enum RunError {
     Resume { run_id: String, reason: String },
     #[error("{0}")]
     Task(String),
+    /// The run was stopped by a signal (with [`RunOptions::stop_on_signals`]); it is recorded
+    /// failed, and `resume` goes on with it.
+    #[error("run {run_id} of {flow} {}", cancel::interrupted_by(*.signal))]
+    Interrupted {
+        flow: String,
+        run_id: String,
+        /// The signal's number (`SIGINT` is 2, `SIGTERM` 15).
+        signal: i32,
+    },
 }
 
 /// What every task of a run shares.
@@ -128,6 +149,8 @@ pub(crate) struct RunContext {
     pub params: serde_json::Value,
     /// For a resume: the run whose successful tasks are reused, and the steps that must rerun.
     pub origin: Option<Origin>,
+    /// Set when the run is interrupted: no task starts after it.
+    pub cancel: Arc<cancel::Cancel>,
 }
 
 #[derive(Debug, Clone)]
@@ -304,20 +327,109 @@ fn new_record<F: Flow>(
     }
 }
 
-/// Runs a recorded run to its end and records how it ended.
+/// Runs a recorded run to its end and records how it ended; with
+/// [`RunOptions::stop_on_signals`], on a thread of its own, stopped by SIGINT or SIGTERM.
 fn drive<F: Flow>(
+    store: &RunStore,
+    record: RunRecord,
+    origin: Option<Origin>,
+    options: &RunOptions,
+) -> Result<RunSummary, RunError> {
+    let cancel = Arc::new(cancel::Cancel::default());
+    if !options.stop_on_signals || !cancel::listen() {
+        return drive_to_end::<F>(store, record, origin, options, cancel);
+    }
+    // Tasks on worker threads cannot be stopped: those are abandoned at once.
+    let grace = match options.mode {
+        Mode::InProcess => Duration::ZERO,
+        Mode::Process { .. } => cancel::PROCESS_GRACE,
+        Mode::Slurm { .. } => cancel::SLURM_GRACE,
+    };
+    let (run_store, run_record, run_options) = (store.clone(), record.clone(), options.clone());
+    let run_cancel = Arc::clone(&cancel);
+    cancel::run_interruptible(
+        &cancel,
+        grace,
+        move || drive_to_end::<F>(&run_store, run_record, origin, &run_options, run_cancel),
+        |signal| record_interrupted(store, record, signal),
+    )
+    .map_err(|e| RunError::Task(format!("cannot start the run's thread: {e}")))?
+}
+
+/// Records the run failed because `signal` stopped it.
+fn record_interrupted(
+    store: &RunStore,
+    mut record: RunRecord,
+    signal: i32,
+) -> Result<RunSummary, RunError> {
+    let failure = cancel::interrupted_by(signal);
+    record_failed(store, &mut record, failure)?;
+    Err(RunError::Interrupted {
+        flow: record.flow,
+        run_id: record.run_id,
+        signal,
+    })
+}
+
+/// Records the run failed with `failure`, keeping the tags added while it ran.
+fn record_failed(
+    store: &RunStore,
+    record: &mut RunRecord,
+    failure: String,
+) -> Result<(), RunError> {
+    record.status = RunStatus::Failed;
+    record.finished = Some(now_rfc3339());
+    record.failure = Some(failure);
+    if let Ok(stored) = store.read_run(&record.flow, &record.run_id) {
+        for tag in stored.tags {
+            if !record.tags.contains(&tag) {
+                record.tags.push(tag);
+            }
+        }
+    }
+    store.update_run(record)?;
+    Ok(())
+}
+
+/// Runs a recorded run to its end, or until `cancel` stops it, and records how it ended.
+fn drive_to_end<F: Flow>(
     store: &RunStore,
     mut record: RunRecord,
     origin: Option<Origin>,
     options: &RunOptions,
+    cancel: Arc<cancel::Cancel>,
 ) -> Result<RunSummary, RunError> {
     let graph = F::GRAPH;
+    // Tasks run the binary as it was when the run started, not one rebuilt since.
+    let (private_exe, binary_hash) = match &options.mode {
+        Mode::InProcess => (None, None),
+        Mode::Process { exe, .. } => match binary::PrivateCopy::of(exe) {
+            Ok(copy) => (Some(copy), None),
+            Err(e) => {
+                let failure = format!(
+                    "cannot copy the flow binary {} for the run's tasks: {e}",
+                    exe.display()
+                );
+                record_failed(store, &mut record, failure.clone())?;
+                return Err(RunError::Task(failure));
+            }
+        },
+        Mode::Slurm { .. } => match binary::hash_of_running_binary() {
+            Ok(hash) => (None, Some(hash)),
+            Err(e) => {
+                let failure = format!("cannot read the flow binary to hash it: {e}");
+                record_failed(store, &mut record, failure.clone())?;
+                return Err(RunError::Task(failure));
+            }
+        },
+    };
     let ctx = RunContext {
         store: store.clone(),
         flow: graph.name,
         run_id: record.run_id.clone(),
         params: record.params.clone(),
         origin,
+        cancel: Arc::clone(&cancel),
     };
     let progress = if options.progress {
         Progress::for_terminal(graph.name)
@@ -338,17 +450,29 @@ fn drive<F: Flow>(
         );
     }
     let slurm_queue = match &options.mode {
-        Mode::Slurm { options, .. } => Some(slurm::SlurmQueue::new(options.clone())),
+        Mode::Slurm { options, .. } => {
+            Some(slurm::SlurmQueue::new(options.clone(), Arc::clone(&cancel)))
+        }
         _ => None,
     };
-    let launch =
-        match &options.mode {
-            Mode::InProcess => None,
-            Mode::Process { exe, args } => Some(process::Launch::Child { exe, args }),
-            Mode::Slurm { exe, args, .. } => slurm_queue
+    let launch = match &options.mode {
+        Mode::InProcess => None,
+        Mode::Process { args, .. } => private_exe.as_ref().map(|copy| process::Launch::Child {
+            exe: copy.path(),
+            args,
+        }),
+        Mode::Slurm { exe, args, .. } => {
+            slurm_queue
                 .as_ref()
-                .map(|queue| process::Launch::Slurm { queue, exe, args }),
-        };
+                .zip(binary_hash.as_deref())
+                .map(|(queue, binary)| process::Launch::Slurm {
+                    queue,
+                    exe,
+                    args,
+                    binary,
+                })
+        }
+    };
     let spawned = std::thread::scope(|scope| {
         let mut spawned = 0;
         for n in 0..workers {
@@ -383,6 +507,19 @@ fn drive<F: Flow>(
     let scheduler = scheduler
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Interrupted, whoever records the run says so; it may have been recorded already by the
+    // thread that stopped waiting for this one.
+    if !cancel.claim_record() {
+        return Err(RunError::Interrupted {
+            flow: record.flow,
+            run_id: record.run_id,
+            signal: cancel.signal().unwrap_or_default(),
+        });
+    }
+    if let Some(signal) = cancel.signal() {
+        progress.finish("interrupted");
+        return record_interrupted(store, record, signal);
+    }
     let failure = scheduler.failure.clone();
     record.status = if failure.is_none() && scheduler.reached_end {
         RunStatus::Succeeded
@@ -472,6 +609,7 @@ fn worker<F: Flow>(
                     return;
                 }
                 if guard.failure.is_none()
+                    && !ctx.cancel.is_set()
                     && let Some(task) = guard.queue.pop_front()
                 {
                     guard.running += 1;

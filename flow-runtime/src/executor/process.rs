@@ -1,7 +1,12 @@
 //! Process-per-task mode: each task is the flow binary's `step` command in a child process,
 //! which finds everything it needs in the datastore. This is the unit a cluster scheduler runs.
+//!
+//! Each child leads a process group of its own, so that a cancelled run stops it with whatever
+//! it started, and a Ctrl-C in the terminal reaches the coordinator alone, which decides. What a
+//! child prints is kept up to [`crate::logs::KEEP_AT_EACH_END`] bytes at each end.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use super::task::{TaskFailed, execute as execute_here, load_items, runtime_failu
 use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext, RunError};
 use crate::flow::{Flow, StepOutcome};
 use crate::graph::Transition;
+use crate::logs::HeadAndTail;
 use crate::run::{InputSpec, RunStore, TaskPath, TaskStatus};
 
 /// How a task's `step` command is started.
@@ -22,6 +28,9 @@ pub(crate) enum Launch<'a> {
         queue: &'a SlurmQueue,
         exe: &'a Path,
         args: &'a [String],
+        /// The BLAKE3 hash of the binary the run started with, which the job checks its own
+        /// against.
+        binary: &'a str,
     },
 }
 
@@ -63,11 +72,17 @@ pub(crate) fn execute<F: Flow>(
     ];
     let ended = match launch {
         Launch::Child { exe, args } => run_child(ctx, &key, exe, args, &step_args).map_err(fail)?,
-        Launch::Slurm { queue, exe, args } => {
+        Launch::Slurm {
+            queue,
+            exe,
+            args,
+            binary,
+        } => {
             let mut command = vec![exe.to_string_lossy().into_owned()];
             command.extend(args.iter().cloned());
             command.extend(step_args.iter().map(|a| (*a).to_owned()));
             command.push("--capture-output".to_owned());
+            command.push(format!("--{}={binary}", super::binary::EXPECT_BINARY_FLAG));
             let name = format!("{}.{}.{}", graph.name, step.name, pending.task_id);
             let job = queue
                 .submit(&name, &command)
@@ -107,10 +122,19 @@ pub(crate) fn execute<F: Flow>(
                 _ => StepOutcome::Continue,
             };
             let items = match &meta.foreach {
-                Some(f) => Some(Arc::new(
-                    load_items(ctx, &f.items)
-                        .map_err(|failure| TaskFailed::new(path.clone(), failure))?,
-                )),
+                Some(f) => {
+                    let items = load_items(ctx, &f.items)
+                        .map_err(|failure| TaskFailed::new(path.clone(), failure))?;
+                    if items.len() != f.count {
+                        return Err(fail(format!(
+                            "the task records {} foreach elements but its list of elements \
+                             holds {}: its metadata is damaged",
+                            f.count,
+                            items.len()
+                        )));
+                    }
+                    Some(Arc::new(items))
+                }
                 None => None,
             };
             Ok(Finished {
@@ -159,7 +183,6 @@ pub fn run_task_capturing_output<F: Flow>(
     task_id: &str,
     args: &[std::ffi::OsString],
 ) -> Result<(), RunError> {
-    use std::io::Write as _;
     let graph = F::GRAPH;
     let key = RunStore::task_key(graph.name, run_id, step, task_id)?;
     let exe = std::env::current_exe()
@@ -171,10 +194,8 @@ pub fn run_task_capturing_output<F: Flow>(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| RunError::Task(format!("cannot start `{}`: {e}", exe.display())))?;
-    let (status, out, err) = collect_output(&mut child)
+    let (status, out, err) = collect_output(&mut child, true)
         .map_err(|e| RunError::Task(format!("cannot wait for the task's process: {e}")))?;
-    let _ = std::io::stdout().write_all(&out);
-    let _ = std::io::stderr().write_all(&err);
     record_output(store, &key, &out, &err)?;
     if status.success() {
         Ok(())
@@ -203,10 +224,14 @@ fn run_child(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start `{}` for the task: {e}", exe.display()))?;
-    let (status, out, err) = collect_output(&mut child)
-        .map_err(|e| format!("cannot wait for the task's process: {e}"))?;
+    let watched = ctx.cancel.watch(&child);
+    let collected = collect_output(&mut child, false);
+    drop(watched);
+    let (status, out, err) =
+        collected.map_err(|e| format!("cannot wait for the task's process: {e}"))?;
     record_output(&ctx.store, key, &out, &err).map_err(|e| e.to_string())?;
     Ok(Ended {
         how: format!("the task's process ended ({status})"),
@@ -215,29 +240,44 @@ fn run_child(
 }
 
 /// Waits for `child`, reading its stdout and stderr to the end (on two threads, so that neither
-/// pipe fills up and blocks it).
-fn collect_output(child: &mut Child) -> std::io::Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
-    let read_all = |pipe: Option<Box<dyn Read + Send>>| {
+/// pipe fills up and blocks it), keeping the first and last [`crate::logs::KEEP_AT_EACH_END`]
+/// bytes of each; with `echo`, also passes them on to this process's own stdout and stderr as
+/// they come.
+fn collect_output(
+    child: &mut Child,
+    echo: bool,
+) -> std::io::Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
+    fn read_all(
+        pipe: Option<impl Read + Send + 'static>,
+        mut echo: Option<Box<dyn Write + Send>>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
         std::thread::spawn(move || {
-            let mut buffer = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut buffer);
+            let mut kept = HeadAndTail::default();
+            let Some(mut pipe) = pipe else {
+                return Vec::new();
+            };
+            let mut chunk = vec![0; 64 << 10];
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        kept.push(&chunk[..n]);
+                        if let Some(out) = &mut echo {
+                            let _ = out.write_all(&chunk[..n]);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
             }
-            buffer
+            kept.into_bytes()
         })
-    };
-    let out_thread = read_all(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err_thread = read_all(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    }
+    let echo_to = |stream: Box<dyn Write + Send>| echo.then_some(stream);
+    let echo_out = echo_to(Box::new(std::io::stdout()));
+    let echo_err = echo_to(Box::new(std::io::stderr()));
+    let out_thread = read_all(child.stdout.take(), echo_out);
+    let err_thread = read_all(child.stderr.take(), echo_err);
     let status = child.wait()?;
     let out = out_thread.join().unwrap_or_default();
     let err = err_thread.join().unwrap_or_default();
@@ -297,6 +337,7 @@ pub fn run_task_command<F: Flow>(
         run_id: run_id.to_string(),
         params: record.params,
         origin: None,
+        cancel: Arc::default(),
     };
     let parent_index = |parent: &TaskPath| -> Result<Arc<crate::datastore::TaskIndex>, RunError> {
         let parent_key = RunStore::task_key(graph.name, run_id, &parent.step, &parent.task)?;

@@ -14,14 +14,23 @@
 //! ends without completing its task (killed by `scancel`, out of memory, past its time limit,
 //! lost with its node) fails the task with Slurm's final state and the last lines of the job's
 //! own output; `resume` then reruns it, as locally.
+//!
+//! Jobs are submitted with `--requeue`: a task can run again from the start (it writes its done
+//! marker last, and once), so Slurm may requeue a job after a preemption or a node failure. A
+//! job Slurm may still requeue (`PREEMPTED` or `NODE_FAIL` with its `Requeue` flag set, and the
+//! `REQUEUED`, `REQUEUE_HOLD`, `REQUEUE_FED` and `RESIZING` states) is waited for like a pending
+//! one; whatever state the job finally ends in, the task's done marker decides whether the task
+//! completed.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use super::cancel::Cancel;
 
 /// The environment variable Slurm sets in a job to its id; `step` records it in the task's
 /// metadata, so `dump` and `logs` say which job ran a task.
@@ -36,7 +45,8 @@ pub struct SlurmOptions {
     /// Where Slurm writes each job's own stdout and stderr (`<dir>/<job id>.out`): what the
     /// job printed before `step` took over, e.g. that the binary is missing on the node. Read
     /// back to explain a job that ended without completing its task, so on a cluster it should
-    /// be on a shared file system.
+    /// be on a shared file system. It is created if missing; the CLI's default is a directory
+    /// of the run's own, readable by its user alone.
     pub log_dir: PathBuf,
     /// How often the jobs in flight are looked up.
     pub poll_interval: Duration,
@@ -78,38 +88,105 @@ const FINAL_STATES: &[&str] = &[
     "FAILED",
     "CANCELLED",
     "TIMEOUT",
-    "NODE_FAIL",
     "OUT_OF_MEMORY",
-    "PREEMPTED",
     "BOOT_FAIL",
     "DEADLINE",
     "SPECIAL_EXIT",
     "REVOKED",
+    GONE,
 ];
 
-fn is_final(state: &str) -> bool {
-    // squeue may append a reason (`CANCELLED by 0`).
-    let state = state.split_whitespace().next().unwrap_or(state);
-    FINAL_STATES.contains(&state)
+/// Job states that are final unless Slurm requeues the job, which it does for a job whose
+/// `Requeue` flag is set (and that has not reached the cluster's `MaxBatchRequeue`).
+const REQUEUED_UNLESS_FINAL: &[&str] = &["PREEMPTED", "NODE_FAIL"];
+
+/// How long a job may stay `PREEMPTED` or `NODE_FAIL` before it counts as ended although its
+/// `Requeue` flag is set: Slurm requeues at once, unless the job was requeued too often already.
+const REQUEUE_WAIT: Duration = Duration::from_secs(300);
+
+/// The state of a job the controller no longer knows.
+const GONE: &str = "GONE";
+
+/// A job as `squeue` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listed {
+    /// Its state, as `RUNNING` (without what squeue may append, as in `CANCELLED by 0`).
+    state: String,
+    /// Whether Slurm may requeue it.
+    requeue: bool,
+    /// How many times it was requeued.
+    restarts: u32,
+}
+
+impl Listed {
+    fn gone() -> Self {
+        Listed {
+            state: GONE.to_owned(),
+            requeue: false,
+            restarts: 0,
+        }
+    }
+}
+
+/// Whether a job is still to be waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Pending, running, being requeued or able to be requeued.
+    Waiting,
+    /// Done: what it did is in the datastore, or not at all.
+    Ended,
+}
+
+/// The phase of a job listed as `listed` for `in_state_for` (since a poll first saw that state).
+fn phase(listed: &Listed, in_state_for: Duration) -> Phase {
+    let state = listed.state.as_str();
+    if REQUEUED_UNLESS_FINAL.contains(&state) {
+        if listed.requeue && in_state_for < REQUEUE_WAIT {
+            Phase::Waiting
+        } else {
+            Phase::Ended
+        }
+    } else if FINAL_STATES.contains(&state) {
+        Phase::Ended
+    } else {
+        // PENDING, RUNNING, COMPLETING, REQUEUED, REQUEUE_HOLD, REQUEUE_FED, RESIZING,
+        // SUSPENDED, … and states of later Slurm versions.
+        Phase::Waiting
+    }
 }
 
 /// The jobs this run has in flight, looked up together.
 #[derive(Debug)]
 pub(crate) struct SlurmQueue {
     options: SlurmOptions,
+    /// The run's cancellation: every job is cancelled with it.
+    cancel: Arc<Cancel>,
     state: Mutex<QueueState>,
     changed: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct QueueState {
-    /// Jobs being waited for: when they were submitted, and their last known state.
-    jobs: HashMap<JobId, (Instant, Option<String>)>,
+    /// Jobs being waited for.
+    jobs: HashMap<JobId, Watched>,
     last_poll: Option<Instant>,
     polling: bool,
     /// Why the last `squeue` failed, if it did (reported once waiting gives up).
     poll_error: Option<(Instant, String)>,
+    /// When the jobs were cancelled with the run, if they were.
+    cancelled: Option<Instant>,
 }
+
+/// A job being waited for.
+#[derive(Debug)]
+struct Watched {
+    submitted: Instant,
+    /// How squeue last listed it, and since when in that state.
+    seen: Option<(Listed, Instant)>,
+}
+
+/// How long the jobs of a cancelled run may take to end before they are no longer waited for.
+const CANCEL_WAIT: Duration = Duration::from_secs(80);
 
 /// How long `squeue` may keep failing before the jobs waited for are given up.
 const POLL_FAILURE_LIMIT: Duration = Duration::from_secs(60);
@@ -119,9 +196,10 @@ const POLL_FAILURE_LIMIT: Duration = Duration::from_secs(60);
 const SHOW_UP_GRACE: Duration = Duration::from_secs(5);
 
 impl SlurmQueue {
-    pub(crate) fn new(options: SlurmOptions) -> Self {
+    pub(crate) fn new(options: SlurmOptions, cancel: Arc<Cancel>) -> Self {
         SlurmQueue {
             options,
+            cancel,
             state: Mutex::new(QueueState::default()),
             changed: Condvar::new(),
         }
@@ -129,6 +207,9 @@ impl SlurmQueue {
 
     /// Submits `command` (program and arguments) as a batch job named `name`.
     pub(crate) fn submit(&self, name: &str, command: &[String]) -> Result<JobId, String> {
+        if self.cancel.is_set() {
+            return Err("the run was interrupted".into());
+        }
         std::fs::create_dir_all(&self.options.log_dir).map_err(|e| {
             format!(
                 "cannot create the Slurm log directory {}: {e}",
@@ -146,7 +227,18 @@ impl SlurmQueue {
             match sbatch(name, &output, &self.options.sbatch_args, &script) {
                 Ok(id) => {
                     let mut state = self.lock();
-                    state.jobs.insert(id.clone(), (Instant::now(), None));
+                    state.jobs.insert(
+                        id.clone(),
+                        Watched {
+                            submitted: Instant::now(),
+                            seen: None,
+                        },
+                    );
+                    // Cancelled while sbatch ran: the job must not outlive the run.
+                    if state.cancelled.is_some() {
+                        drop(state);
+                        scancel(std::slice::from_ref(&id));
+                    }
                     return Ok(id);
                 }
                 Err(e) => last_error = e,
@@ -159,9 +251,21 @@ impl SlurmQueue {
     pub(crate) fn wait(&self, job: &JobId) -> Result<JobEnd, String> {
         let mut state = self.lock();
         loop {
+            if self.cancel.is_set() && state.cancelled.is_none() {
+                state.cancelled = Some(Instant::now());
+                let ids: Vec<JobId> = state.jobs.keys().cloned().collect();
+                drop(state);
+                scancel(&ids);
+                state = self.lock();
+            }
             match state.jobs.get(job) {
-                Some((_, Some(s))) if is_final(s) => {
-                    let end = JobEnd { state: s.clone() };
+                Some(Watched {
+                    seen: Some((listed, since)),
+                    ..
+                }) if phase(listed, since.elapsed()) == Phase::Ended => {
+                    let end = JobEnd {
+                        state: listed.state.clone(),
+                    };
                     state.jobs.remove(job);
                     return Ok(end);
                 }
@@ -169,6 +273,15 @@ impl SlurmQueue {
                 None => {
                     return Err(format!("Slurm job {job} is not one this run submitted"));
                 }
+            }
+            if let Some(since) = state.cancelled
+                && since.elapsed() > CANCEL_WAIT
+            {
+                state.jobs.remove(job);
+                return Err(format!(
+                    "Slurm job {job} was cancelled with the run but has not ended after {} s",
+                    CANCEL_WAIT.as_secs()
+                ));
             }
             if let Some((since, error)) = &state.poll_error
                 && since.elapsed() > POLL_FAILURE_LIMIT
@@ -190,18 +303,25 @@ impl SlurmQueue {
                 let result = squeue(&ids);
                 state = self.lock();
                 state.polling = false;
-                state.last_poll = Some(Instant::now());
+                let now = Instant::now();
+                state.last_poll = Some(now);
                 match result {
-                    Ok(found) => {
+                    Ok(mut found) => {
                         state.poll_error = None;
-                        for (id, (submitted, known)) in &mut state.jobs {
-                            match found.get(id) {
-                                Some(s) => *known = Some(s.clone()),
+                        for (id, watched) in &mut state.jobs {
+                            let listed = match found.remove(id) {
+                                Some(listed) => listed,
                                 // Not listed: purged after it ended, or not visible yet.
-                                None if known.is_some() || submitted.elapsed() > SHOW_UP_GRACE => {
-                                    *known = Some("GONE".to_owned());
+                                None if watched.seen.is_some()
+                                    || watched.submitted.elapsed() > SHOW_UP_GRACE =>
+                                {
+                                    Listed::gone()
                                 }
-                                None => {}
+                                None => continue,
+                            };
+                            match &mut watched.seen {
+                                Some((seen, _)) if seen.state == listed.state => *seen = listed,
+                                seen => *seen = Some((listed, now)),
                             }
                         }
                     }
@@ -223,28 +343,46 @@ impl SlurmQueue {
     }
 
     /// The last lines Slurm wrote for `job` (its own stdout and stderr), if they can be read
-    /// from here.
+    /// from here. Only the end of the file is read: a job can print gigabytes.
     pub(crate) fn output_tail(&self, job: &JobId, lines: usize) -> String {
+        use std::io::{Read as _, Seek as _, SeekFrom};
         let path = self.options.log_dir.join(format!("{job}.out"));
-        std::fs::read(&path)
-            .map(|bytes| super::process::last_lines(&bytes, lines))
-            .unwrap_or_default()
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(&path).and_then(|mut file| {
+            let len = file.metadata()?.len();
+            file.seek(SeekFrom::Start(len.saturating_sub(OUTPUT_TAIL_BYTES)))?;
+            file.take(OUTPUT_TAIL_BYTES).read_to_end(&mut bytes)
+        });
+        match read {
+            Ok(_) => super::process::last_lines(&bytes, lines),
+            Err(_) => String::new(),
+        }
     }
 
     /// Cancels `job` (best effort: used when a run stops waiting for it).
     pub(crate) fn cancel(&self, job: &JobId) {
-        let _ = Command::new("scancel")
-            .arg(&job.0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        scancel(std::slice::from_ref(job));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// How much of the end of a job's output file is read for its last lines.
+const OUTPUT_TAIL_BYTES: u64 = 64 << 10;
+
+/// Cancels `jobs` (best effort), in as few `scancel` calls as the command line allows.
+fn scancel(jobs: &[JobId]) {
+    for chunk in jobs.chunks(500) {
+        let _ = Command::new("scancel")
+            .args(chunk.iter().map(|j| j.0.as_str()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -257,6 +395,8 @@ fn batch_script(command: &[String]) -> String {
 fn sbatch(name: &str, output: &Path, extra: &[String], script: &str) -> Result<JobId, String> {
     let mut child = Command::new("sbatch")
         .arg("--parsable")
+        // A task may run again from the start; the user's `--no-requeue` (later) wins.
+        .arg("--requeue")
         .arg(format!("--job-name={name}"))
         .arg(format!("--output={}", output.display()))
         .args(extra)
@@ -292,14 +432,17 @@ fn parse_job_id(stdout: &str) -> Option<JobId> {
         .then(|| JobId(id.to_owned()))
 }
 
-/// The states of `ids` that the controller still knows, finished ones included.
-fn squeue(ids: &[JobId]) -> Result<HashMap<JobId, String>, String> {
+/// The `--Format` of squeue: each field followed by `|`.
+const SQUEUE_FORMAT: &str = "--Format=JobID:|,State:|,Requeue:|,RestartCnt:|";
+
+/// How the controller lists `ids` (those it still knows, finished ones included).
+fn squeue(ids: &[JobId]) -> Result<HashMap<JobId, Listed>, String> {
     let mut found = HashMap::new();
     // One call for many jobs; the job list is split so the command line stays short.
     for chunk in ids.chunks(500) {
         let list: Vec<&str> = chunk.iter().map(|j| j.0.as_str()).collect();
         let out = Command::new("squeue")
-            .args(["--noheader", "--states=all", "--format=%i %T", "--jobs"])
+            .args(["--noheader", "--states=all", SQUEUE_FORMAT, "--jobs"])
             .arg(list.join(","))
             .stdin(Stdio::null())
             .output()
@@ -318,15 +461,26 @@ fn squeue(ids: &[JobId]) -> Result<HashMap<JobId, String>, String> {
     Ok(found)
 }
 
-/// `squeue --format="%i %T"` lines: job id and state.
-fn parse_squeue(stdout: &str) -> HashMap<JobId, String> {
+/// [`SQUEUE_FORMAT`] lines: job id, state, whether Slurm may requeue the job, how many times
+/// it did. Lines that are not of that form are skipped.
+fn parse_squeue(stdout: &str) -> HashMap<JobId, Listed> {
     stdout
         .lines()
         .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let id = parts.next()?;
-            let state = parts.next()?;
-            Some((JobId(id.to_owned()), state.to_owned()))
+            let mut fields = line.split('|').map(str::trim);
+            let id = fields.next().filter(|id| !id.is_empty())?;
+            // squeue may append a reason (`CANCELLED by 0`).
+            let state = fields.next()?.split_whitespace().next()?;
+            let requeue = matches!(fields.next(), Some("1" | "yes" | "YES" | "true"));
+            let restarts = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            Some((
+                JobId(id.to_owned()),
+                Listed {
+                    state: state.to_owned(),
+                    requeue,
+                    restarts,
+                },
+            ))
         })
         .collect()
 }
@@ -352,16 +506,67 @@ mod tests {
         assert_eq!(parse_job_id("Submitted batch job 3"), None);
     }
 
+    /// The phase of job `id` in `found`, `in_state_for` after a poll first saw its state.
+    fn phase_of(found: &HashMap<JobId, Listed>, id: &str, in_state_for: Duration) -> Phase {
+        phase(&found[&JobId(id.into())], in_state_for)
+    }
+
     #[test]
     fn squeue_lines_give_states() {
-        let found = parse_squeue("12 RUNNING\n13 COMPLETED\n\n14 CANCELLED\n");
-        assert_eq!(found.len(), 3);
-        assert_eq!(found[&JobId("13".into())], "COMPLETED");
-        assert!(is_final("CANCELLED"));
-        assert!(is_final("CANCELLED by 0"));
-        assert!(!is_final("RUNNING"));
-        assert!(!is_final("PENDING"));
-        assert!(!is_final("COMPLETING"));
+        let found = parse_squeue(
+            "12|RUNNING|1|0|\n13|COMPLETED|0|0|\n\n14|CANCELLED by 0|1|0|\nnonsense\n|x|\n",
+        );
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(
+            found[&JobId("14".into())],
+            Listed {
+                state: "CANCELLED".into(),
+                requeue: true,
+                restarts: 0
+            }
+        );
+        assert_eq!(phase_of(&found, "12", Duration::ZERO), Phase::Waiting);
+        assert_eq!(phase_of(&found, "13", Duration::ZERO), Phase::Ended);
+        assert_eq!(phase_of(&found, "14", Duration::ZERO), Phase::Ended);
+        // What squeue 22.05 prints, padding included.
+        let found = parse_squeue("2|PENDING|1|1                   \n");
+        assert_eq!(found[&JobId("2".into())].restarts, 1);
+        assert_eq!(phase_of(&found, "2", Duration::ZERO), Phase::Waiting);
+    }
+
+    #[test]
+    fn jobs_slurm_may_requeue_are_still_pending() {
+        let found = parse_squeue(
+            "20|PREEMPTED|1|0|\n21|NODE_FAIL|1|2|\n22|REQUEUED|1|1|\n23|REQUEUE_HOLD|1|1|\n\
+             24|REQUEUE_FED|1|0|\n25|RESIZING|0|0|\n26|COMPLETING|1|0|\n27|PENDING|1|3|\n",
+        );
+        for id in ["20", "21", "22", "23", "24", "25", "26", "27"] {
+            assert_eq!(
+                phase_of(&found, id, Duration::from_secs(1)),
+                Phase::Waiting,
+                "job {id}: {:?}",
+                found[&JobId(id.into())]
+            );
+        }
+        // Requeued forever is not waited for forever.
+        assert_eq!(phase_of(&found, "20", REQUEUE_WAIT), Phase::Ended);
+        assert_eq!(phase_of(&found, "21", REQUEUE_WAIT), Phase::Ended);
+    }
+
+    #[test]
+    fn jobs_slurm_will_not_requeue_have_ended() {
+        let found = parse_squeue(
+            "30|PREEMPTED|0|0|\n31|NODE_FAIL|0|0|\n32|FAILED|1|0|\n33|TIMEOUT|1|0|\n\
+             34|OUT_OF_MEMORY|1|0|\n35|BOOT_FAIL|1|0|\n36|DEADLINE|1|0|\n37|SPECIAL_EXIT|1|0|\n",
+        );
+        for id in ["30", "31", "32", "33", "34", "35", "36", "37"] {
+            assert_eq!(
+                phase_of(&found, id, Duration::ZERO),
+                Phase::Ended,
+                "job {id}"
+            );
+        }
+        assert_eq!(phase(&Listed::gone(), Duration::ZERO), Phase::Ended);
     }
 
     #[test]

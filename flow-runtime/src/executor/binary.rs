@@ -1,0 +1,146 @@
+//! The flow binary a run's tasks run, fixed when the run starts.
+//!
+//! Process and Slurm modes start every task by running the flow binary again. A `cargo build`
+//! during a long run replaces that file, and tasks started after it would run other code than
+//! the tasks before them: a silent mix of two versions in one run.
+//!
+//! - Process mode launches a private copy instead, made when the run starts in a directory only
+//!   its user can enter (a hard link where the file system allows: no bytes are copied, and a
+//!   build replaces the file by a new one rather than writing into it, which the kernel refuses
+//!   for a binary being run anyway).
+//! - Slurm's nodes may not see this machine's temporary directory, so there the coordinator
+//!   hashes the binary it runs (BLAKE3) and passes the hash to every job, whose `step` checks its
+//!   own binary against it before running the task ([`verify_running_binary`]).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The option of `step` carrying the BLAKE3 hash the binary must have.
+pub const EXPECT_BINARY_FLAG: &str = "expect-binary";
+
+/// The binary this process runs: `/proc/self/exe` where there is one, which is the file as it
+/// was started even if it was replaced or removed since, else the path it was started from.
+fn running_binary() -> io::Result<PathBuf> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if proc_exe.exists() {
+        Ok(proc_exe.to_path_buf())
+    } else {
+        std::env::current_exe()
+    }
+}
+
+/// A copy of the running flow binary that lives as long as the run.
+#[derive(Debug)]
+pub(crate) struct PrivateCopy {
+    /// Removed (with the copy) when dropped.
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl PrivateCopy {
+    /// Copies the running binary, started from `exe`, into a new directory (mode 0700) in the
+    /// system's temporary directory: a hard link to `exe` when `exe` still is the running binary
+    /// and both are on one file system, else a copy of the running binary's bytes.
+    pub(crate) fn of(exe: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::Builder::new()
+            .prefix("blooming-run-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?;
+        let name = exe.file_name().unwrap_or(std::ffi::OsStr::new("flow"));
+        let path = dir.path().join(name);
+        let running = running_binary()?;
+        if std::fs::hard_link(exe, &path).is_ok() {
+            if same_file(&path, &running)? {
+                return Ok(PrivateCopy { _dir: dir, path });
+            }
+            // `exe` was replaced between this process's start and now.
+            std::fs::remove_file(&path)?;
+        }
+        std::fs::copy(&running, &path)?;
+        Ok(PrivateCopy { _dir: dir, path })
+    }
+
+    /// Where the copy is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+/// The BLAKE3 hash (64 hex digits) of the binary this process runs.
+pub(crate) fn hash_of_running_binary() -> io::Result<String> {
+    let file = std::fs::File::open(running_binary()?)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(file)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Checks that this process runs the binary a run started with (its hash `expected`); the
+/// error says what to do otherwise.
+///
+/// # Errors
+///
+/// A message when the hashes differ or the binary cannot be read.
+pub fn verify_running_binary(expected: &str) -> Result<(), String> {
+    let path = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "this program".into());
+    let actual = hash_of_running_binary()
+        .map_err(|e| format!("cannot read the flow binary {path} to check it: {e}"))?;
+    if actual.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the flow binary changed since the run started: {path} has BLAKE3 hash {actual}, the \
+             run started with {expected}; resume the run to go on with the new binary"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_private_copy_is_the_running_binary_in_a_private_directory() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let exe = std::env::current_exe().expect("own path");
+        let copy = PrivateCopy::of(&exe).expect("a copy");
+        let dir = copy.path().parent().expect("a directory").to_path_buf();
+        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(same_file(copy.path(), &running_binary().expect("running")).expect("stat"));
+        drop(copy);
+        assert!(!dir.exists(), "the copy is removed with the run");
+    }
+
+    #[test]
+    fn a_copy_made_after_the_binary_was_replaced_is_the_running_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let other = dir.path().join("flow");
+        std::fs::write(&other, b"#!/bin/sh\nexit 3\n").expect("write");
+        let copy = PrivateCopy::of(&other).expect("a copy");
+        let running = std::fs::read(running_binary().expect("running")).expect("read");
+        assert_eq!(std::fs::read(copy.path()).expect("read"), running);
+    }
+
+    #[test]
+    fn the_running_binary_verifies_against_its_own_hash_only() {
+        let hash = hash_of_running_binary().expect("hash");
+        assert_eq!(hash.len(), 64);
+        verify_running_binary(&hash).expect("the same binary");
+        let other = "0".repeat(64);
+        let error = verify_running_binary(&other).expect_err("another hash");
+        assert!(
+            error.starts_with("the flow binary changed since the run started: "),
+            "{error}"
+        );
+        assert!(error.contains(&hash) && error.contains(&other), "{error}");
+    }
+}
