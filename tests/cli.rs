@@ -459,6 +459,10 @@ fn bad_input_is_exit_2_and_writes_nothing() {
     assert_eq!(o.code, EXIT_USAGE, "{o:?}");
     let o = cli::<Squares>(&store, &["run", "--max-workers", "0"]);
     assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    // More workers than a process can have threads: refused, not a panic partway through.
+    let o = cli::<Squares>(&store, &["run", "--max-workers", "4000000000"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(o.err.contains("4096"), "{o:?}");
     let o = cli::<Squares>(&store, &["run", "--tag", "has space"]);
     assert_eq!(o.code, EXIT_USAGE, "{o:?}");
     let o = cli::<Squares>(&store, &["frobnicate"]);

@@ -110,8 +110,11 @@ fn with_execution_options(command: Command) -> Command {
             Arg::new("max-workers")
                 .long("max-workers")
                 .value_name("N")
-                .value_parser(value_parser!(u32).range(1..))
-                .help("How many tasks run at once [default: the number of cores]"),
+                .value_parser(value_parser!(u32).range(1..=executor::MAX_WORKERS as i64))
+                .help(format!(
+                    "How many tasks run at once, at most {} [default: the number of cores]",
+                    executor::MAX_WORKERS
+                )),
         )
         .arg(
             Arg::new("process")
