@@ -1295,6 +1295,39 @@ mod tests {
         out
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_blob_whose_direct_writes_are_refused_after_open_holds_the_bytes_of_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = serde_bytes::ByteBuf::from(
+            (0..5 * SPILL_THRESHOLD + 77)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<_>>(),
+        );
+        let expected = encoding_of(&big);
+        for accept in [0, 1, 3] {
+            let storage = LocalStorage::open(dir.path().join(format!("ds-{accept}")))
+                .unwrap()
+                .with_sync(false)
+                .refusing_direct_writes_after(accept);
+            let blobs = BlobStore::new(&storage);
+            let stored = blobs.put_value(&big).unwrap();
+            assert_eq!(stored.hash, BlobHash::of(&expected));
+            let on_disk = fs::read(storage.path_of(&stored.hash.key())).unwrap();
+            assert_eq!(
+                on_disk.len(),
+                expected.len(),
+                "refused after {accept} direct writes"
+            );
+            assert!(
+                BlobHash::of(&on_disk) == stored.hash,
+                "refused after {accept} direct writes: blob {} holds bytes that hash to {}",
+                stored.hash,
+                BlobHash::of(&on_disk)
+            );
+        }
+    }
+
     #[test]
     fn a_flipped_byte_is_caught() {
         let (_dir, storage) = store();

@@ -39,6 +39,9 @@ const TEMP_PREFIX: &str = ".tmp";
 pub struct LocalStorage {
     root: PathBuf,
     sync: bool,
+    /// Streamed writes refuse direct I/O after this many direct writes (tests of the fallback).
+    #[cfg(test)]
+    refuse_direct_after: Option<usize>,
 }
 
 impl LocalStorage {
@@ -58,7 +61,12 @@ impl LocalStorage {
         let root = root.into();
         let root = std::path::absolute(&root).map_err(io_error("locate", &root))?;
         fs::create_dir_all(&root).map_err(io_error("create the datastore directory", &root))?;
-        Ok(LocalStorage { root, sync: true })
+        Ok(LocalStorage {
+            root,
+            sync: true,
+            #[cfg(test)]
+            refuse_direct_after: None,
+        })
     }
 
     /// Chooses whether commits are flushed to disk before they become visible (the default).
@@ -68,6 +76,14 @@ impl LocalStorage {
     #[must_use]
     pub fn with_sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// This datastore with streamed writes that the disk refuses to take directly (EINVAL) after
+    /// `accept` direct writes succeeded: the fallback's tests.
+    #[cfg(test)]
+    pub(super) fn refusing_direct_writes_after(mut self, accept: usize) -> Self {
+        self.refuse_direct_after = Some(accept);
         self
     }
 
@@ -257,7 +273,14 @@ impl Storage for LocalStorage {
             .as_file()
             .try_clone()
             .map_err(io_error("open", temp.path()))?;
-        let writer = DirectWriter::new(file, temp.path());
+        #[cfg(test)]
+        let writer = match self.refuse_direct_after {
+            Some(accept) => DirectWriter::failing_direct_after(file, accept, libc::EINVAL)
+                .map_err(io_error("open", temp.path()))?,
+            None => DirectWriter::new(file, open_direct(temp.path())),
+        };
+        #[cfg(not(test))]
+        let writer = DirectWriter::new(file, open_direct(temp.path()));
         Ok(Box::new(LocalPending {
             storage: self.clone(),
             temp,
@@ -397,6 +420,15 @@ impl PendingObject for LocalPending {
         let (storage, temp) = self.finish()?;
         storage.persist(temp, key, false)
     }
+}
+
+fn open_direct(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
 }
 
 /// Reads a directory; one that does not exist (or is a file) has no entries, as an object
