@@ -204,6 +204,14 @@ impl LocalStorage {
         ))
     }
 
+    /// The directory `relative`, which was just found missing, created (with its parents).
+    fn create_missing_dir(&self, relative: &str) -> Result<OwnedFd, StorageError> {
+        self.beneath.create_missing_dir(relative).map_err(io_error(
+            "create directory",
+            &self.path_of_relative(relative),
+        ))
+    }
+
     /// A prefix's directory to list, or `None` where there is none (nothing listed under it).
     fn open_listed_dir(&self, relative: &str) -> Result<Option<OwnedFd>, StorageError> {
         match self.beneath.open_dir(relative) {
@@ -307,7 +315,7 @@ impl LocalStorage {
         let dir = match self.object_dir(key)? {
             Some(dir) if !replace && self.occupied(&dir, key)? => return Ok(false),
             Some(dir) => dir,
-            None => self.create_dir(dir_of(key))?,
+            None => self.create_missing_dir(dir_of(key))?,
         };
         self.write_in(dir, key, bytes, replace)
     }
@@ -381,7 +389,7 @@ impl Storage for LocalStorage {
     /// replaces a link itself, never what it points to.
     fn put_content(&self, key: &Key, bytes: &[u8]) -> Result<bool, StorageError> {
         let Some(dir) = self.object_dir(key)? else {
-            return self.write_in(self.create_dir(dir_of(key))?, key, bytes, false);
+            return self.write_in(self.create_missing_dir(dir_of(key))?, key, bytes, false);
         };
         match rfs::statat(&dir, key.name(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if regular_size(&stat, key).is_ok_and(|size| size == bytes.len() as u64) => {

@@ -98,11 +98,32 @@ impl Beneath {
     /// As [`Beneath::open`]; a file where a directory should be is `NotADirectory`.
     pub(super) fn create_dir(&self, relative: &str) -> io::Result<OwnedFd> {
         match self.open_dir(relative) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            opened => return opened,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.create_missing_dir(relative),
+            opened => opened,
         }
-        let mut dir = self.open_dir(".")?;
-        for component in relative.split('/') {
+    }
+
+    /// [`Beneath::create_dir`] of a directory the caller just found missing: starts from the
+    /// deepest ancestor that exists (usually the parent: a new task's directory in its step's),
+    /// so that creating one directory costs an open, a `mkdir` and an open, not a walk from the
+    /// root.
+    ///
+    /// # Errors
+    ///
+    /// As [`Beneath::create_dir`].
+    pub(super) fn create_missing_dir(&self, relative: &str) -> io::Result<OwnedFd> {
+        let mut existing = relative;
+        let (mut dir, missing) = loop {
+            match existing.rsplit_once('/') {
+                None => break (self.open_dir(".")?, relative),
+                Some((parent, _)) => match self.open_dir(parent) {
+                    Ok(dir) => break (dir, &relative[parent.len() + 1..]),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => existing = parent,
+                    Err(e) => return Err(e),
+                },
+            }
+        };
+        for component in missing.split('/') {
             let next = match open_component(dir.as_fd(), component, DIR_FLAGS, Mode::empty()) {
                 Err(Errno::NOENT) => {
                     match rfs::mkdirat(&dir, component, Mode::from_raw_mode(0o777)) {
