@@ -329,8 +329,7 @@ impl<'s> BlobStore<'s> {
     /// every task) that is one lookup, and no file is created or deleted. A longer encoding
     /// spills: what was buffered and the rest are streamed to a pending object through a
     /// [`WRITE_BUFFER_SIZE`] buffer, hashed on the way, and committed unless a blob of its size
-    /// is there ([`BlobStore::commit_unless_whole`]). Either way a blob of another size is
-    /// damaged and replaced.
+    /// is there. Either way a blob of another size is damaged and replaced.
     ///
     /// Memory use is the value itself plus at most [`SPILL_THRESHOLD`] bytes (and, once spilled,
     /// a [`WRITE_BUFFER_SIZE`] buffer instead), whatever the value's size.

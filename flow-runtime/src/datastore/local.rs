@@ -265,8 +265,9 @@ impl LocalStorage {
     /// rename alone decides.
     fn persist(&self, mut temp: Temp, key: &Key, replace: bool) -> Result<bool, StorageError> {
         if self.sync {
-            rfs::fdatasync(&temp.file)
-                .map_err(|e| io_error("flush to disk", &temp.path(self))(e.into()))?;
+            temp.file
+                .sync_data()
+                .map_err(|e| io_error("flush to disk", &temp.path(self))(e))?;
         }
         let relative = dir_of(key);
         // A streamed object's temporary file is in a prefix of its directory, which may not

@@ -9,13 +9,20 @@
 //! | [`put`](Storage::put)            | temp file + rename                    | `put` (atomic by nature)                |
 //! | [`put_if_absent`](Storage::put_if_absent) | temp file + no-clobber rename | `put_opts` with `PutMode::Create`       |
 //! | [`start_put`](Storage::start_put) + [`commit`](PendingObject::commit) | temp file, rename on commit | `put_multipart` to a staging key, then `copy_if_not_exists`/`copy` and delete |
+//! | [`put_content`](Storage::put_content) | `statx`, then as `put` if the size differs | `head`, then `put` if the size differs |
 //! | [`get`](Storage::get), [`reader`](Storage::reader) | read / open file    | `get`, streamed body                    |
-//! | [`size`](Storage::size)          | `metadata`                            | `head`                                  |
+//! | [`get_at_most`](Storage::get_at_most) | open, `fstat`, read that many bytes | `get`, its size checked before the body |
+//! | [`set_aside`](Storage::set_aside) | rename, then compare             | `get`, `put`, `delete`                  |
+//! | [`size`](Storage::size)          | open (`O_PATH`), `fstat`              | `head`                                  |
 //! | [`list`](Storage::list), [`list_children`](Storage::list_children) | directory walk | `list`, `list_with_delimiter` |
 //! | [`delete`](Storage::delete)      | `remove_file`                         | `delete`                                |
 //!
 //! The contract every backend keeps: an object is either absent or complete. A reader never sees a
 //! partly written object, and a writer that dies leaves at most temporary data that no listing shows.
+//! What is already stored is still not trusted blindly: a power loss or a bad disk can leave an
+//! object short or damaged, so reads are bounded by the size the caller expects
+//! ([`get_at_most`](Storage::get_at_most)) and content-addressed objects are checked by size before
+//! being reused ([`put_content`](Storage::put_content)).
 
 use std::io::{self, Read, Write};
 
