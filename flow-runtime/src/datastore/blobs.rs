@@ -415,8 +415,14 @@ impl<'s> BlobStore<'s> {
         let encoded = state::encode_field(&mut hashing, value);
         if encoded.is_ok() && hashing.written() == previous.size {
             let hash = BlobHash(hashing.finish());
-            // The previous blob must still be there whole (of its size) to be taken as is.
-            if hash == previous.hash && self.storage.size(&hash.key())? == Some(previous.size) {
+            // The previous blob must still be there whole (of its size) to be taken as is;
+            // anything else (gone, damaged, unreadable) is stored again below.
+            if hash == previous.hash
+                && matches!(
+                    self.storage.size(&hash.key()),
+                    Ok(Some(size)) if size == previous.size
+                )
+            {
                 return Ok(StoredBlob {
                     hash,
                     size: previous.size,
