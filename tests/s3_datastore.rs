@@ -1,8 +1,8 @@
 //! The datastore on S3-compatible storage, against a real server (SeaweedFS in development and
 //! CI): runs in-process and in process mode give the results of a local run, the inspection
 //! commands work on it, a 200 MiB field goes through the multipart path, runs of several processes
-//! share one prefix without losing or mixing anything, a damaged blob is reported as such, and
-//! wrong credentials are a clear error.
+//! share one prefix without losing or mixing anything, a damaged blob is reported as such and
+//! repaired by the next run that stores its value, and wrong credentials are a clear error.
 //!
 //! Needs the server: run it as `scripts/services exec -- cargo test --features s3 --test
 //! s3_datastore`, which exports `BLOOMING_TEST_S3` (e.g. `s3://blooming-test`) and the `AWS_*`
@@ -638,6 +638,78 @@ fn a_damaged_blob_is_detected(base: &S3Location) -> Check {
     })
 }
 
+/// Loads every task of `run_id` of the squares flow; returns how many, or the first failure.
+fn every_squares_task_loads(store: &RunStore, run_id: &str) -> Result<usize, String> {
+    let mut loaded = 0;
+    for step in store.list_steps("Squares", run_id).map_err(err)? {
+        for task in store.list_tasks("Squares", run_id, &step).map_err(err)? {
+            let key = RunStore::task_key("Squares", run_id, &step, &task).map_err(err)?;
+            let index = store
+                .read_index(&key)
+                .map_err(err)?
+                .ok_or_else(|| format!("{step}/{task} is not complete"))?;
+            store
+                .blobs()
+                .load_state::<blooming_flowers::StateOwned<Squares>>(&index.artifacts)
+                .map_err(|e| format!("{run_id}/{step}/{task}: {e}"))?;
+            loaded += 1;
+        }
+    }
+    Ok(loaded)
+}
+
+/// Blobs damaged on the server (emptied, cut short, a byte changed and found by a read) are
+/// not reused by the next run that stores their values: it writes them again, and then both
+/// runs' artifacts load.
+fn damaged_blobs_are_repaired_by_the_next_run(base: &S3Location) -> Check {
+    let s3 = fresh(base, "repaired")?;
+    let o = cli::<Squares>(&s3, &["run"]);
+    ensure(o.code == EXIT_OK, || format!("run\n{}", o.show()))?;
+    let first = run_id_in(&o.out);
+    let store = RunStore::open(&s3).map_err(err)?;
+    let end = RunStore::task_key("Squares", &first, "end", "0").map_err(err)?;
+    let index = store
+        .read_index(&end)
+        .map_err(err)?
+        .ok_or("end did not complete")?;
+    let blob = |name: &str| {
+        index
+            .artifact(name)
+            .cloned()
+            .ok_or_else(|| format!("no artifact `{name}`"))
+    };
+    let storage = store.storage();
+    let (total, note, verdict) = (blob("total")?, blob("note")?, blob("verdict")?);
+    storage.put(&total.hash.key(), b"").map_err(err)?;
+    let bytes = storage.get(&note.hash.key()).map_err(err)?;
+    storage
+        .put(&note.hash.key(), &bytes[..bytes.len() / 2])
+        .map_err(err)?;
+    let mut bytes = storage.get(&verdict.hash.key()).map_err(err)?;
+    bytes[1] ^= 0x20;
+    storage.put(&verdict.hash.key(), &bytes).map_err(err)?;
+    ensure(every_squares_task_loads(&store, &first).is_err(), || {
+        "the damaged run loaded".to_owned()
+    })?;
+    match store.blobs().get(&verdict.hash, Some(verdict.size)) {
+        Err(e) => ensure(
+            e.to_string()
+                .contains(&format!("blob {} is corrupted", verdict.hash)),
+            || format!("the damaged blob is not named: {e}"),
+        )?,
+        Ok(_) => return Err("a damaged blob was read".into()),
+    }
+
+    let o = cli::<Squares>(&s3, &["run"]);
+    ensure(o.code == EXIT_OK, || format!("second run\n{}", o.show()))?;
+    let second = run_id_in(&o.out);
+    for run_id in [&second, &first] {
+        let loaded = every_squares_task_loads(&store, run_id)?;
+        ensure(loaded > 10, || format!("{run_id}: only {loaded} tasks"))?;
+    }
+    Ok(())
+}
+
 /// Wrong credentials: a clear error naming the endpoint and the bucket, and a non-zero exit,
 /// for reading and for running.
 fn wrong_credentials_are_refused_clearly(base: &S3Location) -> Check {
@@ -777,6 +849,10 @@ fn main() -> ExitCode {
             claims_have_one_winner_on_the_server,
         ),
         ("a_damaged_blob_is_detected", a_damaged_blob_is_detected),
+        (
+            "damaged_blobs_are_repaired_by_the_next_run",
+            damaged_blobs_are_repaired_by_the_next_run,
+        ),
         (
             "wrong_credentials_are_refused_clearly",
             wrong_credentials_are_refused_clearly,

@@ -9,7 +9,7 @@
 use std::io::{self, Read};
 
 use super::error::CliError;
-use crate::datastore::{ArtifactEntry, BlobErrorKind, BlobHash, Storage};
+use crate::datastore::{ArtifactEntry, BlobErrorKind, BlobHash, BlobStore, Storage};
 
 /// How much [`CheckedBlob::finish`] reads at a time.
 const DRAIN_CHUNK: usize = 1 << 20;
@@ -41,7 +41,8 @@ impl<'s> CheckedBlob<'s> {
     ) -> Result<Self, CliError> {
         let inner = storage.reader(&entry.hash.key()).map_err(|e| {
             let kind = if e.is_not_found() {
-                BlobErrorKind::Missing
+                // Perhaps an earlier read found it damaged and set it aside: say so.
+                BlobStore::new(storage).absent_kind(&entry.hash)
             } else {
                 BlobErrorKind::Storage(e)
             };
@@ -115,7 +116,10 @@ impl<'s> CheckedBlob<'s> {
         let found = self.hasher.finalize();
         if found.as_bytes() != self.hash.as_bytes() {
             return Err(match found.to_hex().parse::<BlobHash>() {
-                Ok(actual) => self.fail(&BlobErrorKind::HashMismatch { actual }),
+                Ok(actual) => self.fail(&BlobErrorKind::HashMismatch {
+                    actual,
+                    set_aside: None,
+                }),
                 Err(_) => {
                     CliError::failure(format!("{}: blob {} is corrupted", self.context, self.hash))
                 }

@@ -12,7 +12,14 @@
 //! 1 GiB field is never held twice in memory; once complete, the pending object is committed
 //! under its hash unless that blob already exists.
 //! Reading checks the hash of what was read, so a damaged or truncated blob is reported, never
-//! decoded.
+//! decoded, and reads no more than the size the task index records.
+//!
+//! A blob that exists is trusted only as far as its size: a store finds a blob of the right size
+//! and writes nothing, but one of another size (emptied or cut short by a power loss without
+//! `BLOOMING_SYNC`, a bad disk) is replaced, atomically, by the next store of the same value.
+//! Damage that keeps the size shows when the blob is read (its content does not hash to its
+//! name): the reader sets it aside as `<hash>.damaged` beside it, and the next store of the
+//! value writes the blob again. Either way the next run that computes the value repairs it.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -175,14 +182,34 @@ pub enum BlobErrorKind {
         actual: u64,
     },
     /// Its content does not hash to its name: it was damaged on disk or in transit.
-    #[error("is corrupted: its content hashes to {actual}")]
+    #[error("is corrupted: its content hashes to {actual}{}", set_aside_note(.set_aside.as_ref()))]
     HashMismatch {
         /// The hash of the content actually read.
         actual: BlobHash,
+        /// Where the damaged copy was moved, so that the next store of the value writes the
+        /// blob again; `None` if it could not be moved (a read-only datastore).
+        set_aside: Option<Key>,
+    },
+    /// Found damaged by an earlier read and set aside; no intact copy was stored since.
+    #[error(
+        "is corrupted: an earlier read found it damaged and set it aside as `{set_aside}`; the next run that stores this value writes it again"
+    )]
+    SetAside {
+        /// Where the damaged copy is.
+        set_aside: Key,
     },
     /// The storage failed while reading it.
     #[error("could not be read: {0}")]
     Storage(#[source] StorageError),
+}
+
+fn set_aside_note(set_aside: Option<&Key>) -> String {
+    match set_aside {
+        Some(key) => {
+            format!(" (set aside as `{key}`: the next run that stores this value writes it again)")
+        }
+        None => String::new(),
+    }
 }
 
 impl BlobError {
@@ -286,7 +313,7 @@ impl<'s> BlobStore<'s> {
     /// Storage failures.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<StoredBlob, BlobWriteError> {
         let hash = BlobHash::of(bytes);
-        let newly_stored = self.storage.put_if_absent(&hash.key(), bytes)?;
+        let newly_stored = self.storage.put_content(&hash.key(), bytes)?;
         Ok(StoredBlob {
             hash,
             size: bytes.len() as u64,
@@ -298,11 +325,11 @@ impl<'s> BlobStore<'s> {
     /// way; an identical existing blob is kept.
     ///
     /// An encoding of up to [`SPILL_THRESHOLD`] bytes is built in memory, hashed, and stored with
-    /// [`Storage::put_if_absent`]: when the blob exists (every unchanged field of every task)
-    /// that is one lookup, and no file is created or deleted. A longer encoding spills: what was
-    /// buffered and the rest are streamed to a pending object through a
-    /// [`WRITE_BUFFER_SIZE`] buffer, hashed on the way, and committed with
-    /// [`PendingObject::commit_if_absent`].
+    /// [`Storage::put_content`]: when the blob exists with its size (every unchanged field of
+    /// every task) that is one lookup, and no file is created or deleted. A longer encoding
+    /// spills: what was buffered and the rest are streamed to a pending object through a
+    /// [`WRITE_BUFFER_SIZE`] buffer, hashed on the way, and committed unless a blob of its size
+    /// is there. Either way a blob of another size is damaged and replaced.
     ///
     /// Memory use is the value itself plus at most [`SPILL_THRESHOLD`] bytes (and, once spilled,
     /// a [`WRITE_BUFFER_SIZE`] buffer instead), whatever the value's size.
@@ -339,12 +366,31 @@ impl<'s> BlobStore<'s> {
             written,
         } = spilled;
         let hash = BlobHash(hasher.finalize());
-        let newly_stored = pending.commit_if_absent(&hash.key())?;
+        let newly_stored = self.commit_unless_whole(pending, &hash, written)?;
         Ok(StoredBlob {
             hash,
             size: written,
             newly_stored,
         })
+    }
+
+    /// Commits `pending`, `size` bytes hashing to `hash`, as that blob, unless a copy of that
+    /// size is there; one of another size (or anything the storage will not say the size of,
+    /// such as a link in a local datastore) is damaged and replaced. Returns whether it
+    /// committed.
+    fn commit_unless_whole(
+        &self,
+        pending: Box<dyn PendingObject>,
+        hash: &BlobHash,
+        size: u64,
+    ) -> Result<bool, StorageError> {
+        let key = hash.key();
+        match self.storage.size(&key) {
+            // Dropping the pending object discards it.
+            Ok(Some(found)) if found == size => Ok(false),
+            Ok(None) => pending.commit_if_absent(&key),
+            Ok(Some(_)) | Err(_) => pending.commit(&key).map(|()| true),
+        }
     }
 
     /// Stores `value` as [`BlobStore::put_value`] does, unless it encodes to exactly the blob
@@ -369,7 +415,14 @@ impl<'s> BlobStore<'s> {
         let encoded = state::encode_field(&mut hashing, value);
         if encoded.is_ok() && hashing.written() == previous.size {
             let hash = BlobHash(hashing.finish());
-            if hash == previous.hash && self.storage.exists(&hash.key())? {
+            // The previous blob must still be there whole (of its size) to be taken as is;
+            // anything else (gone, damaged, unreadable) is stored again below.
+            if hash == previous.hash
+                && matches!(
+                    self.storage.size(&hash.key()),
+                    Ok(Some(size)) if size == previous.size
+                )
+            {
                 return Ok(StoredBlob {
                     hash,
                     size: previous.size,
@@ -378,7 +431,7 @@ impl<'s> BlobStore<'s> {
             }
         }
         // Changed (or longer than before, which stopped the first pass early), or the previous
-        // blob is gone: store it for real.
+        // blob is gone or damaged: store it for real.
         self.put_value(value)
     }
 
@@ -394,20 +447,33 @@ impl<'s> BlobStore<'s> {
     }
 
     /// Reads the blob `hash` and checks that it is intact: of `expected_size` bytes when the
-    /// caller knows it (from the task index), and hashing to its name.
+    /// caller knows it (from the task index), and hashing to its name. No more than
+    /// `expected_size` bytes are read.
+    ///
+    /// A blob whose content does not hash to its name is set aside (see the module
+    /// documentation), so that the next store of its value writes it again; reads report it
+    /// as corrupted until then.
     ///
     /// # Errors
     ///
     /// [`BlobError`] with kind missing, truncated, oversized, corrupted or storage failure.
     pub fn get(&self, hash: &BlobHash, expected_size: Option<u64>) -> Result<Vec<u8>, BlobError> {
-        let bytes = self.storage.get(&hash.key()).map_err(|e| {
-            let kind = if e.is_not_found() {
-                BlobErrorKind::Missing
-            } else {
-                BlobErrorKind::Storage(e)
-            };
-            BlobError::new(*hash, kind)
-        })?;
+        let key = hash.key();
+        let limit = expected_size.unwrap_or(u64::MAX);
+        let bytes = match self.storage.get_at_most(&key, limit) {
+            Ok(bytes) => bytes,
+            Err(StorageError::TooLarge { size, limit, .. }) => {
+                return Err(BlobError::new(
+                    *hash,
+                    BlobErrorKind::Oversized {
+                        expected: limit,
+                        actual: size,
+                    },
+                ));
+            }
+            Err(e) if e.is_not_found() => return Err(self.missing(hash)),
+            Err(e) => return Err(BlobError::new(*hash, BlobErrorKind::Storage(e))),
+        };
         let actual = bytes.len() as u64;
         match expected_size {
             Some(expected) if actual < expected => {
@@ -426,12 +492,59 @@ impl<'s> BlobStore<'s> {
         }
         let found = BlobHash::of(&bytes);
         if found != *hash {
+            let set_aside = self.set_aside(hash, &bytes);
             return Err(BlobError::new(
                 *hash,
-                BlobErrorKind::HashMismatch { actual: found },
+                BlobErrorKind::HashMismatch {
+                    actual: found,
+                    set_aside,
+                },
             ));
         }
         Ok(bytes)
+    }
+
+    /// The key a damaged copy of the blob `hash` is set aside as: `<hash>.damaged` beside it.
+    pub fn set_aside_key(hash: &BlobHash) -> Key {
+        let key = hash.key();
+        key.parent()
+            .and_then(|dir| dir.join(&format!("{}.damaged", key.name())).ok())
+            .unwrap_or_else(|| unreachable!("a blob key has a directory and a hex name"))
+    }
+
+    /// Moves the blob `hash`, read as `damaged`, aside; returns where, or `None` if it could not
+    /// (the reason is logged: reporting the damage matters more).
+    fn set_aside(&self, hash: &BlobHash, damaged: &[u8]) -> Option<Key> {
+        let aside = Self::set_aside_key(hash);
+        match self.storage.set_aside(&hash.key(), damaged, &aside) {
+            Ok(true) => {
+                tracing::warn!(
+                    "blob {hash} is damaged (its content does not hash to its name); set it aside as `{aside}`"
+                );
+                Some(aside)
+            }
+            // Someone stored it again meanwhile: what is there now is not what was read.
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!("blob {hash} is damaged and could not be set aside: {e}");
+                None
+            }
+        }
+    }
+
+    /// Why the blob `hash`, which is not there, is not there: set aside by an earlier read that
+    /// found it damaged ([`BlobErrorKind::SetAside`]), or missing. For readers that find a blob
+    /// absent by other means than [`BlobStore::get`] (a streamed read).
+    pub fn absent_kind(&self, hash: &BlobHash) -> BlobErrorKind {
+        let aside = Self::set_aside_key(hash);
+        match self.storage.exists(&aside) {
+            Ok(true) => BlobErrorKind::SetAside { set_aside: aside },
+            _ => BlobErrorKind::Missing,
+        }
+    }
+
+    fn missing(&self, hash: &BlobHash) -> BlobError {
+        BlobError::new(*hash, self.absent_kind(hash))
     }
 
     /// Stores every top-level field of `state` as a blob, streamed, and returns the index entries
@@ -923,7 +1036,7 @@ mod tests {
     struct Counting {
         inner: LocalStorage,
         start_puts: AtomicUsize,
-        puts_if_absent: AtomicUsize,
+        puts_content: AtomicUsize,
         fail_start_put: bool,
     }
 
@@ -932,16 +1045,16 @@ mod tests {
             Counting {
                 inner,
                 start_puts: AtomicUsize::new(0),
-                puts_if_absent: AtomicUsize::new(0),
+                puts_content: AtomicUsize::new(0),
                 fail_start_put: false,
             }
         }
 
-        /// (streamed writes started, puts-if-absent) so far.
+        /// (streamed writes started, content-addressed puts) so far.
         fn counts(&self) -> (usize, usize) {
             (
                 self.start_puts.load(Ordering::SeqCst),
-                self.puts_if_absent.load(Ordering::SeqCst),
+                self.puts_content.load(Ordering::SeqCst),
             )
         }
     }
@@ -951,8 +1064,17 @@ mod tests {
             self.inner.put(key, bytes)
         }
         fn put_if_absent(&self, key: &Key, bytes: &[u8]) -> Result<bool, StorageError> {
-            self.puts_if_absent.fetch_add(1, Ordering::SeqCst);
             self.inner.put_if_absent(key, bytes)
+        }
+        fn put_content(&self, key: &Key, bytes: &[u8]) -> Result<bool, StorageError> {
+            self.puts_content.fetch_add(1, Ordering::SeqCst);
+            self.inner.put_content(key, bytes)
+        }
+        fn get_at_most(&self, key: &Key, limit: u64) -> Result<Vec<u8>, StorageError> {
+            self.inner.get_at_most(key, limit)
+        }
+        fn set_aside(&self, key: &Key, content: &[u8], aside: &Key) -> Result<bool, StorageError> {
+            self.inner.set_aside(key, content, aside)
         }
         fn start_put(&self, near: &Key) -> Result<Box<dyn PendingObject>, StorageError> {
             self.start_puts.fetch_add(1, Ordering::SeqCst);
@@ -1295,6 +1417,39 @@ mod tests {
         out
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_blob_whose_direct_writes_are_refused_after_open_holds_the_bytes_of_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = serde_bytes::ByteBuf::from(
+            (0..5 * SPILL_THRESHOLD + 77)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<_>>(),
+        );
+        let expected = encoding_of(&big);
+        for accept in [0, 1, 3] {
+            let storage = LocalStorage::open(dir.path().join(format!("ds-{accept}")))
+                .unwrap()
+                .with_sync(false)
+                .refusing_direct_writes_after(accept);
+            let blobs = BlobStore::new(&storage);
+            let stored = blobs.put_value(&big).unwrap();
+            assert_eq!(stored.hash, BlobHash::of(&expected));
+            let on_disk = fs::read(storage.path_of(&stored.hash.key())).unwrap();
+            assert_eq!(
+                on_disk.len(),
+                expected.len(),
+                "refused after {accept} direct writes"
+            );
+            assert!(
+                BlobHash::of(&on_disk) == stored.hash,
+                "refused after {accept} direct writes: blob {} holds bytes that hash to {}",
+                stored.hash,
+                BlobHash::of(&on_disk)
+            );
+        }
+    }
+
     #[test]
     fn a_flipped_byte_is_caught() {
         let (_dir, storage) = store();
@@ -1312,15 +1467,103 @@ mod tests {
         );
         assert_eq!(err.hash(), stored.hash);
         let err = err.with_context("run 3, step train, task 0, artifact `model`");
+        let aside = BlobStore::set_aside_key(&stored.hash);
         assert_eq!(
             err.to_string(),
             format!(
                 "run 3, step train, task 0, artifact `model`: blob {} is corrupted: \
-                 its content hashes to {}",
+                 its content hashes to {} (set aside as `{aside}`: the next run that stores \
+                 this value writes it again)",
                 stored.hash,
                 BlobHash::of(&bytes)
             )
         );
+        // The damaged copy is kept aside, and later reads still say what happened.
+        assert_eq!(fs::read(storage.path_of(&aside)).unwrap(), bytes);
+        let again = blobs.get(&stored.hash, Some(stored.size)).unwrap_err();
+        assert!(
+            matches!(again.kind(), BlobErrorKind::SetAside { set_aside } if *set_aside == aside),
+            "{again}"
+        );
+        assert!(again.to_string().contains("is corrupted"), "{again}");
+    }
+
+    #[test]
+    fn a_blob_damaged_in_place_is_repaired_by_the_next_store_of_its_value() {
+        let (_dir, storage) = store();
+        let blobs = BlobStore::new(&storage);
+        let big = serde_bytes::ByteBuf::from(
+            (0..SPILL_THRESHOLD + 4096)
+                .map(|i| (i % 241) as u8)
+                .collect::<Vec<_>>(),
+        );
+        for stored in [
+            blobs.put_value(&model()).unwrap(),
+            blobs.put_value(&big).unwrap(),
+        ] {
+            let path = storage.path_of(&stored.hash.key());
+            let mut bytes = fs::read(&path).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x40;
+            fs::write(&path, &bytes).unwrap();
+            // Same size: a store before anyone reads it cannot tell, and keeps it.
+            assert!(blobs.get(&stored.hash, Some(stored.size)).is_err());
+
+            let again = if stored.size > SPILL_THRESHOLD as u64 {
+                blobs.put_value(&big).unwrap()
+            } else {
+                blobs.put_value(&model()).unwrap()
+            };
+            assert_eq!(again.hash, stored.hash);
+            assert!(again.newly_stored, "the damaged blob was taken as stored");
+            let back = blobs.get(&stored.hash, Some(stored.size)).unwrap();
+            assert_eq!(BlobHash::of(&back), stored.hash);
+        }
+    }
+
+    #[test]
+    fn an_empty_or_truncated_blob_is_repaired_by_the_next_store_of_its_value() {
+        #[derive(Serialize)]
+        struct State<'a> {
+            big: &'a serde_bytes::ByteBuf,
+            model: &'a Model,
+        }
+        let big = serde_bytes::ByteBuf::from(
+            (0..SPILL_THRESHOLD + 4096)
+                .map(|i| (i % 239) as u8)
+                .collect::<Vec<_>>(),
+        );
+        let model = model();
+        let state = State {
+            big: &big,
+            model: &model,
+        };
+        for cut in [|_: usize| 0, |len: usize| len / 2] {
+            let (_dir, storage) = store();
+            let blobs = BlobStore::new(&storage);
+            let first = blobs.store_state(&state).unwrap();
+            for entry in &first {
+                let path = storage.path_of(&entry.hash.key());
+                let bytes = fs::read(&path).unwrap();
+                fs::write(&path, &bytes[..cut(bytes.len())]).unwrap();
+            }
+            // The next run stores the same values, the large one both ways a task can.
+            let again = blobs.store_state(&state).unwrap();
+            assert_eq!(again, first);
+            let back: (serde_bytes::ByteBuf, Model) = (
+                blobs.load_artifact(&again[0]).unwrap(),
+                blobs.load_artifact(&again[1]).unwrap(),
+            );
+            assert_eq!(back, (big.clone(), model.clone()));
+
+            let path = storage.path_of(&first[0].hash.key());
+            let bytes = fs::read(&path).unwrap();
+            fs::write(&path, &bytes[..cut(bytes.len())]).unwrap();
+            let after = blobs.store_state_after(&state, &first).unwrap();
+            assert_eq!(after, first);
+            let back: serde_bytes::ByteBuf = blobs.load_artifact(&after[0]).unwrap();
+            assert_eq!(back, big);
+        }
     }
 
     #[test]

@@ -74,7 +74,8 @@ pub use blobs::{
 pub use keys::{Key, KeyError, KeyProblem, MAX_SEGMENT_LEN, validate_segment};
 pub use local::LocalStorage;
 pub use location::{DatastoreLocation, LocationError, S3Location};
-pub use storage::{Children, ObjectChange, PendingObject, Storage, StorageError};
+pub use storage::{Children, MAX_RECORD_SIZE, ObjectChange, PendingObject, Storage, StorageError};
+pub(crate) use task_index::json_problem;
 pub use task_index::{
     ArtifactEntry, DONE_MARKER, Encoding, INDEX_FORMAT, TaskError, TaskIndex, is_task_done,
     read_task, write_task,

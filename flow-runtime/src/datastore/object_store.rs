@@ -26,7 +26,9 @@ use tokio::task::JoinHandle;
 use super::blobs::BLOB_PREFIX;
 use super::keys::Key;
 use super::location::S3Location;
-use super::storage::{Children, ObjectChange, PendingObject, Storage, StorageError};
+use super::storage::{
+    Children, MAX_RECORD_SIZE, ObjectChange, PendingObject, Storage, StorageError,
+};
 
 /// Size of the parts of a streamed object, and the largest streamed object written with one
 /// `PUT`. 16 MiB: above S3's 5 MiB minimum with room to spare, large enough that a part's
@@ -606,6 +608,16 @@ impl Storage for ObjectStorage {
         self.put_payload_if_absent(key, PutPayload::from(Bytes::copy_from_slice(bytes)))
     }
 
+    /// One `HEAD`: an object of the right size is the blob; when there is none, or one of
+    /// another size (damaged), one `PUT` writes it, replacing the damaged one. Two writers racing
+    /// write the same bytes.
+    fn put_content(&self, key: &Key, bytes: &[u8]) -> Result<bool, StorageError> {
+        if self.head(key)? == Some(bytes.len() as u64) {
+            return Ok(false);
+        }
+        self.put(key, bytes).map(|()| true)
+    }
+
     fn start_put(&self, _near: &Key) -> Result<Box<dyn PendingObject>, StorageError> {
         // `near` helps a file system keep a rename local; an object store has no such locality.
         Ok(Box::new(ObjectPending {
@@ -626,6 +638,35 @@ impl Storage for ObjectStorage {
         self.block_on(async { store.get(&path).await?.bytes().await })
             .map(Vec::from)
             .map_err(|e| self.shared.fail("read", key, e))
+    }
+
+    /// One `GET`, whose response says the object's size before its body is read: a larger
+    /// object is refused without reading it.
+    fn get_at_most(&self, key: &Key, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let path = self.path_of(key);
+        let store = &self.shared.store;
+        let result = self.block_on(async {
+            let response = store.get(&path).await?;
+            let size = response.meta.size;
+            if size > limit {
+                return Ok(Err(size));
+            }
+            response.bytes().await.map(Ok)
+        });
+        match result {
+            Ok(Ok(bytes)) if bytes.len() as u64 <= limit => Ok(Vec::from(bytes)),
+            Ok(Ok(bytes)) => Err(StorageError::TooLarge {
+                key: key.clone(),
+                size: bytes.len() as u64,
+                limit,
+            }),
+            Ok(Err(size)) => Err(StorageError::TooLarge {
+                key: key.clone(),
+                size,
+                limit,
+            }),
+            Err(e) => Err(self.shared.fail("read", key, e)),
+        }
     }
 
     fn reader(&self, key: &Key) -> Result<Box<dyn Read + Send>, StorageError> {
@@ -695,14 +736,25 @@ impl Storage for ObjectStorage {
         for attempt in 0..MAX_UPDATE_ATTEMPTS {
             let read = self.block_on(async {
                 let result = store.get(&path).await?;
+                // Updated objects are records: one larger than any record is not read.
+                if result.meta.size > MAX_RECORD_SIZE {
+                    return Ok(Err(result.meta.size));
+                }
                 let version = UpdateVersion {
                     e_tag: result.meta.e_tag.clone(),
                     version: result.meta.version.clone(),
                 };
-                Ok::<_, ObjectError>((result.bytes().await?, version))
+                Ok::<_, ObjectError>(Ok((result.bytes().await?, version)))
             });
             let (current, version) = match read {
-                Ok((bytes, version)) => (Some(bytes), Some(version)),
+                Ok(Ok((bytes, version))) => (Some(bytes), Some(version)),
+                Ok(Err(size)) => {
+                    return Err(StorageError::TooLarge {
+                        key: key.clone(),
+                        size,
+                        limit: MAX_RECORD_SIZE,
+                    });
+                }
                 Err(ObjectError::NotFound { .. }) => (None, None),
                 Err(e) => return Err(self.shared.fail("read", key, e)),
             };
@@ -1925,6 +1977,75 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn damaged_blobs_are_repaired_by_the_next_store_of_their_value() {
+        let (double, s) = storage();
+        let blobs = BlobStore::new(&s);
+        let state = State {
+            xs: vec![1, 4, 9],
+            big: pattern(crate::datastore::SPILL_THRESHOLD + MIN_PART_SIZE + 1),
+            note: "hello".into(),
+        };
+        let artifacts = blobs.store_state(&state).unwrap();
+        let task = key("flows/F/runs/r/steps/start/0");
+        write_task(&s, &task, &TaskIndex::new(artifacts.clone())).unwrap();
+
+        // `xs` emptied, `big` cut short (as a power loss can leave them), `note` damaged in
+        // place, which shows only when read.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let overwrite = |entry: &crate::datastore::ArtifactEntry, bytes: Vec<u8>| {
+            runtime
+                .block_on(
+                    double
+                        .inner
+                        .put(&s.path_of(&entry.hash.key()), PutPayload::from(bytes)),
+                )
+                .unwrap();
+        };
+        overwrite(&artifacts[0], Vec::new());
+        let big = s.get(&artifacts[1].hash.key()).unwrap();
+        overwrite(&artifacts[1], big[..big.len() / 2].to_vec());
+        let mut note = s.get(&artifacts[2].hash.key()).unwrap();
+        note[1] ^= 0x20;
+        overwrite(&artifacts[2], note);
+        assert!(blobs.load_state::<State>(&artifacts).is_err());
+        let err = blobs.load_artifact::<String>(&artifacts[2]).unwrap_err();
+        assert!(err.to_string().contains("is corrupted"), "{err}");
+
+        // The next run that stores the same values repairs all three.
+        assert_eq!(blobs.store_state(&state).unwrap(), artifacts);
+        let index = read_task(&s, &task).unwrap().expect("the task is complete");
+        let back: State = blobs.load_state(&index.artifacts).unwrap();
+        assert_eq!(back, state);
+    }
+
+    #[test]
+    fn a_read_bounded_by_a_size_refuses_a_larger_object_unread() {
+        let (_double, s) = storage();
+        let k = key("blobs/12/x");
+        s.put(&k, &pattern(1000)).unwrap();
+        assert_eq!(s.get_at_most(&k, 1000).unwrap(), pattern(1000));
+        let err = s.get_at_most(&k, 999).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StorageError::TooLarge {
+                    size: 1000,
+                    limit: 999,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            s.get_at_most(&key("blobs/12/y"), 10)
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 
     #[test]

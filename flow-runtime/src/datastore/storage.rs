@@ -9,18 +9,31 @@
 //! | [`put`](Storage::put)            | temp file + rename                    | `put` (atomic by nature)                |
 //! | [`put_if_absent`](Storage::put_if_absent) | temp file + no-clobber rename | `put_opts` with `PutMode::Create`       |
 //! | [`start_put`](Storage::start_put) + [`commit`](PendingObject::commit) | temp file, rename on commit | `put_multipart` to a staging key, then `copy_if_not_exists`/`copy` and delete |
+//! | [`put_content`](Storage::put_content) | `statx`, then as `put` if the size differs | `head`, then `put` if the size differs |
 //! | [`get`](Storage::get), [`reader`](Storage::reader) | read / open file    | `get`, streamed body                    |
-//! | [`size`](Storage::size)          | `metadata`                            | `head`                                  |
+//! | [`get_at_most`](Storage::get_at_most) | open, `fstat`, read that many bytes | `get`, its size checked before the body |
+//! | [`set_aside`](Storage::set_aside) | rename, then compare             | `get`, `put`, `delete`                  |
+//! | [`size`](Storage::size)          | open (`O_PATH`), `fstat`              | `head`                                  |
 //! | [`list`](Storage::list), [`list_children`](Storage::list_children) | directory walk | `list`, `list_with_delimiter` |
 //! | [`delete`](Storage::delete)      | `remove_file`                         | `delete`                                |
 //! | [`update`](Storage::update)      | `flock` on a lock file, read, temp file + rename | `get`, then `put_opts` with `PutMode::Update` (`If-Match`), retried |
 //!
 //! The contract every backend keeps: an object is either absent or complete. A reader never sees a
 //! partly written object, and a writer that dies leaves at most temporary data that no listing shows.
+//! What is already stored is still not trusted blindly: a power loss or a bad disk can leave an
+//! object short or damaged, so reads are bounded by the size the caller expects
+//! ([`get_at_most`](Storage::get_at_most)) and content-addressed objects are checked by size before
+//! being reused ([`put_content`](Storage::put_content)).
 
 use std::io::{self, Read, Write};
 
 use super::keys::Key;
+
+/// The largest small record (a done marker, a run record, task metadata, a `latest` pointer)
+/// read with [`Storage::get_at_most`]: 16 MiB, far above any such record this crate writes, so
+/// that a damaged or hostile datastore (a huge file, `/dev/zero`) costs an error, not the
+/// machine's memory.
+pub const MAX_RECORD_SIZE: u64 = 16 << 20;
 
 /// A place to keep objects addressed by [`Key`]: a local directory, later an S3-compatible bucket.
 ///
@@ -68,6 +81,86 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// [`StorageError::NotFound`] if there is no such object; I/O failures of the backend.
     fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError>;
+
+    /// Reads the whole object `key` if it has at most `limit` bytes: small records, whose size
+    /// has a sane maximum ([`MAX_RECORD_SIZE`]), and blobs, whose size the task index gives. No
+    /// more than `limit` bytes are read whatever the object turns out to be.
+    ///
+    /// The default implementation asks for the size first, then reads, then checks the length
+    /// again; backends override it to learn the size from the read itself.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::TooLarge`] for a larger object; as [`Storage::get`] otherwise.
+    fn get_at_most(&self, key: &Key, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let too_large = |size| StorageError::TooLarge {
+            key: key.clone(),
+            size,
+            limit,
+        };
+        match self.size(key)? {
+            Some(size) if size > limit => return Err(too_large(size)),
+            Some(_) => {}
+            None => return Err(StorageError::NotFound { key: key.clone() }),
+        }
+        let bytes = self.get(key)?;
+        if bytes.len() as u64 > limit {
+            return Err(too_large(bytes.len() as u64));
+        }
+        Ok(bytes)
+    }
+
+    /// Writes `bytes` as the content-addressed object `key` (named by the hash of its content)
+    /// unless a whole copy is there already; returns whether it wrote.
+    ///
+    /// A copy is taken as whole when it has the size of `bytes`: an object of another size (cut
+    /// short by a power loss before it reached the disk, emptied by a bad disk, or not a file at
+    /// all) is damaged, and is replaced atomically by this write, so the next run that stores
+    /// the same value repairs it. Damage that keeps the size is found by reading (the content
+    /// does not hash to the name), and [`Storage::set_aside`] moves such an object out of the way
+    /// so that the next write recreates it.
+    ///
+    /// The default implementation looks the size up, then writes with [`Storage::put`] or
+    /// [`Storage::put_if_absent`]; backends override it to need only one lookup.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn put_content(&self, key: &Key, bytes: &[u8]) -> Result<bool, StorageError> {
+        match self.size(key)? {
+            Some(size) if size == bytes.len() as u64 => Ok(false),
+            Some(_) => self.put(key, bytes).map(|()| true),
+            None => self.put_if_absent(key, bytes),
+        }
+    }
+
+    /// Moves the object `key` to `aside` (replacing anything there) if it still holds exactly
+    /// `content`; returns whether it did.
+    ///
+    /// For a content-addressed object that was read and found damaged (its content does not
+    /// hash to its name): once it is out of the way, the next write of the right content stores
+    /// it again ([`Storage::put_content`] would otherwise take the damaged copy, of the right
+    /// size, as whole), and the copy set aside is kept for whoever wants to look at it. Comparing
+    /// first keeps a copy repaired by another writer in the meantime.
+    ///
+    /// The default implementation reads, compares, writes `aside` and deletes `key`: a repair
+    /// landing between the read and the delete is lost (and redone by the next write). The local
+    /// directory renames, which leaves no such window.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend; no object is not an error (`false`).
+    fn set_aside(&self, key: &Key, content: &[u8], aside: &Key) -> Result<bool, StorageError> {
+        match self.get(key) {
+            Ok(current) if current == content => {
+                self.put(aside, content)?;
+                self.delete(key)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 
     /// Opens the object `key` for streamed reading, for objects too large to hold twice.
     ///
@@ -195,6 +288,17 @@ pub enum StorageError {
     NotFound {
         /// The missing object.
         key: Key,
+    },
+    /// The object is larger than the caller can take: a small record that is not one (damaged,
+    /// or something else in its place), or a blob longer than its index says.
+    #[error("object `{key}` has {size} bytes, more than the {limit} expected")]
+    TooLarge {
+        /// The object.
+        key: Key,
+        /// Its size.
+        size: u64,
+        /// The most the caller would read.
+        limit: u64,
     },
     /// The backend failed.
     #[error("could not {action} {location}: {source}")]

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::blobs::BlobHash;
 use super::keys::Key;
-use super::storage::{Storage, StorageError};
+use super::storage::{MAX_RECORD_SIZE, Storage, StorageError};
 use crate::state::FIELD_ENCODING;
 
 /// The version of the index format this code writes, and the only one it reads.
@@ -146,16 +146,20 @@ pub enum TaskError {
         #[source]
         source: StorageError,
     },
-    /// The done marker is not valid JSON of the expected shape: damaged or cut short.
-    #[error("task `{task}`: `{object}` is not valid: {source}")]
-    Malformed {
+    /// The done marker is damaged: not valid JSON of the expected shape, cut short, or far
+    /// larger than any done marker ([`MAX_RECORD_SIZE`]). The task's outcome is unknown; running
+    /// it again (after removing the marker) is the way out.
+    ///
+    /// The message says what is wrong and where in the file, never what the file holds: a
+    /// datastore may be shared, and its files are not the reader's to echo.
+    #[error("task `{task}`: `{object}` is damaged: {problem}")]
+    Damaged {
         /// The task's prefix.
         task: Key,
         /// The object at fault.
         object: Key,
-        /// The parser's error.
-        #[source]
-        source: serde_json::Error,
+        /// What is wrong with it, without its content.
+        problem: String,
     },
     /// Written in a format this version cannot read: by a newer version, or by an older one
     /// before the format changed.
@@ -198,12 +202,20 @@ pub fn write_task(storage: &dyn Storage, task: &Key, index: &TaskIndex) -> Resul
 ///
 /// # Errors
 ///
-/// A marker that is malformed (naming it) or of another format, storage failures.
+/// A marker that is damaged ([`TaskError::Damaged`], naming it) or of another format, storage
+/// failures.
 pub fn read_task(storage: &dyn Storage, task: &Key) -> Result<Option<TaskIndex>, TaskError> {
     let done_key = done_key(task);
-    let bytes = match storage.get(&done_key) {
+    let bytes = match storage.get_at_most(&done_key, MAX_RECORD_SIZE) {
         Ok(bytes) => bytes,
         Err(e) if e.is_not_found() => return Ok(None),
+        Err(StorageError::TooLarge { size, limit, .. }) => {
+            return Err(TaskError::Damaged {
+                task: task.clone(),
+                object: done_key,
+                problem: format!("it has {size} bytes, more than the {limit} a done marker may"),
+            });
+        }
         Err(source) => {
             return Err(TaskError::Storage {
                 task: task.clone(),
@@ -221,10 +233,10 @@ pub fn read_task(storage: &dyn Storage, task: &Key) -> Result<Option<TaskIndex>,
         Err(source) => match serde_json::from_slice::<FormatOnly>(&bytes) {
             // Valid JSON of another format's shape: say which format, not what field is missing.
             Ok(FormatOnly { format }) if format != INDEX_FORMAT => Err(unsupported(format)),
-            _ => Err(TaskError::Malformed {
+            _ => Err(TaskError::Damaged {
                 task: task.clone(),
                 object: done_key,
-                source,
+                problem: json_problem(&source),
             }),
         },
     }
@@ -242,6 +254,20 @@ pub fn is_task_done(storage: &dyn Storage, task: &Key) -> Result<bool, TaskError
             task: task.clone(),
             source,
         })
+}
+
+/// What is wrong with a JSON record, said without any of its content: serde_json's messages
+/// quote the values they reject ("invalid type: string \"…\""), and a record's values are not
+/// the reader's to echo.
+pub(crate) fn json_problem(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Eof => "it is cut short",
+        Category::Syntax => "it is not valid JSON",
+        Category::Data => "it does not have the expected fields and types",
+        Category::Io => "it could not be read",
+    };
+    format!("{what} (line {}, column {})", error.line(), error.column())
 }
 
 fn done_key(task: &Key) -> Key {
@@ -444,10 +470,10 @@ mod tests {
         let original = fs::read(&path).unwrap();
         let expect_malformed = |storage: &LocalStorage| {
             let err = read_task(storage, &task()).unwrap_err();
-            assert!(matches!(err, TaskError::Malformed { .. }), "{err}");
+            assert!(matches!(err, TaskError::Damaged { .. }), "{err}");
             assert!(
                 err.to_string()
-                    .starts_with("task `runs/1/start/0`: `runs/1/start/0/done.json` is not valid"),
+                    .starts_with("task `runs/1/start/0`: `runs/1/start/0/done.json` is damaged"),
                 "{err}"
             );
         };
@@ -470,6 +496,62 @@ mod tests {
         }
         fs::write(&path, &original).unwrap();
         assert_eq!(read_task(&storage, &task()).unwrap(), Some(index));
+    }
+
+    /// Every message in `error`'s chain of sources, outermost first.
+    fn whole_message(error: &dyn std::error::Error) -> String {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(inner) = source {
+            message.push_str(&format!(": {inner}"));
+            source = inner.source();
+        }
+        message
+    }
+
+    #[test]
+    fn a_damaged_marker_is_reported_without_echoing_its_content() {
+        let (_dir, storage) = store();
+        let key = done_key(&task());
+        let secret = "hunter2-SECRET-TOKEN";
+        for planted in [
+            format!(r#"{{"format": "{secret}", "artifacts": []}}"#),
+            format!(r#"{{"format": 2, "artifacts": [{{"name": "xs", "hash": "{secret}"}}]}}"#),
+            format!(
+                r#"{{"format": 2, "artifacts": [{{"name": "xs", "hash": "{}", "size": 1, "type": "t", "encoding": ["{secret}"]}}]}}"#,
+                BlobHash::of(b"x")
+            ),
+            format!(r#"{{"format": 2, "artifacts": {{"{secret}": 1}}}}"#),
+            format!("{secret}\n"),
+        ] {
+            storage.put(&key, planted.as_bytes()).unwrap();
+            let err = read_task(&storage, &task()).unwrap_err();
+            assert!(matches!(err, TaskError::Damaged { .. }), "{err}");
+            let message = whole_message(&err);
+            assert!(!message.contains("SECRET"), "{message}");
+            assert!(message.contains("runs/1/start/0/done.json"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_huge_file_in_place_of_a_done_marker_is_damaged_and_not_read() {
+        let (_dir, storage) = store();
+        let key = done_key(&task());
+        storage.put(&key, b"{}").unwrap();
+        // Sparse: 1 GiB that costs nothing on disk, and must cost nothing in memory.
+        fs::File::options()
+            .write(true)
+            .open(storage.path_of(&key))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        let err = read_task(&storage, &task()).unwrap_err();
+        assert!(matches!(err, TaskError::Damaged { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("runs/1/start/0/done.json") && message.contains("1073741824 bytes"),
+            "{message}"
+        );
     }
 
     #[test]

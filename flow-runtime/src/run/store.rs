@@ -10,8 +10,8 @@ use super::ids::validate_run_id;
 use super::record::{RunRecord, RunStatus};
 use super::task_meta::{TaskMeta, TaskSpec};
 use crate::datastore::{
-    BlobStore, DatastoreLocation, Key, KeyError, LocalStorage, LocationError, Storage,
-    StorageError, TaskError, TaskIndex, read_task, write_task,
+    BlobStore, DatastoreLocation, Key, KeyError, LocalStorage, LocationError, MAX_RECORD_SIZE,
+    Storage, StorageError, TaskError, TaskIndex, json_problem, read_task, write_task,
 };
 
 /// Errors reading or writing runs and tasks.
@@ -33,7 +33,9 @@ pub enum RunStoreError {
     Task(#[from] TaskError),
     #[error("{0}")]
     Io(String),
-    #[error("{what} at `{key}` is not readable: {source}")]
+    /// A record that is not valid JSON of its shape; the message says what is wrong without
+    /// quoting the record (serde's own messages quote the values they reject).
+    #[error("{what} at `{key}` is not readable: {}", json_problem(.source))]
     Corrupt {
         what: &'static str,
         key: String,
@@ -59,11 +61,16 @@ impl RunStoreError {
             self,
             RunStoreError::Corrupt { .. }
                 | RunStoreError::Task(
-                    TaskError::Malformed { .. } | TaskError::UnsupportedFormat { .. }
+                    TaskError::Damaged { .. } | TaskError::UnsupportedFormat { .. }
                 )
         )
     }
 }
+
+/// The largest log (an attempt's, or a task process's stdout or stderr) read whole: the
+/// executor keeps at most the first and last 16 MiB of each, so anything larger was not written
+/// by it.
+pub const MAX_LOG_SIZE: u64 = 64 << 20;
 
 /// Runs and tasks of every flow in one datastore.
 #[derive(Debug, Clone)]
@@ -171,7 +178,7 @@ impl RunStore {
         key: &Key,
         what: &'static str,
     ) -> Result<Option<T>, RunStoreError> {
-        let bytes = match self.storage.get(key) {
+        let bytes = match self.storage.get_at_most(key, MAX_RECORD_SIZE) {
             Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -388,7 +395,7 @@ impl RunStore {
     /// repeated); storage failures.
     pub fn latest(&self, flow: &str, which: &str) -> Result<Option<String>, RunStoreError> {
         let key = Self::pointer_key(flow, which)?;
-        match self.storage.get(&key) {
+        match self.storage.get_at_most(&key, MAX_RECORD_SIZE) {
             Ok(bytes) => {
                 pointer_target(&bytes)
                     .map(Some)
@@ -406,7 +413,7 @@ impl RunStore {
     /// still holds the record of the run it was copied from).
     pub fn read_run(&self, flow: &str, run_id: &str) -> Result<RunRecord, RunStoreError> {
         let key = Self::run_key(flow, run_id)?.join(RUN_RECORD)?;
-        let bytes = match self.storage.get(&key) {
+        let bytes = match self.storage.get_at_most(&key, MAX_RECORD_SIZE) {
             Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => {
                 return Err(RunStoreError::NoSuchRun {
@@ -570,7 +577,10 @@ impl RunStore {
 
     /// What a task's process printed on `stream`, if anything.
     pub fn read_output(&self, task: &Key, stream: &str) -> Result<Option<Vec<u8>>, RunStoreError> {
-        match self.storage.get(&task.join(&format!("{stream}.log"))?) {
+        match self
+            .storage
+            .get_at_most(&task.join(&format!("{stream}.log"))?, MAX_LOG_SIZE)
+        {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
@@ -587,7 +597,7 @@ impl RunStore {
                 .and_then(|r| r.strip_suffix(".log"))
                 && let Ok(n) = n.parse::<u32>()
             {
-                logs.push((n, self.storage.get(&key)?));
+                logs.push((n, self.storage.get_at_most(&key, MAX_LOG_SIZE)?));
             }
         }
         logs.sort_by_key(|(n, _)| *n);
