@@ -13,6 +13,8 @@
 //! `#[serde(default)]` field without making old runs unreadable.
 
 mod assemble;
+pub mod bounded;
+pub mod canonical;
 pub(crate) mod msgpack;
 mod split;
 
@@ -51,14 +53,19 @@ where
     msgpack::write_named(writer, value)
 }
 
-/// Decodes one artifact value written by [`encode_field`].
+/// Decodes one artifact value written by [`encode_field`], or any MessagePack value read from
+/// storage (a foreach's elements).
 ///
-/// Used to load a single artifact by name without rebuilding the whole state.
+/// Used to load a single artifact by name without rebuilding the whole state. The bytes are
+/// [checked](bounded::check) first, so that damaged or crafted bytes are an error, never a stack
+/// overflow or an allocation larger than they are.
 ///
 /// # Errors
 ///
-/// Fails if `bytes` is not a MessagePack encoding of a `T`.
+/// Fails if `bytes` is not one MessagePack encoding of a `T`, or nests deeper than
+/// [`bounded::MAX_DEPTH`].
 pub fn decode_field<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    bounded::check(bytes)?;
     let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
     T::deserialize(&mut deserializer)
 }
