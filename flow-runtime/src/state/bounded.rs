@@ -51,6 +51,22 @@ pub(super) enum Kind {
 /// The [`Kind`] of every marker byte, from the MessagePack specification.
 pub(super) static KINDS: [Kind; 256] = kinds();
 
+/// The size of the value each marker starts when that is fixed (marker included), else 0.
+static FIXED: [u8; 256] = fixed_sizes();
+
+const fn fixed_sizes() -> [u8; 256] {
+    let kinds = kinds();
+    let mut sizes = [0; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        if let Kind::Fixed(size) = kinds[byte] {
+            sizes[byte] = size;
+        }
+        byte += 1;
+    }
+    sizes
+}
+
 const fn kinds() -> [Kind; 256] {
     let mut kinds = [Kind::Reserved; 256];
     let mut byte = 0;
@@ -127,11 +143,25 @@ pub(super) fn scan(bytes: &[u8]) -> Result<bool, Error> {
         left -= 1;
         match KINDS[usize::from(marker)] {
             Kind::Fixed(size) => {
+                // The values that follow in the same array or map, while they have a fixed
+                // size: most elements of numeric arrays and structs.
                 let size = usize::from(size);
                 pos += size;
-                // A run of values with the same marker, as in a numeric array: no table lookup.
-                while left > 0 && bytes.get(pos) == Some(&marker) {
+                // Values of the same size (a numeric array): the position does not wait for
+                // each marker to be looked up.
+                while left > 0
+                    && let Some(&next) = bytes.get(pos)
+                    && usize::from(FIXED[usize::from(next)]) == size
+                {
                     pos += size;
+                    left -= 1;
+                }
+                while left > 0
+                    && let Some(&next) = bytes.get(pos)
+                    && let next = usize::from(FIXED[usize::from(next)])
+                    && next != 0
+                {
+                    pos += next;
                     left -= 1;
                 }
                 if pos > len {

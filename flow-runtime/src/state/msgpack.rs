@@ -110,11 +110,18 @@ pub struct Serializer<'w, W: Write + ?Sized> {
     /// The size the chunk buffer doubles up to: [`MAX_CHUNK`], smaller in tests that exercise
     /// the flushing paths.
     max_chunk: usize,
-    /// `std::any::type_name` of the value being serialized, as last seen by a generic method
-    /// (serde hands the type to those only): read, and reset, when that value opens a sequence
-    /// or map, to tell a hash collection ([`is_unordered_type`]). Storing it is all a scalar
-    /// pays; the name is only looked at for sequences and maps.
+    /// `std::any::type_name` of the value about to be serialized, as last seen by a generic
+    /// method (serde hands the type to those only): read, and reset, when that value opens a
+    /// sequence or map, to tell a hash collection ([`is_unordered_type`]). Storing it is all a
+    /// scalar pays; the name is only looked at for sequences and maps.
+    ///
+    /// Reset as well when an array or map ends, so that what a value leaves here is never
+    /// taken for the type of the next one: the elements of `collect_seq`'s fast loop do not
+    /// set it.
     next_type: &'static str,
+    /// The last type name looked at, and whether it is a hash collection: a sequence of
+    /// sequences asks about the same type over and over.
+    checked_type: (&'static str, bool),
     /// How many arrays and maps (structs, sequences, variants with data) enclose the value being
     /// serialized: at most [`MAX_DEPTH`], so that whatever is stored can be decoded again.
     depth: u32,
@@ -130,6 +137,7 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             held: 0,
             max_chunk: MAX_CHUNK,
             next_type: "",
+            checked_type: ("", false),
             depth: 0,
         }
     }
@@ -145,6 +153,7 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             held: 0,
             max_chunk: max,
             next_type: "",
+            checked_type: ("", false),
             depth: 0,
         }
     }
@@ -158,6 +167,7 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             held: 0,
             max_chunk: MAX_CHUNK,
             next_type: "",
+            checked_type: ("", false),
             depth: 0,
         }
     }
@@ -268,6 +278,7 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             held: 0,
             max_chunk: 0,
             next_type: "",
+            checked_type: ("", false),
             depth: 0,
         }
     }
@@ -498,7 +509,28 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
     #[inline]
     fn take_unordered(&mut self) -> bool {
         let name = mem::take(&mut self.next_type);
-        !name.is_empty() && is_unordered_type(name)
+        self.is_unordered(name)
+    }
+
+    /// [`is_unordered_type`], remembering the last answer.
+    #[inline]
+    fn is_unordered(&mut self, name: &'static str) -> bool {
+        if name.is_empty() {
+            return false;
+        }
+        let (checked, unordered) = self.checked_type;
+        if std::ptr::eq(name, checked) {
+            return unordered;
+        }
+        self.check_type(name)
+    }
+
+    /// [`Serializer::is_unordered`] for a type not asked about just before.
+    #[inline(never)]
+    fn check_type(&mut self, name: &'static str) -> bool {
+        let unordered = is_unordered_type(name);
+        self.checked_type = (name, unordered);
+        unordered
     }
 
     /// Enters one more array or map, if a stored value may nest that deep.
@@ -509,6 +541,14 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
         }
         self.depth += 1;
         Ok(())
+    }
+
+    /// Leaves `levels` arrays or maps. Saturating: while unwinding from a panic in
+    /// `collect_seq`'s loop, the serializer is a placeholder.
+    #[inline]
+    fn leave(&mut self, levels: u32) {
+        self.depth = self.depth.saturating_sub(levels);
+        self.next_type = "";
     }
 
     /// Starts a sequence or map: its header now if its length is known, else at its end. The
@@ -570,15 +610,25 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             return;
         }
         let end = self.pos;
-        let mut ranges: Vec<(usize, usize)> = entries
+        let buf = &self.buf;
+        // Each entry with its first 16 bytes as a number (zero-padded): most comparisons are
+        // decided there, without following the range into the buffer.
+        let mut ranges: Vec<(u128, usize, usize)> = entries
             .iter()
             .zip(entries[1..].iter().chain([&end]))
-            .map(|(&start, &end)| (start, end))
+            .map(|(&start, &end)| {
+                let mut prefix = [0; 16];
+                let len = (end - start).min(16);
+                prefix[..len].copy_from_slice(&buf[start..start + len]);
+                (u128::from_be_bytes(prefix), start, end)
+            })
             .collect();
-        let buf = &self.buf;
-        ranges.sort_unstable_by(|a, b| buf[a.0..a.1].cmp(&buf[b.0..b.1]));
+        ranges.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| buf[a.1..a.2].cmp(&buf[b.1..b.2]))
+        });
         let mut sorted = Vec::with_capacity(end - first);
-        for (start, end) in ranges {
+        for (_, start, end) in ranges {
             sorted.extend_from_slice(&buf[start..end]);
         }
         self.buf[first..end].copy_from_slice(&sorted);
@@ -924,7 +974,7 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
         self.put_str(variant)?;
         self.next_type = type_name::<T>();
         let result = value.serialize(&mut *self);
-        self.depth -= 1;
+        self.leave(1);
         result
     }
 
@@ -973,6 +1023,7 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
 
     /// A map from field names to values (`len` is the number of fields serde will write, which
     /// already leaves out `skip_serializing_if` fields).
+    #[inline(always)]
     fn serialize_struct(
         self,
         _name: &'static str,
@@ -1013,12 +1064,10 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
             (lo, Some(hi)) if lo == hi && u32::try_from(lo).is_ok() => Some(lo),
             _ => None,
         };
-        // Each element names its type, as `serialize_element` would: one constant per sequence,
-        // which the loop below keeps in a register (a `Vec<f32>` does not read it).
-        let item_type = type_name::<I::Item>();
         let unordered = self.take_unordered();
         match exact {
-            Some(lo) if !unordered => {
+            // Elements that are hash collections need their type named: see below.
+            Some(lo) if !unordered && !self.is_unordered(type_name::<I::Item>()) => {
                 self.enter()?;
                 self.put_array_len(lo as u32)?;
                 // The loop runs on a local serializer, moved out of `*self` and back: LLVM keeps a
@@ -1026,23 +1075,36 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
                 // `self`'s may do anywhere in the caller (it does in the unknown-length branch
                 // below). For a `Vec<f32>` that is the difference between ~1 and ~5 ns a value.
                 let mut local = mem::replace(self, Serializer::placeholder());
-                let result = iter.try_for_each(|item| {
-                    local.next_type = item_type;
-                    item.serialize(&mut local)
-                });
+                let result = iter.try_for_each(|item| item.serialize(&mut local));
                 *self = local;
-                self.depth -= 1;
+                self.leave(1);
                 result
             }
-            _ => {
-                let mut seq = self.open(exact, false, unordered)?;
-                for item in iter {
-                    ser::SerializeSeq::serialize_element(&mut seq, &item)?;
-                }
-                ser::SerializeSeq::end(seq)
-            }
+            _ => collect_seq_slowly(self, iter, exact, unordered),
         }
     }
+}
+
+/// `collect_seq` for a sequence of unknown length, a hash set, or elements that are hash
+/// collections: through `serialize_element`, which names each element's type. Out of line, so
+/// that the fast path stays small enough to be inlined where it is used.
+#[inline(never)]
+fn collect_seq_slowly<W, I>(
+    ser: &mut Serializer<'_, W>,
+    iter: I,
+    exact: Option<usize>,
+    unordered: bool,
+) -> Result<(), Error>
+where
+    W: Write + ?Sized,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    let mut seq = ser.open(exact, false, unordered)?;
+    for item in iter {
+        ser::SerializeSeq::serialize_element(&mut seq, &item)?;
+    }
+    ser::SerializeSeq::end(seq)
 }
 
 /// A sequence or map held in the buffer until its end: one of unknown length (its header comes
@@ -1114,8 +1176,7 @@ impl<W: Write + ?Sized> Drop for SeqCompound<'_, '_, W> {
             }
             self.ser.held -= 1;
         }
-        // Saturating for the same placeholder.
-        self.ser.depth = self.ser.depth.saturating_sub(1);
+        self.ser.leave(1);
     }
 }
 
@@ -1167,11 +1228,10 @@ impl<'a, 'w, W: Write + ?Sized> Compound<'a, 'w, W> {
 }
 
 impl<W: Write + ?Sized> Drop for Compound<'_, '_, W> {
-    /// Leaves the levels it entered, at its end or when abandoned. Saturating: while unwinding
-    /// from a panic in `collect_seq`'s loop, the serializer is a placeholder.
+    /// Leaves the levels it entered, at its end or when abandoned.
     #[inline]
     fn drop(&mut self) {
-        self.ser.depth = self.ser.depth.saturating_sub(self.levels);
+        self.ser.leave(self.levels);
     }
 }
 
@@ -1224,7 +1284,7 @@ impl<W: Write + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
     type Ok = ();
     type Error = Error;
 
-    #[inline]
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,

@@ -91,6 +91,9 @@ struct Everywhere {
     plain: HashMap<String, u32>,
     maybe: Option<HashSet<u64>>,
     list: Vec<HashMap<String, u32>>,
+    lists: Vec<Vec<HashSet<u64>>>,
+    /// Ordered sequences after hash collections: must keep their order.
+    after: Vec<(HashSet<u64>, Vec<u32>)>,
     shapes: Vec<Shape>,
     by_name: BTreeMap<String, HashSet<u64>>,
     nested: HashMap<String, HashMap<String, u32>>,
@@ -110,6 +113,12 @@ fn everywhere(reverse: bool) -> Everywhere {
         plain: map_of(50, reverse),
         maybe: Some(set_of(40, reverse)),
         list: (0..4).map(|n| map_of(n * 10, reverse)).collect(),
+        lists: (0..3)
+            .map(|n| (0..3).map(|m| set_of(n * 10 + m, reverse)).collect())
+            .collect(),
+        after: (0..3)
+            .map(|n| (set_of(n * 5, reverse), (0..20).rev().collect()))
+            .collect(),
         shapes: vec![
             Shape::Empty,
             Shape::Counts(map_of(30, reverse)),
@@ -184,6 +193,8 @@ fn hash_collections_are_sorted_by_encoded_bytes_and_decode_unchanged() {
     let original = everywhere(true);
     let back: Everywhere = rmp_serde::from_slice(&to_vec_named(&original).unwrap()).unwrap();
     assert_eq!(back.plain, original.plain);
+    assert_eq!(back.lists, original.lists);
+    assert_eq!(back.after, original.after);
     assert_eq!(back.shapes, original.shapes);
     assert_eq!(back.nested, original.nested);
     assert_eq!(
