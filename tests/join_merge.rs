@@ -294,8 +294,11 @@ fn a_hashmap_field_left_alone_stores_no_new_blob(ran: &Ran) -> Result<(), String
     Ok(())
 }
 
-/// One check of `main`'s list.
+/// One check of `main`'s list, on a run.
 type Check = fn(&Ran) -> Result<(), String>;
+
+/// One check of `main`'s list, of `merge_artifacts` alone.
+type MergeCheck = fn() -> Result<(), String>;
 
 const CHECKS: [(&str, Check); 4] = [
     (
@@ -352,7 +355,7 @@ fn main() -> ExitCode {
         ),
     ];
     let (mut passed, mut failed) = (0, 0);
-    let merges: [(&str, fn() -> Result<(), String>); 2] = [
+    let merges: [(&str, MergeCheck); 2] = [
         (
             "a_map_type_the_encoder_does_not_know_is_merged_regardless_of_order",
             a_map_type_the_encoder_does_not_know_is_merged_regardless_of_order,

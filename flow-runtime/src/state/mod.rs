@@ -36,14 +36,18 @@ pub const FIELD_ENCODING: &str = "msgpack";
 ///
 /// This is the single place that chooses the encoding's configuration; everything that writes an
 /// artifact goes through it so that all artifacts can be read back by [`decode_field`]. The bytes
-/// are exactly those of `rmp_serde::encode::write_named` (artifacts are content-addressed, so an
-/// unchanged value must keep its encoding), produced by a faster serializer of ours. The value is
-/// streamed into the writer in chunks of at most 64 KiB, never buffered whole (except for a
-/// sequence or map whose length serde does not know up front, which rmp-serde buffers too).
+/// are those of `rmp_serde::encode::write_named` (artifacts are content-addressed, so an
+/// unchanged value must keep its encoding), produced by a faster serializer of ours, with one
+/// difference: the entries of a `HashMap` or `HashSet` are written sorted by their encoded bytes,
+/// so that equal collections encode alike whatever their hasher (see `msgpack::is_unordered_type`
+/// for which types). The value is streamed into the writer in chunks of at most 64 KiB, never
+/// buffered whole (except for a sequence or map whose length serde does not know up front, which
+/// rmp-serde buffers too, and a hash collection, held until its entries are sorted).
 ///
 /// # Errors
 ///
-/// Fails if the value's `Serialize` impl fails or the writer returns an I/O error (reported as
+/// Fails if the value's `Serialize` impl fails, if it nests deeper than [`bounded::MAX_DEPTH`]
+/// (it could not be decoded again), or the writer returns an I/O error (reported as
 /// `Error::InvalidValueWrite(ValueWriteError::InvalidDataWrite(_))`).
 pub fn encode_field<W, T>(writer: &mut W, value: &T) -> Result<(), rmp_serde::encode::Error>
 where
