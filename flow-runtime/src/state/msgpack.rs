@@ -29,7 +29,7 @@
 //! Every other container keeps rmp-serde's bytes exactly, so artifacts stored by older versions
 //! keep their hashes.
 //!
-//! Decoding stays with rmp-serde, behind [`super::decode`]'s checks.
+//! Decoding stays with rmp-serde, behind the checks of [`super::bounded`].
 
 use std::any::type_name;
 use std::cell::Cell;
