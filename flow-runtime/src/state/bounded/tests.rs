@@ -183,3 +183,44 @@ fn every_well_formed_value_passes() {
         check(bytes).unwrap_or_else(|e| panic!("{bytes:02x?}: {e}"));
     }
 }
+
+/// A node of a binary tree as a struct, the deepest-recursing shape in an unoptimized build.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Split {
+    feature: u32,
+    threshold: f32,
+    left: Option<Box<Split>>,
+    right: Option<Box<Split>>,
+}
+
+#[test]
+fn a_value_at_the_depth_limit_decodes_within_a_default_thread_stack() {
+    let decoded = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let mut tree = None;
+            for feature in 0..MAX_DEPTH as u32 {
+                tree = Some(Box::new(Split {
+                    feature,
+                    threshold: 0.5,
+                    left: tree,
+                    right: None,
+                }));
+            }
+            let mut bytes = Vec::new();
+            encode_field(&mut bytes, &tree).expect("at the limit");
+            let back: Option<Box<Split>> = decode_field(&bytes).expect("decodes");
+            let depth = std::iter::successors(back.as_deref(), |s| s.left.as_deref()).count();
+            // Drop both iteratively, so that only decoding is measured against the stack.
+            for mut node in [tree, back].into_iter().flatten() {
+                while let Some(next) = node.left.take() {
+                    node = next;
+                }
+            }
+            depth
+        })
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(decoded, MAX_DEPTH);
+}
