@@ -3,7 +3,8 @@
 //! States are loaded one at a time as the join iterates over them, so a join over a foreach of
 //! 10,000 tasks never holds 10,000 states at once.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -99,8 +100,8 @@ impl fmt::Display for MergeConflict {
 
 impl std::error::Error for MergeConflict {}
 
-/// The fields of one state: name → (hash of the encoding, where to get the bytes).
-pub(crate) type FieldHashes = Vec<(String, BlobHash)>;
+/// The fields of one state: name, hash of the encoding (where to get the bytes), its size.
+pub(crate) type FieldHashes = Vec<(String, BlobHash, u64)>;
 
 /// Where a join's states come from: the datastore, or memory.
 pub(crate) trait InputSource<F>: Send + Sync {
@@ -226,6 +227,24 @@ impl<F: Flow> Inputs<F> {
     /// Fields the join step already changed itself are left as they are: that is how a conflict
     /// is resolved. A field that two branches changed differently, and that the join did not
     /// set, is a [`MergeConflict`] and nothing is merged.
+    ///
+    /// Fields are compared by their stored encoding, so that nothing needs decoding, with two
+    /// provisions for values whose encoding depends on more than their value:
+    ///
+    /// - `HashMap`s and `HashSet`s (std's, hashbrown's, and types whose name ends so, such as
+    ///   ahash's) are stored with their entries sorted, so equal ones encode alike wherever they
+    ///   are nested;
+    /// - when two encodings of a field differ, they are compared again with every map's entries
+    ///   in sorted order, for maps of other types (a wrapper around a `HashMap` with its own
+    ///   name). This second look is skipped for encodings over 16 MiB, which are compared as
+    ///   they are; it also means a change that only reorders an ordered map (an `IndexMap`) is
+    ///   not seen as a change.
+    ///
+    /// What neither catches is a set-like type of another name that serializes as a sequence in
+    /// its hasher's order: two equal ones may look different, and the merge may report a
+    /// conflict, or take one branch's unchanged value, where nothing changed. Name such a type
+    /// `…HashSet`, serialize it sorted, or pass its field to
+    /// [`Inputs::merge_artifacts_except`].
     pub fn merge_artifacts(&self, target: &mut F) -> Result<(), MergeError> {
         self.merge_artifacts_except(target, &[])
     }
@@ -236,18 +255,32 @@ impl<F: Flow> Inputs<F> {
         target: &mut F,
         except: &[&str],
     ) -> Result<(), MergeError> {
-        let base: BTreeMap<String, BlobHash> = self
-            .source
-            .base_fields()
-            .map_err(MergeError::Input)?
-            .into_iter()
-            .collect();
-        let inputs: Vec<BTreeMap<String, BlobHash>> = (0..self.len())
-            .map(|i| self.source.fields(i).map(|f| f.into_iter().collect()))
+        let stored = |fields: FieldHashes| -> BTreeMap<String, Stored> {
+            fields
+                .into_iter()
+                .map(|(name, hash, size)| (name, Stored { hash, size }))
+                .collect()
+        };
+        let base = stored(self.source.base_fields().map_err(MergeError::Input)?);
+        let inputs: Vec<BTreeMap<String, Stored>> = (0..self.len())
+            .map(|i| self.source.fields(i).map(stored))
             .collect::<Result<_, _>>()
             .map_err(MergeError::Input)?;
         let mut own = encode_state(&StateRef(&*target))
             .map_err(|e| MergeError::Input(InputError::new(e.to_string())))?;
+        let own_values: Vec<Stored> = own
+            .iter()
+            .map(|f| Stored {
+                hash: BlobHash::of(&f.bytes),
+                size: f.bytes.len() as u64,
+            })
+            .collect();
+        let mut same = Equality {
+            source: &*self.source,
+            own: &own,
+            own_values: &own_values,
+            forms: HashMap::new(),
+        };
         let names: BTreeSet<&String> = inputs.iter().flat_map(|m| m.keys()).collect();
         let mut take: Vec<(String, BlobHash)> = Vec::new();
         let mut conflicts = Vec::new();
@@ -255,46 +288,61 @@ impl<F: Flow> Inputs<F> {
             if except.contains(&name.as_str()) {
                 continue;
             }
-            let own_hash = own
+            let own_value = own
                 .iter()
-                .find(|f| &f.name == name)
-                .map(|f| BlobHash::of(&f.bytes));
-            let base_hash = base.get(name);
-            if own_hash.is_some() && own_hash.as_ref() != base_hash {
-                continue; // set by the join itself
+                .position(|f| &f.name == name)
+                .map(|i| own_values[i]);
+            let base_value = base.get(name).copied();
+            let set_by_join = match (own_value, base_value) {
+                (None, None) => false,
+                (Some(own), Some(base)) => !same.equal(own, base)?,
+                // Set (or, skipped when serializing, unset) by the join.
+                _ => true,
+            };
+            if set_by_join {
+                continue;
             }
-            let values: Vec<(usize, &BlobHash)> = inputs
+            // The distinct changes the branches made, and which branches made a change.
+            let mut changes: Vec<Stored> = Vec::new();
+            let mut changed_by: BTreeSet<String> = BTreeSet::new();
+            for (i, value) in inputs
                 .iter()
                 .enumerate()
-                .filter_map(|(i, m)| m.get(name).map(|h| (i, h)))
-                .collect();
-            let distinct: HashSet<&BlobHash> = values.iter().map(|(_, h)| *h).collect();
-            let chosen = if distinct.len() == 1 {
-                values.first().map(|(_, h)| **h)
-            } else {
-                let changed: HashSet<&BlobHash> = values
-                    .iter()
-                    .map(|(_, h)| *h)
-                    .filter(|h| Some(*h) != base_hash)
-                    .collect();
-                if changed.len() == 1 {
-                    changed.into_iter().next().copied()
-                } else {
-                    let steps: BTreeSet<String> = values
-                        .iter()
-                        .filter(|(_, h)| Some(*h) != base_hash)
-                        .map(|(i, _)| format!("`{}`", self.source.step(*i)))
-                        .collect();
-                    conflicts.push((name.clone(), steps.into_iter().collect()));
-                    None
-                }
-            };
-            if let Some(hash) = chosen
-                && own_hash != Some(hash)
+                .filter_map(|(i, m)| m.get(name).map(|v| (i, *v)))
             {
-                take.push((name.clone(), hash));
+                let changed = if changes.len() > 1 {
+                    // A conflict already: name the branches without reading more blobs.
+                    base_value.is_none_or(|base| base.hash != value.hash)
+                } else {
+                    match base_value {
+                        Some(base) => !same.equal(value, base)?,
+                        None => true,
+                    }
+                };
+                if !changed {
+                    continue;
+                }
+                changed_by.insert(format!("`{}`", self.source.step(i)));
+                if changes.len() < 2 {
+                    let mut known = false;
+                    for change in &changes {
+                        if same.equal(*change, value)? {
+                            known = true;
+                            break;
+                        }
+                    }
+                    if !known {
+                        changes.push(value);
+                    }
+                }
+            }
+            match changes.as_slice() {
+                [] => {}
+                [change] => take.push((name.clone(), change.hash)),
+                _ => conflicts.push((name.clone(), changed_by.into_iter().collect())),
             }
         }
+        drop(same);
         if !conflicts.is_empty() {
             return Err(MergeError::Conflict(MergeConflict { fields: conflicts }));
         }
@@ -320,6 +368,59 @@ impl<F: Flow> Inputs<F> {
             decode_state(&fields).map_err(|e| MergeError::Input(InputError::new(e.to_string())))?;
         *target = merged.0;
         Ok(())
+    }
+}
+
+/// A field's stored value: the hash and size of its encoding.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    hash: BlobHash,
+    size: u64,
+}
+
+/// Encodings over this size are compared as they are, without sorting their maps: reading and
+/// rewriting them would cost more than the merge is worth, and they are rarely maps.
+const UNORDERED_COMPARISON_LIMIT: u64 = 16 << 20;
+
+/// Tells whether two stored values are equal: their encodings are, or their encodings with every
+/// map's entries sorted are (see [`Inputs::merge_artifacts`]). The sorted forms are computed once
+/// per encoding, and only when two encodings differ.
+struct Equality<'s, F> {
+    source: &'s dyn InputSource<F>,
+    /// The join's own fields, which are not in the datastore, and their hashes.
+    own: &'s [crate::state::EncodedField],
+    own_values: &'s [Stored],
+    /// The hash of each encoding's sorted form, `None` where it could not be computed.
+    forms: HashMap<BlobHash, Option<BlobHash>>,
+}
+
+impl<F> Equality<'_, F> {
+    fn equal(&mut self, a: Stored, b: Stored) -> Result<bool, MergeError> {
+        if a.hash == b.hash {
+            return Ok(true);
+        }
+        if a.size.max(b.size) > UNORDERED_COMPARISON_LIMIT {
+            return Ok(false);
+        }
+        let (a, b) = (self.form(a.hash)?, self.form(b.hash)?);
+        Ok(a.is_some() && a == b)
+    }
+
+    fn form(&mut self, hash: BlobHash) -> Result<Option<BlobHash>, MergeError> {
+        if let Some(form) = self.forms.get(&hash) {
+            return Ok(*form);
+        }
+        let own = self.own_values.iter().position(|v| v.hash == hash);
+        let bytes = match own.and_then(|i| self.own.get(i)) {
+            Some(field) => Cow::Borrowed(field.bytes.as_slice()),
+            None => Cow::Owned(self.source.field_bytes(&hash).map_err(MergeError::Input)?),
+        };
+        // Damaged bytes compare unequal to everything; loading them reports the damage.
+        let form = crate::state::canonical::unordered_maps(&bytes)
+            .ok()
+            .map(|form| BlobHash::of(&form));
+        self.forms.insert(hash, form);
+        Ok(form)
     }
 }
 
@@ -361,7 +462,7 @@ fn hashes_of<F: Flow>(state: &F) -> Result<FieldHashes, InputError> {
     let fields = encode_state(&StateRef(state)).map_err(|e| InputError::new(e.to_string()))?;
     Ok(fields
         .into_iter()
-        .map(|f| (f.name, BlobHash::of(&f.bytes)))
+        .map(|f| (f.name, BlobHash::of(&f.bytes), f.bytes.len() as u64))
         .collect())
 }
 

@@ -76,7 +76,7 @@ where
 
 /// Decodes the item a foreach body task runs on.
 pub fn decode_item<I: DeserializeOwned>(bytes: &[u8], step: &str) -> Result<I, StepError> {
-    rmp_serde::from_slice(bytes).map_err(|e| {
+    crate::state::decode_field(bytes).map_err(|e| {
         StepError::msg(format!(
             "cannot decode the foreach item of step `{step}` as `{}`: {e}",
             std::any::type_name::<I>()

@@ -467,13 +467,13 @@ impl TaskHandle {
             )),
         };
         let items: Vec<serde_bytes::ByteBuf> =
-            rmp_serde::from_slice(&bytes).map_err(decode_error)?;
+            crate::state::decode_field(&bytes).map_err(decode_error)?;
         let Some(item) = items.get(*position) else {
             return Err(ClientError::NotForeach {
                 pathspec: self.pathspec(),
             });
         };
-        rmp_serde::from_slice(item).map_err(decode_error)
+        crate::state::decode_field(item).map_err(decode_error)
     }
 
     fn index(&self) -> Result<&TaskIndex, ClientError> {

@@ -66,7 +66,10 @@ impl BlobCache {
 }
 
 fn hashes(artifacts: &[ArtifactEntry]) -> FieldHashes {
-    artifacts.iter().map(|a| (a.name.clone(), a.hash)).collect()
+    artifacts
+        .iter()
+        .map(|a| (a.name.clone(), a.hash, a.size))
+        .collect()
 }
 
 impl<F: Flow> InputSource<F> for StoreInputs {
@@ -119,6 +122,7 @@ impl<F: Flow> InputSource<F> for StoreInputs {
             .inputs
             .iter()
             .flat_map(|i| i.index.artifacts.iter())
+            .chain(&self.base.artifacts)
             .find(|a| a.hash == *hash)
             .map(|a| a.size);
         self.store

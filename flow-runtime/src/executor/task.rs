@@ -435,7 +435,7 @@ pub(crate) fn load_items(ctx: &RunContext, hash: &BlobHash) -> Result<Vec<Vec<u8
         .blobs()
         .get(hash, None)
         .map_err(|e| runtime_failure(format!("cannot read the foreach elements: {e}")))?;
-    let list: Vec<ByteBuf> = rmp_serde::from_slice(&bytes)
+    let list: Vec<ByteBuf> = crate::state::decode_field(&bytes)
         .map_err(|e| runtime_failure(format!("the foreach elements are damaged: {e}")))?;
     Ok(list.into_iter().map(ByteBuf::into_vec).collect())
 }

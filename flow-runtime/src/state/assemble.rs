@@ -1,8 +1,8 @@
 //! Rebuilding a flow's state from its stored fields with a deserializer of our own.
 //!
 //! The stored fields are presented to the struct's `Deserialize` impl as one map whose keys are the
-//! field names; each value is decoded straight from that field's bytes by rmp-serde, so the fields are
-//! never concatenated into one buffer. Because serde's derived code drives the process, everything
+//! field names; each value is [checked](super::bounded) then decoded straight from that field's
+//! bytes by rmp-serde, so the fields are never concatenated into one buffer. Because serde's derived code drives the process, everything
 //! the user declared keeps working: `#[serde(default)]` for fields absent from old runs, unknown
 //! fields skipped (or rejected under `deny_unknown_fields`), renames and `flatten`.
 
@@ -126,12 +126,13 @@ where
         let (name, bytes) = self.current.take().ok_or_else(|| {
             DecodeError::State("a field value was requested before its name".to_owned())
         })?;
+        let field_error = |source| DecodeError::Field {
+            field: name.to_owned(),
+            source,
+        };
+        super::bounded::check(bytes).map_err(field_error)?;
         let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
-        seed.deserialize(&mut deserializer)
-            .map_err(|source| DecodeError::Field {
-                field: name.to_owned(),
-                source,
-            })
+        seed.deserialize(&mut deserializer).map_err(field_error)
     }
 
     fn size_hint(&self) -> Option<usize> {

@@ -13,6 +13,8 @@
 //! `#[serde(default)]` field without making old runs unreadable.
 
 mod assemble;
+pub mod bounded;
+pub mod canonical;
 pub(crate) mod msgpack;
 mod split;
 
@@ -34,14 +36,18 @@ pub const FIELD_ENCODING: &str = "msgpack";
 ///
 /// This is the single place that chooses the encoding's configuration; everything that writes an
 /// artifact goes through it so that all artifacts can be read back by [`decode_field`]. The bytes
-/// are exactly those of `rmp_serde::encode::write_named` (artifacts are content-addressed, so an
-/// unchanged value must keep its encoding), produced by a faster serializer of ours. The value is
-/// streamed into the writer in chunks of at most 64 KiB, never buffered whole (except for a
-/// sequence or map whose length serde does not know up front, which rmp-serde buffers too).
+/// are those of `rmp_serde::encode::write_named` (artifacts are content-addressed, so an
+/// unchanged value must keep its encoding), produced by a faster serializer of ours, with one
+/// difference: the entries of a `HashMap` or `HashSet` are written sorted by their encoded bytes,
+/// so that equal collections encode alike whatever their hasher (see `msgpack::is_unordered_type`
+/// for which types). The value is streamed into the writer in chunks of at most 64 KiB, never
+/// buffered whole (except for a sequence or map whose length serde does not know up front, which
+/// rmp-serde buffers too, and a hash collection, held until its entries are sorted).
 ///
 /// # Errors
 ///
-/// Fails if the value's `Serialize` impl fails or the writer returns an I/O error (reported as
+/// Fails if the value's `Serialize` impl fails, if it nests deeper than [`bounded::MAX_DEPTH`]
+/// (it could not be decoded again), or the writer returns an I/O error (reported as
 /// `Error::InvalidValueWrite(ValueWriteError::InvalidDataWrite(_))`).
 pub fn encode_field<W, T>(writer: &mut W, value: &T) -> Result<(), rmp_serde::encode::Error>
 where
@@ -51,14 +57,19 @@ where
     msgpack::write_named(writer, value)
 }
 
-/// Decodes one artifact value written by [`encode_field`].
+/// Decodes one artifact value written by [`encode_field`], or any MessagePack value read from
+/// storage (a foreach's elements).
 ///
-/// Used to load a single artifact by name without rebuilding the whole state.
+/// Used to load a single artifact by name without rebuilding the whole state. The bytes are
+/// [checked](bounded::check) first, so that damaged or crafted bytes are an error, never a stack
+/// overflow or an allocation larger than they are.
 ///
 /// # Errors
 ///
-/// Fails if `bytes` is not a MessagePack encoding of a `T`.
+/// Fails if `bytes` is not one MessagePack encoding of a `T`, or nests deeper than
+/// [`bounded::MAX_DEPTH`].
 pub fn decode_field<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    bounded::check(bytes)?;
     let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
     T::deserialize(&mut deserializer)
 }

@@ -20,13 +20,25 @@
 //! register: see [`Serializer::put_value_slow`] and `collect_seq` for what that takes. Integers
 //! are written without branching on their width ([`Serializer::put_int`]).
 //!
-//! Decoding stays with rmp-serde.
+//! One deliberate difference: hash collections are canonical. A `HashMap` or `HashSet` iterates in
+//! an order chosen by its random hasher, so rmp-serde gives equal sets different encodings, and an
+//! artifact left alone by a step (but decoded and encoded again, as a join's base is, or every
+//! task's state in process mode) would look changed: stored again, and worse, ignored by
+//! `Inputs::merge_artifacts`. Here the entries of such a collection are written sorted by their
+//! encoded bytes (see [`is_unordered_type`] for which types), which decodes to the same value.
+//! Every other container keeps rmp-serde's bytes exactly, so artifacts stored by older versions
+//! keep their hashes.
+//!
+//! Decoding stays with rmp-serde, behind the checks of [`super::bounded`].
 
+use std::any::type_name;
 use std::cell::Cell;
 use std::io::{self, Write};
 use std::mem;
 
 use rmp::encode::ValueWriteError;
+
+use super::bounded::MAX_DEPTH;
 use rmp_serde::encode::Error;
 use serde::ser::{self, Impossible, Serialize};
 
@@ -56,6 +68,7 @@ where
     T: Serialize + ?Sized,
 {
     let mut serializer = Serializer::new(sink);
+    serializer.next_type = type_name::<T>();
     value.serialize(&mut serializer)?;
     serializer.finish()
 }
@@ -67,6 +80,7 @@ where
 /// The value's `Serialize` impl failing.
 pub fn to_vec_named<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
     let mut serializer = Serializer::<io::Sink>::in_memory();
+    serializer.next_type = type_name::<T>();
     value.serialize(&mut serializer)?;
     Ok(serializer.into_vec())
 }
@@ -96,6 +110,21 @@ pub struct Serializer<'w, W: Write + ?Sized> {
     /// The size the chunk buffer doubles up to: [`MAX_CHUNK`], smaller in tests that exercise
     /// the flushing paths.
     max_chunk: usize,
+    /// `std::any::type_name` of the value about to be serialized, as last seen by a generic
+    /// method (serde hands the type to those only): read, and reset, when that value opens a
+    /// sequence or map, to tell a hash collection ([`is_unordered_type`]). Storing it is all a
+    /// scalar pays; the name is only looked at for sequences and maps.
+    ///
+    /// Reset as well when an array or map ends, so that what a value leaves here is never
+    /// taken for the type of the next one: the elements of `collect_seq`'s fast loop do not
+    /// set it.
+    next_type: &'static str,
+    /// The last type name looked at, and whether it is a hash collection: a sequence of
+    /// sequences asks about the same type over and over.
+    checked_type: (&'static str, bool),
+    /// How many arrays and maps (structs, sequences, variants with data) enclose the value being
+    /// serialized: at most [`MAX_DEPTH`], so that whatever is stored can be decoded again.
+    depth: u32,
 }
 
 impl<'w, W: Write + ?Sized> Serializer<'w, W> {
@@ -107,6 +136,9 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             sink: Some(sink),
             held: 0,
             max_chunk: MAX_CHUNK,
+            next_type: "",
+            checked_type: ("", false),
+            depth: 0,
         }
     }
 
@@ -120,6 +152,9 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             sink: Some(sink),
             held: 0,
             max_chunk: max,
+            next_type: "",
+            checked_type: ("", false),
+            depth: 0,
         }
     }
 
@@ -131,6 +166,9 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             sink: None,
             held: 0,
             max_chunk: MAX_CHUNK,
+            next_type: "",
+            checked_type: ("", false),
+            depth: 0,
         }
     }
 
@@ -239,6 +277,9 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             sink: None,
             held: 0,
             max_chunk: 0,
+            next_type: "",
+            checked_type: ("", false),
+            depth: 0,
         }
     }
 
@@ -462,33 +503,139 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
         self.put_slice(data)
     }
 
-    /// Starts a sequence or map: its header now if its length is known, else at its end.
-    fn open(&mut self, len: Option<usize>, map: bool) -> Result<SeqCompound<'_, 'w, W>, Error> {
-        let pending = match len {
-            // rmp-serde casts the length with `as u32` too.
-            Some(len) => {
-                let len = len as u32;
-                if map {
-                    self.put_map_len(len)?;
-                } else {
-                    self.put_array_len(len)?;
-                }
-                None
-            }
-            None => {
-                self.held += 1;
-                Some(Pending {
-                    start: self.pos,
-                    count: 0,
-                    map,
-                })
-            }
-        };
-        Ok(SeqCompound { ser: self, pending })
+    /// Whether the value now opening a sequence or map is a hash collection, whose entries are
+    /// to be sorted. Resets the type, so that a sequence or map nested in it without passing a
+    /// generic method (which would name its own type) is not taken for one.
+    #[inline]
+    fn take_unordered(&mut self) -> bool {
+        let name = mem::take(&mut self.next_type);
+        self.is_unordered(name)
     }
 
-    /// Ends an unknown-length sequence or map: inserts its header before its elements.
-    fn close(&mut self, pending: Pending) {
+    /// [`is_unordered_type`], remembering the last answer.
+    #[inline]
+    fn is_unordered(&mut self, name: &'static str) -> bool {
+        if name.is_empty() {
+            return false;
+        }
+        let (checked, unordered) = self.checked_type;
+        if std::ptr::eq(name, checked) {
+            return unordered;
+        }
+        self.check_type(name)
+    }
+
+    /// [`Serializer::is_unordered`] for a type not asked about just before.
+    #[inline(never)]
+    fn check_type(&mut self, name: &'static str) -> bool {
+        let unordered = is_unordered_type(name);
+        self.checked_type = (name, unordered);
+        unordered
+    }
+
+    /// Enters one more array or map, if a stored value may nest that deep.
+    #[inline]
+    fn enter(&mut self) -> Result<(), Error> {
+        if self.depth as usize >= MAX_DEPTH {
+            return Err(too_deep());
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Leaves `levels` arrays or maps. Saturating: while unwinding from a panic in
+    /// `collect_seq`'s loop, the serializer is a placeholder.
+    #[inline]
+    fn leave(&mut self, levels: u32) {
+        self.depth = self.depth.saturating_sub(levels);
+        self.next_type = "";
+    }
+
+    /// Starts a sequence or map: its header now if its length is known, else at its end. The
+    /// entries of a hash collection are held until its end, to be sorted.
+    fn open(
+        &mut self,
+        len: Option<usize>,
+        map: bool,
+        unordered: bool,
+    ) -> Result<SeqCompound<'_, 'w, W>, Error> {
+        self.enter()?;
+        if let Some(len) = len {
+            // rmp-serde casts the length with `as u32` too.
+            let len = len as u32;
+            if map {
+                self.put_map_len(len)?;
+            } else {
+                self.put_array_len(len)?;
+            }
+            if !unordered {
+                return Ok(SeqCompound {
+                    ser: self,
+                    pending: None,
+                });
+            }
+        }
+        self.held += 1;
+        let pending = Pending {
+            start: self.pos,
+            count: 0,
+            map,
+            header: len.is_none(),
+            entries: unordered.then(Vec::new),
+        };
+        Ok(SeqCompound {
+            ser: self,
+            pending: Some(pending),
+        })
+    }
+
+    /// Ends a held sequence or map: sorts the entries of a hash collection, and inserts the
+    /// header of an unknown-length one before its elements.
+    fn close(&mut self, mut pending: Pending) {
+        if let Some(entries) = pending.entries.take() {
+            self.sort_entries(&entries);
+        }
+        if pending.header {
+            self.insert_header(&pending);
+        }
+        self.held -= 1;
+    }
+
+    /// Rewrites the entries of a hash collection, which start at `entries` and end at `pos`,
+    /// in the order of their encoded bytes. Encodings are prefix-free, so for a map this is the
+    /// order of the keys' encodings (then of the values', should two keys encode alike).
+    fn sort_entries(&mut self, entries: &[usize]) {
+        let [first, ..] = *entries else { return };
+        if entries.len() < 2 {
+            return;
+        }
+        let end = self.pos;
+        let buf = &self.buf;
+        // Each entry with its first 16 bytes as a number (zero-padded): most comparisons are
+        // decided there, without following the range into the buffer.
+        let mut ranges: Vec<(u128, usize, usize)> = entries
+            .iter()
+            .zip(entries[1..].iter().chain([&end]))
+            .map(|(&start, &end)| {
+                let mut prefix = [0; 16];
+                let len = (end - start).min(16);
+                prefix[..len].copy_from_slice(&buf[start..start + len]);
+                (u128::from_be_bytes(prefix), start, end)
+            })
+            .collect();
+        ranges.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| buf[a.1..a.2].cmp(&buf[b.1..b.2]))
+        });
+        let mut sorted = Vec::with_capacity(end - first);
+        for (_, start, end) in ranges {
+            sorted.extend_from_slice(&buf[start..end]);
+        }
+        self.buf[first..end].copy_from_slice(&sorted);
+    }
+
+    /// Inserts the header of an unknown-length sequence or map before its elements.
+    fn insert_header(&mut self, pending: &Pending) {
         // rmp-serde counts map keys and values alike and writes half of that.
         let (count, fix, marker16) = if pending.map {
             (pending.count / 2, 0x80, 0xde)
@@ -516,7 +663,6 @@ impl<'w, W: Write + ?Sized> Serializer<'w, W> {
             .copy_within(pending.start..self.pos, pending.start + header_len);
         self.buf[pending.start..pending.start + header_len].copy_from_slice(&header[..header_len]);
         self.pos = end;
-        self.held -= 1;
     }
 }
 
@@ -575,6 +721,52 @@ const fn int_formats() -> [IntFormat; 128] {
     formats
 }
 
+/// Whether a value of the type `std::any::type_name` spells `name` is a hash collection: a map
+/// or set whose iteration order depends on its hasher, not on its value, so that its entries are
+/// written sorted.
+///
+/// These are the types whose last path segment ends with `HashMap` or `HashSet`: std's, hashbrown's,
+/// im's, and wrappers such as ahash's `AHashMap` (an alias like rustc-hash's `FxHashMap` is std's
+/// type). Excepted are those that keep their insertion order (`LinkedHashMap`, `OrderedHashMap`,
+/// `IndexedHashMap`…), whose order is part of their value. The type may be behind references and
+/// wrappers whose `Serialize` forwards to their content (`Box`, `Rc`, `Arc`, `Cow`, `RefCell`,
+/// `Mutex`, `RwLock`), since those reach the serializer without naming the inner type.
+///
+/// A hash collection this rule misses (a type of another name that serializes a `HashMap`'s
+/// iteration) keeps rmp-serde's encoding; `Inputs::merge_artifacts` still compares maps
+/// regardless of their order.
+pub(crate) fn is_unordered_type(mut name: &str) -> bool {
+    /// Types whose `Serialize` is their content's.
+    const FORWARDING: [&str; 7] = ["Box", "Rc", "Arc", "Cow", "RefCell", "Mutex", "RwLock"];
+    /// Prefixes of hash collections that keep insertion order.
+    const ORDERED: [&str; 4] = ["Linked", "Ordered", "Index", "Insertion"];
+    loop {
+        name = name.trim_start_matches('&').trim_start_matches("mut ");
+        // The lifetime parameters of a wrapper such as `Cow<'_, T>`.
+        while let Some(rest) = name.strip_prefix('\'') {
+            name = rest.split_once(", ").map_or("", |(_, rest)| rest);
+        }
+        let (path, args) = match name.split_once('<') {
+            Some((path, args)) => (path, args.strip_suffix('>').unwrap_or(args)),
+            None => (name, ""),
+        };
+        if !path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+        {
+            return false; // a tuple, array, slice, function or trait object
+        }
+        let last = path.rsplit("::").next().unwrap_or(path);
+        if last.ends_with("HashMap") || last.ends_with("HashSet") {
+            return !ORDERED.iter().any(|prefix| last.starts_with(prefix));
+        }
+        if args.is_empty() || !FORWARDING.contains(&last) {
+            return false;
+        }
+        name = args;
+    }
+}
+
 thread_local! {
     /// The chunk buffer of the last serializer that finished on this thread, for the next one:
     /// without it, encoding a small value cost a (zeroed) allocation, ten times the encoding.
@@ -601,6 +793,15 @@ fn keep_spare_chunk(chunk: Vec<u8>) {
         // Fails only while the thread is being torn down; the chunk is then simply freed.
         let _ = SPARE_CHUNK.try_with(|spare| spare.set(chunk));
     }
+}
+
+/// The error for a value nested deeper than [`MAX_DEPTH`], which could be stored but never read.
+#[cold]
+fn too_deep() -> Error {
+    Error::Syntax(format!(
+        "the value nests more than {MAX_DEPTH} levels of structs, sequences, maps and enum \
+         variants; a stored value may nest at most that deep, so that it can be decoded again"
+    ))
 }
 
 /// Maps an I/O error of the sink as rmp-serde reports a failed data write.
@@ -713,6 +914,7 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
     /// `Some(v)` is `v` itself.
     #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
+        self.next_type = type_name::<T>();
         value.serialize(self)
     }
 
@@ -755,6 +957,7 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
             value.serialize(&mut ext)?;
             return ext.end();
         }
+        self.next_type = type_name::<T>();
         value.serialize(self)
     }
 
@@ -766,19 +969,25 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), Error> {
+        self.enter()?;
         self.put_byte(0x81)?;
         self.put_str(variant)?;
-        value.serialize(self)
+        self.next_type = type_name::<T>();
+        let result = value.serialize(&mut *self);
+        self.leave(1);
+        result
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, Error> {
-        self.open(len, false)
+        let unordered = self.take_unordered();
+        self.open(len, false, unordered)
     }
 
     /// An array; with `BytesMode::Normal` rmp-serde does not turn `[u8; N]` into `bin`.
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, Error> {
+        self.enter()?;
         self.put_array_len(len as u32)?;
-        Ok(Compound { ser: self })
+        Ok(Compound::new(self, 1))
     }
 
     fn serialize_tuple_struct(
@@ -786,8 +995,9 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
         _name: &'static str,
         len: usize,
     ) -> Result<Self::SerializeTupleStruct, Error> {
+        self.enter()?;
         self.put_array_len(len as u32)?;
-        Ok(Compound { ser: self })
+        Ok(Compound::new(self, 1))
     }
 
     /// A one-entry map from the variant's name to an array of the fields.
@@ -798,25 +1008,30 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeTupleVariant, Error> {
+        self.enter()?;
         self.put_byte(0x81)?;
         self.put_str(variant)?;
+        self.enter()?;
         self.put_array_len(len as u32)?;
-        Ok(Compound { ser: self })
+        Ok(Compound::new(self, 2))
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, Error> {
-        self.open(len, true)
+        let unordered = self.take_unordered();
+        self.open(len, true, unordered)
     }
 
     /// A map from field names to values (`len` is the number of fields serde will write, which
     /// already leaves out `skip_serializing_if` fields).
+    #[inline(always)]
     fn serialize_struct(
         self,
         _name: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStruct, Error> {
+        self.enter()?;
         self.put_map_len(len as u32)?;
-        Ok(Compound { ser: self })
+        Ok(Compound::new(self, 1))
     }
 
     /// A one-entry map from the variant's name to a map of the fields.
@@ -827,10 +1042,12 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStructVariant, Error> {
+        self.enter()?;
         self.put_byte(0x81)?;
         self.put_str(variant)?;
+        self.enter()?;
         self.put_map_len(len as u32)?;
-        Ok(Compound { ser: self })
+        Ok(Compound::new(self, 2))
     }
 
     /// The path of `Vec`, slices, sets and the like. Same length rule as rmp-serde (an exact size
@@ -843,8 +1060,15 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
         I::Item: Serialize,
     {
         let mut iter = iter.into_iter();
-        match iter.size_hint() {
-            (lo, Some(hi)) if lo == hi && u32::try_from(lo).is_ok() => {
+        let exact = match iter.size_hint() {
+            (lo, Some(hi)) if lo == hi && u32::try_from(lo).is_ok() => Some(lo),
+            _ => None,
+        };
+        let unordered = self.take_unordered();
+        match exact {
+            // Elements that are hash collections need their type named: see below.
+            Some(lo) if !unordered && !self.is_unordered(type_name::<I::Item>()) => {
+                self.enter()?;
                 self.put_array_len(lo as u32)?;
                 // The loop runs on a local serializer, moved out of `*self` and back: LLVM keeps a
                 // local's `pos` and buffer in registers only if its address never escapes, which
@@ -853,26 +1077,48 @@ impl<'a, 'w, W: Write + ?Sized> ser::Serializer for &'a mut Serializer<'w, W> {
                 let mut local = mem::replace(self, Serializer::placeholder());
                 let result = iter.try_for_each(|item| item.serialize(&mut local));
                 *self = local;
+                self.leave(1);
                 result
             }
-            _ => {
-                let mut seq = self.open(None, false)?;
-                for item in iter {
-                    ser::SerializeSeq::serialize_element(&mut seq, &item)?;
-                }
-                ser::SerializeSeq::end(seq)
-            }
+            _ => collect_seq_slowly(self, iter, exact, unordered),
         }
     }
 }
 
-/// An unknown-length sequence or map being written: where its elements start in the buffer and
-/// how many `serialize_element`/`serialize_key`/`serialize_value` calls it has seen.
+/// `collect_seq` for a sequence of unknown length, a hash set, or elements that are hash
+/// collections: through `serialize_element`, which names each element's type. Out of line, so
+/// that the fast path stays small enough to be inlined where it is used.
+#[inline(never)]
+fn collect_seq_slowly<W, I>(
+    ser: &mut Serializer<'_, W>,
+    iter: I,
+    exact: Option<usize>,
+    unordered: bool,
+) -> Result<(), Error>
+where
+    W: Write + ?Sized,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    let mut seq = ser.open(exact, false, unordered)?;
+    for item in iter {
+        ser::SerializeSeq::serialize_element(&mut seq, &item)?;
+    }
+    ser::SerializeSeq::end(seq)
+}
+
+/// A sequence or map held in the buffer until its end: one of unknown length (its header comes
+/// last), or a hash collection (its entries are sorted at the end). Where its elements start in
+/// the buffer and how many `serialize_element`/`serialize_key`/`serialize_value` calls it has seen.
 struct Pending {
     start: usize,
     /// `u32` and wrapping, like rmp-serde's counter (in release builds).
     count: u32,
     map: bool,
+    /// The header is still to be written (unknown length).
+    header: bool,
+    /// For a hash collection, where each entry (element, or key and value) starts.
+    entries: Option<Vec<usize>>,
 }
 
 /// A sequence or map in progress.
@@ -883,8 +1129,22 @@ pub struct SeqCompound<'a, 'w, W: Write + ?Sized> {
 }
 
 impl<W: Write + ?Sized> SeqCompound<'_, '_, W> {
+    /// Serializes an element, or a map's key (`starts_entry`) or value.
     #[inline]
-    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+    fn element<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        starts_entry: bool,
+    ) -> Result<(), Error> {
+        if starts_entry
+            && let Some(Pending {
+                entries: Some(entries),
+                ..
+            }) = &mut self.pending
+        {
+            entries.push(self.ser.pos);
+        }
+        self.ser.next_type = type_name::<T>();
         value.serialize(&mut *self.ser)?;
         if let Some(pending) = &mut self.pending {
             pending.count = pending.count.wrapping_add(1);
@@ -902,16 +1162,21 @@ impl<W: Write + ?Sized> SeqCompound<'_, '_, W> {
 
 impl<W: Write + ?Sized> Drop for SeqCompound<'_, '_, W> {
     /// An unknown-length compound dropped without `end` (a `Serialize` impl that swallowed an
-    /// element's error) loses its elements, as rmp-serde's separate buffer would.
+    /// element's error) loses its elements, as rmp-serde's separate buffer would; a hash
+    /// collection of known length keeps them unsorted after its header, as rmp-serde would have
+    /// written them.
     fn drop(&mut self) {
         // `held == 0` only while unwinding from a panic in `collect_seq`'s loop, which left a
         // placeholder in the serializer: then there is nothing to restore.
         if let Some(pending) = self.pending.take()
             && self.ser.held > 0
         {
-            self.ser.pos = pending.start;
+            if pending.header {
+                self.ser.pos = pending.start;
+            }
             self.ser.held -= 1;
         }
+        self.ser.leave(1);
     }
 }
 
@@ -921,7 +1186,7 @@ impl<W: Write + ?Sized> ser::SerializeSeq for SeqCompound<'_, '_, W> {
 
     #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
+        self.element(value, true)
     }
 
     fn end(self) -> Result<(), Error> {
@@ -935,12 +1200,12 @@ impl<W: Write + ?Sized> ser::SerializeMap for SeqCompound<'_, '_, W> {
 
     #[inline]
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
-        self.element(key)
+        self.element(key, true)
     }
 
     #[inline]
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
+        self.element(value, false)
     }
 
     fn end(self) -> Result<(), Error> {
@@ -951,6 +1216,23 @@ impl<W: Write + ?Sized> ser::SerializeMap for SeqCompound<'_, '_, W> {
 /// A tuple, struct or variant in progress; its header is already written.
 pub struct Compound<'a, 'w, W: Write + ?Sized> {
     ser: &'a mut Serializer<'w, W>,
+    /// The levels of nesting it opened: 2 for a variant (a map around an array or map), else 1.
+    levels: u32,
+}
+
+impl<'a, 'w, W: Write + ?Sized> Compound<'a, 'w, W> {
+    #[inline]
+    fn new(ser: &'a mut Serializer<'w, W>, levels: u32) -> Self {
+        Self { ser, levels }
+    }
+}
+
+impl<W: Write + ?Sized> Drop for Compound<'_, '_, W> {
+    /// Leaves the levels it entered, at its end or when abandoned.
+    #[inline]
+    fn drop(&mut self) {
+        self.ser.leave(self.levels);
+    }
 }
 
 impl<W: Write + ?Sized> ser::SerializeTuple for Compound<'_, '_, W> {
@@ -959,6 +1241,7 @@ impl<W: Write + ?Sized> ser::SerializeTuple for Compound<'_, '_, W> {
 
     #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.ser.next_type = type_name::<T>();
         value.serialize(&mut *self.ser)
     }
 
@@ -973,6 +1256,7 @@ impl<W: Write + ?Sized> ser::SerializeTupleStruct for Compound<'_, '_, W> {
 
     #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.ser.next_type = type_name::<T>();
         value.serialize(&mut *self.ser)
     }
 
@@ -987,6 +1271,7 @@ impl<W: Write + ?Sized> ser::SerializeTupleVariant for Compound<'_, '_, W> {
 
     #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.ser.next_type = type_name::<T>();
         value.serialize(&mut *self.ser)
     }
 
@@ -999,13 +1284,14 @@ impl<W: Write + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
     type Ok = ();
     type Error = Error;
 
-    #[inline]
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
         value: &T,
     ) -> Result<(), Error> {
         self.ser.put_str(key)?;
+        self.ser.next_type = type_name::<T>();
         value.serialize(&mut *self.ser)
     }
 
@@ -1025,6 +1311,7 @@ impl<W: Write + ?Sized> ser::SerializeStructVariant for Compound<'_, '_, W> {
         value: &T,
     ) -> Result<(), Error> {
         self.ser.put_str(key)?;
+        self.ser.next_type = type_name::<T>();
         value.serialize(&mut *self.ser)
     }
 
@@ -1217,5 +1504,7 @@ impl<W: Write + ?Sized> ser::Serializer for &mut ExtFieldSerializer<'_, '_, W> {
     reject_generic!("expected i8 and bytes");
 }
 
+#[cfg(test)]
+mod canonical_tests;
 #[cfg(test)]
 mod tests;
