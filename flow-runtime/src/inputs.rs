@@ -242,7 +242,9 @@ impl<F: Flow> Inputs<F> {
     ///
     /// What neither catches is a set-like type of another name that serializes as a sequence in
     /// its hasher's order: two equal ones may look different, and the merge may report a
-    /// conflict, or take one branch's unchanged value, where nothing changed. Name such a type
+    /// conflict where nothing changed, or take the join's own copy (decoded from the base, so
+    /// encoded in another order) for one it set itself and keep it instead of a branch's
+    /// change. Name such a type
     /// `…HashSet`, serialize it sorted, or pass its field to
     /// [`Inputs::merge_artifacts_except`].
     pub fn merge_artifacts(&self, target: &mut F) -> Result<(), MergeError> {
