@@ -700,7 +700,9 @@ fn temp_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::hash::RandomState::new().build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
+    // `getpid` is a system call each time; this process never forks without exec.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    hasher.write_u32(*PID.get_or_init(std::process::id));
     format!("{TEMP_PREFIX}{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }
 
