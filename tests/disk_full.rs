@@ -59,6 +59,43 @@ impl Filling {
     fn end(&mut self) {}
 }
 
+/// Many small tasks: the disk fills during the small writes of a task's bookkeeping (its done
+/// marker, its metadata, the run record), not during a large field.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Trickle {
+    xs: Vec<u64>,
+    note: String,
+    total: u64,
+}
+
+/// How many tasks the small-write run has: far more than the free space holds.
+const TRICKLE_ITEMS: u64 = 400;
+/// Free space for the small-write run: room for some tasks, not all.
+const TRICKLE_FREE_BYTES: u64 = 60 << 10;
+
+#[flow]
+impl Trickle {
+    #[step(foreach = xs, next = note)]
+    fn start(&mut self) {
+        self.xs = (0..TRICKLE_ITEMS).collect();
+    }
+
+    #[step(next = gather)]
+    fn note(&mut self, x: u64) {
+        self.note = format!("{x:0100}");
+        self.total = x;
+    }
+
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) {
+        self.total = inputs.iter().map(|i| i.total).sum();
+        self.note.clear();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
 struct Output {
     code: u8,
     out: String,
@@ -76,10 +113,14 @@ impl std::fmt::Debug for Output {
 }
 
 fn cli(datastore: &Path, args: &[&str]) -> Output {
-    let mut argv: Vec<OsString> = vec!["filling".into(), "--datastore".into(), datastore.into()];
+    cli_of::<Filling>(datastore, args)
+}
+
+fn cli_of<F: Flow>(datastore: &Path, args: &[&str]) -> Output {
+    let mut argv: Vec<OsString> = vec!["flow".into(), "--datastore".into(), datastore.into()];
     argv.extend(args.iter().map(OsString::from));
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run_cli_with::<Filling, _, _>(argv, &mut out, &mut err);
+    let code = run_cli_with::<F, _, _>(argv, &mut out, &mut err);
     Output {
         code,
         out: String::from_utf8_lossy(&out).into_owned(),
@@ -219,6 +260,23 @@ fn temporary_files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Takes `bytes` of the file system with the file `filler`: written, not sparse, so that the
+/// space is really taken.
+fn fill(filler: &Path, bytes: u64) {
+    std::fs::File::create(filler)
+        .and_then(|mut f| {
+            let chunk = vec![0u8; 1 << 20];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                std::io::Write::write_all(&mut f, &chunk[..n])?;
+                left -= n as u64;
+            }
+            f.sync_all()
+        })
+        .expect("filler");
+}
+
 fn end_total(store: &RunStore, run: &str) -> u64 {
     let key = RunStore::task_key("Filling", run, "end", "0").expect("key");
     let index = store
@@ -243,19 +301,7 @@ fn a_run_that_fills_the_disk_fails_clearly_keeps_its_tasks_and_resumes() {
         free > FREE_BYTES,
         "only {free} bytes free on the new file system"
     );
-    std::fs::File::create(&filler)
-        .and_then(|mut f| {
-            // Written, not sparse: the space must really be taken.
-            let chunk = vec![0u8; 1 << 20];
-            let mut left = free - FREE_BYTES;
-            while left > 0 {
-                let n = left.min(chunk.len() as u64) as usize;
-                std::io::Write::write_all(&mut f, &chunk[..n])?;
-                left -= n as u64;
-            }
-            f.sync_all()
-        })
-        .expect("filler");
+    fill(&filler, free - FREE_BYTES);
 
     let o = cli(&datastore, &["run", "--max-workers", "1"]);
     assert_ne!(o.code, 0, "the run must fail on a full disk\n{o:?}");
@@ -327,4 +373,64 @@ fn a_run_that_fills_the_disk_fails_clearly_keeps_its_tasks_and_resumes() {
         end_total(&store, &resumed_run),
         end_total(&clean_store, &clean_run)
     );
+}
+
+#[test]
+fn a_disk_that_fills_during_small_writes_still_names_the_failed_task_and_resumes() {
+    let fs = SmallFileSystem::mount(64);
+    let datastore = fs.mount_point.join("datastore");
+    let filler = fs.mount_point.join("filler");
+    let free = fs.free_bytes();
+    assert!(free > TRICKLE_FREE_BYTES, "only {free} bytes free");
+    fill(&filler, free - TRICKLE_FREE_BYTES);
+
+    let o = cli_of::<Trickle>(&datastore, &["run", "--max-workers", "1"]);
+    assert_ne!(o.code, 0, "the run must fail on a full disk\n{o:?}");
+    assert!(
+        o.err.to_lowercase().contains("no space left"),
+        "the failure must say the disk is full\n{o:?}"
+    );
+    assert!(
+        o.err.contains(&datastore.display().to_string()),
+        "the failure must name the datastore\n{o:?}"
+    );
+    // Which task failed is said first, even when the run's record cannot be updated either.
+    assert!(
+        o.err.contains("Task ") && o.err.contains(" failed:"),
+        "the failure must name the task that failed\n{o:?}"
+    );
+    assert!(
+        o.err.contains("Resume it with"),
+        "the failure must say how to go on\n{o:?}"
+    );
+    let store = RunStore::open_local(&datastore).expect("store");
+    for run in store.list_runs("Trickle").expect("runs") {
+        for step in store.list_steps("Trickle", &run).expect("steps") {
+            for task in store.list_tasks("Trickle", &run, &step).expect("tasks") {
+                let key = RunStore::task_key("Trickle", &run, &step, &task).expect("key");
+                if let Some(index) = store.read_index(&key).expect("a readable marker") {
+                    store
+                        .blobs()
+                        .load_state::<StateOwned<Trickle>>(&index.artifacts)
+                        .unwrap_or_else(|e| panic!("{run}/{step}/{task}: {e}"));
+                }
+            }
+        }
+    }
+    assert_eq!(temporary_files(&datastore), Vec::<PathBuf>::new());
+
+    std::fs::remove_file(&filler).expect("remove the filler");
+    let resumed = cli_of::<Trickle>(&datastore, &["resume", "--max-workers", "1"]);
+    assert_eq!(resumed.code, 0, "resume after space was freed\n{resumed:?}");
+    let run = store
+        .latest("Trickle", "succeeded")
+        .expect("latest")
+        .expect("a successful run");
+    let key = RunStore::task_key("Trickle", &run, "end", "0").expect("key");
+    let index = store
+        .read_index(&key)
+        .expect("index")
+        .expect("end completed");
+    let end: StateOwned<Trickle> = store.blobs().load_state(&index.artifacts).expect("end");
+    assert_eq!(end.0.total, (0..TRICKLE_ITEMS).sum::<u64>());
 }
