@@ -13,11 +13,13 @@ mod check;
 mod errors;
 #[path = "../flow-macros/src/expand.rs"]
 mod expand;
+#[path = "../flow-macros/src/fallback.rs"]
+mod fallback;
 #[path = "../flow-macros/src/flow_macro.rs"]
 mod flow_macro;
 #[path = "../flow-macros/src/model.rs"]
 mod model;
-#[path = "../flow-macros/src/parse.rs"]
+#[path = "../flow-macros/src/parse/mod.rs"]
 mod parse;
 #[path = "../flow-macros/src/suggest.rs"]
 mod suggest;

@@ -1,4 +1,5 @@
-//! Phase three: the `Flow` implementation for a valid flow, and the fallback for an invalid one.
+//! Phase three: the `Flow` implementation for a valid flow, and the dummy one that an invalid
+//! flow's [`Fallback`](crate::fallback::Fallback) may add.
 //!
 //! Everything generated lives in `const _: () = { … };` and names the runtime only by absolute
 //! paths, so nothing clashes with the user's names or depends on their imports. Calls into the
@@ -163,7 +164,7 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
         let step_name = &step.name;
         let step_doc = &step.doc;
         let targets = &graph.targets[i];
-        let transition = match &step.transition {
+        let transition = match step.transition.def() {
             None => quote!(#p::Transition::End),
             Some(TransitionDef::Linear { .. }) => {
                 let t = targets[0];
@@ -312,7 +313,7 @@ fn run_arm(
     let ident = &step.ident;
     let name = &step.name;
     let is_body = flow.steps.iter().zip(&graph.targets).any(|(s, t)| {
-        matches!(s.transition, Some(TransitionDef::Foreach { .. })) && t.first() == Some(&i)
+        matches!(s.transition.def(), Some(TransitionDef::Foreach { .. })) && t.first() == Some(&i)
     });
     let (pattern, call) = if graph.join_of[i].is_some() {
         // The argument carries the parameter's type span: `Inputs<Other>` is reported there.
@@ -345,7 +346,7 @@ fn run_arm(
             quote_spanned!(ident.span()=> <Self>::#ident(self)),
         )
     };
-    let body = match &step.transition {
+    let body = match step.transition.def() {
         Some(TransitionDef::Switch { keyword, arms }) => {
             let value = match &step.sig.output {
                 // As for `into_step_result` below: an unusable error type is reported on the
@@ -399,7 +400,7 @@ fn run_arm(
 /// The arm of `__foreach_items` for a foreach step: encodes the field's elements as the body's
 /// item type, so rustc checks that the two agree.
 fn foreach_arm(flow: &FlowDef, i: usize, step: &StepDef) -> Option<TokenStream> {
-    let Some(TransitionDef::Foreach { field, body }) = &step.transition else {
+    let Some(TransitionDef::Foreach { field, body }) = step.transition.def() else {
         return None;
     };
     let body_step = flow.steps.iter().find(|s| s.name == name_of(body))?;
@@ -433,17 +434,14 @@ fn catch_arm(i: usize, step: &StepDef) -> Option<TokenStream> {
     Some(quote!(#i => { #assign }))
 }
 
-/// What is emitted when the flow has errors: the user's impl, the errors, and a `Flow`
-/// implementation with an empty graph so that code using the type reports nothing more.
-pub fn fallback(flow: &FlowDef) -> TokenStream {
+/// `impl Flow for Type` with an empty graph and no steps; like the real one, it requires the
+/// type to be persistable, which is reported on the type.
+pub fn dummy_flow_impl(flow: &FlowDef) -> TokenStream {
     let p = private_path(flow);
-    let item = &flow.item;
     let name = &flow.name;
     let impl_head = impl_head(&flow.item.self_ty, &p);
     let state_items = state_items(&flow.item.self_ty);
     quote! {
-        #item
-
         #[doc(hidden)]
         #[allow(non_local_definitions, clippy::all, clippy::pedantic)]
         const _: () = {

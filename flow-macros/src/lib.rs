@@ -3,11 +3,12 @@
 //! Use them through the `blooming-flowers` crate, which re-exports them with the runtime they
 //! generate code for. `#[flow]` works in three phases, one module each: [`parse`] reads the impl
 //! block, [`check`] rejects every graph mistake on the token at fault, [`expand`] writes the
-//! `Flow` implementation (or, after an error, a fallback that keeps use sites quiet).
+//! `Flow` implementation (or, after an error, a [`fallback`] that keeps use sites quiet).
 
 mod check;
 mod errors;
 mod expand;
+mod fallback;
 mod flow_macro;
 mod model;
 mod parse;

@@ -20,14 +20,24 @@ pub struct FlowDef {
     pub steps: Vec<StepDef>,
     /// Methods of the impl without `#[step]`, so an error can say "add #[step]".
     pub plain_methods: Vec<Ident>,
-    /// Whether the impl block is meant to hold a flow's steps: false for a trait impl without any
-    /// `#[step]`, where the one error is that `#[flow]` is on the wrong block, and nothing else is
-    /// checked.
-    pub checkable: bool,
-    /// Whether a fallback `Flow` implementation can be written for the type after an error: false
-    /// for a generic type (whose parameters the fallback could not satisfy) and for a trait impl
-    /// without steps (whose type may well have its real `#[flow]` impl elsewhere).
-    pub fallback_ok: bool,
+    /// What kind of impl block `#[flow]` is on: whether it is checked, and what is emitted for it
+    /// after an error.
+    pub kind: ImplKind,
+}
+
+/// The impl blocks `#[flow]` reads, by what happens to them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ImplKind {
+    /// `impl MyFlow { … }`, or steps written in a trait impl, read as the inherent impl that was
+    /// meant: checked, and after an error given a dummy `Flow` implementation.
+    Flow,
+    /// `impl<T> MyFlow<T>` or a `where` clause (reported): checked, but given no dummy `Flow`
+    /// implementation, whose type parameters it could not satisfy.
+    Generic,
+    /// A trait impl without any `#[step]`: the one error is that `#[flow]` is on the wrong block.
+    /// Nothing else is checked, and the type, whose real `#[flow]` impl may be elsewhere, gets no
+    /// dummy `Flow` implementation.
+    Misplaced,
 }
 
 /// Options of the `#[flow(...)]` attribute.
@@ -49,16 +59,27 @@ pub struct StepDef {
     pub doc: String,
     /// The span of the `step` in `#[step(...)]`, for errors about the attribute as a whole.
     pub attr_span: Span,
-    /// Where the step goes; `None` when the attribute gives no transition.
-    pub transition: Option<TransitionDef>,
-    /// Whether a transition option was given but could not be read (and was reported).
-    pub transition_failed: bool,
+    /// Where the step goes, as far as the attribute could be read.
+    pub transition: Transition,
     /// The `join` flag, with its span.
     pub join: Option<Span>,
     /// `retries`, `timeout`, `catch`.
     pub options: StepOptionsDef,
     /// The method's signature, as far as the checks and expansion need it.
     pub sig: SignatureDef,
+}
+
+/// What a step's attribute says about where it goes.
+pub enum Transition {
+    /// No transition option: the step ends the flow, which only `end` may.
+    Absent,
+    /// A transition, read as written.
+    Read(TransitionDef),
+    /// A transition option was given but could not be read (a misspelt key, a malformed value,
+    /// two conflicting options), and that was reported. What could be read is kept, `next = a`
+    /// beside a misspelt `foreach`, so its target names are still checked; but the step's edges
+    /// are incomplete, and the checks of the graph as a whole skip a flow that has one.
+    Unreadable { partial: Option<TransitionDef> },
 }
 
 /// A step's transition as written.
@@ -136,6 +157,29 @@ impl OutputDef {
             OutputDef::Unit => None,
             OutputDef::Result { ty } | OutputDef::Other { ty } => Some(ty),
         }
+    }
+}
+
+impl ImplKind {
+    /// Whether the block is checked as a flow: all but a misplaced `#[flow]`.
+    pub fn is_checked(self) -> bool {
+        self != ImplKind::Misplaced
+    }
+}
+
+impl Transition {
+    /// The transition's targets and kind, read in full or in part.
+    pub fn def(&self) -> Option<&TransitionDef> {
+        match self {
+            Transition::Absent => None,
+            Transition::Read(def) => Some(def),
+            Transition::Unreadable { partial } => partial.as_ref(),
+        }
+    }
+
+    /// Whether the attribute's transition could not be read (which was reported).
+    pub fn is_unreadable(&self) -> bool {
+        matches!(self, Transition::Unreadable { .. })
     }
 }
 

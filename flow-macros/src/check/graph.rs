@@ -1,18 +1,19 @@
-//! The graph as a whole: names, start and end, reachability, cycles, and split/join balance —
-//! Metaflow's linter, as compile errors.
+//! The graph as a whole: names, start and end, reachability, cycles, and (in [`super::balance`])
+//! split/join balance — Metaflow's linter, as compile errors.
 //!
 //! The checks run in tiers. Local mistakes (unknown names, bad start or end, edges that go
 //! straight into a join) stop the tiers after them, because a graph with a wrong edge produces
 //! nonsense further on. Orphans do not: they are left out of the rest of the analysis.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use proc_macro2::Span;
 use syn::Ident;
 
+use super::balance::check_balance;
 use super::signature::Roles;
 use crate::errors::Errors;
-use crate::model::{FlowDef, StepDef, TransitionDef, name_of};
+use crate::model::{FlowDef, StepDef, Transition, TransitionDef, name_of};
 use crate::suggest::did_you_mean;
 
 /// A valid graph, resolved to step indices.
@@ -26,19 +27,12 @@ pub struct CheckedGraph {
 }
 
 /// An edge, with the target token that names it.
-struct Edge {
-    from: usize,
-    to: usize,
+pub(super) struct Edge {
+    pub from: usize,
+    pub to: usize,
     /// Position of this edge among `from`'s targets: the branch number for a branch split.
-    position: usize,
-    span: Span,
-}
-
-/// One open split on the way to a step: which split, and which of its branches.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Frame {
-    split: usize,
-    branch: usize,
+    pub position: usize,
+    pub span: Span,
 }
 
 pub fn check(flow: &FlowDef, roles: &Roles, errors: &mut Errors) -> Option<CheckedGraph> {
@@ -55,9 +49,8 @@ pub fn check(flow: &FlowDef, roles: &Roles, errors: &mut Errors) -> Option<Check
     let start = find_start(flow, errors);
     let (end, renamed_end) = find_end(flow, errors);
     for (i, step) in steps.iter().enumerate() {
-        if step.transition.is_none()
+        if matches!(step.transition, Transition::Absent)
             && step.name != "end"
-            && !step.transition_failed
             && renamed_end != Some(i)
         {
             errors.at(
@@ -76,7 +69,7 @@ pub fn check(flow: &FlowDef, roles: &Roles, errors: &mut Errors) -> Option<Check
     let unreadable = steps
         .iter()
         .enumerate()
-        .any(|(i, s)| s.transition_failed && i != end);
+        .any(|(i, s)| s.transition.is_unreadable() && i != end);
     if errors.len() > before || unreadable {
         return None;
     }
@@ -115,7 +108,7 @@ fn resolve(flow: &FlowDef, names: &[&str], errors: &mut Errors) -> Option<Vec<Ed
     // transitions name it.
     let mut reported_methods: Vec<&Ident> = Vec::new();
     for (from, step) in flow.steps.iter().enumerate() {
-        let Some(transition) = &step.transition else {
+        let Some(transition) = step.transition.def() else {
             continue;
         };
         for (position, target) in transition.targets().into_iter().enumerate() {
@@ -174,7 +167,7 @@ fn find_start(flow: &FlowDef, errors: &mut Errors) -> Option<usize> {
     let targeted = |step: &StepDef| {
         flow.steps.iter().any(|s| {
             s.transition
-                .as_ref()
+                .def()
                 .is_some_and(|t| t.targets().iter().any(|x| name_of(x) == step.name))
         })
     };
@@ -211,7 +204,7 @@ fn find_end(flow: &FlowDef, errors: &mut Errors) -> (Option<usize>, Option<usize
         return (None, None);
     }
     let leaves: Vec<usize> = (0..flow.steps.len())
-        .filter(|&i| flow.steps[i].transition.is_none() && !flow.steps[i].transition_failed)
+        .filter(|&i| matches!(flow.steps[i].transition, Transition::Absent))
         .collect();
     if let [leaf] = leaves[..] {
         let step = &flow.steps[leaf];
@@ -275,7 +268,7 @@ fn check_local_edges(flow: &FlowDef, roles: &Roles, errors: &mut Errors) {
     let is_end = |name: &Ident| name_of(name) == "end";
     // `end`'s own transition is reported as a whole, by `check_start_end`.
     for step in flow.steps.iter().filter(|s| s.name != "end") {
-        match &step.transition {
+        match step.transition.def() {
             Some(TransitionDef::Branch { targets }) => {
                 for (i, t) in targets.iter().enumerate() {
                     if targets[..i].iter().any(|x| name_of(x) == name_of(t)) {
@@ -342,7 +335,7 @@ fn check_start_end(
         );
     }
     let end_step = &flow.steps[end];
-    if let Some(transition) = &end_step.transition {
+    if let Some(transition) = end_step.transition.def() {
         let span = match transition {
             TransitionDef::Switch { keyword, .. } => *keyword,
             _ => transition.targets()[0].span(),
@@ -430,257 +423,4 @@ fn check_cycles(flow: &FlowDef, start: usize, edges: &[&Edge], errors: &mut Erro
         }
     }
     acyclic
-}
-
-/// Split/join balance: every split is closed by one join that receives exactly its branches,
-/// before `end`. Returns, for each join, the split it closes.
-fn check_balance(
-    flow: &FlowDef,
-    roles: &Roles,
-    start: usize,
-    end: usize,
-    edges: &[Edge],
-    reachable: &[bool],
-    errors: &mut Errors,
-) -> Vec<Option<usize>> {
-    let steps = &flow.steps;
-    let n = steps.len();
-    let mut join_of = vec![None; n];
-    // The splits open while a step runs (after its own join, if it is one); `None` once an error
-    // was reported upstream, so that it is not reported again downstream.
-    let mut context: Vec<Option<Vec<Frame>>> = vec![None; n];
-    context[start] = Some(Vec::new());
-    let mut broken_splits: HashSet<usize> = HashSet::new();
-
-    for s in topological_order(start, n, edges, reachable) {
-        if s == start {
-            continue;
-        }
-        let mut incoming: Vec<(&Edge, Vec<Frame>)> = Vec::new();
-        for e in edges.iter().filter(|e| e.to == s) {
-            let Some(ctx) = &context[e.from] else {
-                continue;
-            };
-            let mut stack = ctx.clone();
-            match &steps[e.from].transition {
-                Some(TransitionDef::Branch { .. }) => stack.push(Frame {
-                    split: e.from,
-                    branch: e.position,
-                }),
-                Some(TransitionDef::Foreach { .. }) => stack.push(Frame {
-                    split: e.from,
-                    branch: 0,
-                }),
-                _ => {}
-            }
-            incoming.push((e, stack));
-        }
-        if incoming.is_empty() {
-            continue;
-        }
-        let involves_broken = incoming
-            .iter()
-            .any(|(_, st)| st.iter().any(|f| broken_splits.contains(&f.split)));
-        if roles.is_join[s] {
-            context[s] = check_join(
-                flow,
-                roles,
-                s,
-                &incoming,
-                &mut broken_splits,
-                &mut join_of,
-                involves_broken,
-                errors,
-            );
-        } else {
-            let first = &incoming[0].1;
-            if let Some((_, other)) = incoming.iter().find(|(_, st)| st != first) {
-                if !involves_broken {
-                    errors.at(
-                        steps[s].ident.span(),
-                        not_a_join_message(flow, s, end, first, other),
-                    );
-                }
-                continue;
-            }
-            if s == end && !first.is_empty() {
-                if !involves_broken {
-                    let open = first[first.len() - 1].split;
-                    errors.at(
-                        incoming[0].0.span,
-                        format!(
-                            "`end` is reached while the split at `{}` is still open: join its branches in a step before `end`",
-                            steps[open].name
-                        ),
-                    );
-                }
-                continue;
-            }
-            context[s] = Some(first.clone());
-        }
-    }
-    join_of
-}
-
-#[allow(clippy::too_many_arguments)]
-fn check_join(
-    flow: &FlowDef,
-    roles: &Roles,
-    s: usize,
-    incoming: &[(&Edge, Vec<Frame>)],
-    broken_splits: &mut HashSet<usize>,
-    join_of: &mut [Option<usize>],
-    involves_broken: bool,
-    errors: &mut Errors,
-) -> Option<Vec<Frame>> {
-    let steps = &flow.steps;
-    // `None` when the join flag and signature disagree: that was reported already.
-    let blame = roles.join_span[s];
-    let report = |errors: &mut Errors, span: Span, msg: String| {
-        if blame.is_some() && !involves_broken {
-            errors.at(span, msg);
-        }
-    };
-    if incoming.iter().any(|(_, st)| st.is_empty()) {
-        report(
-            errors,
-            blame.unwrap_or(steps[s].ident.span()),
-            format!(
-                "`{}` is a join, but no split is open where it is reached: a join closes a branch (`next = [a, b]`) or a foreach",
-                steps[s].name
-            ),
-        );
-        return None;
-    }
-    // The split most of the incoming branches come from is taken as the one meant.
-    let mut votes: BTreeMap<usize, usize> = BTreeMap::new();
-    for (_, st) in incoming {
-        *votes.entry(st[st.len() - 1].split).or_default() += 1;
-    }
-    let split = votes
-        .iter()
-        .max_by_key(|(_, v)| **v)
-        .map(|(k, _)| *k)
-        .unwrap_or(0);
-    if let Some((edge, st)) = incoming
-        .iter()
-        .find(|(_, st)| st[st.len() - 1].split != split)
-    {
-        let other = st[st.len() - 1].split;
-        // When one split is nested in a branch of the other, the inner one lacks its own join.
-        let majority = incoming
-            .iter()
-            .find(|(_, m)| m[m.len() - 1].split == split)
-            .map(|(_, m)| m.as_slice());
-        let inner = if majority.is_some_and(|m| m.iter().any(|f| f.split == other)) {
-            Some(split)
-        } else if st.iter().any(|f| f.split == split) {
-            Some(other)
-        } else {
-            None
-        };
-        let hint = inner
-            .map(|i| {
-                format!(
-                    "; join the branches of `{}` in a step of their own first",
-                    steps[i].name
-                )
-            })
-            .unwrap_or_default();
-        report(
-            errors,
-            edge.span,
-            format!(
-                "join `{}` mixes unrelated splits: `{}` comes from a branch of the split at `{}`, the others from the split at `{}`{hint}",
-                steps[s].name, steps[edge.from].name, steps[other].name, steps[split].name
-            ),
-        );
-        broken_splits.insert(split);
-        broken_splits.insert(other);
-        return None;
-    }
-    let expected: Vec<usize> = match &steps[split].transition {
-        Some(TransitionDef::Branch { targets }) => (0..targets.len()).collect(),
-        _ => vec![0],
-    };
-    let got: HashSet<usize> = incoming
-        .iter()
-        .map(|(_, st)| st[st.len() - 1].branch)
-        .collect();
-    let missing: Vec<usize> = expected.into_iter().filter(|b| !got.contains(b)).collect();
-    if !missing.is_empty() {
-        let names: Vec<String> = missing
-            .iter()
-            .map(|&b| format!("`{}`", branch_name(flow, split, b)))
-            .collect();
-        report(
-            errors,
-            blame.unwrap_or(steps[s].ident.span()),
-            format!(
-                "join `{}` does not receive the branch{} {} of the split at `{}`: every branch of a split must reach its join",
-                steps[s].name,
-                if names.len() > 1 { "es" } else { "" },
-                names.join(", "),
-                steps[split].name
-            ),
-        );
-        broken_splits.insert(split);
-    }
-    join_of[s] = Some(split);
-    let below = &incoming[0].1;
-    Some(below[..below.len() - 1].to_vec())
-}
-
-fn branch_name(flow: &FlowDef, split: usize, branch: usize) -> String {
-    match &flow.steps[split].transition {
-        Some(t) => t
-            .targets()
-            .get(branch)
-            .map(|t| t.to_string())
-            .unwrap_or_default(),
-        None => String::new(),
-    }
-}
-
-fn not_a_join_message(flow: &FlowDef, s: usize, end: usize, a: &[Frame], b: &[Frame]) -> String {
-    let steps = &flow.steps;
-    let diverge = a.iter().zip(b).position(|(x, y)| x != y);
-    let what = match diverge {
-        Some(i) if a[i].split == b[i].split => format!(
-            "branches `{}` and `{}` of the split at `{}`",
-            branch_name(flow, a[i].split, a[i].branch),
-            branch_name(flow, b[i].split, b[i].branch),
-            steps[a[i].split].name
-        ),
-        _ => "paths inside and outside a split".to_string(),
-    };
-    if s == end {
-        format!("`end` is reached by {what}: join them in a step before `end`")
-    } else {
-        format!(
-            "step `{}` is reached by {what} but is not a join: write `#[step(join, …)] fn {}(&mut self, inputs: Inputs<Self>)`",
-            steps[s].name, steps[s].name
-        )
-    }
-}
-
-/// Kahn's algorithm over the reachable, acyclic graph; ties in declaration order.
-fn topological_order(start: usize, n: usize, edges: &[Edge], reachable: &[bool]) -> Vec<usize> {
-    let mut indegree = vec![0usize; n];
-    for e in edges {
-        indegree[e.to] += 1;
-    }
-    let mut ready: Vec<usize> = vec![start];
-    let mut order = Vec::new();
-    while let Some(s) = ready.pop() {
-        order.push(s);
-        for e in edges.iter().filter(|e| e.from == s) {
-            indegree[e.to] -= 1;
-            if indegree[e.to] == 0 && reachable[e.to] {
-                ready.push(e.to);
-            }
-        }
-        ready.sort_unstable_by(|a, b| b.cmp(a));
-    }
-    order
 }

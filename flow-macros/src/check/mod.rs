@@ -5,6 +5,7 @@
 //! and signature disagree gets one signature error, and the graph checks take it as the join it
 //! was meant to be, so the one mistake does not also show up as a broken graph.
 
+mod balance;
 mod graph;
 mod names;
 mod signature;

@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use syn::{Attribute, FnArg, ImplItem, ReceiverKind, Safety};
 
 use crate::errors::Errors;
-use crate::model::{FlowDef, OutputDef, StepDef, TransitionDef, name_of};
+use crate::model::{FlowDef, OutputDef, StepDef, Transition, TransitionDef, name_of};
 
 /// What the graph checks need to know about each step's signature.
 pub struct Roles {
@@ -131,7 +131,7 @@ fn check_join_params(step: &StepDef, errors: &mut Errors) -> (bool, Option<Span>
 /// A foreach body takes exactly one item; other steps take none.
 fn check_item_params(flow: &FlowDef, step: &StepDef, errors: &mut Errors) {
     let is_body = flow.steps.iter().any(|s| {
-        matches!(&s.transition, Some(TransitionDef::Foreach { body, .. }) if name_of(body) == step.name)
+        matches!(s.transition.def(), Some(TransitionDef::Foreach { body, .. }) if name_of(body) == step.name)
     });
     let params = &step.sig.item_params;
     // A join or `end` named as a foreach body is reported once, by the graph check, as a foreach
@@ -174,8 +174,8 @@ fn check_item_params(flow: &FlowDef, step: &StepDef, errors: &mut Errors) {
 /// read: a typo there is reported once, not again on the parameter of the body that was meant.
 fn has_unresolved_foreach_body(flow: &FlowDef) -> bool {
     flow.steps.iter().any(|s| match &s.transition {
-        _ if s.transition_failed => true,
-        Some(TransitionDef::Foreach { body, .. }) => {
+        Transition::Unreadable { .. } => true,
+        Transition::Read(TransitionDef::Foreach { body, .. }) => {
             !flow.steps.iter().any(|t| t.name == name_of(body))
         }
         _ => false,
@@ -185,7 +185,7 @@ fn has_unresolved_foreach_body(flow: &FlowDef) -> bool {
 /// A switch returns the value its arms match; other return types are checked by rustc through
 /// the `StepReturn` trait, so aliases such as `anyhow::Result<()>` work.
 fn check_output(step: &StepDef, errors: &mut Errors) {
-    if let Some(TransitionDef::Switch { .. }) = &step.transition
+    if let Some(TransitionDef::Switch { .. }) = step.transition.def()
         && let OutputDef::Unit = step.sig.output
     {
         errors.at(

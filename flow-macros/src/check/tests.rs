@@ -6,7 +6,7 @@ use quote::{ToTokens, quote};
 use syn::ItemImpl;
 
 use super::CheckedGraph;
-use crate::errors::Errors;
+use crate::errors::{Errors, messages};
 use crate::flow_macro::{expand_flow, expand_stray_step};
 use crate::parse::parse_flow;
 
@@ -22,12 +22,12 @@ macro_rules! flow {
 
 /// Parses and checks `item` as `#[flow(attr)]` does.
 fn run_with(attr: TokenStream, item: TokenStream) -> (Option<CheckedGraph>, Vec<String>) {
-    let mut errors = Errors::default();
+    let mut errors = Errors::new();
     let graph = match parse_flow(attr, item, &mut errors) {
-        Some(flow) if flow.checkable => super::check(&flow, &mut errors),
+        Some(flow) if flow.kind.is_checked() => super::check(&flow, &mut errors),
         _ => None,
     };
-    (graph, errors.messages())
+    (graph, messages(errors.check()))
 }
 
 fn run(item: TokenStream) -> (Option<CheckedGraph>, Vec<String>) {

@@ -1,223 +1,37 @@
-//! Phase one: read the impl block and the `#[step]` attributes into the model.
-//!
-//! Everything wrong with an attribute's own syntax is reported here; whether the steps form a
-//! valid graph is the check phase's job.
+//! The options of `#[step(...)]`: the transition (`next`, `foreach`, `switch`), the `join` flag,
+//! and `retries`, `timeout`, `catch`.
 
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
-use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{
-    Attribute, Expr, ExprLit, FnArg, GenericArgument, Ident, ImplItem, ImplItemFn, ItemImpl, Lit,
-    Meta, Pat, PathArguments, ReturnType, Token, Type, bracketed, parenthesized,
-};
+use syn::{Attribute, Ident, Lit, Meta, Pat, Token, bracketed, parenthesized};
 
+use super::list;
 use crate::errors::Errors;
-use crate::model::{
-    CatchDef, FlowArgs, FlowDef, ItemParam, OutputDef, SignatureDef, StepDef, StepOptionsDef,
-    SwitchArmDef, TransitionDef,
-};
-use crate::suggest::{closest, did_you_mean};
+use crate::model::{CatchDef, StepOptionsDef, SwitchArmDef, Transition, TransitionDef};
+use crate::suggest::closest;
 
 /// The keys `#[step(...)]` accepts.
-pub const STEP_OPTIONS: &[&str] = &[
+const STEP_OPTIONS: &[&str] = &[
     "next", "foreach", "join", "switch", "retries", "timeout", "catch",
 ];
-/// The keys `#[flow(...)]` accepts.
-const FLOW_OPTIONS: &[&str] = &["params", "crate"];
 /// The most retries a step may ask for; more is almost certainly a typo.
 const MAX_RETRIES: u32 = 100;
 
-/// Parses the `#[flow(...)]` arguments and the impl block.
-///
-/// Returns `None` when the item is not an impl block at all: then there is nothing to fall back to.
-pub fn parse_flow(attr: TokenStream, item: TokenStream, errors: &mut Errors) -> Option<FlowDef> {
-    let args = parse_flow_args(attr, errors);
-    let mut item: ItemImpl = match syn::parse2(item) {
-        Ok(item) => item,
-        Err(e) => {
-            errors.at(
-                e.span(),
-                "#[flow] goes on the `impl` block of the flow's struct, e.g. `#[flow] impl MyFlow { … }`",
-            );
-            return None;
-        }
-    };
-    let mut checkable = true;
-    let mut fallback_ok = true;
-    if let Some((path, for_token)) = item.trait_.take() {
-        errors.spanned(
-            &path,
-            "#[flow] goes on an inherent `impl MyFlow { … }`, not on a trait impl",
-        );
-        if item
-            .items
-            .iter()
-            .any(|i| matches!(i, ImplItem::Fn(m) if m.attrs.iter().any(is_step_attr)))
-        {
-            // Steps written in a trait impl (`impl Flow for MyFlow`): read them as the inherent
-            // impl that was meant, so the one mistake does not also break every method.
-            item.unsafety = None;
-        } else {
-            // `#[flow]` on some other impl of the type: restore it and check nothing more.
-            item.trait_ = Some((path, for_token));
-            checkable = false;
-            fallback_ok = false;
-        }
-    }
-    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.spanned(
-            &item.generics,
-            "a flow type cannot be generic: its state is stored and reloaded by name",
-        );
-        fallback_ok = false;
-    }
-    let name = match &*item.self_ty {
-        Type::Path(p) if p.qself.is_none() => p
-            .path
-            .segments
-            .last()
-            .map(|s| (s.ident.unraw().to_string(), s.ident.span())),
-        _ => None,
-    };
-    let Some((name, name_span)) = name else {
-        errors.spanned(
-            &item.self_ty,
-            "#[flow] needs the flow's struct as the impl's type, e.g. `impl MyFlow`",
-        );
-        return None;
-    };
-    let doc = doc_of(&item.attrs);
-
-    let mut steps = Vec::new();
-    let mut plain_methods = Vec::new();
-    for impl_item in &mut item.items {
-        let ImplItem::Fn(method) = impl_item else {
-            continue;
-        };
-        let step_attrs: Vec<usize> = (0..method.attrs.len())
-            .filter(|&i| is_step_attr(&method.attrs[i]))
-            .collect();
-        if step_attrs.is_empty() {
-            plain_methods.push(method.sig.ident.clone());
-            continue;
-        }
-        for &extra in &step_attrs[1..] {
-            errors.spanned(
-                &method.attrs[extra],
-                "duplicate #[step] attribute: a method is one step",
-            );
-        }
-        let attr = method.attrs[step_attrs[0]].clone();
-        let mut index = 0;
-        method.attrs.retain(|_| {
-            let keep = !step_attrs.contains(&index);
-            index += 1;
-            keep
-        });
-        steps.push(parse_step(&attr, method, errors));
-    }
-    Some(FlowDef {
-        item,
-        name,
-        name_span,
-        doc,
-        args,
-        steps,
-        plain_methods,
-        checkable,
-        fallback_ok,
-    })
+/// What a `#[step]` attribute says, as far as it could be read.
+pub struct StepAttr {
+    /// The span of the `step` in `#[step(...)]`, for errors about the attribute as a whole.
+    pub attr_span: Span,
+    pub transition: Transition,
+    /// The `join` flag, with its span.
+    pub join: Option<Span>,
+    pub options: StepOptionsDef,
 }
 
-fn parse_flow_args(attr: TokenStream, errors: &mut Errors) -> FlowArgs {
-    let mut args = FlowArgs::default();
-    let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("crate") {
-            let path: syn::Path = meta.value()?.parse()?;
-            args.krate = Some(path);
-            Ok(())
-        } else if meta.path.is_ident("params") {
-            if args.params.is_some() {
-                return Err(meta.error("duplicate #[flow] option `params`"));
-            }
-            let field: syn::Ident = meta.value()?.call(syn::ext::IdentExt::parse_any)?;
-            args.params = Some(field);
-            Ok(())
-        } else {
-            let key = meta
-                .path
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_default();
-            Err(meta.error(format!(
-                "unknown #[flow] option `{key}`; the options are {}{}",
-                list(FLOW_OPTIONS),
-                did_you_mean(&key, FLOW_OPTIONS.iter().copied())
-            )))
-        }
-    });
-    if let Err(e) = parser.parse2(attr) {
-        errors.push(e);
-    }
-    args
-}
-
-/// Whether `attr` is `#[step]` or `#[path::to::step]`.
-pub fn is_step_attr(attr: &Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|s| s.ident == "step")
-}
-
-/// The doc comment in `attrs`, with the one space rustdoc adds after `///` removed.
-pub fn doc_of(attrs: &[Attribute]) -> String {
-    let lines: Vec<String> = attrs
-        .iter()
-        .filter(|a| a.path().is_ident("doc"))
-        .filter_map(|a| match &a.meta {
-            Meta::NameValue(nv) => match &nv.value {
-                Expr::Lit(ExprLit {
-                    lit: Lit::Str(s), ..
-                }) => Some(s.value()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .flat_map(|s| {
-            s.split('\n')
-                .map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.join("\n").trim().to_string()
-}
-
-/// What the attribute arguments said, before they are combined into a transition.
-#[derive(Default)]
-struct RawStepArgs {
-    next: Option<(Ident, NextValue)>,
-    foreach: Option<(Ident, Ident)>,
-    switch: Option<(Ident, Vec<SwitchArmDef>)>,
-    join: Option<Span>,
-    retries: Option<u32>,
-    timeout_ms: Option<u64>,
-    catch: Option<CatchDef>,
-    seen: Vec<String>,
-    transition_failed: bool,
-    unknown_key: bool,
-}
-
-enum NextValue {
-    One(Ident),
-    Many(Span, Vec<Ident>),
-}
-
-fn parse_step(attr: &Attribute, method: &ImplItemFn, errors: &mut Errors) -> StepDef {
-    let ident = method.sig.ident.clone();
+/// Reads `attr`, reporting each bad option and going on with the next.
+pub fn parse_step_attr(attr: &Attribute, errors: &mut Errors) -> StepAttr {
     let attr_span = attr
         .path()
         .segments
@@ -233,17 +47,19 @@ fn parse_step(attr: &Attribute, method: &ImplItemFn, errors: &mut Errors) -> Ste
             nv,
             "write the step's options in parentheses: `#[step(next = a)]`",
         );
-        raw.transition_failed = true;
+        raw.transition_unreadable = true;
     }
     let errors_before = errors.len();
-    let transition = combine_transition(&raw, errors);
-    let transition_failed = raw.transition_failed
+    let combined = combine_transition(&raw, errors);
+    let unreadable = raw.transition_unreadable
         || errors.len() > errors_before
-        || (raw.unknown_key && transition.is_none());
-    StepDef {
-        transition_failed,
-        name: ident.unraw().to_string(),
-        doc: doc_of(&method.attrs),
+        || (raw.unknown_key && combined.is_none());
+    let transition = match combined {
+        partial if unreadable => Transition::Unreadable { partial },
+        Some(def) => Transition::Read(def),
+        None => Transition::Absent,
+    };
+    StepAttr {
         attr_span,
         transition,
         join: raw.join,
@@ -252,9 +68,30 @@ fn parse_step(attr: &Attribute, method: &ImplItemFn, errors: &mut Errors) -> Ste
             timeout_ms: raw.timeout_ms,
             catch: raw.catch,
         },
-        sig: parse_signature(method),
-        ident,
     }
+}
+
+/// What the attribute's options said, before they are combined into a transition.
+#[derive(Default)]
+struct RawStepArgs {
+    next: Option<(Ident, NextValue)>,
+    foreach: Option<(Ident, Ident)>,
+    switch: Option<(Ident, Vec<SwitchArmDef>)>,
+    join: Option<Span>,
+    retries: Option<u32>,
+    timeout_ms: Option<u64>,
+    catch: Option<CatchDef>,
+    seen: Vec<String>,
+    /// A transition option was given but could not be read (and was reported).
+    transition_unreadable: bool,
+    /// An unknown key that is not close to any transition option or `join` was reported.
+    unknown_key: bool,
+}
+
+/// The value of `next`: one step, or a branch's list.
+enum NextValue {
+    One(Ident),
+    Many(Span, Vec<Ident>),
 }
 
 /// Parses `key = value, key(...), flag, …`, reporting each bad key and going on with the next.
@@ -300,7 +137,7 @@ fn parse_step_args(
                 // typo is not also reported as a broken graph or a wrong signature.
                 let meant = closest(&key_name, STEP_OPTIONS.iter().copied());
                 match meant {
-                    Some("next" | "foreach" | "switch") => raw.transition_failed = true,
+                    Some("next" | "foreach" | "switch") => raw.transition_unreadable = true,
                     Some("join") => raw.join = raw.join.or(Some(key.span())),
                     _ => raw.unknown_key = true,
                 }
@@ -319,7 +156,7 @@ fn parse_step_args(
         };
         if let Err(e) = parsed {
             if matches!(key_name.as_str(), "next" | "foreach" | "switch") {
-                raw.transition_failed = true;
+                raw.transition_unreadable = true;
             }
             errors.push(e);
             return skip_value(&meta);
@@ -433,7 +270,7 @@ fn parse_timeout(meta: &ParseNestedMeta) -> syn::Result<u64> {
 }
 
 /// Parses `"1h 30m"`, `"90s"`, `"500ms"`, `"2d"` into milliseconds.
-pub fn parse_duration_ms(text: &str) -> Option<u64> {
+fn parse_duration_ms(text: &str) -> Option<u64> {
     let mut total: u64 = 0;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -538,73 +375,6 @@ fn clone_arm(arm: &SwitchArmDef) -> SwitchArmDef {
         pat: arm.pat.clone(),
         target: arm.target.clone(),
     }
-}
-
-fn parse_signature(method: &ImplItemFn) -> SignatureDef {
-    let mut inputs_params = Vec::new();
-    let mut item_params = Vec::new();
-    for arg in &method.sig.inputs {
-        if let FnArg::Typed(pt) = arg {
-            if is_inputs_type(&pt.ty) {
-                inputs_params.push(pt.clone());
-            } else {
-                item_params.push(ItemParam {
-                    ty: (*pt.ty).clone(),
-                    param: pt.clone(),
-                });
-            }
-        }
-    }
-    let output = match &method.sig.output {
-        ReturnType::Default => OutputDef::Unit,
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Tuple(t) if t.elems.is_empty() => OutputDef::Unit,
-            _ if is_result_type(ty) => OutputDef::Result { ty: (**ty).clone() },
-            _ => OutputDef::Other { ty: (**ty).clone() },
-        },
-    };
-    SignatureDef {
-        ident_span: method.sig.ident.span(),
-        inputs_params,
-        item_params,
-        output,
-    }
-}
-
-/// Whether `ty` is `Inputs<…>` under any path.
-fn is_inputs_type(ty: &Type) -> bool {
-    last_segment_is(ty, "Inputs")
-}
-
-/// Whether `ty` is `Result<…>` under any path (`std::result::Result`, `anyhow::Result`, …).
-fn is_result_type(ty: &Type) -> bool {
-    if let Type::Path(p) = ty
-        && let Some(seg) = p.path.segments.last()
-        && seg.ident == "Result"
-        && let PathArguments::AngleBracketed(args) = &seg.arguments
-    {
-        return args
-            .args
-            .iter()
-            .any(|a| matches!(a, GenericArgument::Type(_)));
-    }
-    false
-}
-
-fn last_segment_is(ty: &Type, name: &str) -> bool {
-    match ty {
-        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == name),
-        _ => false,
-    }
-}
-
-/// `a`, `b` and `c` as "`a`, `b`, `c`".
-pub fn list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
