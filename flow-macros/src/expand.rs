@@ -189,9 +189,10 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
             None => quote!(::core::option::Option::None),
         };
         let retries = step.options.retries;
-        let timeout = match step.options.timeout_ms {
-            Some(ms) => {
-                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+        let timeout = match step.options.timeout {
+            Some(t) => {
+                let (secs, nanos) = (t.as_secs(), t.subsec_nanos());
+                quote!(::core::option::Option::Some(::core::time::Duration::new(#secs, #nanos)))
             }
             None => quote!(::core::option::Option::None),
         };

@@ -1,5 +1,7 @@
 //! What the parser extracts from a `#[flow]` impl block: the input of the checks and of expansion.
 
+use std::time::Duration;
+
 use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::{Ident, ItemImpl, Pat, PatType, Path, Type};
@@ -107,7 +109,8 @@ pub struct SwitchArmDef {
 #[derive(Default)]
 pub struct StepOptionsDef {
     pub retries: u32,
-    pub timeout_ms: Option<u64>,
+    /// More than zero, and at most `u64::MAX` milliseconds.
+    pub timeout: Option<Duration>,
     pub catch: Option<CatchDef>,
 }
 

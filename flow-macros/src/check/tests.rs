@@ -1333,6 +1333,75 @@ fn duplicate_options() {
     );
 }
 
+/// The timeout of each step of `item`, which must parse without errors.
+fn timeouts(item: TokenStream) -> Vec<Option<std::time::Duration>> {
+    let mut errors = Errors::new();
+    let flow = parse_flow(TokenStream::new(), item, &mut errors);
+    assert_eq!(messages(errors.check()), Vec::<String>::new());
+    flow.map(|f| f.steps.iter().map(|s| s.options.timeout).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn timeouts_are_read_to_the_nanosecond_and_emitted_exactly() {
+    use std::time::Duration;
+    let item = flow! {
+        impl F {
+            #[step(next = a, timeout = 45)] fn start(&mut self) {}
+            #[step(next = b, timeout = "1h 30m")] fn a(&mut self) {}
+            #[step(next = c, timeout = "1.5s")] fn b(&mut self) {}
+            #[step(next = end, timeout = "2min 250us")] fn c(&mut self) {}
+            #[step] fn end(&mut self) {}
+        }
+    };
+    assert_eq!(
+        timeouts(item.clone()),
+        [
+            Some(Duration::from_secs(45)),
+            Some(Duration::from_secs(5400)),
+            Some(Duration::from_millis(1500)),
+            Some(Duration::new(120, 250_000)),
+            None,
+        ]
+    );
+    let text = expand_flow(TokenStream::new(), item).to_string();
+    assert!(
+        text.contains("Duration :: new (1u64 , 500000000u32)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Duration :: new (120u64 , 250000u32)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn out_of_range_timeouts_are_the_timeout_error() {
+    // At most `u64::MAX` milliseconds, as before humantime; the last one makes humantime 2.4.0
+    // panic, which must still be this error and not the macro's "internal error".
+    for timeout in [
+        quote!(18446744073709552),
+        quote!("18446744073709552s"),
+        quote!("18446744073709551615s 500ms 500ms"),
+        quote!("0s"),
+        quote!("30"),
+    ] {
+        one_error(
+            flow! { impl F { #[step(next = end, timeout = #timeout)] fn start(&mut self) {} #[step] fn end(&mut self) {} } },
+            &[
+                "`timeout` takes seconds or a duration with units",
+                "more than zero",
+            ],
+        );
+    }
+    assert_eq!(
+        timeouts(flow! {
+            impl F { #[step(next = end, timeout = 18446744073709551)] fn start(&mut self) {} #[step] fn end(&mut self) {} }
+        })[0],
+        Some(std::time::Duration::from_secs(18_446_744_073_709_551))
+    );
+}
+
 #[test]
 fn option_values() {
     for (item, expected) in [

@@ -1,6 +1,8 @@
 //! The options of `#[step(...)]`: the transition (`next`, `foreach`, `switch`), the `join` flag,
 //! and `retries`, `timeout`, `catch`.
 
+use std::time::Duration;
+
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
@@ -65,7 +67,7 @@ pub fn parse_step_attr(attr: &Attribute, errors: &mut Errors) -> StepAttr {
         join: raw.join,
         options: StepOptionsDef {
             retries: raw.retries.unwrap_or(0),
-            timeout_ms: raw.timeout_ms,
+            timeout: raw.timeout,
             catch: raw.catch,
         },
     }
@@ -79,7 +81,7 @@ struct RawStepArgs {
     switch: Option<(Ident, Vec<SwitchArmDef>)>,
     join: Option<Span>,
     retries: Option<u32>,
-    timeout_ms: Option<u64>,
+    timeout: Option<Duration>,
     catch: Option<CatchDef>,
     seen: Vec<String>,
     /// A transition option was given but could not be read (and was reported).
@@ -129,7 +131,7 @@ fn parse_step_args(
                 flag(&meta, "join")
             }
             "retries" => parse_retries(&meta).map(|n| raw.retries = Some(n)),
-            "timeout" => parse_timeout(&meta).map(|ms| raw.timeout_ms = Some(ms)),
+            "timeout" => parse_timeout(&meta).map(|t| raw.timeout = Some(t)),
             "catch" => parse_catch(&meta).map(|c| raw.catch = Some(c)),
             _ => {
                 // The misspelt key may well have been the transition (or the join flag): the
@@ -249,19 +251,18 @@ fn parse_retries(meta: &ParseNestedMeta) -> syn::Result<u32> {
     Ok(n)
 }
 
-fn parse_timeout(meta: &ParseNestedMeta) -> syn::Result<u64> {
+/// `timeout = 30` (seconds) or `timeout = "1h 30m"`: more than zero, at most `u64::MAX`
+/// milliseconds (a bound the runtime's deadline arithmetic relies on).
+fn parse_timeout(meta: &ParseNestedMeta) -> syn::Result<Duration> {
     let value = meta.value()?;
     let lit: Lit = value.parse()?;
-    let ms = match &lit {
-        Lit::Int(i) => i
-            .base10_parse::<u64>()
-            .ok()
-            .and_then(|s| s.checked_mul(1000)),
-        Lit::Str(s) => parse_duration_ms(&s.value()),
+    let timeout = match &lit {
+        Lit::Int(i) => i.base10_parse::<u64>().ok().map(Duration::from_secs),
+        Lit::Str(s) => parse_duration(&s.value()),
         _ => None,
     };
-    match ms {
-        Some(ms) if ms > 0 => Ok(ms),
+    match timeout {
+        Some(t) if !t.is_zero() && u64::try_from(t.as_millis()).is_ok() => Ok(t),
         _ => Err(syn::Error::new(
             lit.span(),
             "`timeout` takes seconds or a duration with units, e.g. `timeout = 30`, `timeout = \"1h 30m\"`, `timeout = \"500ms\"`; it must be more than zero",
@@ -269,37 +270,15 @@ fn parse_timeout(meta: &ParseNestedMeta) -> syn::Result<u64> {
     }
 }
 
-/// Parses `"1h 30m"`, `"90s"`, `"500ms"`, `"2d"` into milliseconds.
-fn parse_duration_ms(text: &str) -> Option<u64> {
-    let mut total: u64 = 0;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = rest[digits..].trim_start();
-        let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" | "min" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(factor)?)?;
-        rest = rest[unit_len..].trim_start();
-    }
-    Some(total)
+/// `"1h 30m"`, `"90s"`, `"500ms"`, `"2d"`, in humantime's syntax.
+fn parse_duration(text: &str) -> Option<Duration> {
+    // humantime 2.4.0 panics ("overflow in Duration::new") instead of returning its overflow
+    // error when a sum reaches `u64::MAX` seconds and carries a whole second out of the
+    // nanoseconds (`"18446744073709551615s 500ms 500ms"`): such a timeout is out of range, like
+    // any other overflow, and the macro must not panic on what the user wrote.
+    std::panic::catch_unwind(|| humantime::parse_duration(text))
+        .ok()?
+        .ok()
 }
 
 fn parse_catch(meta: &ParseNestedMeta) -> syn::Result<CatchDef> {
@@ -383,12 +362,16 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(parse_duration_ms("90s"), Some(90_000));
-        assert_eq!(parse_duration_ms("1h 30m"), Some(5_400_000));
-        assert_eq!(parse_duration_ms("500ms"), Some(500));
-        assert_eq!(parse_duration_ms("2d"), Some(172_800_000));
-        assert_eq!(parse_duration_ms(""), None);
-        assert_eq!(parse_duration_ms("10 parsecs"), None);
-        assert_eq!(parse_duration_ms("s"), None);
+        let ms = |text: &str| parse_duration(text).map(|d| d.as_millis());
+        assert_eq!(ms("90s"), Some(90_000));
+        assert_eq!(ms("1h 30m"), Some(5_400_000));
+        assert_eq!(ms("500ms"), Some(500));
+        assert_eq!(ms("2d"), Some(172_800_000));
+        assert_eq!(ms("5min"), Some(300_000));
+        assert_eq!(ms(" 1h30m "), Some(5_400_000));
+        assert_eq!(ms(""), None);
+        assert_eq!(ms("10 parsecs"), None);
+        assert_eq!(ms("s"), None);
+        assert_eq!(ms("30"), None, "a string needs its unit");
     }
 }
