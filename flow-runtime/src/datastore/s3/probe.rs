@@ -4,7 +4,7 @@
 //! them (Garage ignores `If-None-Match`; s3s-fs checks it non-atomically), and a server that
 //! ignores one would let two writers both win silently, so neither is trusted unprobed.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ::object_store::{
     Error as ObjectError, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
@@ -17,17 +17,11 @@ impl Store {
     /// Whether the server honours conditional creation; probed once, by the first caller
     /// (which writes and deletes a probe object under `.tmp/`).
     pub(super) fn conditional_writes_honoured(&self) -> Result<bool, StorageError> {
-        if let Some(&honoured) = self.create_honoured.get() {
-            return Ok(honoured);
-        }
-        let honoured = self.probe_conditional_writes()?;
-        if !honoured {
-            tracing::warn!(
-                "{} does not honour conditional writes: unique names are claimed with a lookup then a write, which two writers racing for the same name can both win",
-                self.names.endpoint
-            );
-        }
-        Ok(*self.create_honoured.get_or_init(|| honoured))
+        self.probed_once(
+            &self.create_honoured,
+            || self.probe_conditional_writes(),
+            "conditional writes: unique names are claimed with a lookup then a write, which two writers racing for the same name can both win",
+        )
     }
 
     /// Creates a probe object, then creates it again: an honest server refuses the second.
@@ -74,17 +68,11 @@ impl Store {
     /// update of an object not there yet uses); probed once, by the first caller (which writes
     /// and deletes a probe object under `.tmp/`).
     pub(super) fn conditional_updates_honoured(&self) -> Result<bool, StorageError> {
-        if let Some(&honoured) = self.update_honoured.get() {
-            return Ok(honoured);
-        }
-        let honoured = self.conditional_writes_honoured()? && self.probe_conditional_updates()?;
-        if !honoured {
-            tracing::warn!(
-                "{} does not honour conditional updates (If-Match): run records and latest pointers are updated with a read then a write, which two writers at the same moment can undo each other's change with",
-                self.names.endpoint
-            );
-        }
-        Ok(*self.update_honoured.get_or_init(|| honoured))
+        self.probed_once(
+            &self.update_honoured,
+            || Ok(self.conditional_writes_honoured()? && self.probe_conditional_updates()?),
+            "conditional updates (If-Match): run records and latest pointers are updated with a read then a write, which two writers at the same moment can undo each other's change with",
+        )
     }
 
     /// Writes a probe object, updates it with the version it got (which must succeed), then
@@ -136,5 +124,24 @@ impl Store {
             location: self.url_of_path(&path),
             source: self.names.io_error(e),
         })
+    }
+
+    /// The answer in `cell`, or, the first time, what `probe` finds, with a warning naming what
+    /// the server does not honour (`what`) when it does not. A probe that fails is tried again by
+    /// the next caller.
+    fn probed_once(
+        &self,
+        cell: &OnceLock<bool>,
+        probe: impl FnOnce() -> Result<bool, StorageError>,
+        what: &str,
+    ) -> Result<bool, StorageError> {
+        if let Some(&honoured) = cell.get() {
+            return Ok(honoured);
+        }
+        let honoured = probe()?;
+        if !honoured {
+            tracing::warn!("{} does not honour {what}", self.names.endpoint);
+        }
+        Ok(*cell.get_or_init(|| honoured))
     }
 }
