@@ -1,5 +1,6 @@
 //! The datastore on S3-compatible storage, against a real server (SeaweedFS in development and
-//! CI): runs in-process and in process mode give the results of a local run, the inspection
+//! CI): `ObjectStorage` keeps the storage contract (the conformance suite every backend runs),
+//! runs in-process and in process mode give the results of a local run, the inspection
 //! commands work on it, a 200 MiB field goes through the multipart path, runs of several processes
 //! share one prefix without losing or mixing anything, a damaged blob is reported as such and
 //! repaired by the next run that stores its value, and wrong credentials are a clear error.
@@ -24,8 +25,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use blooming_flowers::clap;
 use blooming_flowers::cli::{EXIT_FAILURE, EXIT_OK, run_cli_with};
 use blooming_flowers::client::{Client, ClientError};
+use blooming_flowers::datastore::conformance::{self, Backend as _};
 use blooming_flowers::datastore::{
-    BlobStore, DatastoreLocation, Key, ObjectStorage, S3Location, Storage,
+    BlobStore, DatastoreLocation, MIN_PART_SIZE, ObjectStorage, S3Location,
 };
 use blooming_flowers::executor::{RunOptions, run_flow};
 use blooming_flowers::prelude::*;
@@ -550,49 +552,52 @@ fn concurrent_runs_share_a_prefix(base: &S3Location) -> Check {
     })
 }
 
-/// Sixteen threads claim one name on the server: exactly one wins, and its content stands. The
-/// server's answer to the conditional-write probe is printed.
-fn claims_have_one_winner_on_the_server(base: &S3Location) -> Check {
-    let s3 = fresh(base, "claims")?;
-    let Some(location) = s3.as_s3() else {
-        return Err(format!("{s3} is not on S3"));
+/// The storage contract on the server: the conformance suite every backend runs, each check on
+/// a fresh prefix, with the smallest part size so that its large objects are multipart uploads.
+/// It needs a server that honours conditional writes (one winner among claimers, updates that
+/// lose nothing); the server's answers to the probes are printed first, and the probes must
+/// leave nothing behind.
+fn storage_contract_holds_on_the_server(base: &S3Location) -> Check {
+    let connect = |check: &str| -> Result<ObjectStorage, String> {
+        let location = fresh(base, check)?;
+        let s3 = location
+            .as_s3()
+            .ok_or_else(|| format!("{location} is not on S3"))?;
+        ObjectStorage::connect(s3)
+            .map(|storage| storage.with_part_size(MIN_PART_SIZE))
+            .map_err(err)
     };
-    let storage = ObjectStorage::connect(location).map_err(err)?;
-    let honoured = storage.conditional_writes_honoured().map_err(err)?;
-    println!("    conditional writes honoured by the server: {honoured}");
-    let key = Key::parse("flows/F/runs/claimed/run.json").map_err(err)?;
-    let winners: Vec<usize> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..16)
-            .map(|i| {
-                let (storage, key) = (&storage, &key);
-                scope.spawn(move || {
-                    storage
-                        .put_if_absent(key, format!("claimer {i}").as_bytes())
-                        .map(|won| won.then_some(i))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| "a claimer panicked".to_owned())?
-                    .map_err(err)
-            })
-            .collect::<Result<Vec<_>, String>>()
-            .map(|won| won.into_iter().flatten().collect())
+    let storage = connect("probes")?;
+    let writes = storage.conditional_writes_honoured().map_err(err)?;
+    let updates = storage.conditional_updates_honoured().map_err(err)?;
+    println!(
+        "    conditional writes honoured by the server: {writes}; conditional updates: {updates}"
+    );
+    let left = storage.raw_names();
+    ensure(left.is_empty(), || format!("the probes left {left:?}"))?;
+
+    let checks = std::sync::atomic::AtomicUsize::new(0);
+    let fresh_backend = || -> Box<dyn conformance::Backend> {
+        let n = checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match connect(&format!("contract-{n}")) {
+            Ok(storage) => Box::new(storage),
+            Err(e) => panic!("could not open a fresh prefix: {e}"),
+        }
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        conformance::run_all(&fresh_backend);
+    }))
+    .map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "a check panicked".to_owned())
     })?;
-    ensure(winners.len() == 1 || !honoured, || {
-        format!("winners: {winners:?}")
-    })?;
-    let content = String::from_utf8(storage.get(&key).map_err(err)?).map_err(err)?;
-    ensure(
-        winners.iter().any(|w| content == format!("claimer {w}")),
-        || format!("the object holds {content:?}, the winners were {winners:?}"),
-    )?;
-    // The probe and the claims left nothing but the claimed object.
-    let listed = storage.list(None).map_err(err)?;
-    ensure(listed == [key.clone()], || format!("objects: {listed:?}"))
+    println!(
+        "    {} checks of the contract",
+        checks.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Ok(())
 }
 
 /// A blob damaged on the server is reported as corrupt, by the client and by `dump`.
@@ -845,8 +850,8 @@ fn main() -> ExitCode {
             concurrent_runs_share_a_prefix,
         ),
         (
-            "claims_have_one_winner_on_the_server",
-            claims_have_one_winner_on_the_server,
+            "storage_contract_holds_on_the_server",
+            storage_contract_holds_on_the_server,
         ),
         ("a_damaged_blob_is_detected", a_damaged_blob_is_detected),
         (

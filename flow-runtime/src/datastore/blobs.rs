@@ -23,18 +23,15 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::str::FromStr;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::blob_hash::{BLOB_PREFIX, BlobHash};
 use super::keys::Key;
 use super::storage::{PendingObject, Storage, StorageError};
 use super::task_index::{ArtifactEntry, Encoding};
 use crate::state::{self, DecodeError, FieldSink, SplitError};
-
-/// The prefix all blobs live under.
-pub const BLOB_PREFIX: &str = "blobs";
 
 /// The longest encoding [`BlobStore::put_value`] builds in memory before storing it; a longer one
 /// is streamed to a pending object instead.
@@ -48,76 +45,6 @@ pub const SPILL_THRESHOLD: usize = 8 << 20;
 /// large enough that hashing (which vectorises across 1 KiB chunks) and file writes work on big
 /// slices, small enough not to matter next to the values being written.
 pub const WRITE_BUFFER_SIZE: usize = 1 << 20;
-
-/// The BLAKE3 hash of a blob's bytes, which is also its name.
-///
-/// Shown and serialized as 64 lowercase hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BlobHash(blake3::Hash);
-
-impl BlobHash {
-    /// The hash of `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
-        BlobHash(blake3::hash(bytes))
-    }
-
-    /// The 32 bytes of the hash.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        self.0.as_bytes()
-    }
-
-    /// The key of the blob with this hash: `blobs/<first two hex digits>/<hex>`.
-    pub fn key(&self) -> Key {
-        let hex = self.0.to_hex();
-        let path = format!("{BLOB_PREFIX}/{}/{}", &hex[..2], hex);
-        // Hex digits are always valid segment characters.
-        Key::parse(&path).unwrap_or_else(|e| unreachable!("a blob key is always valid: {e}"))
-    }
-}
-
-impl fmt::Display for BlobHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_hex())
-    }
-}
-
-impl fmt::Debug for BlobHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BlobHash({})", self.0.to_hex())
-    }
-}
-
-impl FromStr for BlobHash {
-    type Err = ParseBlobHashError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        blake3::Hash::from_hex(s)
-            .map(BlobHash)
-            .map_err(|_| ParseBlobHashError {
-                input: s.chars().take(80).collect(),
-            })
-    }
-}
-
-impl Serialize for BlobHash {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0.to_hex())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlobHash {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// A string that is not 64 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a blob hash (64 hex digits)")]
-pub struct ParseBlobHashError {
-    input: String,
-}
 
 /// What storing a blob produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,7 +292,7 @@ impl<'s> BlobStore<'s> {
             hasher,
             written,
         } = spilled;
-        let hash = BlobHash(hasher.finalize());
+        let hash = BlobHash::from_blake3(hasher.finalize());
         let newly_stored = self.commit_unless_whole(pending, &hash, written)?;
         Ok(StoredBlob {
             hash,
@@ -414,7 +341,7 @@ impl<'s> BlobStore<'s> {
         let mut hashing = HashingWriter::new(previous.size);
         let encoded = state::encode_field(&mut hashing, value);
         if encoded.is_ok() && hashing.written() == previous.size {
-            let hash = BlobHash(hashing.finish());
+            let hash = BlobHash::from_blake3(hashing.finish());
             // The previous blob must still be there whole (of its size) to be taken as is;
             // anything else (gone, damaged, unreadable) is stored again below.
             if hash == previous.hash
@@ -919,6 +846,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::SystemTime;
 
+    use serde::{Deserialize, Serializer};
+
     use super::*;
     use crate::datastore::local::LocalStorage;
 
@@ -955,21 +884,6 @@ mod tests {
             .into_iter()
             .map(String::from)
             .collect()
-    }
-
-    #[test]
-    fn hash_text_roundtrip() {
-        let hash = BlobHash::of(b"abc");
-        let text = hash.to_string();
-        assert_eq!(text.len(), 64);
-        assert_eq!(text.parse::<BlobHash>().unwrap(), hash);
-        assert_eq!(
-            hash.key().as_str(),
-            format!("blobs/{}/{}", &text[..2], text)
-        );
-        let json = serde_json::to_string(&hash).unwrap();
-        assert_eq!(serde_json::from_str::<BlobHash>(&json).unwrap(), hash);
-        assert!("xyz".parse::<BlobHash>().is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::keys::{Key, KeyError};
 /// prefix in it) on S3-compatible object storage.
 ///
 /// Parsed from what a user types after `--datastore`, puts in `BLOOMING_DATASTORE` or passes to
-/// [`Client::open`](crate::client::Client::open):
+/// the client (`Client::open`):
 ///
 /// | input | location |
 /// |---|---|

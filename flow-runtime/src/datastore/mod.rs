@@ -1,20 +1,28 @@
 //! Where runs are kept: a narrow storage interface, its local-directory implementation, the
 //! content-addressed blob store for artifacts and the per-task index that makes a task complete.
 //!
-//! Layering, bottom up:
+//! Layering, bottom up (each file imports only from the ones before it):
 //!
-//! - [`Key`]: a validated relative path; nothing built from a run id or step name can leave the
-//!   datastore.
-//! - [`Storage`]: put (atomic), put-if-absent, streamed put committed under a key known at the end,
-//!   get, streamed get, size, list, list children, delete. [`LocalStorage`] implements it on a
-//!   directory; `ObjectStorage` (cargo feature `s3`) on S3-compatible object storage. Which one
-//!   a datastore uses is its [`DatastoreLocation`]: a path, or `s3://bucket/prefix`.
-//! - [`BlobStore`]: artifacts stored once per datastore under the BLAKE3 hash of their encoding,
-//!   encoded in memory (streamed past [`SPILL_THRESHOLD`]) and verified on read; storing an
-//!   unchanged artifact again costs one lookup and creates no file.
-//! - [`write_task`] / [`read_task`]: a task's done marker, which is its [`TaskIndex`] (artifact
-//!   name → blob, size, type, encoding), written once after the blobs; a task without the marker
-//!   does not exist.
+//! - [`Key`] (`keys.rs`): a validated relative path; nothing built from a run id or step name can
+//!   leave the datastore. [`DatastoreLocation`] (`location.rs`): where a datastore is, a path or
+//!   `s3://bucket/prefix`. [`BlobHash`] (`blob_hash.rs`): a blob's name, and its key.
+//! - [`Storage`] (`storage.rs`): the narrow interface, whose documentation is the contract every
+//!   backend keeps: put (atomic), put-if-absent, streamed put committed under a key known at the
+//!   end, get (whole, bounded or streamed), size, list, list children, delete, set aside, update.
+//!   One conformance suite (`conformance.rs`) checks that contract.
+//! - The backends, each a folder split by concern, each running the conformance suite:
+//!   [`LocalStorage`] (`local/`) on a directory, `ObjectStorage` (`s3/`, cargo feature `s3`) on
+//!   S3-compatible object storage. `unique_name.rs` names their temporary, staging and probe
+//!   data.
+//! - [`write_task`] / [`read_task`] (`task_index.rs`): a task's done marker, which is its
+//!   [`TaskIndex`] (artifact name → blob hash, size, type, encoding), written once after the
+//!   blobs; a task without the marker does not exist.
+//! - [`BlobStore`] (`blobs.rs`): artifacts stored once per datastore under the BLAKE3 hash of
+//!   their encoding, encoded in memory (streamed past [`SPILL_THRESHOLD`]) and verified on read;
+//!   storing an unchanged artifact again costs one lookup and creates no file.
+//!
+//! The datastore imports nothing from the layers above it (runs, client, executor, CLI): only
+//! `state`, for the encoding of artifacts.
 //!
 //! On disk (local), with the task prefix chosen by the caller:
 //!
@@ -52,28 +60,32 @@
 //! # }
 //! ```
 
+mod blob_hash;
 mod blobs;
-mod direct_write;
+#[doc(hidden)]
+pub mod conformance;
 mod keys;
 mod local;
 mod location;
 #[cfg(feature = "s3")]
-mod object_store;
+mod s3;
 mod storage;
 mod task_index;
+pub(crate) mod unique_name;
 
-#[cfg(feature = "s3")]
-pub use self::object_store::{
-    DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage, RUNTIME_THREADS,
-    SERVER_COPY_LIMIT,
-};
+pub use blob_hash::{BLOB_PREFIX, BlobHash, ParseBlobHashError};
 pub use blobs::{
-    BLOB_PREFIX, BlobError, BlobErrorKind, BlobFieldSink, BlobHash, BlobStore, BlobWriteError,
-    LoadError, ParseBlobHashError, SPILL_THRESHOLD, StoredBlob, WRITE_BUFFER_SIZE,
+    BlobError, BlobErrorKind, BlobFieldSink, BlobStore, BlobWriteError, LoadError, SPILL_THRESHOLD,
+    StoredBlob, WRITE_BUFFER_SIZE,
 };
 pub use keys::{Key, KeyError, KeyProblem, MAX_SEGMENT_LEN, validate_segment};
 pub use local::LocalStorage;
 pub use location::{DatastoreLocation, LocationError, S3Location};
+#[cfg(feature = "s3")]
+pub use s3::{
+    DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage, RUNTIME_THREADS,
+    SERVER_COPY_LIMIT,
+};
 pub use storage::{Children, MAX_RECORD_SIZE, ObjectChange, PendingObject, Storage, StorageError};
 pub(crate) use task_index::json_problem;
 pub use task_index::{

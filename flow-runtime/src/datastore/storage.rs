@@ -1,46 +1,70 @@
-//! The narrow interface every datastore backend implements.
+//! The narrow interface every datastore backend implements, and the contract each keeps.
 //!
-//! Everything above this layer (blobs, task indexes, run metadata) is written in terms of
-//! [`Storage`], so a second backend only has to provide these operations. They were chosen to map
-//! one-to-one onto an object store as the `object_store` crate exposes it:
-//!
-//! | [`Storage`]                      | local directory                       | `object_store`                          |
-//! |----------------------------------|---------------------------------------|-----------------------------------------|
-//! | [`put`](Storage::put)            | temp file + rename                    | `put` (atomic by nature)                |
-//! | [`put_if_absent`](Storage::put_if_absent) | temp file + no-clobber rename | `put_opts` with `PutMode::Create`       |
-//! | [`start_put`](Storage::start_put) + [`commit`](PendingObject::commit) | temp file, rename on commit | `put_multipart` to a staging key, then `copy_if_not_exists`/`copy` and delete |
-//! | [`put_content`](Storage::put_content) | `statx`, then as `put` if the size differs | `head`, then `put` if the size differs |
-//! | [`get`](Storage::get), [`reader`](Storage::reader) | read / open file    | `get`, streamed body                    |
-//! | [`get_at_most`](Storage::get_at_most) | open, `fstat`, read that many bytes | `get`, its size checked before the body |
-//! | [`set_aside`](Storage::set_aside) | rename, then compare             | `get`, `put`, `delete`                  |
-//! | [`size`](Storage::size)          | open (`O_PATH`), `fstat`              | `head`                                  |
-//! | [`list`](Storage::list), [`list_children`](Storage::list_children) | directory walk | `list`, `list_with_delimiter` |
-//! | [`delete`](Storage::delete)      | `remove_file`                         | `delete`                                |
-//! | [`update`](Storage::update)      | `flock` on a lock file, read, temp file + rename | `get`, then `put_opts` with `PutMode::Update` (`If-Match`), retried |
-//!
-//! The contract every backend keeps: an object is either absent or complete. A reader never sees a
-//! partly written object, and a writer that dies leaves at most temporary data that no listing shows.
-//! What is already stored is still not trusted blindly: a power loss or a bad disk can leave an
-//! object short or damaged, so reads are bounded by the size the caller expects
-//! ([`get_at_most`](Storage::get_at_most)) and content-addressed objects are checked by size before
-//! being reused ([`put_content`](Storage::put_content)).
+//! Everything above this layer (blobs, task indexes, run records) is written in terms of
+//! [`Storage`], so a backend only has to provide these operations and keep their contract. The
+//! contract is what the methods' documentation says; the shared conformance suite
+//! (`datastore::conformance`) checks it, and every backend of this crate runs it: the local
+//! directory, `ObjectStorage` over an in-memory store, and `ObjectStorage` on a real S3 server
+//! in the server tests.
 
 use std::io::{self, Read, Write};
 
 use super::keys::Key;
 
 /// The largest small record (a done marker, a run record, task metadata, a `latest` pointer)
-/// read with [`Storage::get_at_most`]: 16 MiB, far above any such record this crate writes, so
-/// that a damaged or hostile datastore (a huge file, `/dev/zero`) costs an error, not the
-/// machine's memory.
+/// read with [`Storage::get_at_most`], and the largest object [`Storage::update`] reads: 16 MiB,
+/// far above any such record this crate writes, so that a damaged or hostile datastore (a huge
+/// file, `/dev/zero`) costs an error, not the machine's memory.
 pub const MAX_RECORD_SIZE: u64 = 16 << 20;
 
-/// A place to keep objects addressed by [`Key`]: a local directory, later an S3-compatible bucket.
+/// A place to keep objects addressed by [`Key`]: a local directory, or an S3-compatible bucket.
 ///
-/// All writes are atomic: the object appears whole or not at all. Methods are synchronous; tasks
-/// run on worker threads, and an asynchronous backend blocks on its own runtime inside.
+/// Methods are synchronous; tasks run on worker threads, and an asynchronous backend blocks on
+/// its own runtime inside. Each method's documentation states what an implementation must
+/// guarantee; the shared conformance suite checks it for every backend of this crate.
+///
+/// The contract in short:
+///
+/// - **Keys and objects.** An object is a [`Key`] with content (possibly empty). A key that only
+///   prefixes other objects' keys (`runs/1` when `runs/1/meta` exists) is not an object: reading
+///   it is [`StorageError::NotFound`], deleting it deletes nothing. Writing below an object
+///   (`runs/1/meta/x`) may be refused by a backend whose objects are files.
+/// - **Whole or absent.** Every write is atomic: a reader sees the previous object or the new
+///   one, never a mix or a part. A writer that dies, or a streamed write that is dropped, leaves
+///   at most temporary data that no listing shows and no read returns.
+/// - **Listings show only objects.** Temporary data, and anything else in the backend whose name
+///   is not a valid key (a `.`-file, a name with a space), is skipped by [`Storage::list`] and
+///   [`Storage::list_children`]. A valid key segment never starts with `.`, so a backend can name
+///   its own data that way without colliding with an object.
+/// - **Missing is an answer.** Reading a missing object is [`StorageError::NotFound`], apart from
+///   I/O failures; lookups say it with `None` or `false` ([`size`](Storage::size),
+///   [`exists`](Storage::exists), [`delete`](Storage::delete), [`set_aside`](Storage::set_aside)).
+/// - **Stored is not trusted blindly.** A power loss or a bad disk can leave an object short or
+///   damaged, so reads are bounded by the size the caller expects
+///   ([`get_at_most`](Storage::get_at_most)), and content-addressed objects are checked by size
+///   before being reused ([`put_content`](Storage::put_content)).
+///
+/// How the two backends keep it:
+///
+/// | [`Storage`] | local directory (`LocalStorage`) | object store (`ObjectStorage`, feature `s3`) |
+/// |---|---|---|
+/// | [`put`](Storage::put) | temporary file in the object's directory, renamed into place | one `PUT` |
+/// | [`put_if_absent`](Storage::put_if_absent) | `statx`; if absent, temporary file and a rename that does not replace (`renameat2(RENAME_NOREPLACE)`, or link then unlink) | `HEAD`; if absent, a plain `PUT` for a blob key, else `PutMode::Create` (`If-None-Match: *`) where the server was probed to honour it, else a plain `PUT` |
+/// | [`start_put`](Storage::start_put) + [`commit`](PendingObject::commit) | temporary file under `near`, written past the page cache where possible, renamed on commit (without replacing, for [`commit_if_absent`](PendingObject::commit_if_absent)) | within one part: one `PUT` on commit (as `put_if_absent` for `commit_if_absent`); longer: a multipart upload to a staging object `.tmp/upload-…`, completed on commit, copied to the key (by the server, or through the process above 5 GiB) and deleted; `commit_if_absent` looks the key up first and aborts the upload if it exists |
+/// | [`put_content`](Storage::put_content) | `statx`, then as `put` (other size) or `put_if_absent` (none) | `HEAD`, then `PUT` unless the size matches |
+/// | [`get`](Storage::get), [`reader`](Storage::reader) | open (regular files only, never through a link), read | `GET`: the whole body, or streamed chunk by chunk |
+/// | [`get_at_most`](Storage::get_at_most) | open, `fstat`, read at most that many bytes | `GET`, its size checked before the body |
+/// | [`set_aside`](Storage::set_aside) | rename, compare, rename back if it was another copy | the default: `GET`, compare, `PUT` aside, then `delete` |
+/// | [`size`](Storage::size), [`exists`](Storage::exists) | open (`O_PATH`), `fstat` | `HEAD` |
+/// | [`list`](Storage::list), [`list_children`](Storage::list_children) | directory walk, one directory | `LIST` (recursive, or with the `/` delimiter), every page |
+/// | [`delete`](Storage::delete) | `unlinkat` | `HEAD`, then `DELETE` |
+/// | [`update`](Storage::update) | `flock` on a lock file `.<name>.lock`, read, temporary file and rename | `GET`, then a `PUT` conditional on the version read (`If-Match`, or `If-None-Match: *` when absent), again while other writers get in first; a read then a plain `PUT` where the server was probed not to honour conditional writes |
 pub trait Storage: Send + Sync + std::fmt::Debug {
-    /// Writes `bytes` as the object `key`, replacing any previous object atomically.
+    /// Writes `bytes` as the object `key`, replacing any previous object atomically: a reader
+    /// sees the previous content or `bytes`, never a part.
+    ///
+    /// A key below an existing object (`a/b` where `a` is one) may be refused: a directory
+    /// cannot also be a file. An object store takes it.
     ///
     /// # Errors
     ///
@@ -48,10 +72,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn put(&self, key: &Key, bytes: &[u8]) -> Result<(), StorageError>;
 
     /// Writes `bytes` as the object `key` unless it already exists; returns whether it was written.
+    /// An existing object is left as it is, whatever its content.
     ///
-    /// Atomic with respect to concurrent writers of the same key: exactly one of them gets `true`.
-    /// Used to claim unique names (run ids, done markers) and for content-addressed objects
-    /// (blobs, whose existing copy is by definition identical).
+    /// Atomic with respect to concurrent writers of the same key: exactly one of them gets `true`,
+    /// and its content stands. Used to claim unique names (run ids, done markers) and for
+    /// content-addressed objects (blobs, whose existing copy is by definition identical). Two
+    /// exceptions, both in `ObjectStorage`: concurrent writers of a blob key (`blobs/<2 hex>/<64
+    /// hex>`) may all get `true`, since they write the same bytes; and on a server that ignores
+    /// conditional writes, writers whose lookups all precede all writes may all get `true`, the
+    /// last write standing (its documentation says more).
     ///
     /// Blobs are mostly already there (every unchanged field of every task), so an
     /// implementation should make that case cheap: look the key up before writing anything, and
@@ -66,9 +95,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Starts writing an object whose content is streamed and whose key may be known only at the
     /// end (a content-addressed blob is named by the hash of what was written).
     ///
-    /// `near` is where the object will be committed (a prefix of its final key): a local backend
-    /// keeps its temporary file there so that committing is a rename on the same file system.
-    /// Dropping the returned object without committing discards what was written.
+    /// Nothing written is visible (no object, nothing listed) until the returned object is
+    /// committed; dropping it without committing discards what was written and leaves nothing
+    /// behind. `near` is where the object will be committed (a prefix of its final key): a local
+    /// backend keeps its temporary file there so that committing is a rename on the same file
+    /// system.
     ///
     /// # Errors
     ///
@@ -79,7 +110,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     ///
-    /// [`StorageError::NotFound`] if there is no such object; I/O failures of the backend.
+    /// [`StorageError::NotFound`] if there is no such object (a key that only prefixes objects
+    /// included); I/O failures of the backend.
     fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError>;
 
     /// Reads the whole object `key` if it has at most `limit` bytes: small records, whose size
@@ -91,7 +123,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     ///
-    /// [`StorageError::TooLarge`] for a larger object; as [`Storage::get`] otherwise.
+    /// [`StorageError::TooLarge`] for a larger object, with its size and `limit`; as
+    /// [`Storage::get`] otherwise.
     fn get_at_most(&self, key: &Key, limit: u64) -> Result<Vec<u8>, StorageError> {
         let too_large = |size| StorageError::TooLarge {
             key: key.clone(),
@@ -113,12 +146,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Writes `bytes` as the content-addressed object `key` (named by the hash of its content)
     /// unless a whole copy is there already; returns whether it wrote.
     ///
-    /// A copy is taken as whole when it has the size of `bytes`: an object of another size (cut
-    /// short by a power loss before it reached the disk, emptied by a bad disk, or not a file at
-    /// all) is damaged, and is replaced atomically by this write, so the next run that stores
-    /// the same value repairs it. Damage that keeps the size is found by reading (the content
-    /// does not hash to the name), and [`Storage::set_aside`] moves such an object out of the way
-    /// so that the next write recreates it.
+    /// A copy is taken as whole when it has the size of `bytes`, and is then left untouched: an
+    /// object of another size (cut short by a power loss before it reached the disk, emptied by
+    /// a bad disk, or not a file at all) is damaged, and is replaced atomically by this write, so
+    /// the next run that stores the same value repairs it. Damage that keeps the size is found
+    /// by reading (the content does not hash to the name), and [`Storage::set_aside`] moves such
+    /// an object out of the way so that the next write recreates it.
     ///
     /// The default implementation looks the size up, then writes with [`Storage::put`] or
     /// [`Storage::put_if_absent`]; backends override it to need only one lookup.
@@ -135,7 +168,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     }
 
     /// Moves the object `key` to `aside` (replacing anything there) if it still holds exactly
-    /// `content`; returns whether it did.
+    /// `content`; returns whether it did. An object with other content stays where it is.
     ///
     /// For a content-addressed object that was read and found damaged (its content does not
     /// hash to its name): once it is out of the way, the next write of the right content stores
@@ -162,11 +195,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         }
     }
 
-    /// Opens the object `key` for streamed reading, for objects too large to hold twice.
+    /// Opens the object `key` for streamed reading, for objects too large to hold twice. The
+    /// reader yields the object as it was when opened.
     ///
     /// # Errors
     ///
     /// [`StorageError::NotFound`] if there is no such object; I/O failures of the backend.
+    /// Failures while reading come from the reader, as [`io::Error`]s.
     fn reader(&self, key: &Key) -> Result<Box<dyn Read + Send>, StorageError>;
 
     /// The size in bytes of the object `key`, or `None` if it does not exist.
@@ -185,9 +220,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         Ok(self.size(key)?.is_some())
     }
 
-    /// Every object under `prefix` (the whole datastore for `None`), at any depth, sorted.
+    /// Every object under `prefix` (the whole datastore for `None`), at any depth, sorted. An
+    /// object at `prefix` itself is not under it.
     ///
-    /// Temporary data of unfinished writes is never listed.
+    /// Temporary data of unfinished or abandoned writes, and anything whose name is not a valid
+    /// key, is never listed.
     ///
     /// # Errors
     ///
@@ -196,6 +233,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// The direct children of `prefix`: objects, and prefixes that have objects below them,
     /// each sorted. Lists runs of a flow, steps of a run or tasks of a step without a deep walk.
+    ///
+    /// The same names are skipped as by [`Storage::list`]. A backend that keeps directories (the
+    /// local one) may also list a prefix that has no object below it: a directory left empty by a
+    /// delete, or holding only temporary data.
     ///
     /// # Errors
     ///
@@ -206,28 +247,31 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     ///
-    /// I/O failures of the backend.
+    /// I/O failures of the backend; no object is not an error (`false`).
     fn delete(&self, key: &Key) -> Result<bool, StorageError>;
 
     /// Replaces the object `key` with what `change` makes of its current content (`None` when
     /// there is no object), as one atomic step with respect to every other `update` of `key`, in
     /// this process or another: none of them lands between the read `change` is given and the
-    /// write of what it returns. Returns whether it wrote.
+    /// write of what it returns, so concurrent updates lose nothing. Returns whether it wrote.
     ///
-    /// `change` returns `None` to leave the object as it is. It may be called more than once: when
-    /// another writer got in first, it is called again with what that writer wrote, so it must
-    /// decide from its argument alone.
+    /// `change` returns `None` to leave the object as it is (nothing is written). It may be
+    /// called more than once: when another writer got in first, it is called again with what
+    /// that writer wrote, so it must decide from its argument alone.
     ///
     /// For small objects that several writers change in place: run records (a `tag` while the run
     /// ends), `latest` pointers (runs ending at once). Only other `update`s are held off: a plain
-    /// [`put`](Storage::put) of the same key may still land in between.
+    /// [`put`](Storage::put) of the same key may still land in between. An object larger than
+    /// [`MAX_RECORD_SIZE`] is not read.
     ///
     /// The default implementation reads, then writes: atomic only when nothing else writes `key`
-    /// at the same time. Both backends of this crate override it; a backend that cannot do better
-    /// should say so.
+    /// at the same time. Both backends of this crate override it; `ObjectStorage` falls back to
+    /// reading then writing on a server that ignores conditional writes, and says so in a
+    /// warning.
     ///
     /// # Errors
     ///
+    /// [`StorageError::TooLarge`] for an object larger than [`MAX_RECORD_SIZE`] (both backends);
     /// I/O failures of the backend; for a backend that retries when another writer got in first,
     /// giving up after many retries.
     fn update(&self, key: &Key, change: &mut ObjectChange<'_>) -> Result<bool, StorageError> {
@@ -257,11 +301,18 @@ pub trait PendingObject: Write + Send {
     ///
     /// # Errors
     ///
-    /// I/O failures of the backend; the temporary data is removed.
+    /// I/O failures of the backend (including those of writes that were still buffered); the
+    /// temporary data is removed.
     fn commit(self: Box<Self>, key: &Key) -> Result<(), StorageError>;
 
     /// Makes the written content visible as `key` unless an object already exists there, in which
-    /// case the content is discarded; returns whether it was committed.
+    /// case the content is discarded and the existing object stays; returns whether it was
+    /// committed.
+    ///
+    /// Meant for content-addressed objects, whose existing copy is as good as this one. The local
+    /// directory decides with one rename that does not replace, so of concurrent commits exactly
+    /// one wins; an object store looks the key up first (see `ObjectStorage`), so concurrent
+    /// commits of a large object may all win, the last copy standing.
     ///
     /// # Errors
     ///

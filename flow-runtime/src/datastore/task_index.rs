@@ -19,7 +19,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::blobs::BlobHash;
+use super::blob_hash::BlobHash;
 use super::keys::Key;
 use super::storage::{MAX_RECORD_SIZE, Storage, StorageError};
 use crate::state::FIELD_ENCODING;

@@ -2,16 +2,14 @@
 
 use std::fs;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use super::LocalStorage;
 use crate::datastore::{
-    BlobErrorKind, BlobHash, BlobStore, Key, Storage, StorageError, TaskIndex, read_task,
-    write_task,
+    BlobErrorKind, BlobHash, BlobStore, Key, MAX_RECORD_SIZE, Storage, StorageError, TaskIndex,
+    read_task, write_task,
 };
-use crate::run::RunStore;
 
 fn key(s: &str) -> Key {
     Key::parse(s).unwrap()
@@ -166,38 +164,59 @@ fn a_blob_linked_to_dev_zero_is_an_error_not_an_endless_read() {
     }
 }
 
+/// A record read as the run layer reads its run records (`RunStore::read_run`: one
+/// `get_at_most` of `MAX_RECORD_SIZE`), and as a done marker: a FIFO in its place is an error
+/// naming it, not a reader blocked until someone writes to the FIFO.
 #[test]
 fn a_fifo_as_run_record_is_an_error_not_a_hang() {
     for (_dir, s) in stores() {
-        let record = s.path_of(&key("flows/f/runs/1/run.json"));
-        fs::create_dir_all(record.parent().unwrap()).unwrap();
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &record,
-            rustix::fs::Mode::from_raw_mode(0o644),
-        )
-        .unwrap();
-        let store = RunStore::new(Arc::new(s.clone()));
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = sender.send(
-                store
-                    .read_run("f", "1")
-                    .map(|r| r.run_id)
-                    .map_err(|e| e.to_string()),
-            );
-        });
-        let result = receiver.recv_timeout(Duration::from_secs(20));
-        if result.is_err() {
-            // Let the reader go before failing: open the FIFO's other end.
-            let _ = fs::OpenOptions::new().write(true).open(&record);
+        let task = key("flows/f/runs/1/steps/start/0");
+        for (record, read) in [
+            (
+                key("flows/f/runs/1/run.json"),
+                read_as_record as fn(&LocalStorage, &Key) -> _,
+            ),
+            (task.join("done.json").unwrap(), read_as_done_marker),
+        ] {
+            let path = s.path_of(&record);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            rustix::fs::mkfifoat(
+                rustix::fs::CWD,
+                &path,
+                rustix::fs::Mode::from_raw_mode(0o644),
+            )
+            .unwrap();
+            let (sender, receiver) = mpsc::channel();
+            let s2 = s.clone();
+            std::thread::spawn(move || {
+                let _ = sender.send(read(&s2, &record));
+            });
+            let result = receiver.recv_timeout(Duration::from_secs(20));
+            if result.is_err() {
+                // Let the reader go before failing: open the FIFO's other end.
+                let _ = fs::OpenOptions::new().write(true).open(&path);
+            }
+            let message = result
+                .expect("reading a FIFO as a record must not block")
+                .unwrap_err();
+            assert!(message.contains("not a regular file"), "{message}");
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(message.contains(&name), "{message}");
         }
-        let message = result
-            .expect("reading a FIFO as the run record must not block")
-            .unwrap_err();
-        assert!(message.contains("not a regular file"), "{message}");
-        assert!(message.contains("run.json"), "{message}");
     }
+}
+
+fn read_as_record(s: &LocalStorage, record: &Key) -> Result<usize, String> {
+    s.get_at_most(record, MAX_RECORD_SIZE)
+        .map(|bytes| bytes.len())
+        .map_err(|e| e.to_string())
+}
+
+fn read_as_done_marker(s: &LocalStorage, marker: &Key) -> Result<usize, String> {
+    let task = Key::parse(marker.as_str().trim_end_matches("/done.json")).unwrap();
+    read_task(s, &task)
+        .map(|index| index.map_or(0, |i| i.artifacts.len()))
+        .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -226,9 +245,7 @@ fn a_huge_file_in_place_of_a_record_is_refused_unread() {
             .unwrap()
             .set_len(64 << 20)
             .unwrap();
-        let err = s
-            .get_at_most(&k, crate::datastore::MAX_RECORD_SIZE)
-            .unwrap_err();
+        let err = s.get_at_most(&k, MAX_RECORD_SIZE).unwrap_err();
         assert!(
             matches!(err, StorageError::TooLarge { size, .. } if size == 64 << 20),
             "{err}"
