@@ -17,7 +17,7 @@
 //! The result is identical to what the scheduler writes for the same task (tested against
 //! process mode, which writes `spec.json` for every task).
 
-use crate::graph::{FlowGraph, Transition};
+use crate::graph::{FlowGraph, OpenSplit, Transition, open_splits, parse_task_id, task_id_of};
 use crate::run::{
     ForeachRecord, FrameRecord, InputSpec, RunStore, RunStoreError, TaskMeta, TaskPath, TaskSpec,
 };
@@ -61,146 +61,6 @@ pub enum DeriveSpecError {
     /// The datastore could not be read.
     #[error(transparent)]
     Store(#[from] RunStoreError),
-}
-
-/// One split open while a step runs, as the graph alone tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OpenSplit {
-    /// The split step.
-    pub split: usize,
-    /// For a branch split, the branch (its position among the split's targets); 0 for a foreach.
-    pub branch: usize,
-    /// Whether the split is a foreach, whose index is part of task ids.
-    pub foreach: bool,
-}
-
-/// For every step, the splits open while it runs, outermost first; `None` for a step that
-/// cannot be reached from `start`. A join runs with its split's frames, not its branches'.
-///
-/// The same walk as the macro's balance check, so a graph `#[flow]` accepted never fails here.
-pub(crate) fn open_splits(graph: &FlowGraph) -> Result<Vec<Option<Vec<OpenSplit>>>, String> {
-    let mut memo = vec![Visit::New; graph.steps.len()];
-    for s in 0..graph.steps.len() {
-        context(graph, s, &mut memo)?;
-    }
-    Ok(memo
-        .into_iter()
-        .map(|v| match v {
-            Visit::Done(c) => c,
-            _ => None,
-        })
-        .collect())
-}
-
-#[derive(Clone)]
-enum Visit {
-    New,
-    InProgress,
-    Done(Option<Vec<OpenSplit>>),
-}
-
-fn context(
-    graph: &FlowGraph,
-    s: usize,
-    memo: &mut [Visit],
-) -> Result<Option<Vec<OpenSplit>>, String> {
-    match &memo[s] {
-        Visit::Done(c) => return Ok(c.clone()),
-        Visit::InProgress => {
-            return Err(format!("step `{}` is part of a cycle", graph.steps[s].name));
-        }
-        Visit::New => {}
-    }
-    if s == graph.start {
-        memo[s] = Visit::Done(Some(Vec::new()));
-        return Ok(Some(Vec::new()));
-    }
-    memo[s] = Visit::InProgress;
-    let mut incoming: Vec<Vec<OpenSplit>> = Vec::new();
-    for p in graph.predecessors(s) {
-        let Some(mut stack) = context(graph, p, memo)? else {
-            continue;
-        };
-        match graph.steps[p].transition {
-            Transition::Branch(targets) => {
-                let branch = targets.iter().position(|&t| t == s).unwrap_or(0);
-                stack.push(OpenSplit {
-                    split: p,
-                    branch,
-                    foreach: false,
-                });
-            }
-            Transition::Foreach { .. } => stack.push(OpenSplit {
-                split: p,
-                branch: 0,
-                foreach: true,
-            }),
-            _ => {}
-        }
-        incoming.push(stack);
-    }
-    let step = &graph.steps[s];
-    let result = match (incoming.first(), step.join) {
-        (None, _) => None,
-        (Some(first), Some(split)) => {
-            // A join runs in the frames its split ran in: every branch's minus the branch's own.
-            let below = |stack: &Vec<OpenSplit>| match stack.split_last() {
-                Some((top, rest)) if top.split == split => Some(rest.to_vec()),
-                _ => None,
-            };
-            let Some(base) = below(first) else {
-                return Err(format!(
-                    "join `{}` is reached outside a branch of `{}`",
-                    step.name, graph.steps[split].name
-                ));
-            };
-            if incoming.iter().any(|c| below(c).as_ref() != Some(&base)) {
-                return Err(format!(
-                    "join `{}` receives branches of different splits",
-                    step.name
-                ));
-            }
-            Some(base)
-        }
-        (Some(first), None) => {
-            if incoming.iter().any(|c| c != first) {
-                return Err(format!(
-                    "step `{}` is reached from different splits but is not a join",
-                    step.name
-                ));
-            }
-            Some(first.clone())
-        }
-    };
-    memo[s] = Visit::Done(result.clone());
-    Ok(result)
-}
-
-/// The task id of the task with foreach indices `indices` (outermost first): `0` outside any
-/// foreach, as the scheduler numbers them.
-pub(crate) fn task_id_of(indices: &[usize]) -> String {
-    if indices.is_empty() {
-        "0".to_string()
-    } else {
-        indices
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join("-")
-    }
-}
-
-/// The foreach indices of a task id of a step inside `depth` foreaches, if it is one the
-/// scheduler could have made (no signs, no leading zeros).
-pub(crate) fn parse_task_id(task_id: &str, depth: usize) -> Option<Vec<usize>> {
-    if depth == 0 {
-        return (task_id == "0").then(Vec::new);
-    }
-    let indices: Vec<usize> = task_id
-        .split('-')
-        .map(|part| part.parse::<usize>().ok().filter(|n| n.to_string() == part))
-        .collect::<Option<_>>()?;
-    (indices.len() == depth).then_some(indices)
 }
 
 /// Reads what the datastore holds about the tasks of one run.
@@ -259,7 +119,7 @@ pub fn derive_spec(
         task_id: task_id.to_string(),
         reason,
     };
-    let contexts = open_splits(graph).map_err(graph_error)?;
+    let contexts = open_splits(graph).map_err(|e| graph_error(e.to_string()))?;
     let Some(open) = &contexts[s] else {
         return Err(graph_error(format!(
             "step `{step}` cannot be reached from `start`"
@@ -509,142 +369,7 @@ fn the_parent(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{StepOptions, StepSpec, SwitchArm};
-
-    const fn step(name: &'static str, transition: Transition, join: Option<usize>) -> StepSpec {
-        StepSpec {
-            name,
-            doc: "",
-            transition,
-            join,
-            options: StepOptions {
-                retries: 0,
-                timeout: None,
-                catch: None,
-            },
-        }
-    }
-
-    /// start → [a, b] → both → fan (foreach) → inner (foreach) → body → inner_join →
-    /// outer_join → decide (switch: big | small) → end
-    const STEPS: &[StepSpec] = &[
-        step("start", Transition::Branch(&[1, 2]), None),
-        step("a", Transition::Linear(3), None),
-        step("b", Transition::Linear(3), None),
-        step("both", Transition::Linear(4), Some(0)),
-        step(
-            "fan",
-            Transition::Foreach {
-                field: "xs",
-                body: 5,
-            },
-            None,
-        ),
-        step(
-            "inner",
-            Transition::Foreach {
-                field: "ys",
-                body: 6,
-            },
-            None,
-        ),
-        step("body", Transition::Linear(7), None),
-        step("inner_join", Transition::Linear(8), Some(5)),
-        step("outer_join", Transition::Linear(9), Some(4)),
-        step(
-            "decide",
-            Transition::Switch(&[
-                SwitchArm {
-                    pattern: "R::Big",
-                    target: 10,
-                },
-                SwitchArm {
-                    pattern: "R::Small",
-                    target: 11,
-                },
-            ]),
-            None,
-        ),
-        step("big", Transition::Linear(12), None),
-        step("small", Transition::Linear(12), None),
-        step("end", Transition::End, None),
-    ];
-    const GRAPH: FlowGraph = FlowGraph {
-        name: "Every",
-        doc: "",
-        steps: STEPS,
-        start: 0,
-        end: 12,
-    };
-
-    fn names(stack: &[OpenSplit]) -> Vec<(&'static str, usize, bool)> {
-        stack
-            .iter()
-            .map(|o| (GRAPH.steps[o.split].name, o.branch, o.foreach))
-            .collect()
-    }
-
-    #[test]
-    fn open_splits_follow_the_graph() {
-        let contexts = open_splits(&GRAPH).expect("a well-formed graph");
-        let at = |name: &str| {
-            let s = GRAPH.step_index(name).expect("a step");
-            names(contexts[s].as_deref().expect("reachable"))
-        };
-        assert_eq!(at("start"), vec![]);
-        assert_eq!(at("a"), vec![("start", 0, false)]);
-        assert_eq!(at("b"), vec![("start", 1, false)]);
-        assert_eq!(at("both"), vec![]);
-        assert_eq!(at("inner"), vec![("fan", 0, true)]);
-        assert_eq!(at("body"), vec![("fan", 0, true), ("inner", 0, true)]);
-        assert_eq!(at("inner_join"), vec![("fan", 0, true)]);
-        assert_eq!(at("outer_join"), vec![]);
-        assert_eq!(at("big"), vec![]);
-        assert_eq!(at("end"), vec![]);
-    }
-
-    #[test]
-    fn task_ids_round_trip() {
-        assert_eq!(task_id_of(&[]), "0");
-        assert_eq!(task_id_of(&[3]), "3");
-        assert_eq!(task_id_of(&[3, 0, 12]), "3-0-12");
-        assert_eq!(parse_task_id("0", 0), Some(vec![]));
-        assert_eq!(parse_task_id("1", 0), None);
-        assert_eq!(parse_task_id("7", 1), Some(vec![7]));
-        assert_eq!(parse_task_id("3-12", 2), Some(vec![3, 12]));
-        for bad in ["", "-1", "+1", "01", "1-", "1--2", "a", "1-2-3"] {
-            assert_eq!(parse_task_id(bad, 2), None, "{bad:?}");
-        }
-        assert_eq!(parse_task_id("3", 2), None);
-    }
-
-    #[test]
-    fn a_cycle_or_a_join_without_its_split_is_reported() {
-        const CYCLE: &[StepSpec] = &[
-            step("start", Transition::Linear(1), None),
-            step("a", Transition::Linear(2), None),
-            step("b", Transition::Linear(1), None),
-            step("end", Transition::End, None),
-        ];
-        let graph = FlowGraph {
-            steps: CYCLE,
-            end: 3,
-            ..GRAPH
-        };
-        assert!(open_splits(&graph).is_err());
-        const LONELY_JOIN: &[StepSpec] = &[
-            step("start", Transition::Linear(1), None),
-            step("j", Transition::Linear(2), Some(0)),
-            step("end", Transition::End, None),
-        ];
-        let graph = FlowGraph {
-            steps: LONELY_JOIN,
-            end: 2,
-            ..GRAPH
-        };
-        let error = open_splits(&graph).expect_err("a join outside its split");
-        assert!(error.contains("join `j`"), "{error}");
-    }
+    use crate::graph::test_graphs::EVERY as GRAPH;
 
     #[test]
     fn derive_spec_says_what_is_missing() {

@@ -31,6 +31,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
+use super::shell::shell_quote;
 
 /// The environment variable Slurm sets in a job to its id; `step` records it in the task's
 /// metadata, so `dump` and `logs` say which job ran a task.
@@ -388,7 +389,7 @@ fn scancel(jobs: &[JobId]) {
 
 /// A POSIX shell script that runs `command`, for `sbatch` to read on stdin.
 fn batch_script(command: &[String]) -> String {
-    let quoted: Vec<String> = command.iter().map(|a| crate::cli::shell_quote(a)).collect();
+    let quoted: Vec<String> = command.iter().map(|a| shell_quote(a)).collect();
     format!("#!/bin/sh\nexec {}\n", quoted.join(" "))
 }
 
