@@ -17,6 +17,7 @@
 //! The result is identical to what the scheduler writes for the same task (tested against
 //! process mode, which writes `spec.json` for every task).
 
+use crate::datastore::StorageError;
 use crate::graph::{FlowGraph, OpenSplit, Transition, open_splits, parse_task_id, task_id_of};
 use crate::run::{
     ForeachRecord, FrameRecord, InputSpec, RunStore, RunStoreError, TaskMeta, TaskPath, TaskSpec,
@@ -169,7 +170,8 @@ pub fn derive_spec(
                         let record = meta.and_then(|m| m.foreach).ok_or_else(|| {
                             not_ready(format!("task {split_task} recorded no foreach elements"))
                         })?;
-                        checked_foreach_count(store, &split_task, &record).map_err(damaged)?
+                        checked_foreach_count(store, &split_task, &record)
+                            .map_err(|e| damaged(e.to_string()))?
                     }
                 };
                 let index = indices[level];
@@ -238,7 +240,8 @@ pub fn derive_spec(
                 let record = base_meta.and_then(|m| m.foreach).ok_or_else(|| {
                     not_ready(format!("task {base} recorded no foreach elements"))
                 })?;
-                let count = checked_foreach_count(store, &base, &record).map_err(damaged)?;
+                let count = checked_foreach_count(store, &base, &record)
+                    .map_err(|e| damaged(e.to_string()))?;
                 let candidates = ending(OpenSplit {
                     split,
                     branch: 0,
@@ -281,7 +284,8 @@ pub fn derive_spec(
             position,
         }
     } else {
-        let parent = the_parent(&tasks, s, &predecessors, task_id)?.map_err(not_ready)?;
+        let parent = the_parent(&tasks, s, &predecessors, task_id)?
+            .map_err(|why| not_ready(why.to_string()))?;
         InputSpec::Parent { parent }
     };
     Ok(TaskSpec {
@@ -292,31 +296,94 @@ pub fn derive_spec(
     })
 }
 
+/// Why the element count a foreach task recorded cannot be trusted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ForeachCountError {
+    /// The list of elements cannot be read.
+    #[error("cannot read the list of elements of the foreach task {split}: {source}")]
+    Unreadable {
+        split: TaskPath,
+        source: StorageError,
+    },
+    /// The list of elements does not start as a MessagePack array.
+    #[error("the list of elements of the foreach task {split} is damaged: {source}")]
+    NotAList {
+        split: TaskPath,
+        source: rmp::decode::ValueReadError,
+    },
+    /// The count and the list disagree.
+    #[error(
+        "the foreach task {split} records {recorded} elements but its list of elements holds \
+         {listed}: its metadata is damaged"
+    )]
+    Mismatch {
+        split: TaskPath,
+        recorded: usize,
+        listed: u32,
+    },
+}
+
+/// The message, for callers that take `impl Into<String>` (the CLI's error constructors).
+impl From<ForeachCountError> for String {
+    fn from(error: ForeachCountError) -> String {
+        error.to_string()
+    }
+}
+
 /// The number of elements the foreach task `split` recorded, checked against its list of
 /// elements (a MessagePack array, whose header holds its length: a few bytes are read), so that
 /// a damaged count is an error naming the task instead of that many task ids.
 ///
 /// # Errors
 ///
-/// A message naming `split` when the list cannot be read or the counts differ.
+/// An error naming `split` when the list cannot be read or the counts differ.
 pub(crate) fn checked_foreach_count(
     store: &RunStore,
     split: &TaskPath,
     record: &ForeachRecord,
-) -> Result<usize, String> {
-    let mut list = store.storage().reader(&record.items.key()).map_err(|e| {
-        format!("cannot read the list of elements of the foreach task {split}: {e}")
-    })?;
-    let listed = rmp::decode::read_array_len(&mut list)
-        .map_err(|e| format!("the list of elements of the foreach task {split} is damaged: {e}"))?;
+) -> Result<usize, ForeachCountError> {
+    let mut list = store
+        .storage()
+        .reader(&record.items.key())
+        .map_err(|source| ForeachCountError::Unreadable {
+            split: split.clone(),
+            source,
+        })?;
+    let listed =
+        rmp::decode::read_array_len(&mut list).map_err(|source| ForeachCountError::NotAList {
+            split: split.clone(),
+            source,
+        })?;
     if u64::from(listed) != record.count as u64 {
-        return Err(format!(
-            "the foreach task {split} records {} elements but its list of elements holds \
-             {listed}: its metadata is damaged",
-            record.count
-        ));
+        return Err(ForeachCountError::Mismatch {
+            split: split.clone(),
+            recorded: record.count,
+            listed,
+        });
     }
     Ok(record.count)
+}
+
+/// Why no task handed control to a step.
+#[derive(Debug, thiserror::Error)]
+enum NoParent {
+    /// The graph leads to the step from nowhere.
+    #[error("step `{0}` has no predecessor")]
+    NoPredecessor(&'static str),
+    /// What each task that could lead to the step did instead.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    NoneHandedOver(Vec<NotHandedOver>),
+}
+
+/// Why one task did not hand control to a step.
+#[derive(Debug, thiserror::Error)]
+enum NotHandedOver {
+    #[error("task {0} is not complete")]
+    NotComplete(TaskPath),
+    #[error("the switch {switch} chose `{chosen}`")]
+    ChoseAnother { switch: TaskPath, chosen: String },
+    #[error("the switch {0} recorded no choice")]
+    NoChoice(TaskPath),
 }
 
 /// Among the tasks `task_id` of steps `candidates`, the one that handed control to step `to`:
@@ -326,23 +393,26 @@ fn the_parent(
     to: usize,
     candidates: &[usize],
     task_id: &str,
-) -> Result<Result<TaskPath, String>, DeriveSpecError> {
+) -> Result<Result<TaskPath, NoParent>, DeriveSpecError> {
     let graph = tasks.graph;
     let to_name = graph.steps[to].name;
     let mut found: Vec<TaskPath> = Vec::new();
-    let mut why: Vec<String> = Vec::new();
+    let mut why: Vec<NotHandedOver> = Vec::new();
     for &p in candidates {
         let path = TaskPath {
             step: graph.steps[p].name.to_string(),
             task: task_id.to_string(),
         };
         match (tasks.done(&path)?, graph.steps[p].transition) {
-            (None, _) => why.push(format!("task {path} is not complete")),
+            (None, _) => why.push(NotHandedOver::NotComplete(path)),
             (Some(meta), Transition::Switch(_)) => {
                 match meta.as_ref().and_then(|m| m.chose.as_deref()) {
                     Some(chosen) if chosen == to_name => found.push(path),
-                    Some(chosen) => why.push(format!("the switch {path} chose `{chosen}`")),
-                    None => why.push(format!("the switch {path} recorded no choice")),
+                    Some(chosen) => why.push(NotHandedOver::ChoseAnother {
+                        switch: path,
+                        chosen: chosen.to_string(),
+                    }),
+                    None => why.push(NotHandedOver::NoChoice(path)),
                 }
             }
             (Some(_), _) => found.push(path),
@@ -350,8 +420,8 @@ fn the_parent(
     }
     match found.len() {
         1 => Ok(Ok(found.remove(0))),
-        0 if why.is_empty() => Ok(Err(format!("step `{to_name}` has no predecessor"))),
-        0 => Ok(Err(why.join("; "))),
+        0 if why.is_empty() => Ok(Err(NoParent::NoPredecessor(to_name))),
+        0 => Ok(Err(NoParent::NoneHandedOver(why))),
         _ => Err(DeriveSpecError::Graph {
             flow: graph.name.to_string(),
             reason: format!(
