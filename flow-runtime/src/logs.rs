@@ -9,8 +9,9 @@
 //! Routing is done by one global subscriber, installed by [`install`]: a `tracing_subscriber`
 //! registry with
 //!
-//! - a capture layer that appends events to the current thread's [`TaskLog`] (filtered by the
-//!   `BLOOMING_TASK_LOG` variable, `EnvFilter` syntax, default `info`), and
+//! - a `fmt` layer whose writer appends to the current thread's [`TaskLog`] (filtered by the
+//!   `BLOOMING_TASK_LOG` variable, `EnvFilter` syntax, default `info`), one line per event:
+//!   `<RFC 3339 time> <LEVEL> <spans:> <target>: <message> <fields>`, and
 //! - a `fmt` layer printing the events emitted outside any task to stderr (filtered by `RUST_LOG`,
 //!   default `warn`). Events inside a task are not printed unless `BLOOMING_ECHO_LOGS=1`, in which
 //!   case they also go to stderr, subject to `RUST_LOG`.
@@ -20,17 +21,17 @@
 //! log obtained from [`current_log`], for those threads' events to land in the task's log.
 
 use std::cell::RefCell;
-use std::fmt::{self, Write as _};
+use std::fmt;
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{DefaultFields, FormatFields, Writer};
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Environment variable selecting which events a task's log keeps (`EnvFilter` syntax).
@@ -82,11 +83,6 @@ impl TaskLog {
     /// Whether nothing was captured, so an empty log need not be stored.
     pub fn is_empty(&self) -> bool {
         self.lock().kept() == 0
-    }
-
-    /// Appends one already formatted line.
-    fn append(&self, line: &str) {
-        self.lock().push(line.as_bytes());
     }
 
     /// Locks the buffer. A panic while the lock is held cannot leave the bytes half-updated in a
@@ -270,10 +266,17 @@ pub fn install() -> bool {
                     When::OutsideTask
                 },
             });
-        let tasks = CaptureLayer.with_filter(Gated {
-            inner: task_filter,
-            when: When::InTask,
-        });
+        let tasks = tracing_subscriber::fmt::layer()
+            .fmt_fields(TaskLogFields::default())
+            .with_writer(IntoTaskLog)
+            .with_ansi(false)
+            // What a step logs is stored as it logged it; `logs` escapes control characters
+            // when it shows them on a terminal.
+            .with_ansi_sanitization(false)
+            .with_filter(Gated {
+                inner: task_filter,
+                when: When::InTask,
+            });
         tracing_subscriber::registry()
             .with(stderr)
             .with(tasks)
@@ -357,128 +360,44 @@ impl<S: Subscriber> Filter<S> for Gated {
     }
 }
 
-/// The layer appending events to the current thread's [`TaskLog`].
-struct CaptureLayer;
+/// The writer of the task layer: each formatted event, a whole line written at once, goes to the
+/// log of the task running on the calling thread.
+struct IntoTaskLog;
 
-/// The formatted fields of a span, kept in its extensions to prefix the events inside it.
-struct SpanFields(String);
+impl<'a> MakeWriter<'a> for IntoTaskLog {
+    type Writer = TaskLogWriter;
 
-impl<S> Layer<S> for CaptureLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut fields = FieldWriter::default();
-        attrs.record(&mut fields);
-        span.extensions_mut().insert(SpanFields(fields.joined()));
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut fields = FieldWriter::default();
-        values.record(&mut fields);
-        let added = fields.joined();
-        if added.is_empty() {
-            return;
-        }
-        let mut extensions = span.extensions_mut();
-        match extensions.get_mut::<SpanFields>() {
-            Some(SpanFields(existing)) if !existing.is_empty() => {
-                existing.push(' ');
-                existing.push_str(&added);
-            }
-            Some(SpanFields(existing)) => *existing = added,
-            None => extensions.insert(SpanFields(added)),
-        }
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        // Take a handle and release the thread-local before formatting: a field's `Debug` impl
-        // may itself log, and must find neither the `RefCell` borrowed nor the buffer locked.
-        let Some(log) = current_log() else { return };
-        let line = format_event(event, &ctx);
-        log.append(&line);
+    fn make_writer(&'a self) -> TaskLogWriter {
+        TaskLogWriter(current_log())
     }
 }
 
-/// Formats one event as `<RFC 3339 time> <LEVEL> <spans:> <target>: <message> <fields>\n`.
-fn format_event<S>(event: &Event<'_>, ctx: &Context<'_, S>) -> String
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let meta = event.metadata();
-    let mut line = String::with_capacity(128);
-    // Writing to a `String` cannot fail, hence the ignored `fmt::Result`s.
-    let _ = SystemTime.format_time(&mut Writer::new(&mut line));
-    let _ = write!(line, " {:>5} ", meta.level());
-    if let Some(scope) = ctx.event_scope(event) {
-        for span in scope.from_root() {
-            line.push_str(span.name());
-            if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>()
-                && !fields.is_empty()
-            {
-                let _ = write!(line, "{{{fields}}}");
-            }
-            line.push(':');
+/// Appends to one task's log; the `fmt` layer formats an event before asking for this, so a
+/// field's `Debug` impl that itself logs finds the log's lock free.
+struct TaskLogWriter(Option<TaskLog>);
+
+impl io::Write for TaskLogWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if let Some(log) = &self.0 {
+            log.lock().push(bytes);
         }
-        if !line.ends_with(' ') {
-            line.push(' ');
-        }
+        Ok(bytes.len())
     }
-    line.push_str(meta.target());
-    line.push(':');
-    let mut fields = FieldWriter::default();
-    event.record(&mut fields);
-    for part in [&fields.message, &fields.fields] {
-        if !part.is_empty() {
-            line.push(' ');
-            line.push_str(part);
-        }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
-    line.push('\n');
-    line
 }
 
-/// Collects an event's message and its other fields (`name=value`, values in `Debug` form like
-/// `tracing_subscriber::fmt` prints them).
+/// `tracing_subscriber`'s default field format under a type of its own: a span keeps its
+/// formatted fields once per format type, and this keeps the task layer's apart from the stderr
+/// layer's (which escapes control characters).
 #[derive(Default)]
-struct FieldWriter {
-    message: String,
-    fields: String,
-}
+struct TaskLogFields(DefaultFields);
 
-impl FieldWriter {
-    /// Message and fields as one string, for spans (which rarely have a message).
-    fn joined(self) -> String {
-        match (self.message.is_empty(), self.fields.is_empty()) {
-            (true, _) => self.fields,
-            (false, true) => self.message,
-            (false, false) => format!("{} {}", self.message, self.fields),
-        }
-    }
-}
-
-impl Visit for FieldWriter {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            self.record_debug(field, &value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-            return;
-        }
-        if !self.fields.is_empty() {
-            self.fields.push(' ');
-        }
-        let name = field.name();
-        let name = name.strip_prefix("r#").unwrap_or(name);
-        let _ = write!(self.fields, "{name}={value:?}");
+impl<'w> FormatFields<'w> for TaskLogFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        self.0.format_fields(writer, fields)
     }
 }
 
@@ -602,6 +521,25 @@ mod tests {
         // RFC 3339 time first, in UTC.
         let time = lines[0].split(' ').next().unwrap_or_default();
         assert!(time.len() >= 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T');
+    }
+
+    #[test]
+    fn a_field_that_logs_while_it_is_formatted_does_not_deadlock() {
+        struct Chatty;
+        impl fmt::Debug for Chatty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                tracing::info!("from inside Debug");
+                f.write_str("chatty")
+            }
+        }
+        install();
+        let log = TaskLog::new();
+        capture(&log, || tracing::info!(value = ?Chatty, "outer"));
+        let text = text(&log);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with(": from inside Debug"), "{text}");
+        assert!(lines[1].ends_with(": outer value=chatty"), "{text}");
     }
 
     #[test]

@@ -11,9 +11,8 @@ use super::manifest::{
     ValueFrom, Volume, VolumeMount, Workflow, WorkflowSpec,
 };
 use super::{FOREACH_FILE, GLOBAL_RUN_ID, OUTPUTS_DIR, RUN_ID_FILE, SWITCH_FILE};
-use crate::executor::{OpenSplit, open_splits};
 use crate::flow::Flow;
-use crate::graph::{FlowGraph, StepSpec, Transition};
+use crate::graph::{FlowGraph, OpenSplit, StepSpec, Transition, open_splits};
 
 /// What the manifest cannot take from the flow itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -517,7 +516,7 @@ struct Plan<'g> {
     graph: &'g FlowGraph,
     /// The splits open at each step (every step is reachable).
     contexts: Vec<Vec<OpenSplit>>,
-    /// Every step, predecessors first.
+    /// Every step, predecessors first: the order the graph's renderings list them in.
     order: Vec<usize>,
     /// The name of the task running `init` in the root DAG.
     init_task: String,
@@ -530,7 +529,7 @@ impl<'g> Plan<'g> {
             reason,
         };
         let contexts = open_splits(graph)
-            .map_err(graph_error)?
+            .map_err(|e| graph_error(e.to_string()))?
             .into_iter()
             .enumerate()
             .map(|(s, c)| {
@@ -542,7 +541,7 @@ impl<'g> Plan<'g> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let order = topological_order(graph);
+        let order = graph.topological_order();
         let taken: HashSet<String> = graph.steps.iter().map(|s| argo_name(s.name)).collect();
         let init_task = ["init", "init-run", "blooming-init"]
             .into_iter()
@@ -882,40 +881,6 @@ fn deadline(timeout: Duration, retries: u32) -> u64 {
         .saturating_add(DEADLINE_MARGIN.as_secs())
 }
 
-/// The reachable steps, each after all of its predecessors; ties in declaration order.
-fn topological_order(graph: &FlowGraph) -> Vec<usize> {
-    let n = graph.steps.len();
-    let mut reachable = vec![false; n];
-    let mut stack = vec![graph.start];
-    while let Some(s) = stack.pop() {
-        if !std::mem::replace(&mut reachable[s], true) {
-            stack.extend(graph.successors(s));
-        }
-    }
-    let mut indegree = vec![0usize; n];
-    for s in (0..n).filter(|&s| reachable[s]) {
-        for t in graph.successors(s) {
-            indegree[t] += 1;
-        }
-    }
-    let mut ready = vec![graph.start];
-    let mut order = Vec::with_capacity(n);
-    while !ready.is_empty() {
-        ready.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(s) = ready.pop() else { break };
-        order.push(s);
-        let mut successors = graph.successors(s);
-        successors.dedup();
-        for t in successors {
-            indegree[t] -= 1;
-            if indegree[t] == 0 {
-                ready.push(t);
-            }
-        }
-    }
-    order
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -989,6 +954,38 @@ mod tests {
             build(&graph, &Command::new("run"), &relative),
             Err(ArgoError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_step_two_arms_of_a_switch_lead_to_gets_its_task() {
+        let graph = crate::graph::test_graphs::TWO_ARMS_TO_ONE_STEP;
+        let options = ArgoOptions {
+            image: "img".into(),
+            datastore: "/data".into(),
+            ..ArgoOptions::default()
+        };
+        let workflow = build(&graph, &Command::new("run"), &options).expect("a manifest");
+        let templates: Vec<&str> = workflow
+            .spec
+            .templates
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(
+            templates,
+            [
+                "main",
+                "init",
+                "step-start",
+                "step-fast",
+                "step-slow",
+                "step-end",
+                "finish"
+            ]
+        );
+        let main = workflow.spec.templates[0].dag.as_ref().expect("a DAG");
+        let tasks: Vec<&str> = main.tasks.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(tasks, ["init", "start", "fast", "slow", "end"]);
     }
 
     #[test]

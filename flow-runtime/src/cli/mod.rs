@@ -479,17 +479,7 @@ fn display_name(arg: &Arg) -> String {
     }
 }
 
-/// `s` as one shell word.
-pub(crate) fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+pub(crate) use crate::executor::shell::shell_quote;
 
 /// Checks a tag: not empty, at most 256 bytes, no whitespace or control characters.
 pub(crate) fn parse_tag(tag: &str) -> Result<String, String> {

@@ -81,25 +81,55 @@ pub(crate) fn hash_of_running_binary() -> io::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// Why this process may not run a task of a run: it does not run the binary the run started
+/// with, or cannot tell.
+#[derive(Debug, thiserror::Error)]
+pub enum BinaryCheckError {
+    /// The running binary cannot be read to hash it.
+    #[error("cannot read the flow binary {path} to check it: {source}")]
+    Unreadable {
+        /// The binary's path, as shown to the user.
+        path: String,
+        /// What reading it failed with.
+        source: io::Error,
+    },
+    /// The running binary is another one than the run started with.
+    #[error(
+        "the flow binary changed since the run started: {path} has BLAKE3 hash {actual}, the \
+         run started with {expected}; resume the run to go on with the new binary"
+    )]
+    Changed {
+        /// The binary's path, as shown to the user.
+        path: String,
+        /// Its BLAKE3 hash.
+        actual: String,
+        /// The hash the run started with.
+        expected: String,
+    },
+}
+
 /// Checks that this process runs the binary a run started with (its hash `expected`); the
 /// error says what to do otherwise.
 ///
 /// # Errors
 ///
-/// A message when the hashes differ or the binary cannot be read.
-pub fn verify_running_binary(expected: &str) -> Result<(), String> {
+/// [`BinaryCheckError`] when the hashes differ or the binary cannot be read.
+pub fn verify_running_binary(expected: &str) -> Result<(), BinaryCheckError> {
     let path = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "this program".into());
-    let actual = hash_of_running_binary()
-        .map_err(|e| format!("cannot read the flow binary {path} to check it: {e}"))?;
+    let actual = match hash_of_running_binary() {
+        Ok(actual) => actual,
+        Err(source) => return Err(BinaryCheckError::Unreadable { path, source }),
+    };
     if actual.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
-        Err(format!(
-            "the flow binary changed since the run started: {path} has BLAKE3 hash {actual}, the \
-             run started with {expected}; resume the run to go on with the new binary"
-        ))
+        Err(BinaryCheckError::Changed {
+            path,
+            actual,
+            expected: expected.to_string(),
+        })
     }
 }
 
@@ -136,7 +166,9 @@ mod tests {
         assert_eq!(hash.len(), 64);
         verify_running_binary(&hash).expect("the same binary");
         let other = "0".repeat(64);
-        let error = verify_running_binary(&other).expect_err("another hash");
+        let error = verify_running_binary(&other)
+            .expect_err("another hash")
+            .to_string();
         assert!(
             error.starts_with("the flow binary changed since the run started: "),
             "{error}"

@@ -17,7 +17,8 @@
 //! The result is identical to what the scheduler writes for the same task (tested against
 //! process mode, which writes `spec.json` for every task).
 
-use crate::graph::{FlowGraph, Transition};
+use crate::datastore::StorageError;
+use crate::graph::{FlowGraph, OpenSplit, Transition, open_splits, parse_task_id, task_id_of};
 use crate::run::{
     ForeachRecord, FrameRecord, InputSpec, RunStore, RunStoreError, TaskMeta, TaskPath, TaskSpec,
 };
@@ -61,146 +62,6 @@ pub enum DeriveSpecError {
     /// The datastore could not be read.
     #[error(transparent)]
     Store(#[from] RunStoreError),
-}
-
-/// One split open while a step runs, as the graph alone tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OpenSplit {
-    /// The split step.
-    pub split: usize,
-    /// For a branch split, the branch (its position among the split's targets); 0 for a foreach.
-    pub branch: usize,
-    /// Whether the split is a foreach, whose index is part of task ids.
-    pub foreach: bool,
-}
-
-/// For every step, the splits open while it runs, outermost first; `None` for a step that
-/// cannot be reached from `start`. A join runs with its split's frames, not its branches'.
-///
-/// The same walk as the macro's balance check, so a graph `#[flow]` accepted never fails here.
-pub(crate) fn open_splits(graph: &FlowGraph) -> Result<Vec<Option<Vec<OpenSplit>>>, String> {
-    let mut memo = vec![Visit::New; graph.steps.len()];
-    for s in 0..graph.steps.len() {
-        context(graph, s, &mut memo)?;
-    }
-    Ok(memo
-        .into_iter()
-        .map(|v| match v {
-            Visit::Done(c) => c,
-            _ => None,
-        })
-        .collect())
-}
-
-#[derive(Clone)]
-enum Visit {
-    New,
-    InProgress,
-    Done(Option<Vec<OpenSplit>>),
-}
-
-fn context(
-    graph: &FlowGraph,
-    s: usize,
-    memo: &mut [Visit],
-) -> Result<Option<Vec<OpenSplit>>, String> {
-    match &memo[s] {
-        Visit::Done(c) => return Ok(c.clone()),
-        Visit::InProgress => {
-            return Err(format!("step `{}` is part of a cycle", graph.steps[s].name));
-        }
-        Visit::New => {}
-    }
-    if s == graph.start {
-        memo[s] = Visit::Done(Some(Vec::new()));
-        return Ok(Some(Vec::new()));
-    }
-    memo[s] = Visit::InProgress;
-    let mut incoming: Vec<Vec<OpenSplit>> = Vec::new();
-    for p in graph.predecessors(s) {
-        let Some(mut stack) = context(graph, p, memo)? else {
-            continue;
-        };
-        match graph.steps[p].transition {
-            Transition::Branch(targets) => {
-                let branch = targets.iter().position(|&t| t == s).unwrap_or(0);
-                stack.push(OpenSplit {
-                    split: p,
-                    branch,
-                    foreach: false,
-                });
-            }
-            Transition::Foreach { .. } => stack.push(OpenSplit {
-                split: p,
-                branch: 0,
-                foreach: true,
-            }),
-            _ => {}
-        }
-        incoming.push(stack);
-    }
-    let step = &graph.steps[s];
-    let result = match (incoming.first(), step.join) {
-        (None, _) => None,
-        (Some(first), Some(split)) => {
-            // A join runs in the frames its split ran in: every branch's minus the branch's own.
-            let below = |stack: &Vec<OpenSplit>| match stack.split_last() {
-                Some((top, rest)) if top.split == split => Some(rest.to_vec()),
-                _ => None,
-            };
-            let Some(base) = below(first) else {
-                return Err(format!(
-                    "join `{}` is reached outside a branch of `{}`",
-                    step.name, graph.steps[split].name
-                ));
-            };
-            if incoming.iter().any(|c| below(c).as_ref() != Some(&base)) {
-                return Err(format!(
-                    "join `{}` receives branches of different splits",
-                    step.name
-                ));
-            }
-            Some(base)
-        }
-        (Some(first), None) => {
-            if incoming.iter().any(|c| c != first) {
-                return Err(format!(
-                    "step `{}` is reached from different splits but is not a join",
-                    step.name
-                ));
-            }
-            Some(first.clone())
-        }
-    };
-    memo[s] = Visit::Done(result.clone());
-    Ok(result)
-}
-
-/// The task id of the task with foreach indices `indices` (outermost first): `0` outside any
-/// foreach, as the scheduler numbers them.
-pub(crate) fn task_id_of(indices: &[usize]) -> String {
-    if indices.is_empty() {
-        "0".to_string()
-    } else {
-        indices
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join("-")
-    }
-}
-
-/// The foreach indices of a task id of a step inside `depth` foreaches, if it is one the
-/// scheduler could have made (no signs, no leading zeros).
-pub(crate) fn parse_task_id(task_id: &str, depth: usize) -> Option<Vec<usize>> {
-    if depth == 0 {
-        return (task_id == "0").then(Vec::new);
-    }
-    let indices: Vec<usize> = task_id
-        .split('-')
-        .map(|part| part.parse::<usize>().ok().filter(|n| n.to_string() == part))
-        .collect::<Option<_>>()?;
-    (indices.len() == depth).then_some(indices)
 }
 
 /// Reads what the datastore holds about the tasks of one run.
@@ -259,7 +120,7 @@ pub fn derive_spec(
         task_id: task_id.to_string(),
         reason,
     };
-    let contexts = open_splits(graph).map_err(graph_error)?;
+    let contexts = open_splits(graph).map_err(|e| graph_error(e.to_string()))?;
     let Some(open) = &contexts[s] else {
         return Err(graph_error(format!(
             "step `{step}` cannot be reached from `start`"
@@ -309,7 +170,8 @@ pub fn derive_spec(
                         let record = meta.and_then(|m| m.foreach).ok_or_else(|| {
                             not_ready(format!("task {split_task} recorded no foreach elements"))
                         })?;
-                        checked_foreach_count(store, &split_task, &record).map_err(damaged)?
+                        checked_foreach_count(store, &split_task, &record)
+                            .map_err(|e| damaged(e.to_string()))?
                     }
                 };
                 let index = indices[level];
@@ -378,7 +240,8 @@ pub fn derive_spec(
                 let record = base_meta.and_then(|m| m.foreach).ok_or_else(|| {
                     not_ready(format!("task {base} recorded no foreach elements"))
                 })?;
-                let count = checked_foreach_count(store, &base, &record).map_err(damaged)?;
+                let count = checked_foreach_count(store, &base, &record)
+                    .map_err(|e| damaged(e.to_string()))?;
                 let candidates = ending(OpenSplit {
                     split,
                     branch: 0,
@@ -421,7 +284,8 @@ pub fn derive_spec(
             position,
         }
     } else {
-        let parent = the_parent(&tasks, s, &predecessors, task_id)?.map_err(not_ready)?;
+        let parent = the_parent(&tasks, s, &predecessors, task_id)?
+            .map_err(|why| not_ready(why.to_string()))?;
         InputSpec::Parent { parent }
     };
     Ok(TaskSpec {
@@ -432,31 +296,94 @@ pub fn derive_spec(
     })
 }
 
+/// Why the element count a foreach task recorded cannot be trusted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ForeachCountError {
+    /// The list of elements cannot be read.
+    #[error("cannot read the list of elements of the foreach task {split}: {source}")]
+    Unreadable {
+        split: TaskPath,
+        source: StorageError,
+    },
+    /// The list of elements does not start as a MessagePack array.
+    #[error("the list of elements of the foreach task {split} is damaged: {source}")]
+    NotAList {
+        split: TaskPath,
+        source: rmp::decode::ValueReadError,
+    },
+    /// The count and the list disagree.
+    #[error(
+        "the foreach task {split} records {recorded} elements but its list of elements holds \
+         {listed}: its metadata is damaged"
+    )]
+    Mismatch {
+        split: TaskPath,
+        recorded: usize,
+        listed: u32,
+    },
+}
+
+/// The message, for callers that take `impl Into<String>` (the CLI's error constructors).
+impl From<ForeachCountError> for String {
+    fn from(error: ForeachCountError) -> String {
+        error.to_string()
+    }
+}
+
 /// The number of elements the foreach task `split` recorded, checked against its list of
 /// elements (a MessagePack array, whose header holds its length: a few bytes are read), so that
 /// a damaged count is an error naming the task instead of that many task ids.
 ///
 /// # Errors
 ///
-/// A message naming `split` when the list cannot be read or the counts differ.
+/// An error naming `split` when the list cannot be read or the counts differ.
 pub(crate) fn checked_foreach_count(
     store: &RunStore,
     split: &TaskPath,
     record: &ForeachRecord,
-) -> Result<usize, String> {
-    let mut list = store.storage().reader(&record.items.key()).map_err(|e| {
-        format!("cannot read the list of elements of the foreach task {split}: {e}")
-    })?;
-    let listed = rmp::decode::read_array_len(&mut list)
-        .map_err(|e| format!("the list of elements of the foreach task {split} is damaged: {e}"))?;
+) -> Result<usize, ForeachCountError> {
+    let mut list = store
+        .storage()
+        .reader(&record.items.key())
+        .map_err(|source| ForeachCountError::Unreadable {
+            split: split.clone(),
+            source,
+        })?;
+    let listed =
+        rmp::decode::read_array_len(&mut list).map_err(|source| ForeachCountError::NotAList {
+            split: split.clone(),
+            source,
+        })?;
     if u64::from(listed) != record.count as u64 {
-        return Err(format!(
-            "the foreach task {split} records {} elements but its list of elements holds \
-             {listed}: its metadata is damaged",
-            record.count
-        ));
+        return Err(ForeachCountError::Mismatch {
+            split: split.clone(),
+            recorded: record.count,
+            listed,
+        });
     }
     Ok(record.count)
+}
+
+/// Why no task handed control to a step.
+#[derive(Debug, thiserror::Error)]
+enum NoParent {
+    /// The graph leads to the step from nowhere.
+    #[error("step `{0}` has no predecessor")]
+    NoPredecessor(&'static str),
+    /// What each task that could lead to the step did instead.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    NoneHandedOver(Vec<NotHandedOver>),
+}
+
+/// Why one task did not hand control to a step.
+#[derive(Debug, thiserror::Error)]
+enum NotHandedOver {
+    #[error("task {0} is not complete")]
+    NotComplete(TaskPath),
+    #[error("the switch {switch} chose `{chosen}`")]
+    ChoseAnother { switch: TaskPath, chosen: String },
+    #[error("the switch {0} recorded no choice")]
+    NoChoice(TaskPath),
 }
 
 /// Among the tasks `task_id` of steps `candidates`, the one that handed control to step `to`:
@@ -466,23 +393,26 @@ fn the_parent(
     to: usize,
     candidates: &[usize],
     task_id: &str,
-) -> Result<Result<TaskPath, String>, DeriveSpecError> {
+) -> Result<Result<TaskPath, NoParent>, DeriveSpecError> {
     let graph = tasks.graph;
     let to_name = graph.steps[to].name;
     let mut found: Vec<TaskPath> = Vec::new();
-    let mut why: Vec<String> = Vec::new();
+    let mut why: Vec<NotHandedOver> = Vec::new();
     for &p in candidates {
         let path = TaskPath {
             step: graph.steps[p].name.to_string(),
             task: task_id.to_string(),
         };
         match (tasks.done(&path)?, graph.steps[p].transition) {
-            (None, _) => why.push(format!("task {path} is not complete")),
+            (None, _) => why.push(NotHandedOver::NotComplete(path)),
             (Some(meta), Transition::Switch(_)) => {
                 match meta.as_ref().and_then(|m| m.chose.as_deref()) {
                     Some(chosen) if chosen == to_name => found.push(path),
-                    Some(chosen) => why.push(format!("the switch {path} chose `{chosen}`")),
-                    None => why.push(format!("the switch {path} recorded no choice")),
+                    Some(chosen) => why.push(NotHandedOver::ChoseAnother {
+                        switch: path,
+                        chosen: chosen.to_string(),
+                    }),
+                    None => why.push(NotHandedOver::NoChoice(path)),
                 }
             }
             (Some(_), _) => found.push(path),
@@ -490,8 +420,8 @@ fn the_parent(
     }
     match found.len() {
         1 => Ok(Ok(found.remove(0))),
-        0 if why.is_empty() => Ok(Err(format!("step `{to_name}` has no predecessor"))),
-        0 => Ok(Err(why.join("; "))),
+        0 if why.is_empty() => Ok(Err(NoParent::NoPredecessor(to_name))),
+        0 => Ok(Err(NoParent::NoneHandedOver(why))),
         _ => Err(DeriveSpecError::Graph {
             flow: graph.name.to_string(),
             reason: format!(
@@ -509,142 +439,7 @@ fn the_parent(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{StepOptions, StepSpec, SwitchArm};
-
-    const fn step(name: &'static str, transition: Transition, join: Option<usize>) -> StepSpec {
-        StepSpec {
-            name,
-            doc: "",
-            transition,
-            join,
-            options: StepOptions {
-                retries: 0,
-                timeout: None,
-                catch: None,
-            },
-        }
-    }
-
-    /// start → [a, b] → both → fan (foreach) → inner (foreach) → body → inner_join →
-    /// outer_join → decide (switch: big | small) → end
-    const STEPS: &[StepSpec] = &[
-        step("start", Transition::Branch(&[1, 2]), None),
-        step("a", Transition::Linear(3), None),
-        step("b", Transition::Linear(3), None),
-        step("both", Transition::Linear(4), Some(0)),
-        step(
-            "fan",
-            Transition::Foreach {
-                field: "xs",
-                body: 5,
-            },
-            None,
-        ),
-        step(
-            "inner",
-            Transition::Foreach {
-                field: "ys",
-                body: 6,
-            },
-            None,
-        ),
-        step("body", Transition::Linear(7), None),
-        step("inner_join", Transition::Linear(8), Some(5)),
-        step("outer_join", Transition::Linear(9), Some(4)),
-        step(
-            "decide",
-            Transition::Switch(&[
-                SwitchArm {
-                    pattern: "R::Big",
-                    target: 10,
-                },
-                SwitchArm {
-                    pattern: "R::Small",
-                    target: 11,
-                },
-            ]),
-            None,
-        ),
-        step("big", Transition::Linear(12), None),
-        step("small", Transition::Linear(12), None),
-        step("end", Transition::End, None),
-    ];
-    const GRAPH: FlowGraph = FlowGraph {
-        name: "Every",
-        doc: "",
-        steps: STEPS,
-        start: 0,
-        end: 12,
-    };
-
-    fn names(stack: &[OpenSplit]) -> Vec<(&'static str, usize, bool)> {
-        stack
-            .iter()
-            .map(|o| (GRAPH.steps[o.split].name, o.branch, o.foreach))
-            .collect()
-    }
-
-    #[test]
-    fn open_splits_follow_the_graph() {
-        let contexts = open_splits(&GRAPH).expect("a well-formed graph");
-        let at = |name: &str| {
-            let s = GRAPH.step_index(name).expect("a step");
-            names(contexts[s].as_deref().expect("reachable"))
-        };
-        assert_eq!(at("start"), vec![]);
-        assert_eq!(at("a"), vec![("start", 0, false)]);
-        assert_eq!(at("b"), vec![("start", 1, false)]);
-        assert_eq!(at("both"), vec![]);
-        assert_eq!(at("inner"), vec![("fan", 0, true)]);
-        assert_eq!(at("body"), vec![("fan", 0, true), ("inner", 0, true)]);
-        assert_eq!(at("inner_join"), vec![("fan", 0, true)]);
-        assert_eq!(at("outer_join"), vec![]);
-        assert_eq!(at("big"), vec![]);
-        assert_eq!(at("end"), vec![]);
-    }
-
-    #[test]
-    fn task_ids_round_trip() {
-        assert_eq!(task_id_of(&[]), "0");
-        assert_eq!(task_id_of(&[3]), "3");
-        assert_eq!(task_id_of(&[3, 0, 12]), "3-0-12");
-        assert_eq!(parse_task_id("0", 0), Some(vec![]));
-        assert_eq!(parse_task_id("1", 0), None);
-        assert_eq!(parse_task_id("7", 1), Some(vec![7]));
-        assert_eq!(parse_task_id("3-12", 2), Some(vec![3, 12]));
-        for bad in ["", "-1", "+1", "01", "1-", "1--2", "a", "1-2-3"] {
-            assert_eq!(parse_task_id(bad, 2), None, "{bad:?}");
-        }
-        assert_eq!(parse_task_id("3", 2), None);
-    }
-
-    #[test]
-    fn a_cycle_or_a_join_without_its_split_is_reported() {
-        const CYCLE: &[StepSpec] = &[
-            step("start", Transition::Linear(1), None),
-            step("a", Transition::Linear(2), None),
-            step("b", Transition::Linear(1), None),
-            step("end", Transition::End, None),
-        ];
-        let graph = FlowGraph {
-            steps: CYCLE,
-            end: 3,
-            ..GRAPH
-        };
-        assert!(open_splits(&graph).is_err());
-        const LONELY_JOIN: &[StepSpec] = &[
-            step("start", Transition::Linear(1), None),
-            step("j", Transition::Linear(2), Some(0)),
-            step("end", Transition::End, None),
-        ];
-        let graph = FlowGraph {
-            steps: LONELY_JOIN,
-            end: 2,
-            ..GRAPH
-        };
-        let error = open_splits(&graph).expect_err("a join outside its split");
-        assert!(error.contains("join `j`"), "{error}");
-    }
+    use crate::graph::test_graphs::EVERY as GRAPH;
 
     #[test]
     fn derive_spec_says_what_is_missing() {

@@ -12,6 +12,7 @@ mod cancel;
 mod derive_spec;
 mod process;
 mod scheduler;
+pub(crate) mod shell;
 pub mod slurm;
 mod store_inputs;
 mod task;
@@ -30,8 +31,10 @@ use crate::run::{
 
 pub(crate) use binary::{EXPECT_BINARY_FLAG, verify_running_binary};
 pub(crate) use cancel::interrupted_by;
+pub(crate) use derive_spec::checked_foreach_count;
 pub use derive_spec::{DeriveSpecError, derive_spec};
-pub(crate) use derive_spec::{OpenSplit, checked_foreach_count, open_splits, task_id_of};
+// Where the CLI found it before it moved to `graph`.
+pub(crate) use crate::graph::task_id_of;
 pub use process::{run_task_capturing_output, run_task_command};
 use scheduler::Scheduler;
 pub use slurm::SlurmOptions;

@@ -71,7 +71,9 @@ pub(crate) fn execute<F: Flow>(
         &pending.task_id,
     ];
     let ended = match launch {
-        Launch::Child { exe, args } => run_child(ctx, &key, exe, args, &step_args).map_err(fail)?,
+        Launch::Child { exe, args } => {
+            run_child(ctx, &key, exe, args, &step_args).map_err(|e| fail(e.to_string()))?
+        }
         Launch::Slurm {
             queue,
             exe,
@@ -90,7 +92,7 @@ pub(crate) fn execute<F: Flow>(
             tracing::debug!(task = %path, job = %job, "submitted to Slurm");
             let end = queue.wait(&job).map_err(|e| {
                 queue.cancel(&job);
-                fail(e)
+                fail(e.to_string())
             })?;
             Ended {
                 how: format!("Slurm job {job} ended {}", end.state),
@@ -210,6 +212,20 @@ pub fn run_task_capturing_output<F: Flow>(
     }
 }
 
+/// Why a task's child process could not be run and its output recorded.
+#[derive(Debug, thiserror::Error)]
+enum ChildError {
+    #[error("cannot start `{}` for the task: {source}", exe.display())]
+    Start {
+        exe: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot wait for the task's process: {0}")]
+    Wait(#[source] std::io::Error),
+    #[error(transparent)]
+    Record(#[from] crate::run::RunStoreError),
+}
+
 /// Runs the `step` command as a child process and records what it printed.
 fn run_child(
     ctx: &RunContext,
@@ -217,7 +233,7 @@ fn run_child(
     exe: &Path,
     args: &[String],
     step_args: &[&str],
-) -> Result<Ended, String> {
+) -> Result<Ended, ChildError> {
     let mut child = Command::new(exe)
         .args(args)
         .args(step_args)
@@ -226,13 +242,15 @@ fn run_child(
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start `{}` for the task: {e}", exe.display()))?;
+        .map_err(|source| ChildError::Start {
+            exe: exe.to_path_buf(),
+            source,
+        })?;
     let watched = ctx.cancel.watch(&child);
     let collected = collect_output(&mut child, false);
     drop(watched);
-    let (status, out, err) =
-        collected.map_err(|e| format!("cannot wait for the task's process: {e}"))?;
-    record_output(&ctx.store, key, &out, &err).map_err(|e| e.to_string())?;
+    let (status, out, err) = collected.map_err(ChildError::Wait)?;
+    record_output(&ctx.store, key, &out, &err)?;
     Ok(Ended {
         how: format!("the task's process ended ({status})"),
         tail: last_lines(&err, 5),

@@ -38,12 +38,7 @@ pub(crate) struct Scheduler<F> {
 impl<F: Flow> Scheduler<F> {
     pub fn new() -> Self {
         let graph = F::GRAPH;
-        let mut closing_join = vec![None; graph.steps.len()];
-        for (j, step) in graph.steps.iter().enumerate() {
-            if let Some(split) = step.join {
-                closing_join[split] = Some(j);
-            }
-        }
+        let closing_join = graph.closing_joins();
         let start = PendingTask {
             step: graph.start,
             task_id: "0".to_string(),

@@ -24,13 +24,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
+use super::shell::shell_quote;
 
 /// The environment variable Slurm sets in a job to its id; `step` records it in the task's
 /// metadata, so `dump` and `logs` say which job ran a task.
@@ -100,6 +101,9 @@ const FINAL_STATES: &[&str] = &[
 /// `Requeue` flag is set (and that has not reached the cluster's `MaxBatchRequeue`).
 const REQUEUED_UNLESS_FINAL: &[&str] = &["PREEMPTED", "NODE_FAIL"];
 
+/// How many times `sbatch` is tried before a submission fails.
+const SBATCH_TRIES: u32 = 4;
+
 /// How long a job may stay `PREEMPTED` or `NODE_FAIL` before it counts as ended although its
 /// `Requeue` flag is set: Slurm requeues at once, unless the job was requeued too often already.
 const REQUEUE_WAIT: Duration = Duration::from_secs(300);
@@ -155,6 +159,43 @@ fn phase(listed: &Listed, in_state_for: Duration) -> Phase {
     }
 }
 
+/// Why a task could not be submitted as a Slurm job.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SubmitError {
+    #[error("the run was interrupted")]
+    Interrupted,
+    #[error("cannot create the Slurm log directory {}: {source}", dir.display())]
+    LogDir { dir: PathBuf, source: io::Error },
+    #[error("cannot run `sbatch` (is Slurm installed and on PATH?): {0}")]
+    Spawn(#[source] io::Error),
+    #[error("cannot give `sbatch` the job script: {0}")]
+    Script(#[source] io::Error),
+    #[error("cannot wait for `sbatch`: {0}")]
+    Wait(#[source] io::Error),
+    #[error("sbatch failed ({status}): {stderr}")]
+    Refused { status: ExitStatus, stderr: String },
+    #[error("sbatch printed no job id: {0:?}")]
+    NoJobId(String),
+}
+
+/// Why a job could not be followed to its end.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WaitError {
+    #[error("Slurm job {0} is not one this run submitted")]
+    NotSubmitted(JobId),
+    #[error(
+        "Slurm job {0} was cancelled with the run but has not ended after {seconds} s",
+        seconds = CANCEL_WAIT.as_secs()
+    )]
+    OutlivedCancel(JobId),
+    #[error("cannot follow Slurm job {job}: squeue has failed for {seconds} s: {error}")]
+    SqueueFailing {
+        job: JobId,
+        seconds: u64,
+        error: String,
+    },
+}
+
 /// The jobs this run has in flight, looked up together.
 #[derive(Debug)]
 pub(crate) struct SlurmQueue {
@@ -206,49 +247,44 @@ impl SlurmQueue {
     }
 
     /// Submits `command` (program and arguments) as a batch job named `name`.
-    pub(crate) fn submit(&self, name: &str, command: &[String]) -> Result<JobId, String> {
+    pub(crate) fn submit(&self, name: &str, command: &[String]) -> Result<JobId, SubmitError> {
         if self.cancel.is_set() {
-            return Err("the run was interrupted".into());
+            return Err(SubmitError::Interrupted);
         }
-        std::fs::create_dir_all(&self.options.log_dir).map_err(|e| {
-            format!(
-                "cannot create the Slurm log directory {}: {e}",
-                self.options.log_dir.display()
-            )
+        std::fs::create_dir_all(&self.options.log_dir).map_err(|source| SubmitError::LogDir {
+            dir: self.options.log_dir.clone(),
+            source,
         })?;
         let output = self.options.log_dir.join("%j.out");
         let script = batch_script(command);
-        let mut last_error = String::new();
         // sbatch fails transiently when the controller is busy: try a few times.
-        for attempt in 0..4 {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(250 << attempt));
-            }
+        let mut attempt = 0;
+        let id = loop {
             match sbatch(name, &output, &self.options.sbatch_args, &script) {
-                Ok(id) => {
-                    let mut state = self.lock();
-                    state.jobs.insert(
-                        id.clone(),
-                        Watched {
-                            submitted: Instant::now(),
-                            seen: None,
-                        },
-                    );
-                    // Cancelled while sbatch ran: the job must not outlive the run.
-                    if state.cancelled.is_some() {
-                        drop(state);
-                        scancel(std::slice::from_ref(&id));
-                    }
-                    return Ok(id);
-                }
-                Err(e) => last_error = e,
+                Ok(id) => break id,
+                Err(e) if attempt + 1 == SBATCH_TRIES => return Err(e),
+                Err(_) => attempt += 1,
             }
+            std::thread::sleep(Duration::from_millis(250 << attempt));
+        };
+        let mut state = self.lock();
+        state.jobs.insert(
+            id.clone(),
+            Watched {
+                submitted: Instant::now(),
+                seen: None,
+            },
+        );
+        // Cancelled while sbatch ran: the job must not outlive the run.
+        if state.cancelled.is_some() {
+            drop(state);
+            scancel(std::slice::from_ref(&id));
         }
-        Err(last_error)
+        Ok(id)
     }
 
     /// Waits until `job` has ended; returns its final state.
-    pub(crate) fn wait(&self, job: &JobId) -> Result<JobEnd, String> {
+    pub(crate) fn wait(&self, job: &JobId) -> Result<JobEnd, WaitError> {
         let mut state = self.lock();
         loop {
             if self.cancel.is_set() && state.cancelled.is_none() {
@@ -270,28 +306,24 @@ impl SlurmQueue {
                     return Ok(end);
                 }
                 Some(_) => {}
-                None => {
-                    return Err(format!("Slurm job {job} is not one this run submitted"));
-                }
+                None => return Err(WaitError::NotSubmitted(job.clone())),
             }
             if let Some(since) = state.cancelled
                 && since.elapsed() > CANCEL_WAIT
             {
                 state.jobs.remove(job);
-                return Err(format!(
-                    "Slurm job {job} was cancelled with the run but has not ended after {} s",
-                    CANCEL_WAIT.as_secs()
-                ));
+                return Err(WaitError::OutlivedCancel(job.clone()));
             }
             if let Some((since, error)) = &state.poll_error
                 && since.elapsed() > POLL_FAILURE_LIMIT
             {
-                let message = format!(
-                    "cannot follow Slurm job {job}: squeue has failed for {} s: {error}",
-                    since.elapsed().as_secs()
-                );
+                let error = WaitError::SqueueFailing {
+                    job: job.clone(),
+                    seconds: since.elapsed().as_secs(),
+                    error: error.clone(),
+                };
                 state.jobs.remove(job);
-                return Err(message);
+                return Err(error);
             }
             let due = state
                 .last_poll
@@ -388,11 +420,11 @@ fn scancel(jobs: &[JobId]) {
 
 /// A POSIX shell script that runs `command`, for `sbatch` to read on stdin.
 fn batch_script(command: &[String]) -> String {
-    let quoted: Vec<String> = command.iter().map(|a| crate::cli::shell_quote(a)).collect();
+    let quoted: Vec<String> = command.iter().map(|a| shell_quote(a)).collect();
     format!("#!/bin/sh\nexec {}\n", quoted.join(" "))
 }
 
-fn sbatch(name: &str, output: &Path, extra: &[String], script: &str) -> Result<JobId, String> {
+fn sbatch(name: &str, output: &Path, extra: &[String], script: &str) -> Result<JobId, SubmitError> {
     let mut child = Command::new("sbatch")
         .arg("--parsable")
         // A task may run again from the start; the user's `--no-requeue` (later) wins.
@@ -404,24 +436,21 @@ fn sbatch(name: &str, output: &Path, extra: &[String], script: &str) -> Result<J
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run `sbatch` (is Slurm installed and on PATH?): {e}"))?;
+        .map_err(SubmitError::Spawn)?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(script.as_bytes())
-            .map_err(|e| format!("cannot give `sbatch` the job script: {e}"))?;
+            .map_err(SubmitError::Script)?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("cannot wait for `sbatch`: {e}"))?;
+    let out = child.wait_with_output().map_err(SubmitError::Wait)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!(
-            "sbatch failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(SubmitError::Refused {
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
-    parse_job_id(&stdout).ok_or_else(|| format!("sbatch printed no job id: {:?}", stdout.trim()))
+    parse_job_id(&stdout).ok_or_else(|| SubmitError::NoJobId(stdout.trim().to_string()))
 }
 
 /// The job id in `sbatch --parsable` output: `1234` or `1234;cluster`.

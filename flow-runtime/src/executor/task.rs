@@ -49,16 +49,12 @@ pub(crate) fn runtime_failure(message: impl Into<String>) -> TaskFailure {
 
 /// The id of a task: the indices of its open foreach splits, `0` outside any foreach.
 pub(crate) fn task_id(graph: &crate::graph::FlowGraph, frames: &[Frame]) -> String {
-    let parts: Vec<String> = frames
+    let indices: Vec<usize> = frames
         .iter()
         .filter(|f| matches!(graph.steps[f.split].transition, Transition::Foreach { .. }))
-        .map(|f| f.index.to_string())
+        .map(|f| f.index)
         .collect();
-    if parts.is_empty() {
-        "0".to_string()
-    } else {
-        parts.join("-")
-    }
+    crate::graph::task_id_of(&indices)
 }
 
 /// The stored form of a pending task.

@@ -3,8 +3,20 @@
 //! `#[flow]` writes one [`FlowGraph`] per flow type as a `const`, so everything here is usable
 //! without running anything: the CLI's `show` and `graph` commands, the executor's scheduling and
 //! the run records all read the same description.
+//!
+//! Everything read from the graph alone lives here too, for the executor and the Argo manifest
+//! to share: the order steps are listed in (`order.rs`), the splits open at each step and the
+//! join closing each split (`splits.rs`), the shape of task ids (`task_ids.rs`).
 
+mod order;
 mod render;
+mod splits;
+mod task_ids;
+#[cfg(test)]
+pub(crate) mod test_graphs;
+
+pub(crate) use splits::{OpenSplit, open_splits};
+pub(crate) use task_ids::{parse_task_id, task_id_of};
 
 use std::time::Duration;
 

@@ -1,16 +1,16 @@
 //! Text, DOT and Mermaid renderings of a [`FlowGraph`](super::FlowGraph).
 //!
-//! The three renderings list the steps in one shared order (topological from `start`, ties broken
-//! by declaration order), so that they agree with each other and stay byte-for-byte stable from one
-//! build to the next: a rendered graph can be committed, diffed and asserted on in tests.
+//! The three renderings list the steps in one shared order ([`FlowGraph::topological_order`], the
+//! order the Argo manifest lists them in too), so that they agree with each other and stay
+//! byte-for-byte stable from one build to the next: a rendered graph can be committed, diffed and
+//! asserted on in tests.
 //!
 //! None of them trusts the graph to be well formed. `#[flow]` only ever produces valid DAGs, but a
 //! hand-written graph may hold a cycle, an unreachable step or an index out of range; each step is
 //! then still rendered exactly once, and nothing panics or loops.
 
 use std::borrow::Cow;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::HashSet;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
@@ -56,7 +56,7 @@ impl FlowGraph {
     fn write_text(&self, out: &mut String) -> fmt::Result {
         writeln!(out, "Flow {}", self.name)?;
         write_doc(out, self.doc)?;
-        for i in self.display_order() {
+        for i in self.topological_order() {
             let step = &self.steps[i];
             writeln!(out)?;
             writeln!(out, "Step {} ({})", step.name, kind_word(step.kind()))?;
@@ -83,7 +83,7 @@ impl FlowGraph {
         writeln!(out, "digraph \"{}\" {{", dot_escape(self.name))?;
         writeln!(out, "    node [fontname=\"Helvetica\"];")?;
         writeln!(out, "    edge [fontname=\"Helvetica\", fontsize=10];")?;
-        let order = self.display_order();
+        let order = self.topological_order();
         writeln!(out)?;
         for &i in &order {
             let step = &self.steps[i];
@@ -145,7 +145,7 @@ impl FlowGraph {
     fn write_mermaid(&self, out: &mut String) -> fmt::Result {
         let ids = self.mermaid_ids();
         writeln!(out, "flowchart TD")?;
-        let order = self.display_order();
+        let order = self.topological_order();
         for &i in &order {
             let step = &self.steps[i];
             let kind = step.kind();
@@ -185,91 +185,6 @@ impl FlowGraph {
             }
         }
         Ok(())
-    }
-
-    /// Every step index exactly once: first the steps reachable from `start` in topological order
-    /// (ties by declaration order), then the rest the same way. A cycle is broken by taking its
-    /// earliest-declared step.
-    fn display_order(&self) -> Vec<usize> {
-        let n = self.steps.len();
-        let mut placed = vec![false; n];
-        let mut order = Vec::with_capacity(n);
-        if self.start < n {
-            let reachable = self.reachable_from(self.start);
-            self.topological_into(&reachable, Some(self.start), &mut placed, &mut order);
-        }
-        let rest: Vec<bool> = placed.iter().map(|&p| !p).collect();
-        self.topological_into(&rest, None, &mut placed, &mut order);
-        order
-    }
-
-    fn reachable_from(&self, first: usize) -> Vec<bool> {
-        let n = self.steps.len();
-        let mut seen = vec![false; n];
-        seen[first] = true;
-        let mut stack = vec![first];
-        while let Some(i) = stack.pop() {
-            for t in self.steps[i].transition.targets() {
-                if t < n && !seen[t] {
-                    seen[t] = true;
-                    stack.push(t);
-                }
-            }
-        }
-        seen
-    }
-
-    /// Kahn's algorithm over the steps marked in `within`, appending to `order`. `first`, when
-    /// given, goes first even if it has predecessors (a cycle back to `start`).
-    fn topological_into(
-        &self,
-        within: &[bool],
-        first: Option<usize>,
-        placed: &mut [bool],
-        order: &mut Vec<usize>,
-    ) {
-        let n = self.steps.len();
-        let targets = |i: usize| {
-            self.steps[i]
-                .transition
-                .targets()
-                .filter(move |&t| t < n && within[t])
-        };
-        let mut indegree = vec![0usize; n];
-        for i in (0..n).filter(|&i| within[i]) {
-            for t in targets(i) {
-                indegree[t] += 1;
-            }
-        }
-        let mut ready: BinaryHeap<Reverse<usize>> = (0..n)
-            .filter(|&i| within[i] && indegree[i] == 0)
-            .map(Reverse)
-            .collect();
-        if let Some(first) = first
-            && ready.is_empty()
-        {
-            ready.push(Reverse(first));
-        }
-        loop {
-            while let Some(Reverse(i)) = ready.pop() {
-                if placed[i] {
-                    continue;
-                }
-                placed[i] = true;
-                order.push(i);
-                for t in targets(i) {
-                    indegree[t] = indegree[t].saturating_sub(1);
-                    if indegree[t] == 0 && !placed[t] {
-                        ready.push(Reverse(t));
-                    }
-                }
-            }
-            // Only a cycle leaves steps unplaced here: break it at its earliest-declared step.
-            match (0..n).find(|&i| within[i] && !placed[i]) {
-                Some(i) => ready.push(Reverse(i)),
-                None => break,
-            }
-        }
     }
 
     /// The name of step `index`, or a visible placeholder for an index out of range.
