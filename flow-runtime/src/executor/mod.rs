@@ -13,6 +13,7 @@ mod derive_spec;
 mod process;
 mod scheduler;
 pub mod slurm;
+pub mod step_invocation;
 mod store_inputs;
 mod task;
 
@@ -28,13 +29,15 @@ use crate::run::{
     now_rfc3339,
 };
 
-pub(crate) use binary::{EXPECT_BINARY_FLAG, verify_running_binary};
+pub(crate) use binary::verify_running_binary;
+pub(crate) use step_invocation::EXPECT_BINARY_FLAG;
 pub(crate) use cancel::interrupted_by;
 pub use derive_spec::{DeriveSpecError, derive_spec};
 pub(crate) use derive_spec::{OpenSplit, checked_foreach_count, open_splits, task_id_of};
 pub use process::{run_task_capturing_output, run_task_command};
 use scheduler::Scheduler;
 pub use slurm::SlurmOptions;
+pub use step_invocation::StepInvocation;
 use task::TaskFailed;
 
 /// Where tasks run.

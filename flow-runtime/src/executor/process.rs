@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
 use super::slurm::SlurmQueue;
+use super::step_invocation::StepInvocation;
 use super::task::{TaskFailed, execute as execute_here, load_items, runtime_failure, spec_of};
 use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext, RunError};
 use crate::flow::{Flow, StepOutcome};
@@ -62,27 +63,25 @@ pub(crate) fn execute<F: Flow>(
     ctx.store
         .write_spec(&key, &spec_of(&pending))
         .map_err(|e| fail(e.to_string()))?;
-    let step_args = [
-        "step",
-        step.name,
-        "--run-id",
-        &ctx.run_id,
-        "--task-id",
-        &pending.task_id,
-    ];
+    let invocation = StepInvocation::new(step.name, ctx.run_id.as_str(), pending.task_id.as_str());
     let ended = match launch {
-        Launch::Child { exe, args } => run_child(ctx, &key, exe, args, &step_args).map_err(fail)?,
+        Launch::Child { exe, args } => {
+            run_child(ctx, &key, exe, args, &invocation.to_args()).map_err(fail)?
+        }
         Launch::Slurm {
             queue,
             exe,
             args,
             binary,
         } => {
+            let job = StepInvocation {
+                capture_output: true,
+                expect_binary: Some((*binary).to_owned()),
+                ..invocation
+            };
             let mut command = vec![exe.to_string_lossy().into_owned()];
             command.extend(args.iter().cloned());
-            command.extend(step_args.iter().map(|a| (*a).to_owned()));
-            command.push("--capture-output".to_owned());
-            command.push(format!("--{}={binary}", super::binary::EXPECT_BINARY_FLAG));
+            command.extend(job.to_args());
             let name = format!("{}.{}.{}", graph.name, step.name, pending.task_id);
             let job = queue
                 .submit(&name, &command)
@@ -216,7 +215,7 @@ fn run_child(
     key: &crate::datastore::Key,
     exe: &Path,
     args: &[String],
-    step_args: &[&str],
+    step_args: &[String],
 ) -> Result<Ended, String> {
     let mut child = Command::new(exe)
         .args(args)
