@@ -6,6 +6,7 @@ use clap::{Arg, ArgMatches, Command, value_parser};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::args::parse_tag;
 use super::*;
 use crate::flow::{StepInput, StepOutcome};
 use crate::graph::{FlowGraph, StepOptions, StepSpec, Transition};

@@ -13,7 +13,7 @@ mod derive_spec;
 mod process;
 mod scheduler;
 pub mod slurm;
-pub mod step_invocation;
+pub(crate) mod step_invocation;
 mod store_inputs;
 mod task;
 
@@ -30,7 +30,6 @@ use crate::run::{
 };
 
 pub(crate) use binary::verify_running_binary;
-pub(crate) use step_invocation::EXPECT_BINARY_FLAG;
 pub(crate) use cancel::interrupted_by;
 pub use derive_spec::{DeriveSpecError, derive_spec};
 pub(crate) use derive_spec::{OpenSplit, checked_foreach_count, open_splits, task_id_of};

@@ -174,7 +174,8 @@ pub(crate) fn execute<F: Flow>(
 /// datastore as process mode does (and passes them on, so the job's own output has them too),
 /// and ends as the child did.
 ///
-/// `args` is this process's command line after the program name, `--capture-output` removed.
+/// `args` is the child's command line after the program name: the datastore's arguments, then
+/// [`StepInvocation::captured_child`]'s.
 pub fn run_task_capturing_output<F: Flow>(
     store: &RunStore,
     run_id: &str,

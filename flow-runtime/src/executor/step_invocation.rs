@@ -16,13 +16,13 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
 /// The subcommand that runs one task.
-pub const STEP_COMMAND: &str = "step";
+pub(crate) const STEP_COMMAND: &str = "step";
 
 /// The global option naming the datastore, given before the subcommand.
-pub const DATASTORE_FLAG: &str = "datastore";
+pub(crate) const DATASTORE_FLAG: &str = "datastore";
 
 /// The option of `step` (and `init`) naming where the files Argo reads as output parameters go.
-pub const ARGO_OUTPUTS_FLAG: &str = "argo-outputs";
+pub(crate) const ARGO_OUTPUTS_FLAG: &str = "argo-outputs";
 
 /// The option of `step` carrying the BLAKE3 hash the binary must have.
 pub(crate) const EXPECT_BINARY_FLAG: &str = "expect-binary";
@@ -40,6 +40,26 @@ pub(crate) fn long(name: &str) -> String {
 }
 
 /// The arguments of one `step` command: which task of which run, and how it is run.
+///
+/// ```text
+/// FLOW --datastore LOCATION step STEP --run-id RUN --task-id TASK
+///      [--capture-output] [--expect-binary=BLAKE3] [--argo-outputs DIR]
+/// ```
+///
+/// Process mode, Slurm jobs and Argo's containers run it as [`StepInvocation::to_args`]
+/// renders it; the `step` command reads it back with [`StepInvocation::from_matches`].
+///
+/// ```
+/// use flow_runtime::executor::StepInvocation;
+/// let job = StepInvocation {
+///     capture_output: true,
+///     ..StepInvocation::new("sq", "20261127T021328123Z-3f9a1c7e", "3")
+/// };
+/// assert_eq!(
+///     job.to_args(),
+///     ["step", "sq", "--run-id", "20261127T021328123Z-3f9a1c7e", "--task-id", "3", "--capture-output"]
+/// );
+/// ```
 ///
 /// The values are not checked here: Argo's manifests carry placeholders such as
 /// `{{inputs.parameters.run-id}}` that Argo replaces before the command runs; the `step`
@@ -181,7 +201,7 @@ impl StepInvocation {
 }
 
 /// `--argo-outputs DIR`, on `step` and (with its own help) on `init`.
-pub fn argo_outputs_arg() -> Arg {
+pub(crate) fn argo_outputs_arg() -> Arg {
     Arg::new(ARGO_OUTPUTS_FLAG)
         .long(ARGO_OUTPUTS_FLAG)
         .value_name("DIR")
