@@ -437,7 +437,7 @@ fn output(name: &str, file: &str) -> Parameter {
 
 /// A container running the flow binary with `args` after `--datastore LOC`.
 fn container(options: &ArgoOptions, args: Vec<String>) -> Container {
-    let mut all = vec!["--datastore".to_string(), options.datastore.clone()];
+    let mut all = crate::executor::StepInvocation::datastore_args(options.datastore.as_str());
     all.extend(args);
     Container {
         image: options.image.clone(),
@@ -464,7 +464,7 @@ fn container(options: &ArgoOptions, args: Vec<String>) -> Container {
 fn init_template(options: &ArgoOptions, params: &[FlowParam]) -> Template {
     let mut args = vec![
         "init".to_string(),
-        "--argo-outputs".to_string(),
+        crate::executor::step_invocation::long(crate::executor::step_invocation::ARGO_OUTPUTS_FLAG),
         OUTPUTS_DIR.to_string(),
     ];
     for tag in &options.tags {
@@ -827,25 +827,20 @@ impl<'g> Plan<'g> {
     /// The container template of step `s`.
     fn step_template(&self, s: usize, options: &ArgoOptions) -> Template {
         let step = self.step(s);
-        let mut args: Vec<String> = [
-            "step",
-            step.name,
-            "--run-id",
-            "{{inputs.parameters.run-id}}",
-            "--task-id",
-            "{{inputs.parameters.task-id}}",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
         let outputs = match step.transition {
             Transition::Foreach { .. } => Some(output("foreach", FOREACH_FILE)),
             Transition::Switch(_) => Some(output("switch", SWITCH_FILE)),
             _ => None,
         };
-        if outputs.is_some() {
-            args.extend(["--argo-outputs".to_string(), OUTPUTS_DIR.to_string()]);
-        }
+        let invocation = crate::executor::StepInvocation {
+            argo_outputs: outputs.as_ref().map(|_| OUTPUTS_DIR.into()),
+            ..crate::executor::StepInvocation::new(
+                step.name,
+                "{{inputs.parameters.run-id}}",
+                "{{inputs.parameters.task-id}}",
+            )
+        };
+        let args = invocation.to_args();
         let retries = step.options.retries;
         Template {
             name: self.step_template_name(s),

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 
+use crate::client::ClientError;
 use crate::executor::RunError;
 use crate::run::RunStoreError;
 
@@ -76,6 +77,33 @@ impl From<RunStoreError> for CliError {
                 CliError::usage(e.to_string())
             }
             other => CliError::failure(other.to_string()),
+        }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Store(e) => e.into(),
+            // What was asked for is not there.
+            ClientError::NoDatastore { .. }
+            | ClientError::NoRuns { .. }
+            | ClientError::NoSuccessfulRun { .. }
+            | ClientError::NoSuchRun { .. }
+            | ClientError::NoRunTagged { .. }
+            | ClientError::NoSuchStep { .. }
+            | ClientError::NoSuchTask { .. }
+            | ClientError::NoTasks { .. }
+            | ClientError::SeveralTasks { .. }
+            | ClientError::Incomplete { .. }
+            | ClientError::NoSuchArtifact { .. }
+            | ClientError::NotForeach { .. } => CliError::usage(e.to_string()),
+            // What is there cannot be read.
+            ClientError::Decode { .. }
+            | ClientError::State { .. }
+            | ClientError::Blob { .. }
+            | ClientError::UnsupportedEncoding { .. }
+            | ClientError::Unreadable { .. } => CliError::failure(e.to_string()),
         }
     }
 }

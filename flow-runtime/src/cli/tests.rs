@@ -6,6 +6,7 @@ use clap::{Arg, ArgMatches, Command, value_parser};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::args::parse_tag;
 use super::*;
 use crate::flow::{StepInput, StepOutcome};
 use crate::graph::{FlowGraph, StepOptions, StepSpec, Transition};
@@ -23,13 +24,6 @@ fn tags_are_checked() {
     assert!(parse_tag("a\tb").is_err());
     assert!(parse_tag("a\u{7}").is_err());
     assert!(parse_tag(&"x".repeat(257)).is_err());
-}
-
-#[test]
-fn shell_words_are_quoted_when_needed() {
-    assert_eq!(shell_quote("/tmp/a-b/.blooming"), "/tmp/a-b/.blooming");
-    assert_eq!(shell_quote("/tmp/my runs"), "'/tmp/my runs'");
-    assert_eq!(shell_quote("it's"), r"'it'\''s'");
 }
 
 const OPTIONS: StepOptions = StepOptions {

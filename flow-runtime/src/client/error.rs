@@ -1,6 +1,6 @@
 //! What can go wrong reading a run.
 
-use crate::datastore::LoadError;
+use crate::datastore::{BlobHash, LoadError};
 use crate::run::RunStoreError;
 
 /// Errors of the client API: each says what was asked for and what is there instead.
@@ -31,6 +31,16 @@ pub enum ClientError {
         task_id: String,
         available: String,
     },
+    /// A step asked for its only task that has none: the run did not reach it.
+    #[error("step `{step}` of run `{run_id}` has no tasks: the run did not reach it")]
+    NoTasks { run_id: String, step: String },
+    /// A step asked for its only task that has several (a step inside a foreach).
+    #[error("step `{step}` of run `{run_id}` has {count} tasks, not one; name one")]
+    SeveralTasks {
+        run_id: String,
+        step: String,
+        count: usize,
+    },
     #[error("task {pathspec} did not complete (status: {status})")]
     Incomplete { pathspec: String, status: String },
     #[error("task {pathspec} has no artifact `{name}`; its artifacts are {available}")]
@@ -53,6 +63,25 @@ pub enum ClientError {
         type_name: &'static str,
         #[source]
         source: Box<LoadError>,
+    },
+    /// An artifact's blob read as a stream that is missing, unreadable, or not the bytes its
+    /// task recorded (truncated, longer, corrupted); `context` names the run, step, task and
+    /// artifact.
+    #[error("{context}: blob {hash} {problem}")]
+    Blob {
+        context: String,
+        hash: BlobHash,
+        problem: String,
+    },
+    /// An artifact stored in an encoding this version cannot read.
+    #[error("{context}: encoding `{encoding}` cannot be read by this version")]
+    UnsupportedEncoding { context: String, encoding: String },
+    /// A stored object (a log) that was listed but could not be read.
+    #[error("cannot read {location}: {source}")]
+    Unreadable {
+        location: String,
+        #[source]
+        source: Box<RunStoreError>,
     },
     #[error("task {pathspec} is not of a foreach")]
     NotForeach { pathspec: String },

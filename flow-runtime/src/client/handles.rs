@@ -3,13 +3,19 @@
 
 use serde::de::DeserializeOwned;
 
+use super::run_list::{RunList, UnreadableRun};
+use super::task_entry::{TaskEntry, TaskProgress, TaskRecords};
 use super::{Client, ClientError};
 use crate::datastore::{ArtifactEntry, TaskIndex};
 use crate::flow::{Flow, StateOwned};
 use crate::run::{
-    AttemptRecord, InputSpec, RunRecord, RunStatus, RunStore, TaskFailure, TaskMeta, TaskPath,
-    TaskStatus,
+    AttemptRecord, InputSpec, RunRecord, RunStatus, RunStore, RunStoreError, TaskFailure, TaskMeta,
+    TaskPath, TaskStatus,
 };
+
+/// The name that means a flow's most recently started run wherever a run is named by a person
+/// (`dump latest/end`): see [`FlowHandle::run_or_latest`].
+pub const LATEST: &str = "latest";
 
 fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     let names: Vec<String> = names
@@ -50,11 +56,24 @@ impl<'c> FlowHandle<'c> {
                 client: self.client.clone(),
                 record,
             }),
-            Err(crate::run::RunStoreError::NoSuchRun { .. }) => Err(ClientError::NoSuchRun {
+            Err(RunStoreError::NoSuchRun { .. }) => Err(ClientError::NoSuchRun {
                 flow: self.name.clone(),
                 run_id: run_id.to_string(),
             }),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Run `run`, or for [`LATEST`] the most recently started run.
+    ///
+    /// # Errors
+    ///
+    /// As [`FlowHandle::run`] and [`FlowHandle::latest_run`].
+    pub fn run_or_latest(&self, run: &str) -> Result<RunHandle, ClientError> {
+        if run == LATEST {
+            self.latest_run()
+        } else {
+            self.run(run)
         }
     }
 
@@ -88,6 +107,30 @@ impl<'c> FlowHandle<'c> {
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunHandle>, ClientError> {
         self.run_ids()?.iter().map(|id| self.run(id)).collect()
+    }
+
+    /// Every run, newest first, going on past runs whose record cannot be read, which are
+    /// listed apart (a run removed while the listing is read is left out).
+    ///
+    /// # Errors
+    ///
+    /// Storage failures listing the runs.
+    pub fn list_runs(&self) -> Result<RunList, ClientError> {
+        let mut list = RunList::default();
+        for id in self.run_ids()? {
+            match self.client.store.read_run(&self.name, &id) {
+                Ok(record) => list.runs.push(RunHandle {
+                    client: self.client.clone(),
+                    record,
+                }),
+                Err(RunStoreError::NoSuchRun { .. }) => {}
+                Err(e) => list.unreadable.push(UnreadableRun {
+                    run_id: id,
+                    error: e.into(),
+                }),
+            }
+        }
+        Ok(list)
     }
 
     /// Every run tagged `tag`, newest first.
@@ -206,6 +249,9 @@ impl RunHandle {
     }
 
     /// The `end` task, which holds the run's final state.
+    ///
+    /// `end` is outside every foreach, so its only task is `0`: it is read without listing the
+    /// step (see [`StepHandle::only_task`] for steps that may have several).
     pub fn end_task(&self) -> Result<TaskHandle, ClientError> {
         let end = self
             .record
@@ -257,24 +303,68 @@ impl StepHandle {
         self.task_ids()?.iter().map(|id| self.task(id)).collect()
     }
 
-    /// Task `task_id` of the step (`0` outside a foreach).
-    pub fn task(&self, task_id: &str) -> Result<TaskHandle, ClientError> {
-        let key = RunStore::task_key(&self.flow, &self.run_id, &self.name, task_id)?;
-        // One read for a completed task: its done marker holds both the index and the metadata.
-        let (meta, index) = match self.client.store.read_done(&key)? {
-            Some((index, Some(meta))) => (Some(meta), Some(index)),
-            done => (
-                self.client.store.read_meta(&key)?,
-                done.map(|(index, _)| index),
-            ),
-        };
-        let Some(meta) = meta else {
-            return Err(ClientError::NoSuchTask {
+    /// Every task the step has in the datastore, in foreach order, whatever it recorded: also
+    /// tasks that are running, were interrupted, or never started.
+    pub fn task_entries(&self) -> Result<Vec<TaskEntry>, ClientError> {
+        self.task_ids()?
+            .iter()
+            .map(|id| self.read_entry(id))
+            .collect()
+    }
+
+    /// Task `task_id` of the step, whatever it recorded, if the step has it.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NoSuchTask`] if the step has no such task.
+    pub fn task_entry(&self, task_id: &str) -> Result<TaskEntry, ClientError> {
+        let ids = self.task_ids()?;
+        if !ids.iter().any(|id| id == task_id) {
+            return Err(self.no_such_task(task_id, ids));
+        }
+        self.read_entry(task_id)
+    }
+
+    /// The step's only task: the task of every step outside a foreach, once the run reached it.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NoTasks`] if the run did not reach the step, [`ClientError::SeveralTasks`]
+    /// for a step inside a foreach with more than one.
+    pub fn only_task(&self) -> Result<TaskEntry, ClientError> {
+        match self.task_ids()?.as_slice() {
+            [only] => self.read_entry(only),
+            [] => Err(ClientError::NoTasks {
                 run_id: self.run_id.clone(),
                 step: self.name.clone(),
-                task_id: task_id.to_string(),
-                available: list(self.task_ids()?),
-            });
+            }),
+            several => Err(ClientError::SeveralTasks {
+                run_id: self.run_id.clone(),
+                step: self.name.clone(),
+                count: several.len(),
+            }),
+        }
+    }
+
+    fn read_entry(&self, task_id: &str) -> Result<TaskEntry, ClientError> {
+        TaskEntry::read(&self.client, &self.flow, &self.run_id, &self.name, task_id)
+    }
+
+    fn no_such_task(&self, task_id: &str, ids: Vec<String>) -> ClientError {
+        ClientError::NoSuchTask {
+            run_id: self.run_id.clone(),
+            step: self.name.clone(),
+            task_id: task_id.to_string(),
+            available: list(ids),
+        }
+    }
+
+    /// Task `task_id` of the step (`0` outside a foreach), once it recorded an attempt.
+    pub fn task(&self, task_id: &str) -> Result<TaskHandle, ClientError> {
+        let key = RunStore::task_key(&self.flow, &self.run_id, &self.name, task_id)?;
+        let TaskRecords { meta, index } = TaskRecords::read(&self.client.store, &key)?;
+        let Some(meta) = meta else {
+            return Err(self.no_such_task(task_id, self.task_ids()?));
         };
         Ok(TaskHandle {
             client: self.client.clone(),
@@ -313,9 +403,14 @@ impl TaskHandle {
         &self.meta.spec.task_id
     }
 
-    /// How the task ended.
+    /// How the task's last attempt ended, as it recorded.
     pub fn status(&self) -> TaskStatus {
         self.meta.status
+    }
+
+    /// Where the task stands: [`TaskHandle::status`] and whether it is complete together.
+    pub fn progress(&self) -> TaskProgress {
+        TaskProgress::of(Some(&self.meta), self.is_done())
     }
 
     /// Whether the task completed (succeeded, or failed and was caught) and its artifacts can be

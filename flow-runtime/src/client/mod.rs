@@ -14,6 +14,28 @@
 //!
 //! Finding the latest run reads one pointer file, never a listing of every run.
 //!
+//! A step's tasks are also listed whatever they recorded ([`TaskEntry`]: running, interrupted,
+//! failed), and values and logs too large to hold are read as streams, each blob checked
+//! against the size and hash its task recorded:
+//!
+//! ```no_run
+//! use flow_runtime::client::{Client, OutputStream};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::open(".blooming")?;
+//! let run = client.flow("Squares").run_or_latest("latest")?;
+//! let task = run.step("end")?.only_task()?;
+//! println!("{}/{} {}", task.step(), task.id(), task.progress());
+//! for artifact in task.artifacts().unwrap_or_default() {
+//!     let mut blob = task.open_artifact(artifact)?;
+//!     std::io::copy(&mut blob, &mut std::io::sink())?;
+//!     blob.finish()?; // what was read is the artifact as its task recorded it
+//! }
+//! if let Some(mut printed) = task.logs()?.output(OutputStream::Stdout)? {
+//!     std::io::copy(&mut printed.reader, &mut std::io::stdout())?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! A datastore on S3-compatible storage (cargo feature `s3`) opens the same way, with its URL;
 //! the endpoint and credentials come from the `AWS_*` environment variables (see
 //! [`S3Location`](crate::datastore::S3Location)):
@@ -25,18 +47,28 @@
 //! # Ok(()) }
 //! ```
 
+mod blob_stream;
 mod error;
 mod handles;
+mod run_list;
+mod task_entry;
+mod task_logs;
 
+pub use blob_stream::CheckedBlob;
 pub use error::ClientError;
-pub use handles::{FlowHandle, RunHandle, StepHandle, TaskHandle};
+pub use handles::{FlowHandle, LATEST, RunHandle, StepHandle, TaskHandle};
+pub use run_list::{RunList, UnreadableRun};
+pub use task_entry::{TaskEntry, TaskProgress};
+pub use task_logs::{LogStream, OutputStream, TaskLogs};
 
 use crate::datastore::{DatastoreLocation, StorageError};
 use crate::run::{RunStore, RunStoreError};
 
-/// The environment variable that names the datastore, as for the CLI.
+/// The environment variable that names the datastore when no location is given: read by
+/// [`Client::from_env`] and by the CLI when `--datastore` is not on its command line.
 pub const DATASTORE_ENV: &str = "BLOOMING_DATASTORE";
-/// The datastore used when neither a path nor [`DATASTORE_ENV`] is given.
+/// The datastore used when neither a location nor [`DATASTORE_ENV`] is given, relative to the
+/// working directory.
 pub const DEFAULT_DATASTORE: &str = ".blooming";
 
 /// A datastore opened for reading runs.

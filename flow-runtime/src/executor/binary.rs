@@ -15,9 +15,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The option of `step` carrying the BLAKE3 hash the binary must have.
-pub const EXPECT_BINARY_FLAG: &str = "expect-binary";
-
 /// The binary this process runs: `/proc/self/exe` where there is one, which is the file as it
 /// was started even if it was replaced or removed since, else the path it was started from.
 fn running_binary() -> io::Result<PathBuf> {

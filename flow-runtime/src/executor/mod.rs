@@ -14,6 +14,7 @@ mod process;
 mod scheduler;
 pub(crate) mod shell;
 pub mod slurm;
+pub(crate) mod step_invocation;
 mod store_inputs;
 mod task;
 
@@ -29,7 +30,7 @@ use crate::run::{
     now_rfc3339,
 };
 
-pub(crate) use binary::{EXPECT_BINARY_FLAG, verify_running_binary};
+pub(crate) use binary::verify_running_binary;
 pub(crate) use cancel::interrupted_by;
 pub(crate) use derive_spec::checked_foreach_count;
 pub use derive_spec::{DeriveSpecError, derive_spec};
@@ -38,6 +39,7 @@ pub(crate) use crate::graph::task_id_of;
 pub use process::{run_task_capturing_output, run_task_command};
 use scheduler::Scheduler;
 pub use slurm::SlurmOptions;
+pub use step_invocation::StepInvocation;
 use task::TaskFailed;
 
 /// Where tasks run.

@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
 use super::slurm::SlurmQueue;
+use super::step_invocation::StepInvocation;
 use super::task::{TaskFailed, execute as execute_here, load_items, runtime_failure, spec_of};
 use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext, RunError};
 use crate::flow::{Flow, StepOutcome};
@@ -62,29 +63,24 @@ pub(crate) fn execute<F: Flow>(
     ctx.store
         .write_spec(&key, &spec_of(&pending))
         .map_err(|e| fail(e.to_string()))?;
-    let step_args = [
-        "step",
-        step.name,
-        "--run-id",
-        &ctx.run_id,
-        "--task-id",
-        &pending.task_id,
-    ];
+    let invocation = StepInvocation::new(step.name, ctx.run_id.as_str(), pending.task_id.as_str());
     let ended = match launch {
-        Launch::Child { exe, args } => {
-            run_child(ctx, &key, exe, args, &step_args).map_err(|e| fail(e.to_string()))?
-        }
+        Launch::Child { exe, args } => run_child(ctx, &key, exe, args, &invocation.to_args())
+            .map_err(|e| fail(e.to_string()))?,
         Launch::Slurm {
             queue,
             exe,
             args,
             binary,
         } => {
+            let job = StepInvocation {
+                capture_output: true,
+                expect_binary: Some((*binary).to_owned()),
+                ..invocation
+            };
             let mut command = vec![exe.to_string_lossy().into_owned()];
             command.extend(args.iter().cloned());
-            command.extend(step_args.iter().map(|a| (*a).to_owned()));
-            command.push("--capture-output".to_owned());
-            command.push(format!("--{}={binary}", super::binary::EXPECT_BINARY_FLAG));
+            command.extend(job.to_args());
             let name = format!("{}.{}.{}", graph.name, step.name, pending.task_id);
             let job = queue
                 .submit(&name, &command)
@@ -177,7 +173,8 @@ pub(crate) fn execute<F: Flow>(
 /// datastore as process mode does (and passes them on, so the job's own output has them too),
 /// and ends as the child did.
 ///
-/// `args` is this process's command line after the program name, `--capture-output` removed.
+/// `args` is the child's command line after the program name: the datastore's arguments, then
+/// [`StepInvocation::captured_child`]'s.
 pub fn run_task_capturing_output<F: Flow>(
     store: &RunStore,
     run_id: &str,
@@ -232,7 +229,7 @@ fn run_child(
     key: &crate::datastore::Key,
     exe: &Path,
     args: &[String],
-    step_args: &[&str],
+    step_args: &[String],
 ) -> Result<Ended, ChildError> {
     let mut child = Command::new(exe)
         .args(args)

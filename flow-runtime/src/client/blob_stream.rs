@@ -1,21 +1,27 @@
 //! An artifact's blob read as a stream, its size and hash checked along the way.
 //!
-//! `BlobStore::get` holds a whole blob in memory, which a 1 GiB artifact makes 1 GiB; `dump` only
-//! ever needs to look at it once from start to end. [`CheckedBlob`] reads the blob through the
+//! `BlobStore::get` holds a whole blob in memory, which a 1 GiB artifact makes 1 GiB; a reader
+//! that shows or copies a value (the CLI's `dump`) only ever needs to look at it once from start
+//! to end. [`CheckedBlob`] reads the blob through the
 //! storage's streaming reader, never more than one byte past the size the task index recorded,
 //! and hashes what it reads; [`CheckedBlob::finish`] reads what is left and says whether the
 //! bytes were the blob the index names, with the same messages as `BlobStore::get`.
 
 use std::io::{self, Read};
 
-use super::error::CliError;
+use super::ClientError;
 use crate::datastore::{ArtifactEntry, BlobErrorKind, BlobHash, BlobStore, Storage};
 
 /// How much [`CheckedBlob::finish`] reads at a time.
 const DRAIN_CHUNK: usize = 1 << 20;
 
-/// A blob being read, checked against its index entry.
-pub(crate) struct CheckedBlob<'s> {
+/// An artifact's blob being read, checked against its index entry: from
+/// [`TaskEntry::open_artifact`](super::TaskEntry::open_artifact).
+///
+/// Reading gives the blob's bytes as stored; they are only known to be the artifact's once
+/// [`CheckedBlob::finish`] says so. A reader that acts on the bytes (prints them) before the end
+/// checks the whole blob first with [`TaskEntry::verify_artifact`](super::TaskEntry::verify_artifact).
+pub struct CheckedBlob<'s> {
     storage: &'s dyn Storage,
     inner: Box<dyn Read + Send>,
     hash: BlobHash,
@@ -33,12 +39,12 @@ impl<'s> CheckedBlob<'s> {
     ///
     /// # Errors
     ///
-    /// A missing or unreadable blob (exit 1), named with `context`.
-    pub fn open(
+    /// A missing or unreadable blob ([`ClientError::Blob`]), named with `context`.
+    pub(crate) fn open(
         storage: &'s dyn Storage,
         entry: &ArtifactEntry,
         context: String,
-    ) -> Result<Self, CliError> {
+    ) -> Result<Self, ClientError> {
         let inner = storage.reader(&entry.hash.key()).map_err(|e| {
             let kind = if e.is_not_found() {
                 // Perhaps an earlier read found it damaged and set it aside: say so.
@@ -65,11 +71,11 @@ impl<'s> CheckedBlob<'s> {
     /// # Errors
     ///
     /// As [`CheckedBlob::finish`].
-    pub fn verify(
+    pub(crate) fn verify(
         storage: &'s dyn Storage,
         entry: &ArtifactEntry,
         context: String,
-    ) -> Result<(), CliError> {
+    ) -> Result<(), ClientError> {
         CheckedBlob::open(storage, entry, context)?.finish()
     }
 
@@ -77,9 +83,9 @@ impl<'s> CheckedBlob<'s> {
     ///
     /// # Errors
     ///
-    /// A blob that could not be read, is truncated, longer than recorded, or corrupted (exit 1),
-    /// named with the context given to [`CheckedBlob::open`].
-    pub fn finish(&mut self) -> Result<(), CliError> {
+    /// A blob that could not be read, is truncated, longer than recorded, or corrupted
+    /// ([`ClientError::Blob`]), named with the artifact and the task it belongs to.
+    pub fn finish(&mut self) -> Result<(), ClientError> {
         let mut chunk = vec![0; DRAIN_CHUNK];
         loop {
             match self.read(&mut chunk) {
@@ -120,15 +126,22 @@ impl<'s> CheckedBlob<'s> {
                     actual,
                     set_aside: None,
                 }),
-                Err(_) => {
-                    CliError::failure(format!("{}: blob {} is corrupted", self.context, self.hash))
-                }
+                Err(_) => ClientError::Blob {
+                    context: self.context.clone(),
+                    hash: self.hash,
+                    problem: "is corrupted".to_owned(),
+                },
             });
         }
         Ok(())
     }
 
-    fn fail(&self, kind: &BlobErrorKind) -> CliError {
+    /// Where the blob was needed: "run R, step S, task T, artifact `a`".
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    fn fail(&self, kind: &BlobErrorKind) -> ClientError {
         blob_error(&self.context, self.hash, kind)
     }
 }
@@ -170,8 +183,12 @@ fn io_error(message: String) -> crate::datastore::StorageError {
 }
 
 /// The message `BlobStore::get` gives for the same problem: "CONTEXT: blob HASH is truncated: …".
-fn blob_error(context: &str, hash: BlobHash, kind: &BlobErrorKind) -> CliError {
-    CliError::failure(format!("{context}: blob {hash} {kind}"))
+fn blob_error(context: &str, hash: BlobHash, kind: &BlobErrorKind) -> ClientError {
+    ClientError::Blob {
+        context: context.to_owned(),
+        hash,
+        problem: kind.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -221,16 +238,15 @@ mod tests {
             std::fs::write(&path, &content).expect("damage");
             let e = CheckedBlob::verify(&storage, &entry, "run 1, artifact `a`".into())
                 .expect_err("damaged");
+            let message = e.to_string();
             assert!(
-                e.message
-                    .starts_with(&format!("run 1, artifact `a`: blob {}", entry.hash)),
-                "{}",
-                e.message
+                message.starts_with(&format!("run 1, artifact `a`: blob {}", entry.hash)),
+                "{message}"
             );
-            assert!(e.message.contains(expected), "{}", e.message);
+            assert!(message.contains(expected), "{message}");
         }
         std::fs::remove_file(&path).expect("remove");
         let e = CheckedBlob::verify(&storage, &entry, "ctx".into()).expect_err("missing");
-        assert!(e.message.contains("is missing"), "{}", e.message);
+        assert!(e.to_string().contains("is missing"), "{e}");
     }
 }

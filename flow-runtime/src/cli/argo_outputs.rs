@@ -1,0 +1,80 @@
+//! What Argo reads as output parameters, written by `step … --argo-outputs DIR` and
+//! `init --argo-outputs DIR` into files of DIR.
+
+use std::path::Path;
+
+use super::error::CliError;
+use crate::argo;
+use crate::executor::task_id_of;
+use crate::flow::Flow;
+use crate::graph::Transition;
+use crate::run::RunStore;
+
+/// After `step … --argo-outputs DIR` ran its task: writes a foreach's child task ids and a
+/// switch's choice where Argo reads its output parameters.
+pub(crate) fn write_step_outputs<F: Flow>(
+    store: &RunStore,
+    run_id: &str,
+    step: &str,
+    task_id: &str,
+    dir: &Path,
+) -> Result<(), CliError> {
+    let graph = F::GRAPH;
+    let Some(spec) = graph.step(step) else {
+        return Ok(());
+    };
+    let key = RunStore::task_key(graph.name, run_id, step, task_id)?;
+    let Some((_, Some(meta))) = store.read_done(&key)? else {
+        return Err(CliError::failure(format!(
+            "task {step}/{task_id} of run {run_id} left no record to read its outputs from"
+        )));
+    };
+    match spec.transition {
+        Transition::Foreach { .. } => {
+            let record = meta.foreach.ok_or_else(|| {
+                CliError::failure(format!(
+                    "the foreach task {step}/{task_id} recorded no elements"
+                ))
+            })?;
+            let path = crate::run::TaskPath {
+                step: step.to_string(),
+                task: task_id.to_string(),
+            };
+            let count = crate::executor::checked_foreach_count(store, &path, &record)
+                .map_err(CliError::failure)?;
+            let mut indices: Vec<usize> = meta
+                .spec
+                .frames
+                .iter()
+                .filter(|f| f.foreach)
+                .map(|f| f.index)
+                .collect();
+            indices.push(0);
+            let children: Vec<String> = (0..count)
+                .map(|i| {
+                    if let Some(last) = indices.last_mut() {
+                        *last = i;
+                    }
+                    task_id_of(&indices)
+                })
+                .collect();
+            let json = serde_json::to_string(&children)
+                .map_err(|e| CliError::failure(format!("cannot write the task ids: {e}")))?;
+            write_output(dir, argo::FOREACH_FILE, &json)
+        }
+        Transition::Switch(_) => {
+            let chose = meta.chose.ok_or_else(|| {
+                CliError::failure(format!("the switch {step}/{task_id} recorded no choice"))
+            })?;
+            write_output(dir, argo::SWITCH_FILE, &chose)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes `text` to the file `file` of `dir`, making `dir` if it is missing.
+pub(crate) fn write_output(dir: &Path, file: &str, text: &str) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(dir.join(file), text))
+        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", dir.join(file).display())))
+}

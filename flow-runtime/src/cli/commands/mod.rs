@@ -1,0 +1,76 @@
+//! Every subcommand of a flow binary, one file each in the manner of cargo's
+//! `src/bin/cargo/commands`: `cli()` is its clap definition, `exec()` reads its arguments and
+//! calls the library (the executor to run, the client to read, the run store to write).
+//!
+//! | command | file | goes through |
+//! |---|---|---|
+//! | `run`, `resume` | `run.rs`, `resume.rs` | the executor |
+//! | `show`, `graph` | `show.rs`, `graph.rs` | the flow's graph |
+//! | `runs`, `dump`, `logs` | `runs.rs`, `dump.rs`, `logs.rs` | the client alone |
+//! | `tag` | `tag.rs` | the client to find the run, the run store to change it |
+//! | `step` | `step.rs` | the executor ([`StepInvocation`](crate::executor::StepInvocation)) |
+//! | `argo-workflow`, `init`, `finish` | `argo_workflow.rs`, `init.rs`, `finish.rs` | Argo's manifest, the run store |
+
+pub(crate) mod argo_workflow;
+pub(crate) mod dump;
+pub(crate) mod finish;
+pub(crate) mod graph;
+pub(crate) mod init;
+pub(crate) mod logs;
+pub(crate) mod resume;
+pub(crate) mod run;
+pub(crate) mod runs;
+pub(crate) mod show;
+pub(crate) mod step;
+pub(crate) mod tag;
+
+use clap::{ArgMatches, Command};
+
+use super::context::Ctx;
+use super::error::CliError;
+use crate::flow::Flow;
+
+/// What a command's `exec` returns.
+pub(crate) type CliResult = Result<(), CliError>;
+
+/// A command's `exec`.
+pub(crate) type Exec = fn(&mut Ctx<'_>, &ArgMatches) -> CliResult;
+
+/// Every subcommand, in the order `--help` lists them, with `run` as given (with or without the
+/// flow's parameters).
+pub(crate) fn builtin(run: Command) -> Vec<Command> {
+    vec![
+        run,
+        resume::cli(),
+        show::cli(),
+        graph::cli(),
+        runs::cli(),
+        dump::cli(),
+        logs::cli(),
+        tag::cli(),
+        step::cli(),
+        argo_workflow::cli(),
+        init::cli(),
+        finish::cli(),
+    ]
+}
+
+/// The `exec` of subcommand `name` for flow `F`.
+pub(crate) fn builtin_exec<F: Flow>(name: &str) -> Option<Exec> {
+    let exec: Exec = match name {
+        "run" => run::exec::<F>,
+        "resume" => resume::exec::<F>,
+        "show" => show::exec::<F>,
+        "graph" => graph::exec::<F>,
+        "runs" => runs::exec::<F>,
+        "dump" => dump::exec::<F>,
+        "logs" => logs::exec::<F>,
+        "tag" => tag::exec::<F>,
+        "step" => step::exec::<F>,
+        "argo-workflow" => argo_workflow::exec::<F>,
+        "init" => init::exec::<F>,
+        "finish" => finish::exec::<F>,
+        _ => return None,
+    };
+    Some(exec)
+}
