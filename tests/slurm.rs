@@ -271,6 +271,72 @@ fn job_named(name: &str) -> Result<Option<String>, String> {
         .map(str::to_owned))
 }
 
+/// The state `squeue` gives job `id` (finished jobs included), if it still lists it.
+fn job_state(id: &str) -> Result<Option<String>, String> {
+    let out = Command::new("squeue")
+        .args(["--noheader", "--states=all", "--format=%T", "--jobs", id])
+        .output()
+        .map_err(|e| format!("cannot run squeue: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .map(str::to_owned))
+}
+
+/// Cancels job `id` with `scancel` and waits until Slurm lists it in a final state.
+///
+/// On a loaded machine a cancel request can be accepted by the controller and still leave the
+/// job running (CI once saw the job's task sleep to its end): what this file tests is how a run
+/// reacts to a job that Slurm ended, so the job is killed outright if the cancel did not end it.
+fn cancel_until_ended(id: &str) -> Result<(), String> {
+    let ended = |state: &str| {
+        !matches!(
+            state,
+            "PENDING" | "CONFIGURING" | "RUNNING" | "COMPLETING" | "SUSPENDED" | "REQUEUED"
+        )
+    };
+    let started = Instant::now();
+    let mut last = None;
+    for (attempt, args) in [
+        vec![id],
+        vec!["--full", "--signal=KILL", id],
+        vec!["--full", "--signal=KILL", id],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cancel = Command::new("scancel")
+            .args(&args)
+            .status()
+            .map_err(|e| format!("cannot run scancel: {e}"))?;
+        if attempt == 0 && !cancel.success() {
+            return Err(format!("scancel {id} failed"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            last = job_state(id)?;
+            match &last {
+                Some(state) if !ended(state) => {}
+                _ => {
+                    if attempt > 0 {
+                        eprintln!(
+                            "  job {id} ended {last:?} only after `scancel {}`, {:.1} s after the first cancel",
+                            args.join(" "),
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Err(format!(
+        "Slurm job {id} is still {last:?} {:.0} s after it was cancelled and killed",
+        started.elapsed().as_secs_f64()
+    ))
+}
+
 /// A job killed with `scancel` while its task runs fails the run with Slurm's word for it;
 /// `resume --slurm` reruns that task alone and completes; every task stored loads intact.
 fn cancelled_job_then_resume(dir: &Path) -> Result<(), String> {
@@ -295,12 +361,9 @@ fn cancelled_job_then_resume(dir: &Path) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let job = job_named("Sleepy.work.2")?.ok_or("no Slurm job named Sleepy.work.2")?;
-    let cancel = Command::new("scancel")
-        .arg(&job)
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !cancel.success() {
-        return Err(format!("scancel {job} failed"));
+    if let Err(e) = cancel_until_ended(&job) {
+        let _ = run.kill();
+        return Err(e);
     }
     let output = run.wait_with_output().map_err(|e| e.to_string())?;
     let first = Output {
@@ -671,7 +734,10 @@ fn the_default_log_dir_is_private_to_the_run(dir: &Path) -> Result<(), String> {
     let planted_files = std::fs::read_dir(&planted)
         .map(|entries| entries.count())
         .unwrap_or_default();
-    let _ = Command::new("scancel").arg(&job).status();
+    if let Err(e) = cancel_until_ended(&job) {
+        let _ = run.kill();
+        return Err(e);
+    }
     let o = output_of(run.wait_with_output().map_err(|e| e.to_string())?);
     let [log_dir] = found.as_slice() else {
         return Err(format!(
