@@ -1235,90 +1235,59 @@ impl<W: Write + ?Sized> Drop for Compound<'_, '_, W> {
     }
 }
 
-impl<W: Write + ?Sized> ser::SerializeTuple for Compound<'_, '_, W> {
-    type Ok = ();
-    type Error = Error;
+/// The serde traits of a sequence-like compound: each element written as it comes, nothing at
+/// the end (the length was written first).
+macro_rules! elements {
+    ($($trait:ident :: $method:ident;)*) => {$(
+        impl<W: Write + ?Sized> ser::$trait for Compound<'_, '_, W> {
+            type Ok = ();
+            type Error = Error;
 
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.ser.next_type = type_name::<T>();
-        value.serialize(&mut *self.ser)
-    }
+            #[inline]
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                self.ser.next_type = type_name::<T>();
+                value.serialize(&mut *self.ser)
+            }
 
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
+            fn end(self) -> Result<(), Error> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl<W: Write + ?Sized> ser::SerializeTupleStruct for Compound<'_, '_, W> {
-    type Ok = ();
-    type Error = Error;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.ser.next_type = type_name::<T>();
-        value.serialize(&mut *self.ser)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
+elements! {
+    SerializeTuple::serialize_element;
+    SerializeTupleStruct::serialize_field;
+    SerializeTupleVariant::serialize_field;
 }
 
-impl<W: Write + ?Sized> ser::SerializeTupleVariant for Compound<'_, '_, W> {
-    type Ok = ();
-    type Error = Error;
+/// The same for struct-like compounds, whose fields are written as a map: name, then value.
+macro_rules! named_fields {
+    ($($trait:ident),*) => {$(
+        impl<W: Write + ?Sized> ser::$trait for Compound<'_, '_, W> {
+            type Ok = ();
+            type Error = Error;
 
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.ser.next_type = type_name::<T>();
-        value.serialize(&mut *self.ser)
-    }
+            #[inline(always)]
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Error> {
+                self.ser.put_str(key)?;
+                self.ser.next_type = type_name::<T>();
+                value.serialize(&mut *self.ser)
+            }
 
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
+            fn end(self) -> Result<(), Error> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl<W: Write + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
-    type Ok = ();
-    type Error = Error;
-
-    #[inline(always)]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.ser.put_str(key)?;
-        self.ser.next_type = type_name::<T>();
-        value.serialize(&mut *self.ser)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-impl<W: Write + ?Sized> ser::SerializeStructVariant for Compound<'_, '_, W> {
-    type Ok = ();
-    type Error = Error;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.ser.put_str(key)?;
-        self.ser.next_type = type_name::<T>();
-        value.serialize(&mut *self.ser)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
-}
+named_fields!(SerializeStruct, SerializeStructVariant);
 
 /// Methods of the two ext serializers that reject their input, with rmp-serde's message.
 ///
