@@ -94,6 +94,13 @@ impl TaskLog {
     }
 }
 
+/// The last `n` lines of `bytes`, as text: what a failed task's message quotes of its output.
+pub(crate) fn last_lines(bytes: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// A stream of bytes of unbounded length kept in bounded memory: its first `limit` bytes, its
 /// last `limit` bytes, and how many were dropped between them.
 #[derive(Debug)]

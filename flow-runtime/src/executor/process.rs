@@ -17,7 +17,7 @@ use super::task::{TaskFailed, execute as execute_here, load_items, runtime_failu
 use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext, RunError};
 use crate::flow::{Flow, StepOutcome};
 use crate::graph::Transition;
-use crate::logs::HeadAndTail;
+use crate::logs::{HeadAndTail, last_lines};
 use crate::run::{InputSpec, RunStore, TaskPath, TaskStatus};
 
 /// How a task's `step` command is started.
@@ -313,13 +313,6 @@ fn record_output(
         store.write_output(key, "stderr", err)?;
     }
     Ok(())
-}
-
-/// The last `n` lines of `bytes`, as text.
-pub(super) fn last_lines(bytes: &[u8], n: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The `step` command: runs exactly one task of run `run_id` from what the datastore holds,

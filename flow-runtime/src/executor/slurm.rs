@@ -386,7 +386,7 @@ impl SlurmQueue {
             file.take(OUTPUT_TAIL_BYTES).read_to_end(&mut bytes)
         });
         match read {
-            Ok(_) => super::process::last_lines(&bytes, lines),
+            Ok(_) => crate::logs::last_lines(&bytes, lines),
             Err(_) => String::new(),
         }
     }
