@@ -293,7 +293,7 @@ fn latest_among_10k(c: &mut Criterion) {
     let template = store.read_run("ThreeSteps", &real.run_id).expect("record");
     for i in 0..10_000 {
         let mut record = template.clone();
-        record.run_id = format!("19990101T000000000Z-{i:08}");
+        record.run_id = format!("19990101T000000000Z-{i:08}").into();
         store.create_run(&record).expect("record");
     }
     let client = Client::open(&dir).expect("client");

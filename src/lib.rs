@@ -24,6 +24,9 @@
 //! ```
 
 pub use flow_macros::{flow, step};
+/// The ids a run's records and the client's handles hold (also in [`run`], with the other run
+/// types): each a `String` underneath, stored as the plain string, and read as a `&str`.
+pub use flow_runtime::run::{RunId, StepName, TaskId};
 pub use flow_runtime::*;
 
 /// burn 0.22.1 itself (cargo feature `burn`): the version [`burn_model`] stores and reads, with its

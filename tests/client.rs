@@ -78,6 +78,7 @@ fn run_of<F: Flow>(store: &RunStore, tags: &[&str]) -> String {
     run_flow::<F>(store, serde_json::Value::Null, &options)
         .expect("run")
         .run_id
+        .into()
 }
 
 fn run(store: &RunStore, tags: &[&str]) -> String {
@@ -297,7 +298,7 @@ fn finding_the_latest_run_among_a_thousand_lists_nothing() {
     let template = store.read_run("Letters", &real).expect("record");
     for i in 0..1000 {
         let mut record = template.clone();
-        record.run_id = format!("19990101T000000000Z-{i:08}");
+        record.run_id = format!("19990101T000000000Z-{i:08}").into();
         store.create_run(&record).expect("record");
     }
     assert_eq!(store.list_runs("Letters").expect("list").len(), 1001);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use blooming_flowers::StateOwned;
 use blooming_flowers::cli::run_cli_with;
 use blooming_flowers::prelude::*;
-use blooming_flowers::run::RunStore;
+use blooming_flowers::run::{Latest, RunStore};
 
 /// Names a file whose existence makes `work` kill its own process for element 4.
 const KILL_FILE_ENV: &str = "CRASH_SAFETY_KILL_FILE";
@@ -157,7 +157,7 @@ fn killed_task_then_resume(dir: &Path) -> Result<(), String> {
         return Err(format!("the failure must say the process died: {err}"));
     }
     let failed_run = store
-        .latest("Crashy", "any")
+        .latest("Crashy", Latest::Any)
         .map_err(|e| e.to_string())?
         .ok_or("no run")?;
     let killed =
@@ -177,7 +177,7 @@ fn killed_task_then_resume(dir: &Path) -> Result<(), String> {
         return Err(format!("resume must succeed\nexit {code}\n{out}\n{err}"));
     }
     let resumed = store
-        .latest("Crashy", "succeeded")
+        .latest("Crashy", Latest::Succeeded)
         .map_err(|e| e.to_string())?
         .ok_or("no successful run")?;
     let (code, out, err) = cli(&datastore, &["run"]);
@@ -185,7 +185,7 @@ fn killed_task_then_resume(dir: &Path) -> Result<(), String> {
         return Err(format!("an uninterrupted run must succeed\n{out}\n{err}"));
     }
     let clean = store
-        .latest("Crashy", "succeeded")
+        .latest("Crashy", Latest::Succeeded)
         .map_err(|e| e.to_string())?
         .ok_or("no successful run")?;
     let (a, b) = (end_total(&store, &resumed)?, end_total(&store, &clean)?);

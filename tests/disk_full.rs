@@ -15,7 +15,7 @@ use std::process::Command;
 use blooming_flowers::StateOwned;
 use blooming_flowers::cli::run_cli_with;
 use blooming_flowers::prelude::*;
-use blooming_flowers::run::RunStore;
+use blooming_flowers::run::{Latest, RunStore};
 
 /// Size of each item's field: past the 8 MiB spill threshold, so it is streamed to disk.
 const FIELD_BYTES: usize = 9 << 20;
@@ -356,7 +356,7 @@ fn a_run_that_fills_the_disk_fails_clearly_keeps_its_tasks_and_resumes() {
     let resumed = cli(&datastore, &["resume", "--max-workers", "1"]);
     assert_eq!(resumed.code, 0, "resume after space was freed\n{resumed:?}");
     let resumed_run = store
-        .latest("Filling", "succeeded")
+        .latest("Filling", Latest::Succeeded)
         .expect("latest")
         .expect("a successful run");
     every_done_task_loads(&store).expect("every task loads after the resume");
@@ -366,7 +366,7 @@ fn a_run_that_fills_the_disk_fails_clearly_keeps_its_tasks_and_resumes() {
     assert_eq!(clean.code, 0, "{clean:?}");
     let clean_store = RunStore::open_local(elsewhere.path()).expect("store");
     let clean_run = clean_store
-        .latest("Filling", "succeeded")
+        .latest("Filling", Latest::Succeeded)
         .expect("latest")
         .expect("a successful run");
     assert_eq!(
@@ -423,7 +423,7 @@ fn a_disk_that_fills_during_small_writes_still_names_the_failed_task_and_resumes
     let resumed = cli_of::<Trickle>(&datastore, &["resume", "--max-workers", "1"]);
     assert_eq!(resumed.code, 0, "resume after space was freed\n{resumed:?}");
     let run = store
-        .latest("Trickle", "succeeded")
+        .latest("Trickle", Latest::Succeeded)
         .expect("latest")
         .expect("a successful run");
     let key = RunStore::task_key("Trickle", &run, "end", "0").expect("key");

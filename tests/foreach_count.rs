@@ -57,7 +57,7 @@ fn run_with_a_corrupt_count() -> (tempfile::TempDir, String) {
     assert_eq!(*count, 3, "the marker records the count where expected");
     *count = HUGE.into();
     std::fs::write(&done, serde_json::to_vec(&marker).expect("JSON")).expect("write");
-    (dir, run)
+    (dir, run.into())
 }
 
 fn cli(dir: &std::path::Path, args: &[&str]) -> (u8, String) {

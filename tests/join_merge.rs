@@ -235,7 +235,7 @@ fn run(dir: &Path, mode: Mode) -> Result<Ran, String> {
     }
     Ok(Ran {
         store,
-        run_id: summary.run_id,
+        run_id: summary.run_id.into(),
     })
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use blooming_flowers::cli::{EXIT_OK, run_cli_with};
 use blooming_flowers::prelude::*;
-use blooming_flowers::run::{RunRecord, RunStatus, RunStore};
+use blooming_flowers::run::{Latest, RunId, RunRecord, RunStatus, RunStore};
 
 #[path = "run_records/contention.rs"]
 mod contention;
@@ -177,7 +177,7 @@ fn tags_added_while_a_run_ends_all_survive_with_its_status() {
 
 // ------------------------------------------------------------------------------- item 9
 
-fn latest(store: &RunStore, which: &str) -> Option<String> {
+fn latest(store: &RunStore, which: Latest) -> Option<RunId> {
     store.latest("Tiny", which).expect("latest")
 }
 
@@ -185,7 +185,9 @@ fn latest(store: &RunStore, which: &str) -> Option<String> {
 fn start(store: &RunStore, id: &str, started: &str) -> RunRecord {
     let run = record(id, started);
     store.create_run(&run).expect("create");
-    store.advance_latest("Tiny", "any", id).expect("advance");
+    store
+        .advance_latest("Tiny", Latest::Any, id)
+        .expect("advance");
     run
 }
 
@@ -211,8 +213,11 @@ fn an_older_run_succeeding_after_a_newer_one_leaves_latest_on_the_newer() {
     );
     succeed(&store, newer.clone());
     succeed(&store, older);
-    assert_eq!(latest(&store, "succeeded"), Some(newer.run_id.clone()));
-    assert_eq!(latest(&store, "any"), Some(newer.run_id));
+    assert_eq!(
+        latest(&store, Latest::Succeeded),
+        Some(newer.run_id.clone())
+    );
+    assert_eq!(latest(&store, Latest::Any), Some(newer.run_id));
 }
 
 /// Run ids chosen by hand (`init --run-id`, Argo's names) need not sort by time.
@@ -222,11 +227,11 @@ fn latest_follows_start_times_when_ids_sort_the_other_way() {
     let store = local_store(dir.path());
     let older = start(&store, "zzz-first", "2026-01-01T00:00:00.000Z");
     let newer = start(&store, "aaa-second", "2026-01-01T00:00:05.000Z");
-    assert_eq!(latest(&store, "any"), Some(newer.run_id.clone()));
+    assert_eq!(latest(&store, Latest::Any), Some(newer.run_id.clone()));
     succeed(&store, older.clone());
-    assert_eq!(latest(&store, "succeeded"), Some(older.run_id));
+    assert_eq!(latest(&store, Latest::Succeeded), Some(older.run_id));
     succeed(&store, newer.clone());
-    assert_eq!(latest(&store, "succeeded"), Some(newer.run_id));
+    assert_eq!(latest(&store, Latest::Succeeded), Some(newer.run_id));
 }
 
 /// Eight threads start and end runs at once, twenty times over.
@@ -251,7 +256,7 @@ fn a_damaged_pointer_is_an_error_naming_it_without_its_content() {
     ] {
         std::fs::write(&pointer, damage).expect("damage");
         let e = store
-            .latest("Tiny", "any")
+            .latest("Tiny", Latest::Any)
             .expect_err(&format!("{damage:?} is not a run id"));
         let message = e.to_string();
         assert!(message.contains("flows/Tiny/latest/any"), "{message}");
@@ -284,10 +289,10 @@ fn a_pointer_holding_a_bare_run_id_still_reads_and_moves_forward() {
     let pointer = dir.path().join("flows/Tiny/latest/any");
     std::fs::create_dir_all(pointer.parent().expect("parent")).expect("mkdir");
     std::fs::write(&pointer, "zz-old\n").expect("old pointer");
-    assert_eq!(latest(&store, "any").as_deref(), Some("zz-old"));
+    assert_eq!(latest(&store, Latest::Any).as_deref(), Some("zz-old"));
     start(&store, "aa-new", "2026-01-02T00:00:00.000Z");
-    assert_eq!(latest(&store, "any").as_deref(), Some("aa-new"));
+    assert_eq!(latest(&store, Latest::Any).as_deref(), Some("aa-new"));
     // An older run does not move it back.
     start(&store, "mm-older", "2025-12-31T00:00:00.000Z");
-    assert_eq!(latest(&store, "any").as_deref(), Some("aa-new"));
+    assert_eq!(latest(&store, Latest::Any).as_deref(), Some("aa-new"));
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use blooming_flowers::executor::{RunOptions, resume_flow, run_flow};
 use blooming_flowers::prelude::*;
-use blooming_flowers::run::{RunStatus, RunStore, TaskStatus};
+use blooming_flowers::run::{Latest, RunStatus, RunStore, TaskStatus};
 
 fn store() -> (tempfile::TempDir, RunStore) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -135,7 +135,9 @@ fn every_transition_kind_runs_and_leaves_its_artifacts() {
         .expect("record");
     assert_eq!(record.status, RunStatus::Succeeded);
     assert_eq!(
-        store.latest("Everything", "succeeded").expect("latest"),
+        store
+            .latest("Everything", Latest::Succeeded)
+            .expect("latest"),
         Some(summary.run_id)
     );
 }

@@ -330,7 +330,7 @@ fn squares_on_s3_match_a_local_run(base: &S3Location) -> Check {
     ensure(expected.len() > 50, || {
         format!("too few artifacts: {expected:?}")
     })?;
-    for run_id in [&threads_run, &process_run] {
+    for run_id in [threads_run.as_str(), process_run.as_str()] {
         let got = fingerprint(&s3_client, "Squares", run_id).map_err(err)?;
         ensure(got == expected, || {
             format!("run {run_id} on S3 differs from the local run:\n{got:#?}\n{expected:#?}")

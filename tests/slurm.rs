@@ -186,7 +186,7 @@ fn open_store(location: &str) -> Result<RunStore, String> {
 fn only_run(store: &RunStore, flow: &str) -> Result<String, String> {
     let runs = store.list_runs(flow).map_err(|e| e.to_string())?;
     match runs.as_slice() {
-        [run] => Ok(run.clone()),
+        [run] => Ok(run.to_string()),
         _ => Err(format!("expected one run of {flow}, found {runs:?}")),
     }
 }
@@ -211,7 +211,7 @@ fn artifacts_of(store: &RunStore, flow: &str, run: &str) -> Result<Artifacts, St
                 .iter()
                 .map(|a| (a.name.clone(), a.hash.to_string(), a.size))
                 .collect();
-            all.insert((step.clone(), task), entries);
+            all.insert((step.clone(), task.into()), entries);
         }
     }
     Ok(all)

@@ -11,17 +11,19 @@
 
 use std::cell::RefCell;
 
+use crate::run::{RunId, TaskId};
+
 /// The identity of the running task.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Current {
     /// The name of the flow, as in its graph.
     pub flow: &'static str,
     /// The id of the run, unique across machines.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The name of the step this task runs.
     pub step: &'static str,
     /// The id of the task within its step.
-    pub task_id: String,
+    pub task_id: TaskId,
     /// Which attempt this is, `0` for the first, counting the retries of the step.
     pub attempt: u32,
     /// The foreach splits this task is inside of, outermost first; empty outside any foreach.

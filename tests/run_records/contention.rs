@@ -4,7 +4,7 @@
 
 use std::sync::{Barrier, Mutex};
 
-use blooming_flowers::run::{GraphRecord, RunRecord, RunStatus, RunStore};
+use blooming_flowers::run::{GraphRecord, Latest, RunRecord, RunStatus, RunStore};
 
 /// The flow every record here belongs to.
 pub const FLOW: &str = "Tiny";
@@ -14,7 +14,7 @@ pub fn record(run_id: &str, started: &str) -> RunRecord {
     RunRecord {
         format: 1,
         flow: FLOW.to_owned(),
-        run_id: run_id.to_owned(),
+        run_id: run_id.into(),
         params: serde_json::Value::Null,
         status: RunStatus::Running,
         started: started.to_owned(),
@@ -89,14 +89,16 @@ pub fn runs_ending_at_once_leave_latest_on_the_newest(
                     let mut run = record(id, started);
                     store.create_run(&run).expect("create");
                     barrier.wait();
-                    store.advance_latest(FLOW, "any", id).expect("advance");
+                    store
+                        .advance_latest(FLOW, Latest::Any, id)
+                        .expect("advance");
                     run.status = RunStatus::Succeeded;
                     store.update_run(&run).expect("end");
                     barrier.wait();
                     if t == 0 {
-                        for which in ["any", "succeeded"] {
+                        for which in [Latest::Any, Latest::Succeeded] {
                             let latest = store.latest(FLOW, which).expect("latest");
-                            if latest.as_ref() != Some(&newest_after[round]) {
+                            if latest.as_deref() != Some(newest_after[round].as_str()) {
                                 wrong
                                     .lock()
                                     .unwrap_or_else(|p| p.into_inner())

@@ -37,8 +37,8 @@ pub(crate) fn write_step_outputs<F: Flow>(
                 ))
             })?;
             let path = crate::run::TaskPath {
-                step: step.to_string(),
-                task: task_id.to_string(),
+                step: step.into(),
+                task: task_id.into(),
             };
             let count = crate::executor::checked_foreach_count(store, &path, &record)
                 .map_err(CliError::failure)?;

@@ -9,8 +9,8 @@ use super::{Client, ClientError};
 use crate::datastore::{ArtifactEntry, TaskIndex};
 use crate::flow::{Flow, StateOwned};
 use crate::run::{
-    AttemptRecord, InputSpec, RunRecord, RunStatus, RunStore, RunStoreError, TaskFailure, TaskMeta,
-    TaskPath, TaskStatus,
+    AttemptRecord, InputSpec, Latest, RunId, RunRecord, RunStatus, RunStore, RunStoreError,
+    StepName, TaskFailure, TaskId, TaskMeta, TaskPath, TaskStatus,
 };
 
 /// The name that means a flow's most recently started run wherever a run is named by a person
@@ -79,7 +79,7 @@ impl<'c> FlowHandle<'c> {
 
     /// The most recently started run, whatever its status. Reads one pointer, not every run.
     pub fn latest_run(&self) -> Result<RunHandle, ClientError> {
-        match self.client.store.latest(&self.name, "any")? {
+        match self.client.store.latest(&self.name, Latest::Any)? {
             Some(id) => self.run(&id),
             None => Err(ClientError::NoRuns {
                 flow: self.name.clone(),
@@ -89,7 +89,7 @@ impl<'c> FlowHandle<'c> {
 
     /// The most recently started run that succeeded. Reads one pointer, not every run.
     pub fn latest_successful_run(&self) -> Result<RunHandle, ClientError> {
-        match self.client.store.latest(&self.name, "succeeded")? {
+        match self.client.store.latest(&self.name, Latest::Succeeded)? {
             Some(id) => self.run(&id),
             None => Err(ClientError::NoSuccessfulRun {
                 flow: self.name.clone(),
@@ -98,7 +98,7 @@ impl<'c> FlowHandle<'c> {
     }
 
     /// The ids of every run, newest first.
-    pub fn run_ids(&self) -> Result<Vec<String>, ClientError> {
+    pub fn run_ids(&self) -> Result<Vec<RunId>, ClientError> {
         let mut ids = self.client.store.list_runs(&self.name)?;
         ids.reverse();
         Ok(ids)
@@ -166,7 +166,7 @@ pub struct RunHandle {
 
 impl RunHandle {
     /// The run's id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &RunId {
         &self.record.run_id
     }
 
@@ -230,7 +230,7 @@ impl RunHandle {
             client: self.client.clone(),
             flow: self.record.flow.clone(),
             run_id: self.record.run_id.clone(),
-            name,
+            name: StepName::from(name),
             record: self.record.clone(),
         }
     }
@@ -240,7 +240,7 @@ impl RunHandle {
         if !self.record.graph.steps.iter().any(|s| s.name == name) {
             return Err(ClientError::NoSuchStep {
                 flow: self.record.flow.clone(),
-                run_id: self.record.run_id.clone(),
+                run_id: self.record.run_id.to_string(),
                 step: name.to_string(),
                 available: list(self.record.graph.steps.iter().map(|s| &s.name)),
             });
@@ -279,19 +279,19 @@ impl RunHandle {
 pub struct StepHandle {
     client: Client,
     flow: String,
-    run_id: String,
-    name: String,
+    run_id: RunId,
+    name: StepName,
     record: RunRecord,
 }
 
 impl StepHandle {
     /// The step's name.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &StepName {
         &self.name
     }
 
     /// The ids of the step's tasks, in foreach order.
-    pub fn task_ids(&self) -> Result<Vec<String>, ClientError> {
+    pub fn task_ids(&self) -> Result<Vec<TaskId>, ClientError> {
         Ok(self
             .client
             .store
@@ -335,12 +335,12 @@ impl StepHandle {
         match self.task_ids()?.as_slice() {
             [only] => self.read_entry(only),
             [] => Err(ClientError::NoTasks {
-                run_id: self.run_id.clone(),
-                step: self.name.clone(),
+                run_id: self.run_id.to_string(),
+                step: self.name.to_string(),
             }),
             several => Err(ClientError::SeveralTasks {
-                run_id: self.run_id.clone(),
-                step: self.name.clone(),
+                run_id: self.run_id.to_string(),
+                step: self.name.to_string(),
                 count: several.len(),
             }),
         }
@@ -350,10 +350,10 @@ impl StepHandle {
         TaskEntry::read(&self.client, &self.flow, &self.run_id, &self.name, task_id)
     }
 
-    fn no_such_task(&self, task_id: &str, ids: Vec<String>) -> ClientError {
+    fn no_such_task(&self, task_id: &str, ids: Vec<TaskId>) -> ClientError {
         ClientError::NoSuchTask {
-            run_id: self.run_id.clone(),
-            step: self.name.clone(),
+            run_id: self.run_id.to_string(),
+            step: self.name.to_string(),
             task_id: task_id.to_string(),
             available: list(ids),
         }
@@ -394,12 +394,12 @@ impl TaskHandle {
     }
 
     /// The step's name.
-    pub fn step(&self) -> &str {
+    pub fn step(&self) -> &StepName {
         &self.meta.spec.step
     }
 
     /// The task's id within its step.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &TaskId {
         &self.meta.spec.task_id
     }
 
@@ -435,8 +435,8 @@ impl TaskHandle {
     }
 
     /// For a task reused by `resume`, the run that computed it.
-    pub fn origin_run_id(&self) -> Option<&str> {
-        self.meta.origin_run_id.as_deref()
+    pub fn origin_run_id(&self) -> Option<&RunId> {
+        self.meta.origin_run_id.as_ref()
     }
 
     /// The task's logs: `(attempt, text)` per attempt, then the process's stdout and stderr
@@ -499,7 +499,7 @@ impl TaskHandle {
                     && meta.spec.parents().contains(&me)
                 {
                     children.push(TaskPath {
-                        step: next.clone(),
+                        step: StepName::from(next),
                         task: id,
                     });
                 }

@@ -1,6 +1,7 @@
 //! A flow's runs listed whole, also when some of their records cannot be read.
 
 use super::{ClientError, RunHandle};
+use crate::run::RunId;
 
 /// Every run of a flow that could be read, and the ones that could not: from
 /// [`FlowHandle::list_runs`](super::FlowHandle::list_runs).
@@ -17,7 +18,7 @@ pub struct RunList {
 #[derive(Debug)]
 pub struct UnreadableRun {
     /// The run's id, from the listing.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Why its record cannot be read.
     pub error: ClientError,
 }

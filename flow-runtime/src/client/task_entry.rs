@@ -7,7 +7,9 @@ use super::blob_stream::CheckedBlob;
 use super::task_logs::TaskLogs;
 use super::{Client, ClientError};
 use crate::datastore::{ArtifactEntry, Encoding, Key, TaskIndex};
-use crate::run::{AttemptRecord, RunStore, RunStoreError, TaskMeta, TaskStatus};
+use crate::run::{
+    AttemptRecord, RunId, RunStore, RunStoreError, StepName, TaskId, TaskMeta, TaskStatus,
+};
 
 /// Where a task stands, from its metadata and its done marker together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,9 +83,9 @@ impl TaskRecords {
 pub struct TaskEntry {
     client: Client,
     flow: String,
-    run_id: String,
-    step: String,
-    id: String,
+    run_id: RunId,
+    step: StepName,
+    id: TaskId,
     key: Key,
     meta: Option<TaskMeta>,
     index: Option<TaskIndex>,
@@ -102,9 +104,9 @@ impl TaskEntry {
         Ok(TaskEntry {
             client: client.clone(),
             flow: flow.to_owned(),
-            run_id: run_id.to_owned(),
-            step: step.to_owned(),
-            id: id.to_owned(),
+            run_id: run_id.into(),
+            step: step.into(),
+            id: id.into(),
             key,
             meta,
             index,
@@ -112,17 +114,17 @@ impl TaskEntry {
     }
 
     /// The task's id within its step.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &TaskId {
         &self.id
     }
 
     /// The step's name.
-    pub fn step(&self) -> &str {
+    pub fn step(&self) -> &StepName {
         &self.step
     }
 
     /// The run's id.
-    pub fn run_id(&self) -> &str {
+    pub fn run_id(&self) -> &RunId {
         &self.run_id
     }
 
@@ -142,8 +144,8 @@ impl TaskEntry {
     }
 
     /// For a task reused by `resume`, the run that computed it.
-    pub fn origin_run_id(&self) -> Option<&str> {
-        self.meta.as_ref().and_then(|m| m.origin_run_id.as_deref())
+    pub fn origin_run_id(&self) -> Option<&RunId> {
+        self.meta.as_ref().and_then(|m| m.origin_run_id.as_ref())
     }
 
     /// The task's artifacts, once it is complete.

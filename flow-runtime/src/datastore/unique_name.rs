@@ -1,5 +1,5 @@
 //! Names no other writer picks: the local backend's temporary files, the S3 backend's staging
-//! and probe objects.
+//! and probe objects, and the random part of run ids ([`new_run_id`](crate::run::new_run_id)).
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;

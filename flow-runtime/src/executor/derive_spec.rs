@@ -143,8 +143,8 @@ pub fn derive_spec(
         run_id,
     };
     let path = |step: usize, task: String| TaskPath {
-        step: graph.steps[step].name.to_string(),
-        task,
+        step: graph.steps[step].name.into(),
+        task: task.into(),
     };
 
     let mut frames = Vec::with_capacity(open.len());
@@ -289,8 +289,8 @@ pub fn derive_spec(
         InputSpec::Parent { parent }
     };
     Ok(TaskSpec {
-        step: step.to_string(),
-        task_id: task_id.to_string(),
+        step: step.into(),
+        task_id: task_id.into(),
         frames,
         input,
     })
@@ -400,8 +400,8 @@ fn the_parent(
     let mut why: Vec<NotHandedOver> = Vec::new();
     for &p in candidates {
         let path = TaskPath {
-            step: graph.steps[p].name.to_string(),
-            task: task_id.to_string(),
+            step: graph.steps[p].name.into(),
+            task: task_id.into(),
         };
         match (tasks.done(&path)?, graph.steps[p].transition) {
             (None, _) => why.push(NotHandedOver::NotComplete(path)),

@@ -26,8 +26,8 @@ use crate::datastore::TaskIndex;
 use crate::flow::{Flow, StepOutcome};
 use crate::progress::Progress;
 use crate::run::{
-    GraphRecord, RunRecord, RunStatus, RunStore, RunStoreError, TaskFailure, TaskPath, new_run_id,
-    now_rfc3339,
+    GraphRecord, Latest, RunId, RunRecord, RunStatus, RunStore, RunStoreError, StepName,
+    TaskFailure, TaskId, TaskPath, new_run_id, now_rfc3339,
 };
 
 pub(crate) use binary::verify_running_binary;
@@ -111,7 +111,7 @@ impl Default for RunOptions {
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     pub flow: String,
-    pub run_id: String,
+    pub run_id: RunId,
     pub status: RunStatus,
     /// The task that failed the run, and why.
     pub failure: Option<(TaskPath, TaskFailure)>,
@@ -150,7 +150,7 @@ pub enum RunError {
 pub(crate) struct RunContext {
     pub store: RunStore,
     pub flow: &'static str,
-    pub run_id: String,
+    pub run_id: RunId,
     pub params: serde_json::Value,
     /// For a resume: the run whose successful tasks are reused, and the steps that must rerun.
     pub origin: Option<Origin>,
@@ -160,7 +160,7 @@ pub(crate) struct RunContext {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
-    pub run_id: String,
+    pub run_id: RunId,
     pub rerun: Vec<bool>,
 }
 
@@ -185,7 +185,7 @@ pub(crate) struct Frame {
 /// A task ready to run.
 pub(crate) struct PendingTask<F> {
     pub step: usize,
-    pub task_id: String,
+    pub task_id: TaskId,
     pub frames: Vec<Frame>,
     pub input: PendingInput<F>,
     /// Whether every task this one reads from was reused from the origin run.
@@ -281,13 +281,13 @@ pub fn resume_flow<F: Flow>(
         store,
         origin.params.clone(),
         &options,
-        Some(origin_run_id.to_string()),
+        Some(RunId::from(origin_run_id)),
     )?;
     drive::<F>(
         store,
         record,
         Some(Origin {
-            run_id: origin_run_id.to_string(),
+            run_id: RunId::from(origin_run_id),
             rerun,
         }),
         &options,
@@ -298,7 +298,7 @@ fn new_record<F: Flow>(
     store: &RunStore,
     params: serde_json::Value,
     options: &RunOptions,
-    origin_run_id: Option<String>,
+    origin_run_id: Option<RunId>,
 ) -> Result<RunRecord, RunError> {
     let graph = F::GRAPH;
     let mut attempts = 0;
@@ -323,7 +323,7 @@ fn new_record<F: Flow>(
         };
         match store.create_run(&record) {
             Ok(()) => {
-                store.advance_latest(graph.name, "any", &record.run_id)?;
+                store.advance_latest(graph.name, Latest::Any, &record.run_id)?;
                 return Ok(record);
             }
             Err(RunStoreError::RunExists { .. }) if attempts < 5 => attempts += 1,
@@ -371,7 +371,7 @@ fn record_interrupted(
     record_failed(store, &mut record, failure)?;
     Err(RunError::Interrupted {
         flow: record.flow,
-        run_id: record.run_id,
+        run_id: record.run_id.into_string(),
         signal,
     })
 }
@@ -503,8 +503,8 @@ fn drive_to_end<F: Flow>(
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         guard.failure = Some((
             TaskPath {
-                step: graph.steps[graph.start].name.to_string(),
-                task: "0".to_string(),
+                step: StepName::from(graph.steps[graph.start].name),
+                task: TaskId::from("0"),
             },
             task::runtime_failure("cannot start a single worker thread"),
         ));
@@ -517,7 +517,7 @@ fn drive_to_end<F: Flow>(
     if !cancel.claim_record() {
         return Err(RunError::Interrupted {
             flow: record.flow,
-            run_id: record.run_id,
+            run_id: record.run_id.into_string(),
             signal: cancel.signal().unwrap_or_default(),
         });
     }
@@ -632,7 +632,7 @@ fn worker<F: Flow>(
         let step_name = F::GRAPH.steps[pending.step].name;
         progress.task_started(step_name);
         let path = TaskPath {
-            step: step_name.to_string(),
+            step: StepName::from(step_name),
             task: pending.task_id.clone(),
         };
         let spec = task::spec_of(&pending);

@@ -53,7 +53,7 @@ pub(crate) fn execute<F: Flow>(
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
     let path = TaskPath {
-        step: step.name.to_string(),
+        step: step.name.into(),
         task: pending.task_id.clone(),
     };
     let fail = |message: String| TaskFailed::new(path.clone(), runtime_failure(message));
@@ -342,7 +342,7 @@ pub fn run_task_command<F: Flow>(
     let ctx = RunContext {
         store: store.clone(),
         flow: graph.name,
-        run_id: run_id.to_string(),
+        run_id: run_id.into(),
         params: record.params,
         origin: None,
         cancel: Arc::default(),
@@ -415,7 +415,7 @@ pub fn run_task_command<F: Flow>(
         .collect::<Result<Vec<_>, _>>()?;
     let pending = PendingTask {
         step: step_index,
-        task_id: task_id.to_string(),
+        task_id: task_id.into(),
         frames,
         input,
         parents_reused: false,

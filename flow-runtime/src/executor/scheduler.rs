@@ -9,7 +9,7 @@ use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext};
 use crate::datastore::TaskIndex;
 use crate::flow::{Flow, StepOutcome};
 use crate::graph::Transition;
-use crate::run::{TaskMeta, TaskPath};
+use crate::run::{TaskId, TaskMeta, TaskPath};
 
 /// Branches waiting for their join.
 struct Barrier {
@@ -32,7 +32,7 @@ pub(crate) struct Scheduler<F> {
     /// For each split step, the join that closes it.
     closing_join: Vec<Option<usize>>,
     /// Keyed by (join step, the join's task id).
-    barriers: HashMap<(usize, String), Barrier>,
+    barriers: HashMap<(usize, TaskId), Barrier>,
 }
 
 impl<F: Flow> Scheduler<F> {
@@ -41,7 +41,7 @@ impl<F: Flow> Scheduler<F> {
         let closing_join = graph.closing_joins();
         let start = PendingTask {
             step: graph.start,
-            task_id: "0".to_string(),
+            task_id: "0".into(),
             frames: Vec::new(),
             input: PendingInput::Start,
             parents_reused: true,
@@ -200,7 +200,7 @@ impl<F: Flow> Scheduler<F> {
         None
     }
 
-    fn release(&mut self, join: usize, join_task: String) {
+    fn release(&mut self, join: usize, join_task: TaskId) {
         let Some(mut barrier) = self.barriers.remove(&(join, join_task.clone())) else {
             return;
         };
@@ -233,7 +233,7 @@ pub(crate) fn try_reuse<F: Flow>(
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
     let path = TaskPath {
-        step: step.name.to_string(),
+        step: step.name.into(),
         task: pending.task_id.clone(),
     };
     let fail = |message: String| TaskFailed::new(path.clone(), runtime_failure(message));

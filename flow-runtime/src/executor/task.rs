@@ -15,8 +15,8 @@ use crate::graph::Transition;
 use crate::inputs::Inputs;
 use crate::logs::TaskLog;
 use crate::run::{
-    AttemptRecord, ForeachRecord, FrameRecord, InputSpec, RunStoreError, TaskFailure, TaskMeta,
-    TaskPath, TaskSpec, TaskStatus, now_rfc3339,
+    AttemptRecord, ForeachRecord, FrameRecord, InputSpec, RunStoreError, TaskFailure, TaskId,
+    TaskMeta, TaskPath, TaskSpec, TaskStatus, now_rfc3339,
 };
 
 /// Why a task did not complete.
@@ -48,13 +48,13 @@ pub(crate) fn runtime_failure(message: impl Into<String>) -> TaskFailure {
 }
 
 /// The id of a task: the indices of its open foreach splits, `0` outside any foreach.
-pub(crate) fn task_id(graph: &crate::graph::FlowGraph, frames: &[Frame]) -> String {
+pub(crate) fn task_id(graph: &crate::graph::FlowGraph, frames: &[Frame]) -> TaskId {
     let indices: Vec<usize> = frames
         .iter()
         .filter(|f| matches!(graph.steps[f.split].transition, Transition::Foreach { .. }))
         .map(|f| f.index)
         .collect();
-    crate::graph::task_id_of(&indices)
+    crate::graph::task_id_of(&indices).into()
 }
 
 /// The stored form of a pending task.
@@ -85,7 +85,7 @@ pub(crate) fn spec_of<F: Flow>(pending: &PendingTask<F>) -> TaskSpec {
         },
     };
     TaskSpec {
-        step: graph.steps[pending.step].name.to_string(),
+        step: graph.steps[pending.step].name.into(),
         task_id: pending.task_id.clone(),
         frames,
         input,
@@ -100,7 +100,7 @@ pub(crate) fn execute<F: Flow>(
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
     let path = TaskPath {
-        step: step.name.to_string(),
+        step: step.name.into(),
         task: pending.task_id.clone(),
     };
     let fail = |failure: TaskFailure| TaskFailed::new(path.clone(), failure);

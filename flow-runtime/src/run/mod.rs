@@ -22,9 +22,9 @@ mod store;
 mod task_meta;
 
 pub(crate) use ids::hostname;
-pub use ids::{new_run_id, validate_run_id};
+pub use ids::{RunId, StepName, TaskId, new_run_id, validate_run_id};
 pub use record::{GraphRecord, RunRecord, RunStatus, StepRecord, now_rfc3339};
-pub use store::{RunStore, RunStoreError};
+pub use store::{Latest, RunStore, RunStoreError};
 pub use task_meta::{
     AttemptRecord, ForeachRecord, FrameRecord, InputSpec, TaskFailure, TaskMeta, TaskPath,
     TaskSpec, TaskStatus,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::RunId;
 use crate::graph::{FlowGraph, StepKind, Transition};
 
 /// How a run stands.
@@ -34,7 +35,7 @@ pub struct RunRecord {
     /// The flow's name.
     pub flow: String,
     /// The run's id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The run's parameters, as JSON.
     #[serde(default)]
     pub params: serde_json::Value,
@@ -58,7 +59,7 @@ pub struct RunRecord {
     pub graph: GraphRecord,
     /// For a resumed run, the run it reuses tasks from.
     #[serde(default)]
-    pub origin_run_id: Option<String>,
+    pub origin_run_id: Option<RunId>,
     /// Why the run failed: the failing task and its message.
     #[serde(default)]
     pub failure: Option<String>,

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::ids::validate_run_id;
+use super::ids::{RunId, TaskId, validate_run_id};
 use super::record::{RunRecord, RunStatus};
 use super::task_meta::{TaskMeta, TaskSpec};
 use crate::datastore::{
@@ -71,6 +71,32 @@ impl RunStoreError {
 /// executor keeps at most the first and last 16 MiB of each, so anything larger was not written
 /// by it.
 pub const MAX_LOG_SIZE: u64 = 64 << 20;
+
+/// One of a flow's latest-run pointers (`flows/<Flow>/latest/<name>`): see
+/// [`RunStore::latest`] and [`RunStore::advance_latest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Latest {
+    /// The run started last, whatever its status (`latest/any`).
+    Any,
+    /// The run started last of those that succeeded (`latest/succeeded`).
+    Succeeded,
+}
+
+impl Latest {
+    /// The pointer's name in the datastore: `any` or `succeeded`.
+    pub fn pointer_name(self) -> &'static str {
+        match self {
+            Latest::Any => "any",
+            Latest::Succeeded => "succeeded",
+        }
+    }
+}
+
+impl std::fmt::Display for Latest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.pointer_name())
+    }
+}
 
 /// Runs and tasks of every flow in one datastore.
 #[derive(Debug, Clone)]
@@ -203,7 +229,7 @@ impl RunStore {
         if !self.storage.put_if_absent(&key, &bytes)? {
             return Err(RunStoreError::RunExists {
                 flow: record.flow.clone(),
-                run_id: record.run_id.clone(),
+                run_id: record.run_id.to_string(),
             });
         }
         Ok(())
@@ -227,7 +253,7 @@ impl RunStore {
             stored.failure.clone_from(&record.failure);
         })?;
         if stored.status == RunStatus::Succeeded {
-            self.advance_pointer(&stored, "succeeded")?;
+            self.advance_pointer(&stored, Latest::Succeeded)?;
         }
         Ok(())
     }
@@ -325,15 +351,17 @@ impl RunStore {
             })?;
         let mut located = stored.clone();
         flow.clone_into(&mut located.flow);
-        run_id.clone_into(&mut located.run_id);
+        located.run_id = RunId::from(run_id);
         Ok((stored, located))
     }
 
-    fn pointer_key(flow: &str, which: &str) -> Result<Key, RunStoreError> {
-        Ok(Self::flow_key(flow)?.join("latest")?.join(which)?)
+    fn pointer_key(flow: &str, which: Latest) -> Result<Key, RunStoreError> {
+        Ok(Self::flow_key(flow)?
+            .join("latest")?
+            .join(which.pointer_name())?)
     }
 
-    /// Moves pointer `which` of `flow` (`any`, `succeeded`) to run `run_id` if that run
+    /// Moves pointer `which` of `flow` to run `run_id` if that run
     /// started after the run it names now (by the `started` of their records; between runs
     /// started in the same millisecond, the greater id). Readers then find the latest run
     /// without listing every run.
@@ -349,21 +377,21 @@ impl RunStore {
     pub fn advance_latest(
         &self,
         flow: &str,
-        which: &str,
+        which: Latest,
         run_id: &str,
     ) -> Result<(), RunStoreError> {
         let record = self.read_run(flow, run_id)?;
         self.advance_pointer(&record, which)
     }
 
-    fn advance_pointer(&self, record: &RunRecord, which: &str) -> Result<(), RunStoreError> {
+    fn advance_pointer(&self, record: &RunRecord, which: Latest) -> Result<(), RunStoreError> {
         let key = Self::pointer_key(&record.flow, which)?;
         let newer = (start_time(record)?, record.run_id.as_str());
         let mut failure = None;
         self.storage.update(&key, &mut |current| {
             failure = None;
             let Some(current) = current.and_then(pointer_target) else {
-                return Some(record.run_id.clone().into_bytes());
+                return Some(record.run_id.as_bytes().to_vec());
             };
             if current == record.run_id {
                 return None;
@@ -371,10 +399,10 @@ impl RunStore {
             match self.read_run(&record.flow, &current) {
                 Ok(other) => match start_time(&other) {
                     Ok(started) if (started, current.as_str()) > newer => None,
-                    _ => Some(record.run_id.clone().into_bytes()),
+                    _ => Some(record.run_id.as_bytes().to_vec()),
                 },
                 Err(RunStoreError::NoSuchRun { .. } | RunStoreError::Corrupt { .. }) => {
-                    Some(record.run_id.clone().into_bytes())
+                    Some(record.run_id.as_bytes().to_vec())
                 }
                 // A failure to read is not a reason to move the pointer, maybe backwards.
                 Err(e) => {
@@ -386,14 +414,15 @@ impl RunStore {
         failure.map_or(Ok(()), Err)
     }
 
-    /// The id of the run pointer `which` (`any` or `succeeded`) of `flow` names: the latest
-    /// run started, or the latest of those that succeeded. One read.
+    /// The id of the run pointer `which` of `flow` names: the latest run started
+    /// ([`Latest::Any`]), or the latest of those that succeeded ([`Latest::Succeeded`]). One
+    /// read.
     ///
     /// # Errors
     ///
     /// [`RunStoreError::BadPointer`] if the pointer does not hold a run id (its content is not
     /// repeated); storage failures.
-    pub fn latest(&self, flow: &str, which: &str) -> Result<Option<String>, RunStoreError> {
+    pub fn latest(&self, flow: &str, which: Latest) -> Result<Option<RunId>, RunStoreError> {
         let key = Self::pointer_key(flow, which)?;
         match self.storage.get_at_most(&key, MAX_RECORD_SIZE) {
             Ok(bytes) => {
@@ -438,9 +467,13 @@ impl RunStore {
     }
 
     /// The ids of every run of `flow`, oldest first.
-    pub fn list_runs(&self, flow: &str) -> Result<Vec<String>, RunStoreError> {
+    pub fn list_runs(&self, flow: &str) -> Result<Vec<RunId>, RunStoreError> {
         let prefix = Self::flow_key(flow)?.join("runs")?;
-        let mut ids = self.child_names(&prefix)?;
+        let mut ids: Vec<RunId> = self
+            .child_names(&prefix)?
+            .into_iter()
+            .map(RunId::from)
+            .collect();
         ids.sort();
         Ok(ids)
     }
@@ -465,12 +498,16 @@ impl RunStore {
         flow: &str,
         run_id: &str,
         step: &str,
-    ) -> Result<Vec<String>, RunStoreError> {
+    ) -> Result<Vec<TaskId>, RunStoreError> {
         let prefix = Self::run_key(flow, run_id)?
             .join("steps")?
             .join(step)
             .map_err(|e| e.describing("step name"))?;
-        let mut ids = self.child_names(&prefix)?;
+        let mut ids: Vec<TaskId> = self
+            .child_names(&prefix)?
+            .into_iter()
+            .map(TaskId::from)
+            .collect();
         ids.sort_by_key(|id| {
             id.split('-')
                 .map(|p| p.parse::<u64>().unwrap_or(u64::MAX))
@@ -607,7 +644,7 @@ impl RunStore {
 
 /// The run id a pointer's content holds, if it holds one: the id alone, surrounding whitespace
 /// aside (as every version wrote it).
-fn pointer_target(bytes: &[u8]) -> Option<String> {
+fn pointer_target(bytes: &[u8]) -> Option<RunId> {
     // A run id is at most one segment long; anything much longer is not one, and is not
     // worth decoding.
     if bytes.len() > 2 * crate::datastore::MAX_SEGMENT_LEN {
@@ -615,13 +652,13 @@ fn pointer_target(bytes: &[u8]) -> Option<String> {
     }
     let id = std::str::from_utf8(bytes).ok()?.trim_ascii();
     validate_run_id(id).ok()?;
-    Some(id.to_owned())
+    Some(RunId::from(id))
 }
 
 /// When the run started, from its record.
 fn start_time(record: &RunRecord) -> Result<SystemTime, RunStoreError> {
     humantime::parse_rfc3339_weak(&record.started).map_err(|_| RunStoreError::BadStartTime {
         flow: record.flow.clone(),
-        run_id: record.run_id.clone(),
+        run_id: record.run_id.to_string(),
     })
 }

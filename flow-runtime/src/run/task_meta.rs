@@ -4,13 +4,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::{RunId, StepName, TaskId};
 use crate::datastore::BlobHash;
 
 /// A task within a run: `step/task_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskPath {
-    pub step: String,
-    pub task: String,
+    pub step: StepName,
+    pub task: TaskId,
 }
 
 impl fmt::Display for TaskPath {
@@ -56,8 +57,8 @@ pub enum InputSpec {
 /// Everything needed to run one task, from the datastore alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {
-    pub step: String,
-    pub task_id: String,
+    pub step: StepName,
+    pub task_id: TaskId,
     pub frames: Vec<FrameRecord>,
     pub input: InputSpec,
 }
@@ -144,7 +145,7 @@ pub struct ForeachRecord {
 pub struct TaskMeta {
     pub format: u32,
     pub flow: String,
-    pub run_id: String,
+    pub run_id: RunId,
     pub spec: TaskSpec,
     pub status: TaskStatus,
     pub attempts: Vec<AttemptRecord>,
@@ -156,7 +157,7 @@ pub struct TaskMeta {
     pub chose: Option<String>,
     /// For a task reused by `resume`, the run it was computed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin_run_id: Option<String>,
+    pub origin_run_id: Option<RunId>,
     /// The cluster scheduler's job that ran the task, e.g. `slurm:1234`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,

@@ -23,7 +23,7 @@ use crate::cli::value::{short_type_name, write_json_str};
 use crate::client::{RunHandle, TaskEntry};
 use crate::datastore::ArtifactEntry;
 use crate::flow::Flow;
-use crate::run::RunRecord;
+use crate::run::{RunId, RunRecord};
 
 pub(crate) fn cli() -> Command {
     Command::new("dump")
@@ -237,7 +237,7 @@ fn dump_step(
         .map(|t| {
             let meta = t.meta();
             vec![
-                t.id().to_owned(),
+                t.id().to_string(),
                 t.progress().to_string(),
                 t.attempts().len().to_string(),
                 foreach_items(t),
@@ -245,7 +245,7 @@ fn dump_step(
                     .map(|f| format!("{} of {}", f.count, f.field))
                     .unwrap_or_default(),
                 meta.and_then(|m| m.chose.clone()).unwrap_or_default(),
-                t.origin_run_id().unwrap_or_default().to_owned(),
+                t.origin_run_id().map(RunId::to_string).unwrap_or_default(),
                 meta.and_then(|m| m.job.clone()).unwrap_or_default(),
             ]
         })

@@ -15,7 +15,9 @@ use crate::cli::context::Ctx;
 use crate::cli::error::CliError;
 use crate::executor::step_invocation::{ARGO_OUTPUTS_FLAG, argo_outputs_arg};
 use crate::flow::{Flow, initial};
-use crate::run::{GraphRecord, RunRecord, RunStatus, RunStoreError, new_run_id, now_rfc3339};
+use crate::run::{
+    GraphRecord, Latest, RunId, RunRecord, RunStatus, RunStoreError, new_run_id, now_rfc3339,
+};
 
 pub(crate) fn cli() -> Command {
     Command::new("init")
@@ -68,7 +70,7 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
     let run_id = match args.get_one::<String>("run-id") {
         Some(id) => {
             check_segment(id, "run id")?;
-            id.clone()
+            RunId::from(id)
         }
         None => new_run_id(),
     };
@@ -95,7 +97,7 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
         RunStoreError::RunExists { .. } => CliError::usage(e.to_string()),
         other => other.into(),
     })?;
-    store.advance_latest(graph.name, "any", &run_id)?;
+    store.advance_latest(graph.name, Latest::Any, &run_id)?;
     if let Some(dir) = args.get_one::<PathBuf>(ARGO_OUTPUTS_FLAG) {
         write_output(dir, argo::RUN_ID_FILE, &run_id)?;
     }

@@ -11,7 +11,7 @@ use crate::cli::table::{between, human_duration, short_time, since, table};
 use crate::cli::terminal::write_json_line;
 use crate::client::RunList;
 use crate::flow::Flow;
-use crate::run::{RunRecord, RunStatus};
+use crate::run::{RunId, RunRecord, RunStatus};
 
 pub(crate) fn cli() -> Command {
     Command::new("runs")
@@ -56,12 +56,15 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
             .iter()
             .map(|r| {
                 vec![
-                    r.run_id.clone(),
+                    r.run_id.to_string(),
                     r.status.to_string(),
                     short_time(&r.started),
                     duration_text(r),
                     r.tags.join(","),
-                    r.origin_run_id.clone().unwrap_or_default(),
+                    r.origin_run_id
+                        .as_ref()
+                        .map(RunId::to_string)
+                        .unwrap_or_default(),
                 ]
             })
             .collect();
