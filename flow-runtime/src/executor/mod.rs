@@ -26,8 +26,8 @@ use crate::datastore::TaskIndex;
 use crate::flow::{Flow, StepOutcome};
 use crate::progress::Progress;
 use crate::run::{
-    GraphRecord, Latest, RunId, RunRecord, RunStatus, RunStore, RunStoreError, StepName,
-    TaskFailure, TaskId, TaskPath, new_run_id, now_rfc3339,
+    Latest, RunId, RunRecord, RunStatus, RunStore, RunStoreError, StepName, TaskFailure, TaskId,
+    TaskPath, new_run_id, now_rfc3339,
 };
 
 pub(crate) use binary::verify_running_binary;
@@ -192,6 +192,16 @@ pub(crate) struct PendingTask<F> {
     pub parents_reused: bool,
 }
 
+impl<F: Flow> PendingTask<F> {
+    /// Where the task is: its step's name and its id.
+    pub(crate) fn path(&self) -> TaskPath {
+        TaskPath {
+            step: StepName::from(F::GRAPH.steps[self.step].name),
+            task: self.task_id.clone(),
+        }
+    }
+}
+
 /// A branch arriving at a join.
 pub(crate) struct JoinInput {
     pub path: TaskPath,
@@ -303,24 +313,13 @@ fn new_record<F: Flow>(
     let graph = F::GRAPH;
     let mut attempts = 0;
     loop {
-        let record = RunRecord {
-            format: 1,
-            flow: graph.name.to_string(),
-            run_id: new_run_id(),
-            params: params.clone(),
-            status: RunStatus::Running,
-            started: now_rfc3339(),
-            finished: None,
-            user: std::env::var("USER")
-                .or_else(|_| std::env::var("USERNAME"))
-                .unwrap_or_else(|_| "unknown".into()),
-            host: crate::run::hostname(),
-            pid: std::process::id(),
-            tags: options.tags.clone(),
-            graph: GraphRecord::of(graph),
-            origin_run_id: origin_run_id.clone(),
-            failure: None,
-        };
+        let record = RunRecord::starting(
+            graph,
+            new_run_id(),
+            params.clone(),
+            options.tags.clone(),
+            origin_run_id.clone(),
+        );
         match store.create_run(&record) {
             Ok(()) => {
                 store.advance_latest(graph.name, Latest::Any, &record.run_id)?;
@@ -631,10 +630,7 @@ fn worker<F: Flow>(
         };
         let step_name = F::GRAPH.steps[pending.step].name;
         progress.task_started(step_name);
-        let path = TaskPath {
-            step: StepName::from(step_name),
-            task: pending.task_id.clone(),
-        };
+        let path = pending.path();
         let spec = task::spec_of(&pending);
         let result = attempt::catch_task_panic(|| match scheduler::try_reuse(ctx, &pending) {
             Ok(Some(finished)) => Ok(finished),

@@ -52,10 +52,7 @@ pub(crate) fn execute<F: Flow>(
 ) -> Result<Finished<F>, TaskFailed> {
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
-    let path = TaskPath {
-        step: step.name.into(),
-        task: pending.task_id.clone(),
-    };
+    let path = pending.path();
     let fail = |message: String| TaskFailed::new(path.clone(), runtime_failure(message));
     let key = ctx
         .task_key(step.name, &pending.task_id)

@@ -232,10 +232,7 @@ pub(crate) fn try_reuse<F: Flow>(
     }
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
-    let path = TaskPath {
-        step: step.name.into(),
-        task: pending.task_id.clone(),
-    };
+    let path = pending.path();
     let fail = |message: String| TaskFailed::new(path.clone(), runtime_failure(message));
     let origin_key =
         crate::run::RunStore::task_key(graph.name, &origin.run_id, step.name, &pending.task_id)

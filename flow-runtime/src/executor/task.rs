@@ -99,10 +99,7 @@ pub(crate) fn execute<F: Flow>(
 ) -> Result<Finished<F>, TaskFailed> {
     let graph = F::GRAPH;
     let step = &graph.steps[pending.step];
-    let path = TaskPath {
-        step: step.name.into(),
-        task: pending.task_id.clone(),
-    };
+    let path = pending.path();
     let fail = |failure: TaskFailure| TaskFailed::new(path.clone(), failure);
     let key = ctx
         .task_key(step.name, &pending.task_id)

@@ -116,6 +116,21 @@ pub enum StepKind {
     End,
 }
 
+impl StepKind {
+    /// The word for it, as graphs are rendered and as run records store it: `linear`,
+    /// `branch`, `foreach`, `switch`, `join` or `end`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Linear => "linear",
+            StepKind::Branch => "branch",
+            StepKind::Foreach => "foreach",
+            StepKind::Switch => "switch",
+            StepKind::Join => "join",
+            StepKind::End => "end",
+        }
+    }
+}
+
 impl FlowGraph {
     /// The index of the step called `name`.
     pub fn step_index(&self, name: &str) -> Option<usize> {

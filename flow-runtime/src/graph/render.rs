@@ -59,7 +59,7 @@ impl FlowGraph {
         for i in self.topological_order() {
             let step = &self.steps[i];
             writeln!(out)?;
-            writeln!(out, "Step {} ({})", step.name, kind_word(step.kind()))?;
+            writeln!(out, "Step {} ({})", step.name, step.kind().as_str())?;
             write_doc(out, step.doc)?;
             if let Some(split) = step.join {
                 writeln!(out, "    join of the split at `{}`", self.name_of(split))?;
@@ -89,9 +89,9 @@ impl FlowGraph {
             let step = &self.steps[i];
             let kind = step.kind();
             let mut label = dot_escape(step.name).into_owned();
-            if step.name != kind_word(kind) {
+            if step.name != kind.as_str() {
                 label.push_str("\\n");
-                label.push_str(kind_word(kind));
+                label.push_str(kind.as_str());
             }
             let (shape, style) = if i == self.start {
                 ("ellipse", None)
@@ -150,9 +150,9 @@ impl FlowGraph {
             let step = &self.steps[i];
             let kind = step.kind();
             let mut label = mermaid_escape(step.name);
-            if step.name != kind_word(kind) {
+            if step.name != kind.as_str() {
                 label.push_str("<br/>");
-                label.push_str(kind_word(kind));
+                label.push_str(kind.as_str());
             }
             let (open, close) = if i == self.start {
                 ("([", "])")
@@ -283,17 +283,6 @@ enum Edge {
     Plain,
     Foreach(&'static str),
     Arm(&'static str),
-}
-
-fn kind_word(kind: StepKind) -> &'static str {
-    match kind {
-        StepKind::Linear => "linear",
-        StepKind::Branch => "branch",
-        StepKind::Foreach => "foreach",
-        StepKind::Switch => "switch",
-        StepKind::Join => "join",
-        StepKind::End => "end",
-    }
 }
 
 /// Writes a doc comment indented under its heading, without its surrounding blank lines.

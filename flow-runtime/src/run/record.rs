@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::RunId;
-use crate::graph::{FlowGraph, StepKind, Transition};
+use crate::graph::{FlowGraph, Transition};
 
 /// How a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +85,37 @@ pub struct StepRecord {
     pub join_of: Option<String>,
 }
 
+impl RunRecord {
+    /// The record of a run of `graph` starting now, from this process: status `running`, the
+    /// user from `$USER` (or `%USERNAME%`), this host and pid, the graph as it is now.
+    pub fn starting(
+        graph: &FlowGraph,
+        run_id: RunId,
+        params: serde_json::Value,
+        tags: Vec<String>,
+        origin_run_id: Option<RunId>,
+    ) -> Self {
+        RunRecord {
+            format: 1,
+            flow: graph.name.to_string(),
+            run_id,
+            params,
+            status: RunStatus::Running,
+            started: now_rfc3339(),
+            finished: None,
+            user: std::env::var("USER")
+                .or_else(|_| std::env::var("USERNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
+            host: super::hostname(),
+            pid: std::process::id(),
+            tags,
+            graph: GraphRecord::of(graph),
+            origin_run_id,
+            failure: None,
+        }
+    }
+}
+
 impl GraphRecord {
     /// The stored form of `graph`.
     pub fn of(graph: &FlowGraph) -> Self {
@@ -93,15 +124,7 @@ impl GraphRecord {
             .iter()
             .map(|s| StepRecord {
                 name: s.name.to_string(),
-                kind: match s.kind() {
-                    StepKind::Linear => "linear",
-                    StepKind::Branch => "branch",
-                    StepKind::Foreach => "foreach",
-                    StepKind::Switch => "switch",
-                    StepKind::Join => "join",
-                    StepKind::End => "end",
-                }
-                .to_string(),
+                kind: s.kind().as_str().to_string(),
                 doc: s.doc.to_string(),
                 next: s
                     .transition

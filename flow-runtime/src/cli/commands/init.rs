@@ -15,9 +15,7 @@ use crate::cli::context::Ctx;
 use crate::cli::error::CliError;
 use crate::executor::step_invocation::{ARGO_OUTPUTS_FLAG, argo_outputs_arg};
 use crate::flow::{Flow, initial};
-use crate::run::{
-    GraphRecord, Latest, RunId, RunRecord, RunStatus, RunStoreError, new_run_id, now_rfc3339,
-};
+use crate::run::{Latest, RunId, RunRecord, RunStoreError, new_run_id};
 
 pub(crate) fn cli() -> Command {
     Command::new("init")
@@ -74,24 +72,7 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
         }
         None => new_run_id(),
     };
-    let record = RunRecord {
-        format: 1,
-        flow: graph.name.to_string(),
-        run_id: run_id.clone(),
-        params,
-        status: RunStatus::Running,
-        started: now_rfc3339(),
-        finished: None,
-        user: std::env::var("USER")
-            .or_else(|_| std::env::var("USERNAME"))
-            .unwrap_or_else(|_| "unknown".into()),
-        host: crate::run::hostname(),
-        pid: std::process::id(),
-        tags: tags(args),
-        graph: GraphRecord::of(graph),
-        origin_run_id: None,
-        failure: None,
-    };
+    let record = RunRecord::starting(graph, run_id.clone(), params, tags(args), None);
     let store = ctx.open_or_create()?;
     store.create_run(&record).map_err(|e| match e {
         RunStoreError::RunExists { .. } => CliError::usage(e.to_string()),
