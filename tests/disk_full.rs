@@ -331,7 +331,7 @@ fn a_run_that_fills_the_disk_fails_clearly_keeps_its_tasks_and_resumes() {
     assert!(
         runs.out
             .lines()
-            .any(|l| l.starts_with(&run_id) && l.contains("failed")),
+            .any(|l| l.starts_with(run_id.as_str()) && l.contains("failed")),
         "the run must be recorded as failed\n{runs:?}"
     );
     let dump = cli(
