@@ -246,11 +246,11 @@ fn duration(record: &RunRecord) -> String {
         None => return String::new(),
     };
     match ended.duration_since(started) {
-        Ok(d) => humantime::format_duration(Duration::from_secs(
-            d.as_secs()
-                .max(u64::from(d.as_millis() > 0 && d.as_secs() == 0)),
-        ))
-        .to_string(),
+        // Whole seconds, or milliseconds for a run under a second (`9ms`, not `1s`).
+        Ok(d) if d.as_secs() == 0 => {
+            humantime::format_duration(Duration::from_millis(d.subsec_millis().into())).to_string()
+        }
+        Ok(d) => humantime::format_duration(Duration::from_secs(d.as_secs())).to_string(),
         Err(_) => String::new(),
     }
 }
@@ -497,5 +497,22 @@ mod tests {
             StepState::Running
         );
         assert_eq!(step_state([].into_iter()), StepState::NotStarted);
+    }
+
+    fn ended(started: &str, finished: &str) -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "flow": "F", "run_id": "r", "status": "succeeded",
+            "started": started, "finished": finished,
+            "user": "u", "host": "h", "pid": 1, "graph": {"steps": []}
+        }))
+        .expect("a record")
+    }
+
+    #[test]
+    fn durations_under_a_second_are_in_milliseconds() {
+        let short = ended("2026-12-06T14:25:08.500Z", "2026-12-06T14:25:08.509Z");
+        assert_eq!(duration(&short), "9ms");
+        let long = ended("2026-12-06T14:25:08.500Z", "2026-12-06T15:26:10.900Z");
+        assert_eq!(duration(&long), "1h 1m 2s");
     }
 }
