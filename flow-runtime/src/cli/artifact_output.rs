@@ -8,7 +8,7 @@ use super::context::Ctx;
 use super::error::CliError;
 use super::table::human_size;
 use super::terminal::EscapingFormatter;
-use super::value::{
+use crate::client::value::{
     Limits, MsgStream, MsgpackError, RenderError, preview, short_type_name, write_json,
 };
 use crate::client::{CheckedBlob, TaskEntry};

@@ -61,7 +61,6 @@ mod run_options;
 mod run_report;
 mod table;
 mod terminal;
-mod value;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -70,9 +69,9 @@ use std::process::ExitCode;
 
 use clap::{Arg, Command, value_parser};
 
+pub use crate::client::value::{MsgpackError, msgpack_to_json};
 pub use crate::client::{DATASTORE_ENV, DEFAULT_DATASTORE};
 pub use error::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-pub use value::{MsgpackError, msgpack_to_json};
 
 use crate::executor::step_invocation::DATASTORE_FLAG;
 use crate::flow::Flow;

@@ -15,8 +15,6 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use serde_json::ser::{CharEscape, Formatter, PrettyFormatter};
-
 /// Whether `c` is shown as an escape rather than written.
 fn must_escape(c: char) -> bool {
     c.is_control() && !matches!(c, '\n' | '\t')
@@ -126,79 +124,7 @@ impl<W: Write> Write for ControlEscaper<W> {
     }
 }
 
-/// `serde_json`'s pretty printer, with DEL and the C1 controls escaped as `\u007f`, `\u009b`:
-/// `serde_json` escapes only the C0 controls, which leaves these raw for a terminal to act on.
-/// The output is the same JSON to any reader.
-#[derive(Default)]
-pub(crate) struct EscapingFormatter {
-    pretty: PrettyFormatter<'static>,
-}
-
-impl Formatter for EscapingFormatter {
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        let mut start = 0;
-        for (at, c) in fragment.char_indices() {
-            if c.is_control() {
-                writer.write_all(&fragment.as_bytes()[start..at])?;
-                match u8::try_from(u32::from(c)) {
-                    Ok(code) => self.write_char_escape(writer, CharEscape::AsciiControl(code))?,
-                    // Every control character is below U+00A0.
-                    Err(_) => writer.write_all(c.encode_utf8(&mut [0; 4]).as_bytes())?,
-                }
-                start = at + c.len_utf8();
-            }
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
-    }
-
-    fn begin_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.pretty.begin_array(writer)
-    }
-
-    fn end_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.pretty.end_array(writer)
-    }
-
-    fn begin_array_value<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        self.pretty.begin_array_value(writer, first)
-    }
-
-    fn end_array_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.pretty.end_array_value(writer)
-    }
-
-    fn begin_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.pretty.begin_object(writer)
-    }
-
-    fn end_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.pretty.end_object(writer)
-    }
-
-    fn begin_object_key<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        self.pretty.begin_object_key(writer, first)
-    }
-
-    fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.pretty.begin_object_value(writer)
-    }
-
-    fn end_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.pretty.end_object_value(writer)
-    }
-}
+pub(crate) use crate::client::value::EscapingFormatter;
 
 /// Writes `value` as pretty JSON with every control character escaped, and a newline.
 pub(crate) fn write_json_line<T: serde::Serialize + ?Sized>(

@@ -312,6 +312,16 @@ impl StepHandle {
             .collect()
     }
 
+    /// The entries of tasks `ids` of the step (from [`StepHandle::task_ids`]), without listing
+    /// the step again: one page of a long foreach.
+    ///
+    /// # Errors
+    ///
+    /// Storage failures, and [`ClientError::Store`] for an id that is not a key segment.
+    pub fn task_entries_of(&self, ids: &[TaskId]) -> Result<Vec<TaskEntry>, ClientError> {
+        ids.iter().map(|id| self.read_entry(id)).collect()
+    }
+
     /// Task `task_id` of the step, whatever it recorded, if the step has it.
     ///
     /// # Errors

@@ -53,6 +53,7 @@ mod handles;
 mod run_list;
 mod task_entry;
 mod task_logs;
+pub mod value;
 
 pub use blob_stream::CheckedBlob;
 pub use error::ClientError;

@@ -19,7 +19,7 @@ use crate::cli::error::CliError;
 use crate::cli::lookup;
 use crate::cli::table::{human_size, table};
 use crate::cli::terminal::{EscapingFormatter, write_json_line};
-use crate::cli::value::{short_type_name, write_json_str};
+use crate::client::value::{short_type_name, write_json_str};
 use crate::client::{RunHandle, TaskEntry};
 use crate::datastore::ArtifactEntry;
 use crate::flow::Flow;

@@ -14,15 +14,90 @@
 //!   `serde_json` writes integer keys);
 //! - a float that JSON cannot hold (NaN, ±infinity) becomes `null`, as in `serde_json`;
 //! - a MessagePack extension value becomes `{"$ext": type, "data": [bytes…]}`.
+//!
+//! [`preview`] shortens a value read as a stream ([`MsgStream`]) within [`Limits`]: what the
+//! CLI's `dump` and the web UI show of an artifact whatever its size.
 
 use std::io::{self, Read, Write};
 
 use rmp::Marker;
 use rmpv::Value as Msg;
-use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
+use serde_json::ser::{CharEscape, CompactFormatter, Formatter, PrettyFormatter};
 use serde_json::{Map, Number, Value as Json};
 
-use super::terminal::EscapingFormatter;
+/// `serde_json`'s pretty printer, with DEL and the C1 controls escaped as `\u007f`, `\u009b`:
+/// `serde_json` escapes only the C0 controls, which leaves these raw for a terminal to act on.
+/// The output is the same JSON to any reader.
+#[derive(Default)]
+pub struct EscapingFormatter {
+    pretty: PrettyFormatter<'static>,
+}
+
+impl Formatter for EscapingFormatter {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (at, c) in fragment.char_indices() {
+            if c.is_control() {
+                writer.write_all(&fragment.as_bytes()[start..at])?;
+                match u8::try_from(u32::from(c)) {
+                    Ok(code) => self.write_char_escape(writer, CharEscape::AsciiControl(code))?,
+                    // Every control character is below U+00A0.
+                    Err(_) => writer.write_all(c.encode_utf8(&mut [0; 4]).as_bytes())?,
+                }
+                start = at + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.begin_array(writer)
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.end_array(writer)
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.pretty.begin_array_value(writer, first)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.end_array_value(writer)
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.begin_object(writer)
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.end_object(writer)
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.pretty.begin_object_key(writer, first)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.begin_object_value(writer)
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.end_object_value(writer)
+    }
+}
 
 /// Why an artifact's bytes are not one MessagePack value.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +124,7 @@ pub enum MsgpackError {
 /// - a MessagePack extension value becomes `{"$ext": type, "data": [bytes…]}`.
 ///
 /// ```
-/// # use flow_runtime::cli::msgpack_to_json;
+/// # use flow_runtime::client::value::msgpack_to_json;
 /// let mut bytes = Vec::new();
 /// flow_runtime::state::encode_field(&mut bytes, &vec![("a", 1u8)]).expect("encodes");
 /// assert_eq!(msgpack_to_json(&bytes).expect("converts"), serde_json::json!([["a", 1]]));
@@ -176,11 +251,12 @@ enum Head {
 /// A MessagePack value read from a stream item by item: nothing is held but the item at hand, so
 /// a 1 GiB blob costs what one chunk costs, and nesting is followed without recursion where
 /// nothing is shown (a crafted deep blob cannot exhaust the stack).
-pub(crate) struct MsgStream<R> {
+pub struct MsgStream<R> {
     rd: R,
 }
 
 impl<R: Read> MsgStream<R> {
+    /// Reads the value `rd` holds.
     pub fn new(rd: R) -> Self {
         MsgStream { rd }
     }
@@ -550,7 +626,7 @@ pub(crate) fn write_json_str<W: Write + ?Sized, F: Formatter>(
 
 /// Limits of the preview of a value (`dump --artifact` without `--json` or `--raw`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// Elements shown per array or map.
     pub items: usize,
     /// Characters shown per string.
@@ -580,7 +656,7 @@ impl Default for Limits {
 
 /// A value shortened for people.
 #[derive(Debug)]
-pub(crate) struct Preview {
+pub struct Preview {
     /// Pretty JSON of what is shown, with notes where something was left out.
     pub text: String,
     /// Whether anything was left out.
@@ -596,10 +672,7 @@ pub(crate) struct Preview {
 /// # Errors
 ///
 /// [`MsgpackError`] for bytes that are not one MessagePack value, as far as they were read.
-pub(crate) fn preview<R: Read>(
-    msg: &mut MsgStream<R>,
-    limits: Limits,
-) -> Result<Preview, MsgpackError> {
+pub fn preview<R: Read>(msg: &mut MsgStream<R>, limits: Limits) -> Result<Preview, MsgpackError> {
     let mut previewer = Previewer {
         msg,
         limits,
@@ -887,7 +960,7 @@ impl<R: Read> Previewer<'_, R> {
 
 /// A Rust type name as `std::any::type_name` spells it, without module paths:
 /// `alloc::vec::Vec<alloc::string::String>` becomes `Vec<String>`.
-pub(crate) fn short_type_name(full: &str) -> String {
+pub fn short_type_name(full: &str) -> String {
     let mut out = String::with_capacity(full.len());
     let mut ident = String::new();
     let mut chars = full.chars().peekable();

@@ -1,0 +1,275 @@
+//! A run's graph drawn as SVG: steps in layers by their longest path from `start`, each box
+//! coloured by how its tasks stand.
+
+use std::collections::BTreeMap;
+
+use flow_runtime::run::GraphRecord;
+
+/// How a step's tasks stand, as its box is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepState {
+    /// Every task it has is complete (succeeded or caught).
+    Done,
+    /// A task failed.
+    Failed,
+    /// Some tasks are not complete yet and none failed.
+    Running,
+    /// The run has no task of the step.
+    NotStarted,
+}
+
+impl StepState {
+    /// The CSS class of the step's box, also shown as text.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StepState::Done => "done",
+            StepState::Failed => "failed",
+            StepState::Running => "running",
+            StepState::NotStarted => "not-started",
+        }
+    }
+}
+
+/// What the drawing needs of one step.
+pub(crate) struct StepDrawn {
+    pub state: StepState,
+    pub tasks: usize,
+    pub href: String,
+}
+
+/// One box.
+pub(crate) struct Node {
+    pub name: String,
+    pub href: String,
+    pub class: &'static str,
+    pub label: String,
+    pub x: usize,
+    pub y: usize,
+    pub text_x: usize,
+    pub name_y: usize,
+    pub label_y: usize,
+}
+
+/// One arrow, from the bottom of a box to the top of the next.
+pub(crate) struct Edge {
+    pub x1: usize,
+    pub y1: usize,
+    pub x2: usize,
+    pub y2: usize,
+}
+
+/// The whole drawing.
+pub(crate) struct Dag {
+    pub width: usize,
+    pub height: usize,
+    pub box_width: usize,
+    pub box_height: usize,
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+}
+
+const BOX_HEIGHT: usize = 46;
+const GAP_X: usize = 24;
+const GAP_Y: usize = 40;
+const MARGIN: usize = 12;
+/// Each character of a step's name, at the drawing's font size.
+const CHAR_WIDTH: usize = 8;
+
+/// The layer of each step (by index into `graph.steps`): 0 for steps nothing leads to (`start`),
+/// then one more than the deepest step leading to it. Steps on a cycle, which a stored graph
+/// might have though no flow can, go below everything else instead of looping.
+pub(crate) fn layers(graph: &GraphRecord) -> Vec<usize> {
+    let index: BTreeMap<&str, usize> = graph
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let successors: Vec<Vec<usize>> = graph
+        .steps
+        .iter()
+        .map(|s| {
+            let mut next: Vec<usize> = s
+                .next
+                .iter()
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect();
+            next.sort_unstable();
+            next.dedup();
+            next
+        })
+        .collect();
+    let mut incoming = vec![0usize; graph.steps.len()];
+    for next in &successors {
+        for &n in next {
+            incoming[n] += 1;
+        }
+    }
+    let mut layer = vec![0usize; graph.steps.len()];
+    let mut placed = vec![false; graph.steps.len()];
+    // Kahn's algorithm in the graph's order: deterministic, and each step is placed after every
+    // step leading to it, so its layer is its longest path.
+    let mut ready: Vec<usize> = (0..graph.steps.len())
+        .filter(|&i| incoming[i] == 0)
+        .rev()
+        .collect();
+    while let Some(i) = ready.pop() {
+        placed[i] = true;
+        for &n in &successors[i] {
+            layer[n] = layer[n].max(layer[i] + 1);
+            incoming[n] -= 1;
+            if incoming[n] == 0 {
+                ready.push(n);
+            }
+        }
+    }
+    let below = layer
+        .iter()
+        .zip(&placed)
+        .filter(|(_, p)| **p)
+        .map(|(l, _)| l + 1)
+        .max()
+        .unwrap_or(0);
+    for (l, p) in layer.iter_mut().zip(&placed) {
+        if !p {
+            *l = below;
+        }
+    }
+    layer
+}
+
+/// Lays `graph` out; `drawn` says, for each of its steps in order, how it stands.
+pub(crate) fn draw(graph: &GraphRecord, drawn: &[StepDrawn]) -> Dag {
+    let layer = layers(graph);
+    let longest = graph
+        .steps
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(40);
+    let box_width = (longest * CHAR_WIDTH + 24).max(120);
+    let depth = layer.iter().map(|l| l + 1).max().unwrap_or(0);
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); depth];
+    for (i, &l) in layer.iter().enumerate() {
+        rows[l].push(i);
+    }
+    let widest = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width = 2 * MARGIN + widest * box_width + widest.saturating_sub(1) * GAP_X;
+    let height = 2 * MARGIN + depth * BOX_HEIGHT + depth.saturating_sub(1) * GAP_Y;
+    let mut position = vec![(0usize, 0usize); graph.steps.len()];
+    for (l, row) in rows.iter().enumerate() {
+        let row_width = row.len() * box_width + row.len().saturating_sub(1) * GAP_X;
+        let left = (width - row_width) / 2;
+        for (k, &i) in row.iter().enumerate() {
+            position[i] = (
+                left + k * (box_width + GAP_X),
+                MARGIN + l * (BOX_HEIGHT + GAP_Y),
+            );
+        }
+    }
+    let nodes = graph
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let (x, y) = position[i];
+            let (class, label, href) = match drawn.get(i) {
+                Some(d) => (
+                    d.state.as_str(),
+                    format!(
+                        "{} task{} · {}",
+                        d.tasks,
+                        if d.tasks == 1 { "" } else { "s" },
+                        d.state.as_str().replace('-', " ")
+                    ),
+                    d.href.clone(),
+                ),
+                None => ("not-started", String::new(), String::new()),
+            };
+            Node {
+                name: step.name.clone(),
+                href,
+                class,
+                label,
+                x,
+                y,
+                text_x: x + box_width / 2,
+                name_y: y + 19,
+                label_y: y + 37,
+            }
+        })
+        .collect();
+    let index: BTreeMap<&str, usize> = graph
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut edges = Vec::new();
+    for (i, step) in graph.steps.iter().enumerate() {
+        for next in &step.next {
+            if let Some(&j) = index.get(next.as_str()) {
+                let (x1, y1) = position[i];
+                let (x2, y2) = position[j];
+                edges.push(Edge {
+                    x1: x1 + box_width / 2,
+                    y1: y1 + BOX_HEIGHT,
+                    x2: x2 + box_width / 2,
+                    y2,
+                });
+            }
+        }
+    }
+    Dag {
+        width,
+        height,
+        box_width,
+        box_height: BOX_HEIGHT,
+        nodes,
+        edges,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flow_runtime::run::StepRecord;
+
+    fn graph(steps: &[(&str, &[&str])]) -> GraphRecord {
+        GraphRecord {
+            steps: steps
+                .iter()
+                .map(|(name, next)| StepRecord {
+                    name: (*name).to_owned(),
+                    kind: "linear".to_owned(),
+                    doc: String::new(),
+                    next: next.iter().map(|n| (*n).to_owned()).collect(),
+                    foreach: None,
+                    join_of: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_step_sits_one_below_its_deepest_parent() {
+        // start → a → b → join, start → join: join is on layer 3, not 1.
+        let g = graph(&[
+            ("start", &["a", "join"]),
+            ("a", &["b"]),
+            ("b", &["join"]),
+            ("join", &["end"]),
+            ("end", &[]),
+        ]);
+        assert_eq!(layers(&g), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_cycle_in_a_stored_graph_does_not_loop() {
+        let g = graph(&[("start", &["a"]), ("a", &["b"]), ("b", &["a"])]);
+        assert_eq!(layers(&g), vec![0, 1, 1]);
+        let dag = draw(&g, &[]);
+        assert_eq!(dag.nodes.len(), 3);
+    }
+}

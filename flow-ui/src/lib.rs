@@ -1,0 +1,78 @@
+//! A read-only web UI over a blooming-flowers datastore (a local directory or `s3://…`): every
+//! flow, run, step, task, artifact and log, in a browser. `blooming ui --datastore PATH` serves it
+//! (see [`cli`]); [`router`] is the same application as an [`axum::Router`], for tests and for
+//! embedding.
+//!
+//! The UI only reads: it goes through the runtime's [`Client`], never through the code that
+//! writes runs. Every path segment of a request (flow, run, step, task, artifact) is checked as a
+//! datastore key segment before it is used, so a request names nothing outside the datastore;
+//! every text from the datastore is HTML-escaped by the templates, so an artifact holding markup
+//! is shown as text.
+//!
+//! Pages:
+//!
+//! | Path | Shows |
+//! |---|---|
+//! | `/` | the flows of the datastore |
+//! | `/flows/{flow}` | its runs, newest first (`?status=`, `?tag=`, `?page=`) |
+//! | `/flows/{flow}/runs/{run}` | the run's record, its graph drawn as SVG, its failure |
+//! | `/flows/{flow}/runs/{run}/steps/{step}` | the step's tasks (`?page=`) |
+//! | `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}` | a task: attempts, artifacts, logs |
+//! | `/raw/{flow}/{run}/{step}/{task}/{artifact}` | an artifact's stored MessagePack bytes |
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use axum::routing::get;
+use flow_runtime::client::Client;
+
+pub mod cli;
+mod dag;
+mod error;
+mod links;
+mod logs;
+mod pages;
+mod preview;
+mod raw;
+mod views;
+
+pub use error::UiError;
+
+/// Runs shown per page of a flow's runs, tasks per page of a step's tasks.
+pub const PER_PAGE: usize = 50;
+
+/// The web UI over the datastore `client` reads: every page, the stylesheet and raw downloads.
+pub fn router(client: Client) -> Router {
+    Router::new()
+        .route("/", get(pages::flows))
+        .route("/flows/{flow}", get(pages::runs))
+        .route("/flows/{flow}/runs/{run}", get(pages::run))
+        .route("/flows/{flow}/runs/{run}/steps/{step}", get(pages::step))
+        .route(
+            "/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}",
+            get(pages::task),
+        )
+        .route(
+            "/raw/{flow}/{run}/{step}/{task}/{artifact}",
+            get(raw::artifact),
+        )
+        .route("/static/style.css", get(pages::stylesheet))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(client)
+}
+
+/// Nothing the UI serves runs scripts or is sniffed into another type: a second guard behind the
+/// templates' escaping.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; script-src 'none'; object-src 'none'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}

@@ -1,0 +1,518 @@
+//! The handlers of the HTML pages. Each reads the datastore in `spawn_blocking` (the client does
+//! blocking I/O) and renders one template.
+
+use std::time::{Duration, SystemTime};
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use flow_runtime::client::{Client, FlowHandle, RunHandle, TaskProgress};
+use flow_runtime::run::{RunRecord, RunStatus};
+use serde::Deserialize;
+
+use crate::dag::{self, StepDrawn, StepState};
+use crate::views::{
+    AttemptRow, FlowRow, FlowsPage, PageLink, RunPage, RunRow, RunsPage, StepPage, StepRow,
+    TaskPage, TaskRow,
+};
+use crate::{PER_PAGE, UiError, links, logs, preview};
+
+/// Runs `read` on a thread where blocking is allowed.
+pub(crate) async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, UiError> + Send + 'static,
+) -> Result<T, UiError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| UiError::Internal(format!("the request's reader stopped: {e}")))?
+}
+
+fn render(page: &impl Template) -> Result<Html<String>, UiError> {
+    Ok(Html(page.render()?))
+}
+
+/// The stylesheet, vendored into the binary.
+pub(crate) async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../static/style.css"),
+    )
+        .into_response()
+}
+
+/// Anything no route matches.
+pub(crate) async fn not_found() -> UiError {
+    UiError::NotFound("no such page".to_owned())
+}
+
+/// The flow named `name`, if the datastore has runs of it.
+pub(crate) fn existing_flow<'c>(client: &'c Client, name: &str) -> Result<FlowHandle<'c>, UiError> {
+    let name = links::segment("flow", name)?;
+    if !client.flows()?.iter().any(|f| f == name) {
+        return Err(UiError::NotFound(format!(
+            "flow `{name}` has no runs in this datastore"
+        )));
+    }
+    Ok(client.flow(name))
+}
+
+/// Run `run` of flow `flow`, both checked.
+pub(crate) fn existing_run(client: &Client, flow: &str, run: &str) -> Result<RunHandle, UiError> {
+    let flow = existing_flow(client, flow)?;
+    let run = links::segment("run", run)?;
+    Ok(flow.run(run)?)
+}
+
+/// `/`: the flows.
+pub(crate) async fn flows(State(client): State<Client>) -> Result<Html<String>, UiError> {
+    let page = blocking(move || {
+        let mut flows = Vec::new();
+        for name in client.flows()? {
+            let runs = client.flow(&name).run_ids()?.len();
+            flows.push(FlowRow {
+                href: links::flow(&name),
+                name,
+                runs,
+            });
+        }
+        Ok(FlowsPage { flows })
+    })
+    .await?;
+    render(&page)
+}
+
+/// The query of a list: which page, and for runs, which status and tag.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    page: Option<usize>,
+    status: Option<String>,
+    tag: Option<String>,
+}
+
+/// Pages of `total` items: how many, and the range of page `page` (1-based, clamped).
+fn paginate(total: usize, page: Option<usize>) -> (usize, usize, std::ops::Range<usize>) {
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    let page = page.unwrap_or(1).clamp(1, pages);
+    let start = (page - 1) * PER_PAGE;
+    (page, pages, start..(start + PER_PAGE).min(total))
+}
+
+fn page_links(
+    base: &str,
+    filters: &[(&str, &str)],
+    page: usize,
+    pages: usize,
+) -> (Option<PageLink>, Option<PageLink>) {
+    let href = |n: usize| {
+        let mut query: Vec<String> = filters
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", links::encode(v)))
+            .collect();
+        query.push(format!("page={n}"));
+        format!("{base}?{}", query.join("&"))
+    };
+    let previous = (page > 1).then(|| PageLink {
+        label: "← newer".to_owned(),
+        href: href(page - 1),
+    });
+    let next = (page < pages).then(|| PageLink {
+        label: "older →".to_owned(),
+        href: href(page + 1),
+    });
+    (previous, next)
+}
+
+fn status_filter(status: Option<&str>) -> Result<Option<RunStatus>, UiError> {
+    match status.unwrap_or("") {
+        "" => Ok(None),
+        "running" => Ok(Some(RunStatus::Running)),
+        "succeeded" => Ok(Some(RunStatus::Succeeded)),
+        "failed" => Ok(Some(RunStatus::Failed)),
+        other => Err(UiError::BadRequest(format!(
+            "bad status `{other}`: running, succeeded or failed"
+        ))),
+    }
+}
+
+/// `/flows/{flow}`: its runs, newest first, filtered and paginated.
+pub(crate) async fn runs(
+    State(client): State<Client>,
+    Path(flow): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Html<String>, UiError> {
+    let page = blocking(move || {
+        let handle = existing_flow(&client, &flow)?;
+        let status = status_filter(query.status.as_deref())?;
+        let tag = query.tag.clone().unwrap_or_default();
+        let ids = handle.run_ids()?;
+        let (total, page, pages, runs) = if status.is_none() && tag.is_empty() {
+            // Without a filter only the runs of the page are read.
+            let (page, pages, range) = paginate(ids.len(), query.page);
+            let runs = ids[range]
+                .iter()
+                .map(|id| run_row(&handle, id))
+                .collect::<Vec<_>>();
+            (ids.len(), page, pages, runs)
+        } else {
+            let mut matching = Vec::new();
+            for id in &ids {
+                // A run whose record cannot be read matches no filter.
+                let Ok(run) = handle.run(id) else { continue };
+                if status.is_some_and(|s| s != run.status())
+                    || (!tag.is_empty() && !run.tags().contains(&tag))
+                {
+                    continue;
+                }
+                matching.push(row_of(&flow, run.record()));
+            }
+            let (page, pages, range) = paginate(matching.len(), query.page);
+            let total = matching.len();
+            (total, page, pages, matching.drain(range).collect())
+        };
+        let status_text = status.map(|s| s.to_string()).unwrap_or_default();
+        let (previous, next) = page_links(
+            &links::flow(&flow),
+            &[("status", &status_text), ("tag", &tag)],
+            page,
+            pages,
+        );
+        Ok(RunsPage {
+            flow,
+            status: status_text,
+            tag,
+            total,
+            page,
+            pages,
+            runs,
+            previous,
+            next,
+        })
+    })
+    .await?;
+    render(&page)
+}
+
+fn run_row(flow: &FlowHandle<'_>, id: &str) -> RunRow {
+    match flow.run(id) {
+        Ok(run) => row_of(flow.name(), run.record()),
+        Err(e) => RunRow {
+            id: id.to_owned(),
+            href: links::run(flow.name(), id),
+            status: "unreadable".to_owned(),
+            started: String::new(),
+            duration: String::new(),
+            tags: Vec::new(),
+            user: String::new(),
+            params: e.to_string(),
+        },
+    }
+}
+
+/// Parameters shown in a list: compact JSON, at most this many characters.
+const PARAMS_SHOWN: usize = 120;
+
+fn row_of(flow: &str, record: &RunRecord) -> RunRow {
+    let mut params = match &record.params {
+        serde_json::Value::Null => String::new(),
+        p => p.to_string(),
+    };
+    if params.chars().count() > PARAMS_SHOWN {
+        params = params.chars().take(PARAMS_SHOWN).collect::<String>() + "…";
+    }
+    RunRow {
+        id: record.run_id.to_string(),
+        href: links::run(flow, &record.run_id),
+        status: record.status.to_string(),
+        started: record.started.clone(),
+        duration: duration(record),
+        tags: record.tags.clone(),
+        user: record.user.clone(),
+        params,
+    }
+}
+
+/// How long the run took, or has been running.
+fn duration(record: &RunRecord) -> String {
+    let Ok(started) = humantime::parse_rfc3339_weak(&record.started) else {
+        return String::new();
+    };
+    let ended = match &record.finished {
+        Some(finished) => match humantime::parse_rfc3339_weak(finished) {
+            Ok(t) => t,
+            Err(_) => return String::new(),
+        },
+        None if record.status == RunStatus::Running => SystemTime::now(),
+        None => return String::new(),
+    };
+    match ended.duration_since(started) {
+        // Whole seconds, or milliseconds for a run under a second (`9ms`, not `1s`).
+        Ok(d) if d.as_secs() == 0 => {
+            humantime::format_duration(Duration::from_millis(d.subsec_millis().into())).to_string()
+        }
+        Ok(d) => humantime::format_duration(Duration::from_secs(d.as_secs())).to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// `/flows/{flow}/runs/{run}`: the run's record, its graph, its steps.
+pub(crate) async fn run(
+    State(client): State<Client>,
+    Path((flow, run)): Path<(String, String)>,
+) -> Result<Html<String>, UiError> {
+    let page = blocking(move || {
+        let handle = existing_run(&client, &flow, &run)?;
+        let record = handle.record();
+        let present = handle.step_names()?;
+        let mut drawn = Vec::new();
+        let mut steps = Vec::new();
+        for step in &record.graph.steps {
+            let (state, tasks) = if present.contains(&step.name) {
+                let entries = handle.step(&step.name)?.task_entries()?;
+                (
+                    step_state(entries.iter().map(|e| e.progress())),
+                    entries.len(),
+                )
+            } else {
+                (StepState::NotStarted, 0)
+            };
+            let href = links::step(&flow, &run, &step.name);
+            drawn.push(StepDrawn {
+                state,
+                tasks,
+                href: href.clone(),
+            });
+            steps.push(StepRow {
+                name: step.name.clone(),
+                href,
+                kind: step.kind.clone(),
+                state: state.as_str(),
+                tasks,
+                doc: step.doc.clone(),
+            });
+        }
+        let params = serde_json::to_string_pretty(&record.params).unwrap_or_default();
+        Ok(RunPage {
+            flow_href: links::flow(&flow),
+            id: record.run_id.to_string(),
+            status: record.status.to_string(),
+            started: record.started.clone(),
+            finished: record.finished.clone().unwrap_or_default(),
+            duration: duration(record),
+            user: record.user.clone(),
+            host: record.host.clone(),
+            pid: record.pid,
+            tags: record.tags.clone(),
+            params,
+            origin: record.origin_run_id.as_ref().map(|origin| PageLink {
+                label: origin.to_string(),
+                href: links::run(&flow, origin),
+            }),
+            failure: record.failure.clone(),
+            dag: dag::draw(&record.graph, &drawn),
+            steps,
+            flow,
+        })
+    })
+    .await?;
+    render(&page)
+}
+
+/// How a step stands from its tasks.
+fn step_state(tasks: impl Iterator<Item = TaskProgress>) -> StepState {
+    let mut any = false;
+    let mut all_done = true;
+    for progress in tasks {
+        any = true;
+        match progress {
+            TaskProgress::Failed => return StepState::Failed,
+            TaskProgress::Incomplete => all_done = false,
+            TaskProgress::Succeeded | TaskProgress::Caught => {}
+        }
+    }
+    match (any, all_done) {
+        (false, _) => StepState::NotStarted,
+        (true, true) => StepState::Done,
+        (true, false) => StepState::Running,
+    }
+}
+
+/// `/flows/{flow}/runs/{run}/steps/{step}`: its tasks, paginated.
+pub(crate) async fn step(
+    State(client): State<Client>,
+    Path((flow, run, step)): Path<(String, String, String)>,
+    Query(query): Query<ListQuery>,
+) -> Result<Html<String>, UiError> {
+    let page = blocking(move || {
+        let handle = existing_run(&client, &flow, &run)?;
+        let step_handle = handle.step(links::segment("step", &step)?)?;
+        let ids = step_handle.task_ids()?;
+        let (page, pages, range) = paginate(ids.len(), query.page);
+        let tasks = step_handle
+            .task_entries_of(&ids[range])?
+            .into_iter()
+            .map(|entry| TaskRow {
+                href: links::task(&flow, &run, &step, entry.id()),
+                id: entry.id().to_string(),
+                status: entry.progress().to_string(),
+                attempts: entry.attempts().len(),
+                failure: entry
+                    .meta()
+                    .and_then(|m| m.failure())
+                    .map(|f| f.to_string())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let base = links::step(&flow, &run, &step);
+        let (previous, next) = page_links(&base, &[], page, pages);
+        Ok(StepPage {
+            flow_href: links::flow(&flow),
+            run_href: links::run(&flow, &run),
+            flow,
+            run,
+            step,
+            total: ids.len(),
+            page,
+            pages,
+            tasks,
+            previous: previous.map(|p| PageLink {
+                label: "← previous".to_owned(),
+                ..p
+            }),
+            next: next.map(|p| PageLink {
+                label: "next →".to_owned(),
+                ..p
+            }),
+        })
+    })
+    .await?;
+    render(&page)
+}
+
+/// `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}`: everything about one task.
+pub(crate) async fn task(
+    State(client): State<Client>,
+    Path((flow, run, step, task)): Path<(String, String, String, String)>,
+) -> Result<Html<String>, UiError> {
+    let page = blocking(move || {
+        let handle = existing_run(&client, &flow, &run)?;
+        let step_handle = handle.step(links::segment("step", &step)?)?;
+        let entry = step_handle.task_entry(links::segment("task", &task)?)?;
+        let task_link = |path: &flow_runtime::run::TaskPath| PageLink {
+            label: path.to_string(),
+            href: links::task(&flow, &run, &path.step, &path.task),
+        };
+        let (parents, children, foreach_index) = match entry.meta() {
+            Some(meta) => {
+                let full = step_handle.task(&task)?;
+                (
+                    meta.spec.parents().iter().map(task_link).collect(),
+                    full.children()?.iter().map(task_link).collect(),
+                    full.foreach_index()
+                        .map(|i| i.to_string())
+                        .unwrap_or_default(),
+                )
+            }
+            None => (Vec::new(), Vec::new(), String::new()),
+        };
+        let attempts = entry
+            .attempts()
+            .iter()
+            .map(|a| AttemptRow {
+                attempt: a.attempt,
+                started: a.started.clone(),
+                finished: a.finished.clone(),
+                failure: a
+                    .failure
+                    .as_ref()
+                    .map(|f| f.to_string())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let artifacts = entry
+            .artifacts()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                let raw = links::raw(&flow, &run, &step, &task, &a.name);
+                preview::artifact_view(&entry, a, raw)
+            })
+            .collect();
+        let (logs, logs_problem) = match logs::task_logs(&entry) {
+            Ok(logs) => (logs, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        Ok(TaskPage {
+            flow_href: links::flow(&flow),
+            run_href: links::run(&flow, &run),
+            step_href: links::step(&flow, &run, &step),
+            status: entry.progress().to_string(),
+            foreach_index,
+            origin: entry.origin_run_id().map(|origin| PageLink {
+                label: origin.to_string(),
+                href: links::run(&flow, origin),
+            }),
+            attempts,
+            failure: entry
+                .meta()
+                .and_then(|m| m.failure())
+                .map(|f| format!("{} ({})", f, f.kind)),
+            parents,
+            children,
+            artifacts,
+            logs,
+            logs_problem,
+            flow,
+            run,
+            step,
+            task,
+        })
+    })
+    .await?;
+    render(&page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_clamped_to_what_there_is() {
+        assert_eq!(paginate(0, None), (1, 1, 0..0));
+        assert_eq!(paginate(120, Some(3)), (3, 3, 100..120));
+        assert_eq!(paginate(120, Some(9)), (3, 3, 100..120));
+        assert_eq!(paginate(120, Some(0)), (1, 3, 0..50));
+    }
+
+    #[test]
+    fn a_step_is_failed_if_any_task_failed() {
+        use TaskProgress::*;
+        assert_eq!(
+            step_state([Succeeded, Failed].into_iter()),
+            StepState::Failed
+        );
+        assert_eq!(step_state([Succeeded, Caught].into_iter()), StepState::Done);
+        assert_eq!(
+            step_state([Succeeded, Incomplete].into_iter()),
+            StepState::Running
+        );
+        assert_eq!(step_state([].into_iter()), StepState::NotStarted);
+    }
+
+    fn ended(started: &str, finished: &str) -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "flow": "F", "run_id": "r", "status": "succeeded",
+            "started": started, "finished": finished,
+            "user": "u", "host": "h", "pid": 1, "graph": {"steps": []}
+        }))
+        .expect("a record")
+    }
+
+    #[test]
+    fn durations_under_a_second_are_in_milliseconds() {
+        let short = ended("2026-12-06T14:25:08.500Z", "2026-12-06T14:25:08.509Z");
+        assert_eq!(duration(&short), "9ms");
+        let long = ended("2026-12-06T14:25:08.500Z", "2026-12-06T15:26:10.900Z");
+        assert_eq!(duration(&long), "1h 1m 2s");
+    }
+}

@@ -1,0 +1,160 @@
+//! The pages' templates, checked at compile time by askama. Every value shown is HTML-escaped
+//! (the templates are `.html`, and none uses `|safe`).
+
+use askama::Template;
+
+use crate::dag::Dag;
+
+/// A link to another page of a list.
+pub(crate) struct PageLink {
+    pub label: String,
+    pub href: String,
+}
+
+/// `/`.
+#[derive(Template)]
+#[template(path = "flows.html")]
+pub(crate) struct FlowsPage {
+    pub flows: Vec<FlowRow>,
+}
+
+/// One flow of `/`.
+pub(crate) struct FlowRow {
+    pub name: String,
+    pub href: String,
+    pub runs: usize,
+}
+
+/// `/flows/{flow}`.
+#[derive(Template)]
+#[template(path = "runs.html")]
+pub(crate) struct RunsPage {
+    pub flow: String,
+    pub status: String,
+    pub tag: String,
+    pub total: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub runs: Vec<RunRow>,
+    pub previous: Option<PageLink>,
+    pub next: Option<PageLink>,
+}
+
+/// One run of `/flows/{flow}`.
+pub(crate) struct RunRow {
+    pub id: String,
+    pub href: String,
+    pub status: String,
+    pub started: String,
+    pub duration: String,
+    pub tags: Vec<String>,
+    pub user: String,
+    pub params: String,
+}
+
+/// `/flows/{flow}/runs/{run}`.
+#[derive(Template)]
+#[template(path = "run.html")]
+pub(crate) struct RunPage {
+    pub flow: String,
+    pub flow_href: String,
+    pub id: String,
+    pub status: String,
+    pub started: String,
+    pub finished: String,
+    pub duration: String,
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    pub tags: Vec<String>,
+    pub params: String,
+    pub origin: Option<PageLink>,
+    pub failure: Option<String>,
+    pub dag: Dag,
+    pub steps: Vec<StepRow>,
+}
+
+/// One step of a run page.
+pub(crate) struct StepRow {
+    pub name: String,
+    pub href: String,
+    pub kind: String,
+    pub state: &'static str,
+    pub tasks: usize,
+    pub doc: String,
+}
+
+/// `/flows/{flow}/runs/{run}/steps/{step}`.
+#[derive(Template)]
+#[template(path = "step.html")]
+pub(crate) struct StepPage {
+    pub flow: String,
+    pub flow_href: String,
+    pub run: String,
+    pub run_href: String,
+    pub step: String,
+    pub total: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub tasks: Vec<TaskRow>,
+    pub previous: Option<PageLink>,
+    pub next: Option<PageLink>,
+}
+
+/// One task of a step page.
+pub(crate) struct TaskRow {
+    pub id: String,
+    pub href: String,
+    pub status: String,
+    pub attempts: usize,
+    pub failure: String,
+}
+
+/// `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}`.
+#[derive(Template)]
+#[template(path = "task.html")]
+pub(crate) struct TaskPage {
+    pub flow: String,
+    pub flow_href: String,
+    pub run: String,
+    pub run_href: String,
+    pub step: String,
+    pub step_href: String,
+    pub task: String,
+    pub status: String,
+    pub foreach_index: String,
+    pub origin: Option<PageLink>,
+    pub attempts: Vec<AttemptRow>,
+    pub failure: Option<String>,
+    pub parents: Vec<PageLink>,
+    pub children: Vec<PageLink>,
+    pub artifacts: Vec<ArtifactView>,
+    pub logs: Vec<LogView>,
+    pub logs_problem: Option<String>,
+}
+
+/// One attempt of a task.
+pub(crate) struct AttemptRow {
+    pub attempt: u32,
+    pub started: String,
+    pub finished: String,
+    pub failure: String,
+}
+
+/// One artifact of a task, with a preview of its value.
+pub(crate) struct ArtifactView {
+    pub name: String,
+    pub type_name: String,
+    pub size: String,
+    pub raw_href: String,
+    pub preview: String,
+    pub note: String,
+}
+
+/// One log of a task: its start and its end if it is long.
+pub(crate) struct LogView {
+    pub title: String,
+    pub head: String,
+    pub omitted: u64,
+    pub tail: String,
+}

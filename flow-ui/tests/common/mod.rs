@@ -1,0 +1,135 @@
+//! Datastores made by running real flows, shared by the tests of a binary.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use blooming_flowers::executor::{RunOptions, run_flow};
+use blooming_flowers::prelude::*;
+use blooming_flowers::run::RunStore;
+
+/// The text a step stores that a browser must never run.
+pub const SCRIPT: &str = "<script>alert(1)</script>";
+/// The failure message of `Broken`, with markup in it.
+pub const BROKEN: &str = "the model exploded <b>boom</b>";
+/// What a file beside the datastore holds: no response may ever contain it.
+pub const SECRET: &str = "TOP-SECRET-NEXT-TO-THE-DATASTORE";
+/// How many runs of `Tiny` there are, and how many of the oldest are tagged `nightly`.
+pub const TINY_RUNS: usize = 52;
+pub const NIGHTLY: usize = 3;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Shapes {
+    pub words: Vec<String>,
+    pub word: String,
+    pub length: usize,
+    pub note: String,
+    pub lengths: Vec<usize>,
+}
+
+#[flow]
+impl Shapes {
+    #[step(foreach = words, next = measure)]
+    fn start(&mut self) {
+        self.words = vec!["flow".into(), "blooming".into(), "rust".into()];
+    }
+    #[step(next = collect)]
+    fn measure(&mut self, word: String) {
+        tracing::info!(word = %word, "measuring the word");
+        self.length = word.len();
+        if word == "blooming" {
+            self.note = SCRIPT.to_owned();
+        }
+        self.word = word;
+    }
+    #[step(join, next = end)]
+    fn collect(&mut self, inputs: Inputs<Self>) {
+        self.lengths = inputs.iter().map(|i| i.length).collect();
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Broken {
+    pub x: u32,
+}
+
+#[flow]
+impl Broken {
+    #[step(next = explode)]
+    fn start(&mut self) {
+        self.x = 1;
+    }
+    #[step(next = end)]
+    fn explode(&mut self) -> Result<(), String> {
+        Err(BROKEN.to_owned())
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Tiny {
+    pub n: u32,
+}
+
+#[flow]
+impl Tiny {
+    #[step(next = end)]
+    fn start(&mut self) {
+        self.n = 7;
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// The shared datastore and what was run in it.
+pub struct Fixture {
+    pub root: PathBuf,
+    pub datastore: PathBuf,
+    pub shapes: String,
+    pub broken: String,
+}
+
+fn run<F: Flow>(store: &RunStore, tags: &[&str]) -> String {
+    let options = RunOptions {
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        max_workers: 2,
+        ..RunOptions::default()
+    };
+    run_flow::<F>(store, serde_json::Value::Null, &options)
+        .expect("run")
+        .run_id
+        .to_string()
+}
+
+/// A datastore with one run of `Shapes`, one failed run of `Broken` and [`TINY_RUNS`] runs of
+/// `Tiny`, and a secret file beside it; made once per test binary.
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        blooming_flowers::logs::install();
+        // One directory per test binary (`pages::common`, `binary::common`), made anew each run.
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("flow-ui-{}", module_path!().replace("::", "-")));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("root");
+        std::fs::write(root.join("outside.txt"), SECRET).expect("secret");
+        let datastore = root.join("datastore");
+        let store = RunStore::open_local(&datastore).expect("store");
+        let shapes = run::<Shapes>(&store, &["demo"]);
+        let broken = run::<Broken>(&store, &[]);
+        for i in 0..TINY_RUNS {
+            let tags: &[&str] = if i < NIGHTLY { &["nightly"] } else { &[] };
+            run::<Tiny>(&store, tags);
+        }
+        Fixture {
+            root,
+            datastore,
+            shapes,
+            broken,
+        }
+    })
+}

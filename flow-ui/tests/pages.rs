@@ -1,0 +1,393 @@
+//! Every page of the UI, requested through the router (no socket), over a datastore made by
+//! running real flows.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use blooming_flowers::client::Client;
+use common::{BROKEN, NIGHTLY, SCRIPT, SECRET, TINY_RUNS, fixture};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("utf-8 page")
+    }
+}
+
+fn client() -> Client {
+    Client::open(&fixture().datastore).expect("client")
+}
+
+async fn get(uri: &str) -> Reply {
+    let router = flow_ui::router(client());
+    let request = Request::get(uri).body(Body::empty()).expect("request");
+    let response = router.oneshot(request).await.expect("response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .unwrap_or_default();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        content_type,
+        headers,
+        body,
+    }
+}
+
+async fn page(uri: &str) -> String {
+    let reply = get(uri).await;
+    assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.text());
+    assert!(reply.content_type.starts_with("text/html"), "{uri}");
+    reply.text()
+}
+
+/// Whether `body` holds `raw` HTML-escaped, with named (`&lt;`) or numeric (`&#60;`) references.
+fn holds_escaped(body: &str, raw: &str) -> bool {
+    let named = raw.replace('<', "&lt;").replace('>', "&gt;");
+    let numeric = raw.replace('<', "&#60;").replace('>', "&#62;");
+    body.contains(&named) || body.contains(&numeric)
+}
+
+/// The part of `text` from `start` to the next `end`, inclusive.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {text}"));
+    let to = text[from..].find(end).expect("end") + from + end.len();
+    &text[from..to]
+}
+
+#[tokio::test]
+async fn the_home_page_lists_every_flow() {
+    let body = page("/").await;
+    for flow in ["Shapes", "Broken", "Tiny"] {
+        assert!(
+            body.contains(&format!("<a href=\"/flows/{flow}\">{flow}</a>")),
+            "{body}"
+        );
+    }
+    assert!(body.contains(&format!("<td class=\"num\">{TINY_RUNS}</td>")));
+    let css = get("/static/style.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.content_type.starts_with("text/css"));
+    assert!(css.text().contains("svg.dag"));
+}
+
+#[tokio::test]
+async fn the_runs_list_shows_each_run_and_its_status() {
+    let f = fixture();
+    let body = page("/flows/Shapes").await;
+    assert!(
+        body.contains(&format!("/flows/Shapes/runs/{}", f.shapes)),
+        "{body}"
+    );
+    assert!(body.contains("<span class=\"status succeeded\">succeeded</span>"));
+    assert!(body.contains("<span class=\"tag\">demo</span>"));
+    let body = page("/flows/Broken").await;
+    assert!(body.contains(&format!("/flows/Broken/runs/{}", f.broken)));
+    assert!(body.contains("<span class=\"status failed\">failed</span>"));
+    assert!(!body.contains("status succeeded"));
+}
+
+#[tokio::test]
+async fn runs_are_filtered_by_status_and_tag() {
+    let f = fixture();
+    let failed = page("/flows/Broken?status=failed").await;
+    assert!(
+        failed.contains(&f.broken) && failed.contains("1 run<"),
+        "{failed}"
+    );
+    let succeeded = page("/flows/Broken?status=succeeded").await;
+    assert!(!succeeded.contains(&f.broken) && succeeded.contains("0 runs"));
+
+    let ids = client().flow("Tiny").run_ids().expect("ids");
+    let nightly = page("/flows/Tiny?tag=nightly").await;
+    assert!(nightly.contains(&format!("{NIGHTLY} runs")), "{nightly}");
+    let oldest = &ids[ids.len() - NIGHTLY..];
+    for id in &ids {
+        let link = format!("/flows/Tiny/runs/{id}\"");
+        assert_eq!(nightly.contains(&link), oldest.contains(id), "{id}");
+    }
+    assert_eq!(
+        get("/flows/Tiny?status=bogus").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get("/flows/Tiny?page=x").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn runs_are_paginated_newest_first() {
+    let ids = client().flow("Tiny").run_ids().expect("ids");
+    assert_eq!(ids.len(), TINY_RUNS);
+    let first = page("/flows/Tiny").await;
+    let second = page("/flows/Tiny?page=2").await;
+    for (i, id) in ids.iter().enumerate() {
+        let link = format!("<a href=\"/flows/Tiny/runs/{id}\">");
+        assert_eq!(first.contains(&link), i < 50, "page 1, run {i}");
+        assert_eq!(second.contains(&link), i >= 50, "page 2, run {i}");
+    }
+    assert!(first.contains("page 1 of 2") && first.contains("href=\"/flows/Tiny?page=2\""));
+    assert!(second.contains("page 2 of 2") && second.contains("href=\"/flows/Tiny?page=1\""));
+    // Newest first: the newest run's row comes before the next one's.
+    let at = |id: &str| {
+        first
+            .find(&format!("/flows/Tiny/runs/{id}\""))
+            .expect("row")
+    };
+    assert!(at(&ids[0]) < at(&ids[1]));
+}
+
+#[tokio::test]
+async fn the_run_page_draws_every_step_with_its_state() {
+    let f = fixture();
+    let body = page(&format!("/flows/Shapes/runs/{}", f.shapes)).await;
+    let svg = between(&body, "<svg class=\"dag\"", "</svg>");
+    for step in ["start", "measure", "collect", "end"] {
+        assert!(
+            svg.contains(&format!("<g class=\"step done\" data-step=\"{step}\">")),
+            "{step}: {svg}"
+        );
+    }
+    assert!(svg.contains("3 tasks · done"), "{svg}");
+    assert_eq!(svg.matches("<line class=\"edge\"").count(), 3);
+    // Layers by longest path: each step is drawn below the one before it.
+    let y = |step: &str| -> usize {
+        let node = between(svg, &format!("data-step=\"{step}\""), "/>");
+        let y = between(node, "y=\"", "\" ");
+        y[3..y.len() - 2].parse().expect("y")
+    };
+    assert!(y("start") < y("measure") && y("measure") < y("collect") && y("collect") < y("end"));
+}
+
+#[tokio::test]
+async fn a_failed_run_shows_its_failure_escaped() {
+    let f = fixture();
+    let body = page(&format!("/flows/Broken/runs/{}", f.broken)).await;
+    assert!(holds_escaped(&body, BROKEN), "{body}");
+    assert!(!body.contains(BROKEN));
+    let svg = between(&body, "<svg class=\"dag\"", "</svg>");
+    assert!(svg.contains("<g class=\"step done\" data-step=\"start\">"));
+    assert!(svg.contains("<g class=\"step failed\" data-step=\"explode\">"));
+    assert!(svg.contains("<g class=\"step not-started\" data-step=\"end\">"));
+    let step = page(&format!("/flows/Broken/runs/{}/steps/explode", f.broken)).await;
+    assert!(
+        step.contains("<span class=\"status failed\">failed</span>"),
+        "{step}"
+    );
+}
+
+#[tokio::test]
+async fn a_task_page_shows_artifacts_previews_links_and_logs() {
+    let f = fixture();
+    let step = page(&format!("/flows/Shapes/runs/{}/steps/measure", f.shapes)).await;
+    assert!(step.contains("3 tasks"));
+    for task in ["0", "1", "2"] {
+        let link = format!(
+            "/flows/Shapes/runs/{}/steps/measure/tasks/{task}\"",
+            f.shapes
+        );
+        assert!(step.contains(&link), "{step}");
+    }
+    let body = page(&format!(
+        "/flows/Shapes/runs/{}/steps/measure/tasks/1",
+        f.shapes
+    ))
+    .await;
+    for (name, type_name) in [("word", "String"), ("length", "usize"), ("note", "String")] {
+        assert!(
+            body.contains(&format!("{name} <span class=\"type\">{type_name}</span>")),
+            "{name}: {body}"
+        );
+    }
+    let word = between(&body, "id=\"artifact-word\"", "</section>");
+    assert!(word.contains("blooming"), "{word}");
+    let length = between(&body, "id=\"artifact-length\"", "</section>");
+    assert!(length.contains("<pre class=\"value\">8</pre>"), "{length}");
+    assert!(body.contains("<dt>foreach index</dt><dd>1</dd>"));
+    assert!(body.contains(&format!(
+        "/flows/Shapes/runs/{}/steps/start/tasks/0\">start/0</a>",
+        f.shapes
+    )));
+    assert!(body.contains(&format!(
+        "/flows/Shapes/runs/{}/steps/collect/tasks/0\">collect/0</a>",
+        f.shapes
+    )));
+    assert!(body.contains("measuring the word"), "{body}");
+}
+
+#[tokio::test]
+async fn markup_in_an_artifact_is_shown_as_text() {
+    let f = fixture();
+    let reply = get(&format!(
+        "/flows/Shapes/runs/{}/steps/measure/tasks/1",
+        f.shapes
+    ))
+    .await;
+    let body = reply.text();
+    assert!(holds_escaped(&body, SCRIPT), "{body}");
+    assert!(!body.contains(SCRIPT));
+    assert!(!body.to_lowercase().contains("<script"));
+    let policy = reply.headers.get("content-security-policy").expect("csp");
+    assert!(
+        policy
+            .to_str()
+            .expect("ascii")
+            .contains("script-src 'none'")
+    );
+}
+
+#[tokio::test]
+async fn the_raw_download_is_the_blobs_bytes() {
+    let f = fixture();
+    let client = client();
+    let entry = client
+        .flow("Shapes")
+        .run(&f.shapes)
+        .expect("run")
+        .step("measure")
+        .expect("step")
+        .task_entry("1")
+        .expect("task");
+    let note = entry
+        .artifacts()
+        .expect("complete")
+        .iter()
+        .find(|a| a.name == "note")
+        .expect("note")
+        .clone();
+    let stored = client
+        .store()
+        .storage()
+        .get(&note.hash.key())
+        .expect("blob");
+    let reply = get(&format!("/raw/Shapes/{}/measure/1/note", f.shapes)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.content_type, "application/msgpack");
+    let disposition = reply
+        .headers
+        .get("content-disposition")
+        .expect("disposition");
+    assert_eq!(disposition, "attachment; filename=\"note.msgpack\"");
+    assert_eq!(reply.body, stored);
+    assert!(
+        reply
+            .body
+            .windows(SCRIPT.len())
+            .any(|w| w == SCRIPT.as_bytes())
+    );
+    let missing = get(&format!("/raw/Shapes/{}/measure/1/nothing", f.shapes)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+/// Every file below `dir` with its size and modification time.
+fn snapshot(dir: &Path) -> BTreeMap<String, (u64, std::time::SystemTime)> {
+    let mut files = BTreeMap::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("list") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("meta");
+            if meta.is_dir() {
+                dirs.push(path.clone());
+            }
+            files.insert(
+                path.display().to_string(),
+                (meta.len(), meta.modified().expect("mtime")),
+            );
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn requests_outside_the_datastore_are_refused_and_nothing_is_written() {
+    let f = fixture();
+    let before = snapshot(&f.root);
+    let run = &f.shapes;
+    let bad = [
+        "/flows/..".to_owned(),
+        "/flows/%2e%2e".to_owned(),
+        "/flows/%2E%2E/runs/x".to_owned(),
+        "/flows/.".to_owned(),
+        "/flows/Shapes%2F..%2F..".to_owned(),
+        "/flows/%2e%2e%2foutside.txt".to_owned(),
+        "/flows/Shapes/runs/..".to_owned(),
+        "/flows/Shapes/runs/%2e%2e".to_owned(),
+        "/flows/Shapes/runs/a%2Fb".to_owned(),
+        format!("/flows/Shapes/runs/{run}/steps/%2e%2e"),
+        format!("/flows/Shapes/runs/{run}/steps/..%2F..%2Foutside.txt"),
+        format!("/flows/Shapes/runs/{run}/steps/start/tasks/%2e%2e"),
+        format!("/flows/Shapes/runs/{run}/steps/start/tasks/0%2F..%2F1"),
+        format!("/raw/Shapes/{run}/start/0/%2e%2e"),
+        format!("/raw/Shapes/{run}/start/0/..%2F..%2F..%2F..%2Foutside.txt"),
+        format!("/raw/%2e%2e/{run}/start/0/words"),
+        "/raw/Shapes/%2e%2e/start/0/words".to_owned(),
+        format!("/raw/Shapes/{run}/%2e%2e/0/words"),
+        format!("/raw/Shapes/{run}/start/%2e%2e/words"),
+        "/static/..%2F..%2FCargo.toml".to_owned(),
+        "/../outside.txt".to_owned(),
+    ];
+    for uri in &bad {
+        let reply = get(uri).await;
+        assert!(
+            matches!(
+                reply.status,
+                StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND
+            ),
+            "{uri}: {}",
+            reply.status
+        );
+        assert!(!reply.text().contains(SECRET), "{uri}");
+    }
+    for uri in [
+        "/flows/%2e%2e",
+        &format!("/raw/Shapes/{run}/start/0/%2e%2e"),
+    ] {
+        assert_eq!(get(uri).await.status, StatusCode::BAD_REQUEST, "{uri}");
+    }
+    // Valid names of things that are not there.
+    for uri in [
+        "/flows/Nope".to_owned(),
+        "/flows/Shapes/runs/123".to_owned(),
+        format!("/flows/Shapes/runs/{run}/steps/nope"),
+        format!("/flows/Shapes/runs/{run}/steps/start/tasks/9"),
+        "/nothing/here".to_owned(),
+    ] {
+        assert_eq!(get(&uri).await.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+    // Every page read, none written.
+    for uri in [
+        "/".to_owned(),
+        "/flows/Shapes".to_owned(),
+        format!("/flows/Shapes/runs/{run}"),
+        format!("/flows/Shapes/runs/{run}/steps/measure/tasks/1"),
+        format!("/raw/Shapes/{run}/measure/1/word"),
+    ] {
+        assert_eq!(get(&uri).await.status, StatusCode::OK, "{uri}");
+    }
+    assert_eq!(snapshot(&f.root), before);
+}
