@@ -1,0 +1,302 @@
+// The pages of `blooming ui` in headless Chromium, over datastores made by real flows
+// (flow-ui/examples/ui_fixtures.rs). Run by scripts/browser-tests, which sets:
+//   UI_URL       the server's base URL (`http://127.0.0.1:PORT`, no trailing slash)
+//   FIXTURES     the JSON `ui_fixtures DIR` printed (run ids, the stored texts)
+//   HOLD_FILE    the file the running run of `Slow` waits on; removing it ends that run
+//   SCREENSHOTS  where each test saves its screenshots
+//   CHROMIUM     the browser (default /usr/bin/chromium)
+// Each test asserts on what the page shows and saves a screenshot of it.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run scripts/browser-tests`);
+  return value;
+}
+
+const base = required('UI_URL').replace(/\/$/, '');
+const fixtures = JSON.parse(readFileSync(required('FIXTURES'), 'utf8'));
+const holdFile = required('HOLD_FILE');
+const screenshots = required('SCREENSHOTS');
+mkdirSync(screenshots, { recursive: true });
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/// A fresh page that records every dialog, page error and console error it sees.
+async function open(path) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  const page = await context.newPage();
+  const seen = { dialogs: [], errors: [] };
+  page.on('dialog', async (dialog) => {
+    seen.dialogs.push(dialog.message());
+    await dialog.dismiss();
+  });
+  page.on('pageerror', (error) => seen.errors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const where = message.location().url;
+    // The UI has no icon; the browser asks for one anyway.
+    if (where && new URL(where).pathname === '/favicon.ico') return;
+    seen.errors.push(`${message.text()} ${where}`);
+  });
+  const response = await page.goto(base + path);
+  assert.equal(response.status(), 200, `GET ${path}`);
+  return { page, seen, close: () => context.close() };
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
+}
+
+const text = async (locator) => (await locator.textContent()).trim();
+
+/// The runs table as `{ id: status }`, checking that each status's CSS class is its text.
+async function runsShown(page) {
+  const rows = page.locator('table.runs tbody tr');
+  const shown = {};
+  for (const row of await rows.all()) {
+    const id = await text(row.locator('td').first());
+    const status = row.locator('span.status');
+    const label = await text(status);
+    assert.match(await status.getAttribute('class'), new RegExp(`\\bstatus ${label}\\b`));
+    shown[id] = label;
+  }
+  return shown;
+}
+
+/// The computed style property `prop` of the first element matching `selector`.
+const styleOf = (page, selector, prop) =>
+  page.locator(selector).first().evaluate((el, p) => getComputedStyle(el)[p], prop);
+
+/// The steps drawn in the run page's graph: `{ name: class }` (done, failed, running, not-started).
+async function nodesShown(page) {
+  const nodes = page.locator('svg.dag g.step');
+  const shown = {};
+  for (const node of await nodes.all()) {
+    const name = await text(node.locator('text.name'));
+    assert.ok(await node.locator('text.name').isVisible(), `the name of ${name} is visible`);
+    shown[name] = (await node.getAttribute('class')).replace(/^step\s+/, '');
+  }
+  return shown;
+}
+
+const garden = fixtures.garden;
+
+test('the runs of a flow are listed with their statuses, and the status filter narrows them', async () => {
+  const { page, seen, close } = await open('/flows/Garden');
+  try {
+    assert.equal(await text(page.locator('h1')), 'Garden');
+    const expected = Object.fromEntries([
+      ...garden.succeeded.map((id) => [id, 'succeeded']),
+      [garden.failed, 'failed'],
+    ]);
+    assert.deepEqual(await runsShown(page), expected);
+    assert.equal(await text(page.locator('p.count')), '3 runs');
+    // The stylesheet tells the statuses apart.
+    const failedColour = await styleOf(page, 'table.runs .status.failed', 'backgroundColor');
+    const succeededColour = await styleOf(page, 'table.runs .status.succeeded', 'backgroundColor');
+    assert.notEqual(failedColour, succeededColour);
+    await shot(page, 'runs-all');
+
+    // The form, as a user submits it.
+    await page.selectOption('select[name=status]', 'failed');
+    await Promise.all([page.waitForURL(/status=failed/), page.click('form.filters button')]);
+    assert.deepEqual(await runsShown(page), { [garden.failed]: 'failed' });
+    assert.equal(await text(page.locator('p.count')), '1 run');
+    assert.equal(await page.locator('select[name=status]').inputValue(), 'failed');
+    await shot(page, 'runs-failed');
+
+    await page.selectOption('select[name=status]', 'succeeded');
+    await Promise.all([page.waitForURL(/status=succeeded/), page.click('form.filters button')]);
+    assert.deepEqual(
+      await runsShown(page),
+      Object.fromEntries(garden.succeeded.map((id) => [id, 'succeeded'])),
+    );
+
+    await page.selectOption('select[name=status]', 'running');
+    await Promise.all([page.waitForURL(/status=running/), page.click('form.filters button')]);
+    assert.deepEqual(await runsShown(page), {});
+    assert.equal(await text(page.locator('p.count')), '0 runs');
+    assert.deepEqual(seen, { dialogs: [], errors: [] });
+  } finally {
+    await close();
+  }
+});
+
+test("a run's page draws its graph, one node per step, and a node leads to its step", async () => {
+  const id = garden.succeeded[0];
+  const { page, seen, close } = await open(`/flows/Garden/runs/${id}`);
+  try {
+    assert.match(await text(page.locator('h1')), new RegExp(`^Run ${id}\\s+succeeded$`));
+    const svg = page.locator('svg.dag');
+    assert.equal(await svg.count(), 1);
+    const box = await svg.boundingBox();
+    assert.ok(box.width > 100 && box.height > 100, `the graph is drawn: ${JSON.stringify(box)}`);
+    assert.deepEqual(await nodesShown(page), {
+      start: 'done',
+      plant: 'done',
+      gather: 'done',
+      end: 'done',
+    });
+    assert.equal(await svg.locator('line.edge').count(), 3);
+    // The steps table below says the same.
+    assert.equal(await page.locator('main table tbody tr').count(), 4);
+    // Every box lies inside the drawing, and the layers go down: start above plant above end.
+    const tops = {};
+    for (const name of ['start', 'plant', 'gather', 'end']) {
+      const rect = await svg.locator(`g.step[data-step="${name}"] rect`).boundingBox();
+      assert.ok(rect.x >= box.x && rect.x + rect.width <= box.x + box.width + 1, name);
+      assert.ok(rect.y >= box.y && rect.y + rect.height <= box.y + box.height + 1, name);
+      tops[name] = rect.y;
+    }
+    assert.ok(tops.start < tops.plant && tops.plant < tops.gather && tops.gather < tops.end);
+    // A done box is not drawn like a step that never ran.
+    const doneFill = await styleOf(page, 'svg.dag g.step.done rect', 'fill');
+    assert.notEqual(doneFill, '');
+    await shot(page, 'run-dag');
+
+    await Promise.all([
+      page.waitForURL(/\/steps\/plant$/),
+      page.locator('svg.dag g.step[data-step="plant"]').click(),
+    ]);
+    assert.equal(await text(page.locator('h1')), 'Step plant');
+    assert.equal(await text(page.locator('p.count')), '3 tasks');
+    assert.deepEqual(seen, { dialogs: [], errors: [] });
+  } finally {
+    await close();
+  }
+});
+
+test("the failed run shows why it failed, and its failed task the error and the logs", async () => {
+  const id = garden.failed;
+  const { page, seen, close } = await open(`/flows/Garden/runs/${id}`);
+  try {
+    const status = page.locator('h1 span.status');
+    assert.equal(await text(status), 'failed');
+    assert.match(await status.getAttribute('class'), /\bfailed\b/);
+    assert.ok((await text(page.locator('pre.failure'))).includes(fixtures.failure));
+    const nodes = await nodesShown(page);
+    assert.equal(nodes.start, 'done');
+    assert.equal(nodes.plant, 'failed');
+    assert.equal(Object.keys(nodes).length, 4);
+    const failedFill = await styleOf(page, 'svg.dag g.step.failed rect', 'fill');
+    const doneFill = await styleOf(page, 'svg.dag g.step.done rect', 'fill');
+    assert.notEqual(failedFill, doneFill);
+    await shot(page, 'run-failed');
+
+    await Promise.all([
+      page.waitForURL(/\/steps\/plant$/),
+      page.locator('svg.dag g.step[data-step="plant"]').click(),
+    ]);
+    const failedRows = page.locator('main table tbody tr', {
+      has: page.locator('span.status.failed'),
+    });
+    assert.equal(await failedRows.count(), 1);
+    assert.ok((await text(failedRows.locator('td').last())).includes(fixtures.failure));
+    await Promise.all([
+      page.waitForURL(/\/steps\/plant\/tasks\//),
+      failedRows.locator('a').first().click(),
+    ]);
+    assert.equal(await text(page.locator('h1 span.status')), 'failed');
+    assert.ok((await text(page.locator('pre.failure'))).includes(fixtures.failure));
+    const logs = (await page.locator('pre.log').allTextContents()).join('\n');
+    assert.match(logs, /planting the bed.*bed=roses/);
+    assert.match(logs, /WARN.*the soil is dry/);
+    await shot(page, 'task-failed');
+    assert.deepEqual(seen, { dialogs: [], errors: [] });
+  } finally {
+    await close();
+  }
+});
+
+test('markup stored in artifacts and logs is shown as text and never runs', async () => {
+  const { page, seen, close } = await open(`/flows/Hostile/runs/${fixtures.hostile}/steps/start`);
+  try {
+    await Promise.all([
+      page.waitForURL(/\/steps\/start\/tasks\//),
+      page.locator('main table tbody tr a').first().click(),
+    ]);
+    // The preview is JSON: a string in quotes, its `"` escaped.
+    const script = await text(page.locator('#artifact-script pre.value'));
+    assert.equal(script, JSON.stringify(fixtures.script));
+    const onerror = await text(page.locator('#artifact-onerror pre.value'));
+    assert.equal(onerror, JSON.stringify(fixtures.onerror));
+    const logs = (await page.locator('pre.log').allTextContents()).join('\n');
+    assert.ok(logs.includes(`${fixtures.script} ${fixtures.onerror}`), logs);
+    // None of it became an element.
+    assert.equal(await page.locator('script').count(), 0);
+    assert.equal(await page.locator('img').count(), 0);
+    // Give anything that might run time to run.
+    await page.waitForTimeout(1000);
+    assert.equal(await page.evaluate(() => typeof window.__pwned), 'undefined');
+    assert.deepEqual(seen.dialogs, []);
+    assert.deepEqual(seen.errors, []);
+    await shot(page, 'task-hostile');
+  } finally {
+    await close();
+  }
+});
+
+test('a running run is shown running, and succeeded once it ended', async () => {
+  const { page, seen, close } = await open('/flows/Slow');
+  try {
+    const runs = await runsShown(page);
+    const ids = Object.keys(runs);
+    assert.equal(ids.length, 1, JSON.stringify(runs));
+    assert.equal(runs[ids[0]], 'running');
+    await Promise.all([
+      page.waitForURL(/\/runs\//),
+      page.locator('table.runs tbody tr a').first().click(),
+    ]);
+    assert.equal(await text(page.locator('h1 span.status')), 'running');
+    assert.equal(await text(page.locator('dl.record dt:text-is("finished") + dd')), '');
+    // The in-process executor records a task only once it has ended, so the step now running
+    // has nothing in the datastore yet: the page can only draw it not started.
+    const nodes = await nodesShown(page);
+    assert.equal(nodes.start, 'done');
+    assert.ok(['running', 'not-started'].includes(nodes.wait), nodes.wait);
+    assert.equal(nodes.end, 'not-started');
+    assert.equal(Object.keys(nodes).length, 3);
+    const doneFill = await styleOf(page, 'svg.dag g.step.done rect', 'fill');
+    const idleFill = await styleOf(page, 'svg.dag g.step.not-started rect', 'fill');
+    assert.notEqual(doneFill, idleFill);
+    const runningColour = await styleOf(page, 'h1 span.status', 'backgroundColor');
+    await shot(page, 'run-running');
+
+    assert.ok(existsSync(holdFile), `${holdFile} holds the run`);
+    rmSync(holdFile);
+    // The page does not update by itself (not built yet): reload until the run has ended.
+    const deadline = Date.now() + 60_000;
+    let status;
+    for (;;) {
+      await page.reload();
+      status = await text(page.locator('h1 span.status'));
+      if (status !== 'running' || Date.now() > deadline) break;
+      await page.waitForTimeout(200);
+    }
+    assert.equal(status, 'succeeded');
+    assert.notEqual(await styleOf(page, 'h1 span.status', 'backgroundColor'), runningColour);
+    assert.notEqual(await text(page.locator('dl.record dt:text-is("finished") + dd')), '');
+    assert.deepEqual(await nodesShown(page), { start: 'done', wait: 'done', end: 'done' });
+    await shot(page, 'run-ended');
+    assert.deepEqual(seen, { dialogs: [], errors: [] });
+  } finally {
+    await close();
+  }
+});
