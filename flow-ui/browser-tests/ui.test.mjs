@@ -253,7 +253,7 @@ test('markup stored in artifacts and logs is shown as text and never runs', asyn
   }
 });
 
-test('a running run is shown running, and succeeded once it ended', async () => {
+test("a running run's page follows the run as it goes on, without a reload", async () => {
   const { page, seen, close } = await open('/flows/Slow');
   try {
     const runs = await runsShown(page);
@@ -264,6 +264,11 @@ test('a running run is shown running, and succeeded once it ended', async () => 
       page.waitForURL(/\/runs\//),
       page.locator('table.runs tbody tr a').first().click(),
     ]);
+    // Only the page of a running run loads the script that keeps it up to date.
+    assert.deepEqual(
+      await page.locator('script').evaluateAll((scripts) => scripts.map((s) => s.getAttribute('src'))),
+      ['/static/live.js'],
+    );
     assert.equal(await text(page.locator('h1 span.status')), 'running');
     assert.equal(await text(page.locator('dl.record dt:text-is("finished") + dd')), '');
     // The in-process executor records a task only once it has ended, so the step now running
@@ -279,22 +284,51 @@ test('a running run is shown running, and succeeded once it ended', async () => 
     const runningColour = await styleOf(page, 'h1 span.status', 'backgroundColor');
     await shot(page, 'run-running');
 
+    // A reload would lose this.
+    await page.evaluate(() => {
+      window.__marker = 1;
+    });
     assert.ok(existsSync(holdFile), `${holdFile} holds the run`);
     rmSync(holdFile);
-    // The page does not update by itself (not built yet): reload until the run has ended.
-    const deadline = Date.now() + 60_000;
-    let status;
-    for (;;) {
-      await page.reload();
-      status = await text(page.locator('h1 span.status'));
-      if (status !== 'running' || Date.now() > deadline) break;
-      await page.waitForTimeout(200);
-    }
-    assert.equal(status, 'succeeded');
+    // No reload: the page's script updates it in place.
+    await page.waitForFunction(
+      () => {
+        const badge = document.querySelector('h1 span.status');
+        const nodes = [...document.querySelectorAll('svg.dag g.step')];
+        return (
+          badge.textContent.trim() === 'succeeded' &&
+          badge.classList.contains('succeeded') &&
+          nodes.length === 3 &&
+          nodes.every((node) => node.getAttribute('class') === 'step done')
+        );
+      },
+      null,
+      { timeout: 60_000, polling: 100 },
+    );
+    assert.equal(await page.evaluate(() => window.__marker), 1, 'the page was not reloaded');
     assert.notEqual(await styleOf(page, 'h1 span.status', 'backgroundColor'), runningColour);
     assert.notEqual(await text(page.locator('dl.record dt:text-is("finished") + dd')), '');
     assert.deepEqual(await nodesShown(page), { start: 'done', wait: 'done', end: 'done' });
+    assert.deepEqual(
+      await page.locator('svg.dag g.step text.label').allTextContents(),
+      ['1 task · done', '1 task · done', '1 task · done'],
+    );
+    // The steps table says the same.
+    const rows = page.locator('table.steps tbody tr');
+    for (const row of await rows.all()) {
+      assert.equal(await text(row.locator('td.tasks')), '1');
+      const state = row.locator('span.status');
+      assert.equal(await text(state), 'done');
+      assert.equal(await state.getAttribute('class'), 'status done');
+    }
     await shot(page, 'run-ended');
+
+    // The run has ended: the script asks no more.
+    const asked = [];
+    page.on('request', (request) => asked.push(request.url()));
+    await page.waitForTimeout(2500);
+    assert.deepEqual(asked, []);
+    assert.equal(await page.evaluate(() => window.__marker), 1);
     assert.deepEqual(seen, { dialogs: [], errors: [] });
   } finally {
     await close();

@@ -30,6 +30,22 @@ impl StepState {
     }
 }
 
+/// In `status.json`, a state is its CSS class: what the run page's script sets.
+impl serde::Serialize for StepState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// What a step's box says under its name: `3 tasks · done`.
+pub(crate) fn label(state: StepState, tasks: usize) -> String {
+    format!(
+        "{tasks} task{} · {}",
+        if tasks == 1 { "" } else { "s" },
+        state.as_str().replace('-', " ")
+    )
+}
+
 /// What the drawing needs of one step.
 pub(crate) struct StepDrawn {
     pub state: StepState,
@@ -175,16 +191,7 @@ pub(crate) fn draw(graph: &GraphRecord, drawn: &[StepDrawn]) -> Dag {
         .map(|(i, step)| {
             let (x, y) = position[i];
             let (class, label, href) = match drawn.get(i) {
-                Some(d) => (
-                    d.state.as_str(),
-                    format!(
-                        "{} task{} · {}",
-                        d.tasks,
-                        if d.tasks == 1 { "" } else { "s" },
-                        d.state.as_str().replace('-', " ")
-                    ),
-                    d.href.clone(),
-                ),
+                Some(d) => (d.state.as_str(), label(d.state, d.tasks), d.href.clone()),
                 None => ("not-started", String::new(), String::new()),
             };
             Node {

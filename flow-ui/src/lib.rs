@@ -16,6 +16,7 @@
 //! | `/` | the flows of the datastore |
 //! | `/flows/{flow}` | its runs, newest first (`?status=`, `?tag=`, `?page=`) |
 //! | `/flows/{flow}/runs/{run}` | the run's record, its graph drawn as SVG, its failure |
+//! | `/flows/{flow}/runs/{run}/status.json` | how the run stands: what its page polls while it runs |
 //! | `/flows/{flow}/runs/{run}/steps/{step}` | the step's tasks (`?page=`) |
 //! | `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}` | a task: attempts, artifacts, logs |
 //! | `/raw/{flow}/{run}/{step}/{task}/{artifact}` | an artifact's stored MessagePack bytes |
@@ -30,6 +31,7 @@ pub mod cli;
 mod dag;
 mod error;
 mod links;
+mod live;
 mod logs;
 mod pages;
 mod preview;
@@ -37,6 +39,9 @@ mod raw;
 mod views;
 
 pub use error::UiError;
+
+/// The `Content-Security-Policy` of every response.
+const POLICY: &str = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'";
 
 /// Runs shown per page of a flow's runs, tasks per page of a step's tasks.
 pub const PER_PAGE: usize = 50;
@@ -47,6 +52,7 @@ pub fn router(client: Client) -> Router {
         .route("/", get(pages::flows))
         .route("/flows/{flow}", get(pages::runs))
         .route("/flows/{flow}/runs/{run}", get(pages::run))
+        .route("/flows/{flow}/runs/{run}/status.json", get(live::status))
         .route("/flows/{flow}/runs/{run}/steps/{step}", get(pages::step))
         .route(
             "/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}",
@@ -57,18 +63,20 @@ pub fn router(client: Client) -> Router {
             get(raw::artifact),
         )
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/static/live.js", get(live::script))
         .fallback(pages::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(client)
 }
 
-/// Nothing the UI serves runs scripts or is sniffed into another type: a second guard behind the
-/// templates' escaping.
+/// No script runs but the UI's own files (`/static/live.js`): not an inline `<script>`, not an
+/// `onerror=` attribute, whatever stored text got into a page; and nothing is sniffed into another
+/// type. A second guard behind the templates' escaping.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; script-src 'none'; object-src 'none'"),
+        HeaderValue::from_static(POLICY),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

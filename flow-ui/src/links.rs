@@ -36,6 +36,11 @@ pub(crate) fn run(flow: &str, run: &str) -> String {
     format!("{}/runs/{}", self::flow(flow), encode(run))
 }
 
+/// `/flows/FLOW/runs/RUN/status.json`.
+pub(crate) fn run_status(flow: &str, run: &str) -> String {
+    format!("{}/status.json", self::run(flow, run))
+}
+
 /// `/flows/FLOW/runs/RUN/steps/STEP`.
 pub(crate) fn step(flow: &str, run: &str, step: &str) -> String {
     format!("{}/steps/{}", self::run(flow, run), encode(step))

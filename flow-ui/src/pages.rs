@@ -7,16 +7,16 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use flow_runtime::client::{Client, FlowHandle, RunHandle, TaskProgress};
+use flow_runtime::client::{Client, FlowHandle, RunHandle};
 use flow_runtime::run::{RunRecord, RunStatus};
 use serde::Deserialize;
 
-use crate::dag::{self, StepDrawn, StepState};
+use crate::dag::{self, StepDrawn};
 use crate::views::{
     AttemptRow, FlowRow, FlowsPage, PageLink, RunPage, RunRow, RunsPage, StepPage, StepRow,
     TaskPage, TaskRow,
 };
-use crate::{PER_PAGE, UiError, links, logs, preview};
+use crate::{PER_PAGE, UiError, links, live, logs, preview};
 
 /// Runs `read` on a thread where blocking is allowed.
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -233,7 +233,7 @@ fn row_of(flow: &str, record: &RunRecord) -> RunRow {
 }
 
 /// How long the run took, or has been running.
-fn duration(record: &RunRecord) -> String {
+pub(crate) fn duration(record: &RunRecord) -> String {
     let Ok(started) = humantime::parse_rfc3339_weak(&record.started) else {
         return String::new();
     };
@@ -255,7 +255,10 @@ fn duration(record: &RunRecord) -> String {
     }
 }
 
-/// `/flows/{flow}/runs/{run}`: the run's record, its graph, its steps.
+/// `/flows/{flow}/runs/{run}`: the run's record, its graph, its steps. While the run is going
+/// the page loads `live.js`, which keeps what it shows of the run's [`Standing`] up to date.
+///
+/// [`Standing`]: crate::live::Standing
 pub(crate) async fn run(
     State(client): State<Client>,
     Path((flow, run)): Path<(String, String)>,
@@ -263,42 +266,35 @@ pub(crate) async fn run(
     let page = blocking(move || {
         let handle = existing_run(&client, &flow, &run)?;
         let record = handle.record();
-        let present = handle.step_names()?;
+        let standing = live::standing(&handle)?;
         let mut drawn = Vec::new();
         let mut steps = Vec::new();
-        for step in &record.graph.steps {
-            let (state, tasks) = if present.contains(&step.name) {
-                let entries = handle.step(&step.name)?.task_entries()?;
-                (
-                    step_state(entries.iter().map(|e| e.progress())),
-                    entries.len(),
-                )
-            } else {
-                (StepState::NotStarted, 0)
-            };
+        for (step, stands) in record.graph.steps.iter().zip(&standing.steps) {
             let href = links::step(&flow, &run, &step.name);
             drawn.push(StepDrawn {
-                state,
-                tasks,
+                state: stands.state,
+                tasks: stands.tasks,
                 href: href.clone(),
             });
             steps.push(StepRow {
                 name: step.name.clone(),
                 href,
                 kind: step.kind.clone(),
-                state: state.as_str(),
-                tasks,
+                state: stands.state.as_str(),
+                tasks: stands.tasks,
                 doc: step.doc.clone(),
             });
         }
         let params = serde_json::to_string_pretty(&record.params).unwrap_or_default();
         Ok(RunPage {
             flow_href: links::flow(&flow),
+            status_href: links::run_status(&flow, &run),
             id: record.run_id.to_string(),
-            status: record.status.to_string(),
+            live: standing.running,
+            status: standing.status,
             started: record.started.clone(),
-            finished: record.finished.clone().unwrap_or_default(),
-            duration: duration(record),
+            finished: standing.finished.unwrap_or_default(),
+            duration: standing.duration,
             user: record.user.clone(),
             host: record.host.clone(),
             pid: record.pid,
@@ -308,7 +304,7 @@ pub(crate) async fn run(
                 label: origin.to_string(),
                 href: links::run(&flow, origin),
             }),
-            failure: record.failure.clone(),
+            failure: standing.failure,
             dag: dag::draw(&record.graph, &drawn),
             steps,
             flow,
@@ -316,25 +312,6 @@ pub(crate) async fn run(
     })
     .await?;
     render(&page)
-}
-
-/// How a step stands from its tasks.
-fn step_state(tasks: impl Iterator<Item = TaskProgress>) -> StepState {
-    let mut any = false;
-    let mut all_done = true;
-    for progress in tasks {
-        any = true;
-        match progress {
-            TaskProgress::Failed => return StepState::Failed,
-            TaskProgress::Incomplete => all_done = false,
-            TaskProgress::Succeeded | TaskProgress::Caught => {}
-        }
-    }
-    match (any, all_done) {
-        (false, _) => StepState::NotStarted,
-        (true, true) => StepState::Done,
-        (true, false) => StepState::Running,
-    }
 }
 
 /// `/flows/{flow}/runs/{run}/steps/{step}`: its tasks, paginated.
@@ -482,21 +459,6 @@ mod tests {
         assert_eq!(paginate(120, Some(3)), (3, 3, 100..120));
         assert_eq!(paginate(120, Some(9)), (3, 3, 100..120));
         assert_eq!(paginate(120, Some(0)), (1, 3, 0..50));
-    }
-
-    #[test]
-    fn a_step_is_failed_if_any_task_failed() {
-        use TaskProgress::*;
-        assert_eq!(
-            step_state([Succeeded, Failed].into_iter()),
-            StepState::Failed
-        );
-        assert_eq!(step_state([Succeeded, Caught].into_iter()), StepState::Done);
-        assert_eq!(
-            step_state([Succeeded, Incomplete].into_iter()),
-            StepState::Running
-        );
-        assert_eq!(step_state([].into_iter()), StepState::NotStarted);
     }
 
     fn ended(started: &str, finished: &str) -> RunRecord {

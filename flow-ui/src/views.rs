@@ -58,8 +58,12 @@ pub(crate) struct RunRow {
 pub(crate) struct RunPage {
     pub flow: String,
     pub flow_href: String,
+    /// Where `live.js` asks how the run stands.
+    pub status_href: String,
     pub id: String,
     pub status: String,
+    /// Whether the run is going: the page then loads `live.js`.
+    pub live: bool,
     pub started: String,
     pub finished: String,
     pub duration: String,

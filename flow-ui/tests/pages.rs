@@ -31,7 +31,11 @@ fn client() -> Client {
 }
 
 async fn get(uri: &str) -> Reply {
-    let router = flow_ui::router(client());
+    get_from(client(), uri).await
+}
+
+async fn get_from(client: Client, uri: &str) -> Reply {
+    let router = flow_ui::router(client);
     let request = Request::get(uri).body(Body::empty()).expect("request");
     let response = router.oneshot(request).await.expect("response");
     let status = response.status();
@@ -251,12 +255,16 @@ async fn markup_in_an_artifact_is_shown_as_text() {
     assert!(holds_escaped(&body, SCRIPT), "{body}");
     assert!(!body.contains(SCRIPT));
     assert!(!body.to_lowercase().contains("<script"));
-    let policy = reply.headers.get("content-security-policy").expect("csp");
-    assert!(
-        policy
-            .to_str()
-            .expect("ascii")
-            .contains("script-src 'none'")
+    assert_eq!(
+        reply.headers.get("content-security-policy").expect("csp"),
+        "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'"
+    );
+    assert_eq!(
+        reply
+            .headers
+            .get("x-content-type-options")
+            .expect("nosniff"),
+        "nosniff"
     );
 }
 
@@ -338,6 +346,8 @@ async fn requests_outside_the_datastore_are_refused_and_nothing_is_written() {
         "/flows/Shapes/runs/..".to_owned(),
         "/flows/Shapes/runs/%2e%2e".to_owned(),
         "/flows/Shapes/runs/a%2Fb".to_owned(),
+        "/flows/Shapes/runs/%2e%2e/status.json".to_owned(),
+        "/flows/%2e%2e/runs/x/status.json".to_owned(),
         format!("/flows/Shapes/runs/{run}/steps/%2e%2e"),
         format!("/flows/Shapes/runs/{run}/steps/..%2F..%2Foutside.txt"),
         format!("/flows/Shapes/runs/{run}/steps/start/tasks/%2e%2e"),
@@ -374,6 +384,7 @@ async fn requests_outside_the_datastore_are_refused_and_nothing_is_written() {
         "/flows/Nope".to_owned(),
         "/flows/Shapes/runs/123".to_owned(),
         format!("/flows/Shapes/runs/{run}/steps/nope"),
+        "/flows/Shapes/runs/123/status.json".to_owned(),
         format!("/flows/Shapes/runs/{run}/steps/start/tasks/9"),
         "/nothing/here".to_owned(),
     ] {
@@ -384,10 +395,186 @@ async fn requests_outside_the_datastore_are_refused_and_nothing_is_written() {
         "/".to_owned(),
         "/flows/Shapes".to_owned(),
         format!("/flows/Shapes/runs/{run}"),
+        format!("/flows/Shapes/runs/{run}/status.json"),
         format!("/flows/Shapes/runs/{run}/steps/measure/tasks/1"),
         format!("/raw/Shapes/{run}/measure/1/word"),
     ] {
         assert_eq!(get(&uri).await.status, StatusCode::OK, "{uri}");
     }
     assert_eq!(snapshot(&f.root), before);
+}
+
+/// `status.json` of `uri`'s run, checked to be JSON that is never cached.
+async fn status_json(client: Client, uri: &str) -> serde_json::Value {
+    let reply = get_from(client, uri).await;
+    assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.text());
+    assert_eq!(reply.content_type, "application/json", "{uri}");
+    assert_eq!(
+        reply.headers.get("cache-control").expect("cache"),
+        "no-store"
+    );
+    serde_json::from_slice(&reply.body).expect("json")
+}
+
+/// Whether the run page `body` says what `status` does: the badge, the finished time, the
+/// failure, and each step's box and row.
+fn page_shows(body: &str, status: &serde_json::Value) {
+    let run = status["status"].as_str().expect("status");
+    assert!(
+        body.contains(&format!(
+            "<span class=\"status {run}\" id=\"run-status\">{run}</span>"
+        )),
+        "{body}"
+    );
+    let finished = status["finished"].as_str().unwrap_or("");
+    assert!(body.contains(&format!("<dd id=\"run-finished\">{finished}</dd>")));
+    if let Some(failure) = status["failure"].as_str() {
+        assert!(holds_escaped(body, failure), "{failure}");
+    }
+    let svg = between(body, "<svg class=\"dag\"", "</svg>");
+    let table = between(body, "<table class=\"steps\">", "</table>");
+    let steps = status["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), svg.matches("<g class=\"step ").count());
+    for step in steps {
+        let name = step["name"].as_str().expect("name");
+        let state = step["state"].as_str().expect("state");
+        let tasks = step["tasks"].as_u64().expect("tasks");
+        let label = step["label"].as_str().expect("label");
+        let node = between(svg, &format!("data-step=\"{name}\">"), "</g>");
+        assert!(
+            svg.contains(&format!("<g class=\"step {state}\" data-step=\"{name}\">")),
+            "{name}: {svg}"
+        );
+        let shown = between(node, "<text class=\"label\"", "</text>");
+        assert!(
+            shown.ends_with(&format!(">{label}</text>")),
+            "{name}: {node}"
+        );
+        let row = between(table, &format!("<tr data-step=\"{name}\">"), "</tr>");
+        assert!(
+            row.contains(&format!("<td class=\"num tasks\">{tasks}</td>")),
+            "{row}"
+        );
+        assert!(
+            row.contains(&format!("<span class=\"status {state}\">{state}</span>")),
+            "{row}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn status_json_says_what_the_run_page_shows() {
+    let f = fixture();
+    let shapes = format!("/flows/Shapes/runs/{}", f.shapes);
+    let status = status_json(client(), &format!("{shapes}/status.json")).await;
+    assert_eq!(status["status"], "succeeded");
+    assert!(status["finished"].is_string());
+    assert!(status["failure"].is_null());
+    let states: Vec<(&str, &str, u64)> = status["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().expect("name"),
+                s["state"].as_str().expect("state"),
+                s["tasks"].as_u64().expect("tasks"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("start", "done", 1),
+            ("measure", "done", 3),
+            ("collect", "done", 1),
+            ("end", "done", 1)
+        ]
+    );
+    page_shows(&page(&shapes).await, &status);
+
+    let broken = format!("/flows/Broken/runs/{}", f.broken);
+    let status = status_json(client(), &format!("{broken}/status.json")).await;
+    assert_eq!(status["status"], "failed");
+    assert!(
+        status["failure"]
+            .as_str()
+            .expect("failure")
+            .contains(BROKEN)
+    );
+    assert_eq!(status["steps"][1]["state"], "failed");
+    assert_eq!(status["steps"][2]["state"], "not-started");
+    page_shows(&page(&broken).await, &status);
+
+    for uri in [
+        "/flows/%2e%2e/runs/x/status.json".to_owned(),
+        "/flows/Shapes/runs/%2e%2e/status.json".to_owned(),
+        "/flows/Shapes/runs/a%2Fb/status.json".to_owned(),
+    ] {
+        assert_eq!(get(&uri).await.status, StatusCode::BAD_REQUEST, "{uri}");
+    }
+    for uri in [
+        "/flows/Nope/runs/x/status.json".to_owned(),
+        "/flows/Shapes/runs/123/status.json".to_owned(),
+    ] {
+        assert_eq!(get(&uri).await.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn only_a_running_runs_page_loads_the_live_script() {
+    // A run whose driver has written its record and nothing else yet.
+    let dir = tempfile::tempdir().expect("dir");
+    let store = blooming_flowers::run::RunStore::open_local(dir.path()).expect("store");
+    let record: blooming_flowers::run::RunRecord = serde_json::from_value(serde_json::json!({
+        "format": 1, "flow": "Held", "run_id": "1-held", "status": "running",
+        "started": "2026-12-06T14:25:08.500Z", "user": "u", "host": "h", "pid": 1,
+        "graph": {"steps": [
+            {"name": "start", "kind": "linear", "next": ["end"]},
+            {"name": "end", "kind": "end", "next": []}
+        ]}
+    }))
+    .expect("a record");
+    store.create_run(&record).expect("run");
+    let held = || Client::open(dir.path()).expect("client");
+
+    let tag = "<script src=\"/static/live.js\" defer></script>";
+    let reply = get_from(held(), "/flows/Held/runs/1-held").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let body = reply.text();
+    assert_eq!(body.matches("live.js").count(), 1, "{body}");
+    assert!(body.contains(tag), "{body}");
+    assert!(body.contains("data-status-url=\"/flows/Held/runs/1-held/status.json\""));
+    let status = status_json(held(), "/flows/Held/runs/1-held/status.json").await;
+    assert_eq!(status["status"], "running");
+    assert!(status["finished"].is_null());
+    assert_eq!(status["steps"][0]["state"], "not-started");
+    assert_eq!(status["steps"][0]["label"], "0 tasks · not started");
+    page_shows(&body, &status);
+
+    let f = fixture();
+    for uri in [
+        format!("/flows/Shapes/runs/{}", f.shapes),
+        format!("/flows/Broken/runs/{}", f.broken),
+        format!("/flows/Shapes/runs/{}/steps/measure/tasks/1", f.shapes),
+        "/flows/Shapes".to_owned(),
+        "/".to_owned(),
+    ] {
+        assert!(!page(&uri).await.contains("live.js"), "{uri}");
+    }
+
+    let script = get("/static/live.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.content_type.starts_with("text/javascript"));
+    let source = script.text();
+    assert!(source.contains("status.json") || source.contains("data-status-url"));
+    // It sets text and classes, never markup.
+    for markup in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+    ] {
+        assert!(!source.contains(markup), "{markup}");
+    }
 }
