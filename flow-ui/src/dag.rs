@@ -95,12 +95,7 @@ const CHAR_WIDTH: usize = 8;
 /// then one more than the deepest step leading to it. Steps on a cycle, which a stored graph
 /// might have though no flow can, go below everything else instead of looping.
 pub(crate) fn layers(graph: &GraphRecord) -> Vec<usize> {
-    let index: BTreeMap<&str, usize> = graph
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
+    let index = step_indices(graph);
     let successors: Vec<Vec<usize>> = graph
         .steps
         .iter()
@@ -207,12 +202,7 @@ pub(crate) fn draw(graph: &GraphRecord, drawn: &[StepDrawn]) -> Dag {
             }
         })
         .collect();
-    let index: BTreeMap<&str, usize> = graph
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
+    let index = step_indices(graph);
     let mut edges = Vec::new();
     for (i, step) in graph.steps.iter().enumerate() {
         for next in &step.next {
@@ -236,6 +226,16 @@ pub(crate) fn draw(graph: &GraphRecord, drawn: &[StepDrawn]) -> Dag {
         nodes,
         edges,
     }
+}
+
+/// Each step's index in `graph.steps`, by name.
+fn step_indices(graph: &GraphRecord) -> BTreeMap<&str, usize> {
+    graph
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect()
 }
 
 #[cfg(test)]

@@ -17,10 +17,7 @@ use crate::pages::{blocking, duration, existing_run};
 #[derive(Debug, Serialize)]
 pub(crate) struct Standing {
     /// `running`, `succeeded` or `failed`.
-    pub status: String,
-    /// Whether the run is still going: its page polls `status.json` only while it is.
-    #[serde(skip)]
-    pub running: bool,
+    pub status: RunStatus,
     /// When it ended, if it did.
     pub finished: Option<String>,
     /// How long it took, or has been running.
@@ -29,6 +26,13 @@ pub(crate) struct Standing {
     pub failure: Option<String>,
     /// Each step of its graph, in the graph's order.
     pub steps: Vec<StepStanding>,
+}
+
+impl Standing {
+    /// Whether the run is still going: its page polls `status.json` only while it is.
+    pub fn running(&self) -> bool {
+        self.status == RunStatus::Running
+    }
 }
 
 /// How one step of a run stands.
@@ -65,8 +69,7 @@ pub(crate) fn standing(handle: &RunHandle) -> Result<Standing, UiError> {
         });
     }
     Ok(Standing {
-        status: record.status.to_string(),
-        running: record.status == RunStatus::Running,
+        status: record.status,
         finished: record.finished.clone(),
         duration: duration(record),
         failure: record.failure.clone(),

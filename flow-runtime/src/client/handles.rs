@@ -306,10 +306,7 @@ impl StepHandle {
     /// Every task the step has in the datastore, in foreach order, whatever it recorded: also
     /// tasks that are running, were interrupted, or never started.
     pub fn task_entries(&self) -> Result<Vec<TaskEntry>, ClientError> {
-        self.task_ids()?
-            .iter()
-            .map(|id| self.read_entry(id))
-            .collect()
+        self.task_entries_of(&self.task_ids()?)
     }
 
     /// The entries of tasks `ids` of the step (from [`StepHandle::task_ids`]), without listing
