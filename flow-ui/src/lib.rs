@@ -27,6 +27,8 @@ use axum::response::Response;
 use axum::routing::get;
 use flow_runtime::client::Client;
 
+mod assets;
+pub mod chart;
 pub mod cli;
 mod dag;
 mod error;
@@ -62,8 +64,7 @@ pub fn router(client: Client) -> Router {
             "/raw/{flow}/{run}/{step}/{task}/{artifact}",
             get(raw::artifact),
         )
-        .route("/static/style.css", get(pages::stylesheet))
-        .route("/static/live.js", get(live::script))
+        .route("/static/{name}", get(assets::serve))
         .fallback(pages::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(client)

@@ -99,6 +99,35 @@ async fn the_home_page_lists_every_flow() {
 }
 
 #[tokio::test]
+async fn the_chart_library_is_served_from_the_binary_and_nothing_else_is() {
+    for (file, kind, holds) in [
+        ("uPlot.iife.min.js", "text/javascript", "uPlot"),
+        ("uPlot.min.css", "text/css", ".uplot"),
+        ("charts.js", "text/javascript", "figure.chart[data-chart]"),
+    ] {
+        let reply = get(&format!("/static/{file}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{file}");
+        assert!(
+            reply.content_type.starts_with(kind),
+            "{file}: {}",
+            reply.content_type
+        );
+        assert!(reply.text().contains(holds), "{file}");
+    }
+    for missing in [
+        "/static/nothing.js",
+        "/static/",
+        "/static/vendor/uPlot.LICENSE",
+    ] {
+        assert_eq!(
+            get(missing).await.status,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_runs_list_shows_each_run_and_its_status() {
     let f = fixture();
     let body = page("/flows/Shapes").await;
