@@ -168,6 +168,7 @@ pub(crate) async fn runs(
             pages,
         );
         Ok(RunsPage {
+            compare_href: links::compare(&flow),
             flow,
             status: status_text,
             tag,

@@ -28,6 +28,10 @@
     const scatter = spec.kind === 'scatter';
     const labels = Array.isArray(spec.x_labels) ? spec.x_labels : null;
     const xAxis = { label: spec.x_label || '' };
+    if (!labels && series.every((s) => s.x.every(Number.isInteger))) {
+      // Epochs, indices, counts: ticks on whole numbers only.
+      xAxis.incrs = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 1e6];
+    }
     if (labels) {
       xAxis.splits = () => labels.map((_, i) => i);
       xAxis.values = (u, splits) => splits.map((v) => (Number.isInteger(v) && labels[v] !== undefined ? labels[v] : ''));
