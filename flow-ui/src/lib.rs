@@ -40,6 +40,7 @@ mod logs;
 mod pages;
 mod preview;
 mod raw;
+mod timeline;
 mod views;
 
 pub use error::UiError;
