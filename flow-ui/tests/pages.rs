@@ -741,9 +741,8 @@ async fn the_run_page_has_a_timeline_of_every_attempt() {
     let timeline = between(&body, "<svg class=\"timeline\"", "</svg>");
     for step in ["start", "measure", "collect", "end"] {
         assert!(
-            timeline.contains(&format!("<g class=\"lane"))
-                && timeline.contains(&format!("data-step=\"{step}\"")),
-            "{timeline}"
+            timeline.contains(&format!("data-step=\"{step}\"><rect class=\"band\"")),
+            "{step}: {timeline}"
         );
     }
     // Each of the three foreach tasks is its own bar, linked to its page, as are the others.
