@@ -34,6 +34,7 @@ pub mod cli;
 mod compare;
 mod dag;
 mod error;
+mod flow_commands;
 mod links;
 mod live;
 mod logs;
@@ -44,6 +45,7 @@ mod timeline;
 mod views;
 
 pub use error::UiError;
+pub use flow_commands::flow_commands;
 
 /// The `Content-Security-Policy` of every response.
 const POLICY: &str = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'";
