@@ -7,6 +7,8 @@
 
 #![allow(dead_code, unused_imports)]
 
+#[path = "../flow-macros/src/build_info.rs"]
+mod build_info;
 #[path = "../flow-macros/src/check/mod.rs"]
 mod check;
 #[path = "../flow-macros/src/errors.rs"]

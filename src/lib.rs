@@ -62,4 +62,12 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use flow_runtime::__private::*;
+
+    /// The features of blooming-flowers a flow binary was built with: this crate's own, which
+    /// include the runtime's.
+    pub const FRAMEWORK_FEATURES: &[(&str, bool)] = &[
+        ("burn", cfg!(feature = "burn")),
+        ("s3", cfg!(feature = "s3")),
+        ("ui", cfg!(feature = "ui")),
+    ];
 }

@@ -55,6 +55,16 @@ impl Squares {
 /// Fails in `sq` for x = 3 while `FLAKY_FAILS` is set: a run fails, a resume succeeds.
 static FLAKY_FAILS: AtomicBool = AtomicBool::new(true);
 
+/// Held by each test that sets [`FLAKY_FAILS`], which tests running at once would otherwise
+/// change under each other.
+static FLAKY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn flaky_lock() -> std::sync::MutexGuard<'static, ()> {
+    FLAKY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct Flaky {
     xs: Vec<u64>,
@@ -668,6 +678,7 @@ fn show_and_graph_render_the_flow() {
 #[test]
 fn a_failing_step_fails_the_run_and_resume_finishes_it() {
     let dir = tempdir();
+    let _flaky = flaky_lock();
     FLAKY_FAILS.store(true, Ordering::SeqCst);
     let o = cli::<Flaky>(dir.path(), &["run"]);
     assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
@@ -1294,4 +1305,121 @@ fn a_damaged_run_record_is_exit_1_and_the_other_runs_still_list() {
     let o = cli::<Squares>(dir.path(), &["dump", &bad]);
     assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
     assert!(o.err.contains("run.json"), "{o:?}");
+}
+
+/// Rewrites the stored record of run `run` of `flow` with `change`, as an older version or
+/// another binary would have written it.
+fn rewrite_record(datastore: &Path, flow: &str, run: &str, change: impl FnOnce(&mut Value)) {
+    let path = datastore
+        .join("flows")
+        .join(flow)
+        .join("runs")
+        .join(run)
+        .join("run.json");
+    let mut record: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+    change(&mut record);
+    std::fs::write(&path, serde_json::to_vec(&record).expect("encode")).expect("write");
+}
+
+#[test]
+fn dump_shows_the_provenance_of_a_run() {
+    let dir = tempdir();
+    let run = run_ok::<Squares>(dir.path(), &[]);
+    let o = cli::<Squares>(dir.path(), &["dump", &run, "--json"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    let provenance = &o.json()["provenance"];
+    let hash = provenance["binary_hash"].as_str().expect("a hash");
+    assert_eq!(hash.len(), 64, "{provenance}");
+    assert_eq!(provenance["package"], json!("blooming-flowers"));
+    assert_eq!(
+        provenance["package_version"],
+        json!(env!("CARGO_PKG_VERSION"))
+    );
+    assert!(
+        provenance["rustc"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("rustc ")),
+        "{provenance}"
+    );
+    assert!(provenance["user"].as_str().is_some_and(|u| !u.is_empty()));
+    assert_eq!(provenance["features"], provenance["framework_features"]);
+
+    let o = cli::<Squares>(dir.path(), &["dump", &run]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains(&format!("binary:    BLAKE3 {hash}")),
+        "{o:?}"
+    );
+    assert!(o.out.contains("package:   blooming-flowers"), "{o:?}");
+    assert!(o.out.contains("source:    "), "{o:?}");
+
+    // A record written before provenance was recorded still reads.
+    rewrite_record(dir.path(), "Squares", &run, |r| {
+        r.as_object_mut().map(|r| r.remove("provenance"));
+    });
+    let o = cli::<Squares>(dir.path(), &["dump", &run]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.out.contains("provenance: not recorded"), "{o:?}");
+}
+
+#[test]
+fn resume_refuses_a_run_of_another_binary_unless_allowed() {
+    let dir = tempdir();
+    let _flaky = flaky_lock();
+    FLAKY_FAILS.store(true, Ordering::SeqCst);
+    let o = cli::<Flaky>(dir.path(), &["run"]);
+    assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
+    let failed = run_id_in(&o.err);
+    let other = "ab".repeat(32);
+    rewrite_record(dir.path(), "Flaky", &failed, |r| {
+        r["provenance"]["binary_hash"] = json!(other);
+    });
+    FLAKY_FAILS.store(false, Ordering::SeqCst);
+    let runs_before = std::fs::read_dir(dir.path().join("flows/Flaky/runs"))
+        .expect("runs")
+        .count();
+    let o = cli::<Flaky>(dir.path(), &["resume", "--origin-run-id", &failed]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(o.err.contains(&other), "{o:?}");
+    assert!(o.err.contains("--allow-other-binary"), "{o:?}");
+    let runs_after = std::fs::read_dir(dir.path().join("flows/Flaky/runs"))
+        .expect("runs")
+        .count();
+    assert_eq!(runs_before, runs_after, "a refused resume starts no run");
+
+    let o = cli::<Flaky>(
+        dir.path(),
+        &["resume", "--origin-run-id", &failed, "--allow-other-binary"],
+    );
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.err.contains("WARNING") && o.err.contains(&other), "{o:?}");
+    let resumed = run_id_in(&o.out);
+    let o = cli::<Flaky>(dir.path(), &["dump", &resumed, "--json"]);
+    assert_eq!(
+        o.json()["provenance"]["reused_tasks_of_binary"],
+        json!(other)
+    );
+    let o = cli::<Flaky>(dir.path(), &["dump", &resumed]);
+    assert!(
+        o.out.contains("reuses tasks made by another flow binary"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn resume_of_a_run_without_provenance_warns_and_goes_on() {
+    let dir = tempdir();
+    let _flaky = flaky_lock();
+    FLAKY_FAILS.store(true, Ordering::SeqCst);
+    let o = cli::<Flaky>(dir.path(), &["run"]);
+    assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
+    let failed = run_id_in(&o.err);
+    rewrite_record(dir.path(), "Flaky", &failed, |r| {
+        r.as_object_mut().map(|r| r.remove("provenance"));
+    });
+    FLAKY_FAILS.store(false, Ordering::SeqCst);
+    let o = cli::<Flaky>(dir.path(), &["resume", "--origin-run-id", &failed]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.err.contains("recorded no flow binary hash"), "{o:?}");
 }

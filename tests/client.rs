@@ -316,3 +316,42 @@ fn finding_the_latest_run_among_a_thousand_lists_nothing() {
         "no listing to find the latest run"
     );
 }
+
+#[test]
+fn a_run_records_its_provenance() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = RunStore::open_local(dir.path()).expect("store");
+    let id = run(&store, &[]);
+    let client = Client::open(dir.path()).expect("client");
+    let run = client.flow("Letters").run(&id).expect("run");
+    let provenance = run.provenance().expect("recorded");
+    let hash = provenance.binary_hash.as_deref().expect("a hash");
+    assert_eq!(hash.len(), 64);
+    assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{hash}");
+    assert_eq!(provenance.package.as_deref(), Some("blooming-flowers"));
+    assert_eq!(
+        provenance.package_version.as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    assert!(
+        provenance
+            .rustc
+            .as_deref()
+            .is_some_and(|r| r.starts_with("rustc 1.")),
+        "{provenance:?}"
+    );
+    assert_eq!(provenance.user, run.record().user);
+    assert_ne!(provenance.user, "unknown");
+    assert_eq!(provenance.reused_tasks_of_binary, None);
+    // The root crate's features and blooming-flowers' are the same here.
+    assert_eq!(provenance.features, provenance.framework_features);
+    assert_eq!(
+        provenance.features.contains(&"s3".to_string()),
+        cfg!(feature = "s3")
+    );
+    // Built from this checkout, if it is one.
+    let in_git = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .any(|d| d.join(".git").exists());
+    assert_eq!(provenance.git_commit.is_some(), in_git, "{provenance:?}");
+}

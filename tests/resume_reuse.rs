@@ -199,3 +199,63 @@ fn a_damaged_done_marker_in_the_origin_run_is_rerun_by_resume() {
         assert_eq!((end.a, end.b, end.c), (1, 2, 3));
     }
 }
+
+/// Gives run `run` of `Chain` the provenance `change` makes of it, as another build would have.
+fn rewrite_provenance(
+    dir: &std::path::Path,
+    run: &str,
+    change: impl FnOnce(&mut serde_json::Value),
+) {
+    let path = dir.join("flows/Chain/runs").join(run).join("run.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+    change(&mut record["provenance"]);
+    std::fs::write(&path, serde_json::to_vec(&record).expect("encode")).expect("write");
+}
+
+#[test]
+fn a_run_of_another_binary_is_resumed_only_when_allowed_and_the_new_run_says_so() {
+    use blooming_flowers::executor::{BinaryMatch, RunError, binary_match};
+    let (dir, store) = store();
+    let origin = run_flow::<Chain>(&store, serde_json::Value::Null, &one_worker()).expect("run");
+    let record = store.read_run("Chain", &origin.run_id).expect("record");
+    assert_eq!(binary_match(&record), BinaryMatch::Same);
+    let other = "0f".repeat(32);
+    rewrite_provenance(dir.path(), &origin.run_id, |p| {
+        p["binary_hash"] = other.clone().into()
+    });
+
+    let refused = resume_flow::<Chain>(&store, &origin.run_id, None, &one_worker())
+        .expect_err("another binary");
+    assert!(
+        matches!(&refused, RunError::OtherBinary { origin, .. } if *origin == other),
+        "{refused}"
+    );
+    assert_eq!(
+        store.list_runs("Chain").expect("runs").len(),
+        1,
+        "no run started"
+    );
+
+    let allowed = RunOptions {
+        allow_other_binary: true,
+        ..one_worker()
+    };
+    let resumed = resume_flow::<Chain>(&store, &origin.run_id, None, &allowed).expect("resume");
+    assert_eq!(resumed.tasks_reused, 4);
+    let record = store.read_run("Chain", &resumed.run_id).expect("record");
+    let provenance = record.provenance.expect("provenance");
+    assert_eq!(
+        provenance.reused_tasks_of_binary.as_deref(),
+        Some(other.as_str())
+    );
+
+    // A run older than provenance: nothing to compare, the resume goes on.
+    rewrite_provenance(dir.path(), &origin.run_id, |p| *p = serde_json::Value::Null);
+    let record = store
+        .read_run("Chain", &origin.run_id)
+        .expect("an old record reads");
+    assert_eq!(record.provenance, None);
+    assert_eq!(binary_match(&record), BinaryMatch::Unknown);
+    resume_flow::<Chain>(&store, &origin.run_id, None, &one_worker()).expect("resume");
+}

@@ -49,6 +49,7 @@ pub fn expand(flow: &FlowDef, graph: &CheckedGraph) -> TokenStream {
     let impl_head = impl_head(self_ty, &p);
     let state_items = state_items(self_ty);
     let params_items = params_items(flow, &p);
+    let (build_const, build_tracking) = crate::build_info::build_items(&p);
     quote! {
         #item
 
@@ -56,10 +57,12 @@ pub fn expand(flow: &FlowDef, graph: &CheckedGraph) -> TokenStream {
         #[allow(non_local_definitions, clippy::all, clippy::pedantic)]
         const _: () = {
             const __STEP_NAMES: &[&::core::primitive::str] = &[#(#names),*];
+            #build_tracking
 
             #[automatically_derived]
             #impl_head {
                 const GRAPH: &'static #p::FlowGraph = &#graph_const;
+                #build_const
                 #state_items
 
                 fn __run_step(

@@ -5,6 +5,7 @@
 //! block, [`check`] rejects every graph mistake on the token at fault, [`expand`] writes the
 //! `Flow` implementation (or, after an error, a [`fallback`] that keeps use sites quiet).
 
+mod build_info;
 mod check;
 mod errors;
 mod expand;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::graph::FlowGraph;
 use crate::inputs::Inputs;
+use crate::run::BuildInfo;
 use crate::step_error::StepError;
 
 /// What a flow's state must be to be stored after every step.
@@ -75,6 +76,10 @@ impl<'de, F: Flow> Deserialize<'de> for StateOwned<F> {
 pub trait Flow: Send + Sync + Sized + 'static {
     /// The static description of the flow's graph.
     const GRAPH: &'static FlowGraph;
+
+    /// How the flow's crate was built (package, features, git commit), recorded in the
+    /// provenance of every run.
+    const BUILD: &'static BuildInfo = &BuildInfo::UNKNOWN;
 
     /// Always `Self`. The persistence bound sits on this type rather than on `Flow` itself, so a
     /// flow struct without the serde derives gets exactly one error, at the `#[flow]` impl.

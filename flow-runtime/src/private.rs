@@ -8,6 +8,13 @@ use serde::de::DeserializeOwned;
 pub use crate::flow::{Flow, StepInput, StepOutcome};
 pub use crate::graph::{CatchSpec, FlowGraph, StepOptions, StepSpec, SwitchArm, Transition};
 pub use crate::inputs::Inputs;
+pub use crate::run::BuildInfo;
+
+/// The features of the runtime a flow binary was built with (the facade adds its own).
+pub const FRAMEWORK_FEATURES: &[(&str, bool)] = &[
+    ("burn", cfg!(feature = "burn")),
+    ("s3", cfg!(feature = "s3")),
+];
 pub use crate::step_error::{StepError, StepReturn};
 
 /// Turns what a step returned into the executor's result; the bound carries the error message for

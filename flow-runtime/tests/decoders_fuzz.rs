@@ -474,6 +474,7 @@ fn run_record() -> RunRecord {
         },
         origin_run_id: None,
         failure: None,
+        provenance: None,
     }
 }
 

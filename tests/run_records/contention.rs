@@ -26,6 +26,7 @@ pub fn record(run_id: &str, started: &str) -> RunRecord {
         graph: GraphRecord { steps: Vec::new() },
         origin_run_id: None,
         failure: None,
+        provenance: None,
     }
 }
 

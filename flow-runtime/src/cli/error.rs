@@ -112,7 +112,9 @@ impl From<RunError> for CliError {
     fn from(e: RunError) -> Self {
         match e {
             RunError::Store(e) => e.into(),
-            RunError::Resume { .. } => CliError::usage(e.to_string()),
+            RunError::Resume { .. } | RunError::OtherBinary { .. } => {
+                CliError::usage(e.to_string())
+            }
             other => CliError::failure(other.to_string()),
         }
     }

@@ -9,8 +9,8 @@ use super::{Client, ClientError};
 use crate::datastore::{ArtifactEntry, TaskIndex};
 use crate::flow::{Flow, StateOwned};
 use crate::run::{
-    AttemptRecord, InputSpec, Latest, RunId, RunRecord, RunStatus, RunStore, RunStoreError,
-    StepName, TaskFailure, TaskId, TaskMeta, TaskPath, TaskStatus,
+    AttemptRecord, InputSpec, Latest, Provenance, RunId, RunRecord, RunStatus, RunStore,
+    RunStoreError, StepName, TaskFailure, TaskId, TaskMeta, TaskPath, TaskStatus,
 };
 
 /// The name that means a flow's most recently started run wherever a run is named by a person
@@ -218,6 +218,13 @@ impl RunHandle {
     /// Everything recorded about the run.
     pub fn record(&self) -> &RunRecord {
         &self.record
+    }
+
+    /// What code the run ran and where it came from: the binary's hash, the package and its
+    /// features, the compiler, the git commit, who and where. `None` for runs recorded before
+    /// provenance was.
+    pub fn provenance(&self) -> Option<&Provenance> {
+        self.record.provenance.as_ref()
     }
 
     /// The run's tags.

@@ -78,6 +78,18 @@ pub(crate) fn hash_of_running_binary() -> io::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// The BLAKE3 hash of the binary this process runs, computed at the first call only (the file a
+/// process runs does not change under it: see [`running_binary`]); `None` if it cannot be read.
+///
+/// Hashing reads at about 2 GB/s (BLAKE3's SIMD code is compiled optimized even in debug
+/// builds): measured 30 ms for the 70 MB debug build of `examples/squares`, 0.24 s for a 290 MB
+/// test binary read cold; a release binary of a few MB takes milliseconds.
+pub(crate) fn running_binary_hash() -> Option<&'static str> {
+    static HASH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_of_running_binary().ok())
+        .as_deref()
+}
+
 /// Why this process may not run a task of a run: it does not run the binary the run started
 /// with, or cannot tell.
 #[derive(Debug, thiserror::Error)]

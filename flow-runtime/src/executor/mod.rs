@@ -26,8 +26,8 @@ use crate::datastore::TaskIndex;
 use crate::flow::{Flow, StepOutcome};
 use crate::progress::Progress;
 use crate::run::{
-    Latest, RunId, RunRecord, RunStatus, RunStore, RunStoreError, StepName, TaskFailure, TaskId,
-    TaskPath, new_run_id, now_rfc3339,
+    Latest, Provenance, RunId, RunRecord, RunStatus, RunStore, RunStoreError, StepName,
+    TaskFailure, TaskId, TaskPath, new_run_id, now_rfc3339,
 };
 
 pub(crate) use binary::verify_running_binary;
@@ -90,6 +90,10 @@ pub struct RunOptions {
     /// for programs that end with their run, like the CLI (which sets it); after a signal,
     /// every later run of the process is interrupted at once.
     pub stop_on_signals: bool,
+    /// For [`resume_flow`] only: resume even when the origin run was made by another flow
+    /// binary (see [`BinaryMatch`]), recording in the new run's provenance which binary's tasks
+    /// it reused.
+    pub allow_other_binary: bool,
 }
 
 impl Default for RunOptions {
@@ -103,6 +107,7 @@ impl Default for RunOptions {
             progress: false,
             announce: false,
             stop_on_signals: false,
+            allow_other_binary: false,
         }
     }
 }
@@ -132,6 +137,20 @@ pub enum RunError {
     Store(#[from] RunStoreError),
     #[error("cannot resume run `{run_id}`: {reason}")]
     Resume { run_id: String, reason: String },
+    /// The origin of a resume was made by another flow binary, and
+    /// [`RunOptions::allow_other_binary`] was not set: its tasks' results came from other code.
+    #[error(
+        "cannot resume run `{run_id}`: it was made by another flow binary (BLAKE3 {origin}) than \
+         this one ({this}), and reusing its tasks would mix the results of two versions of the \
+         code; resume with the binary that made it, or pass --allow-other-binary to resume anyway"
+    )]
+    OtherBinary {
+        run_id: String,
+        /// The hash recorded with the origin run.
+        origin: String,
+        /// This binary's hash.
+        this: String,
+    },
     #[error("{0}")]
     Task(String),
     /// The run was stopped by a signal (with [`RunOptions::stop_on_signals`]); it is recorded
@@ -250,8 +269,48 @@ pub fn run_flow<F: Flow>(
     params: serde_json::Value,
     options: &RunOptions,
 ) -> Result<RunSummary, RunError> {
-    let record = new_record::<F>(store, params, options, None)?;
+    let record = new_record::<F>(store, params, options, None, run_provenance::<F>())?;
     drive::<F>(store, record, None, options)
+}
+
+/// The provenance of a run of `F` started by this process: how `F`'s crate was built
+/// ([`Flow::BUILD`]), this binary's hash, the user and the machine.
+pub fn run_provenance<F: Flow>() -> Provenance {
+    Provenance::of(F::BUILD, binary::running_binary_hash().map(str::to_string))
+}
+
+/// Whether a run was made by the flow binary this process runs, by the hashes recorded in its
+/// provenance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinaryMatch {
+    /// The same binary.
+    Same,
+    /// Another binary: the run's tasks ran other code.
+    Other {
+        /// The hash recorded with the run.
+        origin: String,
+        /// This binary's hash.
+        this: String,
+    },
+    /// The run recorded no hash (made before provenance was recorded), or this binary cannot
+    /// be read.
+    Unknown,
+}
+
+/// Whether `run` was made by the flow binary this process runs.
+pub fn binary_match(run: &RunRecord) -> BinaryMatch {
+    let origin = run
+        .provenance
+        .as_ref()
+        .and_then(|p| p.binary_hash.as_deref());
+    match (origin, binary::running_binary_hash()) {
+        (Some(origin), Some(this)) if origin.eq_ignore_ascii_case(this) => BinaryMatch::Same,
+        (Some(origin), Some(this)) => BinaryMatch::Other {
+            origin: origin.to_string(),
+            this: this.to_string(),
+        },
+        _ => BinaryMatch::Unknown,
+    }
 }
 
 /// Resumes run `origin_run_id`: a new run that reuses every task of the origin that succeeded
@@ -265,6 +324,17 @@ pub fn resume_flow<F: Flow>(
 ) -> Result<RunSummary, RunError> {
     let graph = F::GRAPH;
     let origin = store.read_run(graph.name, origin_run_id)?;
+    let mut provenance = run_provenance::<F>();
+    if let BinaryMatch::Other { origin, this } = binary_match(&origin) {
+        if !options.allow_other_binary {
+            return Err(RunError::OtherBinary {
+                run_id: origin_run_id.to_string(),
+                origin,
+                this,
+            });
+        }
+        provenance.reused_tasks_of_binary = Some(origin);
+    }
     let mut rerun = vec![false; graph.steps.len()];
     if let Some(step) = from_step {
         let Some(first) = graph.step_index(step) else {
@@ -292,6 +362,7 @@ pub fn resume_flow<F: Flow>(
         origin.params.clone(),
         &options,
         Some(RunId::from(origin_run_id)),
+        provenance,
     )?;
     drive::<F>(
         store,
@@ -309,17 +380,19 @@ fn new_record<F: Flow>(
     params: serde_json::Value,
     options: &RunOptions,
     origin_run_id: Option<RunId>,
+    provenance: Provenance,
 ) -> Result<RunRecord, RunError> {
     let graph = F::GRAPH;
     let mut attempts = 0;
     loop {
-        let record = RunRecord::starting(
+        let mut record = RunRecord::starting(
             graph,
             new_run_id(),
             params.clone(),
             options.tags.clone(),
             origin_run_id.clone(),
         );
+        record.provenance = Some(provenance.clone());
         match store.create_run(&record) {
             Ok(()) => {
                 store.advance_latest(graph.name, Latest::Any, &record.run_id)?;

@@ -17,15 +17,19 @@
 //! and only ever move to a run that started later.
 
 mod ids;
+mod provenance;
 mod record;
 mod store;
 mod task_meta;
+mod who;
 
 pub(crate) use ids::hostname;
 pub use ids::{RunId, StepName, TaskId, new_run_id, validate_run_id};
+pub use provenance::{BuildInfo, Provenance, RUSTC_VERSION};
 pub use record::{GraphRecord, RunRecord, RunStatus, StepRecord, now_rfc3339};
 pub use store::{Latest, RunStore, RunStoreError};
 pub use task_meta::{
     AttemptRecord, ForeachRecord, FrameRecord, InputSpec, TaskFailure, TaskMeta, TaskPath,
     TaskSpec, TaskStatus,
 };
+pub use who::current_user;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::RunId;
+use super::provenance::Provenance;
 use crate::graph::{FlowGraph, Transition};
 
 /// How a run stands.
@@ -46,7 +47,7 @@ pub struct RunRecord {
     /// When the run ended, if it did.
     #[serde(default)]
     pub finished: Option<String>,
-    /// Who started the run (`$USER`).
+    /// Who started the run (see [`current_user`](super::current_user)).
     pub user: String,
     /// The machine the run was driven from.
     pub host: String,
@@ -63,6 +64,10 @@ pub struct RunRecord {
     /// Why the run failed: the failing task and its message.
     #[serde(default)]
     pub failure: Option<String>,
+    /// What code the run ran and where it came from; `None` in records written before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// The graph of a run, stored with it so that a run stays readable after the code changed.
@@ -87,7 +92,7 @@ pub struct StepRecord {
 
 impl RunRecord {
     /// The record of a run of `graph` starting now, from this process: status `running`, the
-    /// user from `$USER` (or `%USERNAME%`), this host and pid, the graph as it is now.
+    /// user this process runs as ([`current_user`](super::current_user)), this host and pid, the graph as it is now.
     pub fn starting(
         graph: &FlowGraph,
         run_id: RunId,
@@ -103,15 +108,14 @@ impl RunRecord {
             status: RunStatus::Running,
             started: now_rfc3339(),
             finished: None,
-            user: std::env::var("USER")
-                .or_else(|_| std::env::var("USERNAME"))
-                .unwrap_or_else(|_| "unknown".into()),
+            user: super::who::current_user(),
             host: super::hostname(),
             pid: std::process::id(),
             tags,
             graph: GraphRecord::of(graph),
             origin_run_id,
             failure: None,
+            provenance: None,
         }
     }
 }
@@ -145,4 +149,35 @@ impl GraphRecord {
 /// Now, as RFC 3339 with milliseconds.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_written_before_provenance_reads_without_it() {
+        let old = br#"{"format": 1, "flow": "F", "run_id": "r", "status": "succeeded",
+            "started": "2026-01-01T00:00:00.000Z", "user": "u", "host": "h", "pid": 1,
+            "graph": {"steps": []}}"#;
+        let record: RunRecord = serde_json::from_slice(old).expect("an old record reads");
+        assert_eq!(record.provenance, None);
+        let written = serde_json::to_value(&record).expect("encode");
+        assert!(written.get("provenance").is_none(), "{written}");
+    }
+
+    #[test]
+    fn provenance_is_written_and_read_back() {
+        let old = br#"{"format": 1, "flow": "F", "run_id": "r", "status": "running",
+            "started": "2026-01-01T00:00:00.000Z", "user": "u", "host": "h", "pid": 1,
+            "graph": {"steps": []}, "provenance": {"binary_hash": "ab", "git_dirty": true}}"#;
+        let record: RunRecord = serde_json::from_slice(old).expect("reads");
+        let provenance = record.provenance.clone().expect("provenance");
+        assert_eq!(provenance.binary_hash.as_deref(), Some("ab"));
+        assert_eq!(provenance.git_dirty, Some(true));
+        assert_eq!(provenance.package, None);
+        let again: RunRecord =
+            serde_json::from_value(serde_json::to_value(&record).expect("encode")).expect("read");
+        assert_eq!(again, record);
+    }
 }

@@ -23,7 +23,7 @@ use crate::client::value::{short_type_name, write_json_str};
 use crate::client::{RunHandle, TaskEntry};
 use crate::datastore::ArtifactEntry;
 use crate::flow::Flow;
-use crate::run::{RunId, RunRecord};
+use crate::run::{Provenance, RunId, RunRecord};
 
 pub(crate) fn cli() -> Command {
     Command::new("dump")
@@ -154,6 +154,7 @@ fn dump_run(ctx: &mut Ctx<'_>, run: &RunHandle, output: Output) -> Result<(), Cl
         let mut run = run_json(record);
         if let Some(map) = run.as_object_mut() {
             map.insert("steps".to_owned(), Json::Array(steps));
+            map.insert("provenance".to_owned(), json!(record.provenance));
         }
         write_json_line(ctx.out, &run)?;
         return Ok(());
@@ -181,6 +182,7 @@ fn dump_run(ctx: &mut Ctx<'_>, run: &RunHandle, output: Output) -> Result<(), Cl
     if let Some(failure) = &record.failure {
         writeln!(out, "  failure:   {failure}")?;
     }
+    write_provenance(out, record.provenance.as_ref())?;
     writeln!(out)?;
     let rows: Vec<Vec<String>> = steps
         .iter()
@@ -416,6 +418,57 @@ fn dump_artifact(
         Output::Json => write_json_value(ctx, task, entry),
         Output::Text => write_preview(ctx, task, entry),
     }
+}
+
+/// The provenance lines of `dump RUN`.
+fn write_provenance(out: &mut dyn Write, provenance: Option<&Provenance>) -> std::io::Result<()> {
+    let Some(p) = provenance else {
+        return writeln!(out, "  provenance: not recorded (an older run)");
+    };
+    let unknown = || "unknown".to_owned();
+    writeln!(
+        out,
+        "  binary:    BLAKE3 {}",
+        p.binary_hash.clone().unwrap_or_else(unknown)
+    )?;
+    let features = |list: &[String]| {
+        if list.is_empty() {
+            String::new()
+        } else {
+            format!(" [features: {}]", list.join(", "))
+        }
+    };
+    writeln!(
+        out,
+        "  package:   {} {}{}",
+        p.package.clone().unwrap_or_else(unknown),
+        p.package_version.clone().unwrap_or_default(),
+        features(&p.features)
+    )?;
+    writeln!(
+        out,
+        "  built by:  {}; blooming-flowers {}{}",
+        p.rustc
+            .clone()
+            .unwrap_or_else(|| "an unknown rustc".to_owned()),
+        p.framework_version.clone().unwrap_or_else(unknown),
+        features(&p.framework_features)
+    )?;
+    let source = match (&p.git_commit, p.git_dirty) {
+        (None, _) => "not built from a git checkout".to_owned(),
+        (Some(commit), Some(true)) => format!("git {commit}, with uncommitted changes"),
+        (Some(commit), Some(false)) => format!("git {commit}, clean"),
+        (Some(commit), None) => format!("git {commit}, changes unknown"),
+    };
+    writeln!(out, "  source:    {source}")?;
+    writeln!(out, "  by:        {} on {}", p.user, p.host)?;
+    if let Some(other) = &p.reused_tasks_of_binary {
+        writeln!(
+            out,
+            "  WARNING:   reuses tasks made by another flow binary (BLAKE3 {other})"
+        )?;
+    }
+    Ok(())
 }
 
 fn plural(n: usize) -> &'static str {

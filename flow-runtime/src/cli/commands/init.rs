@@ -72,7 +72,8 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
         }
         None => new_run_id(),
     };
-    let record = RunRecord::starting(graph, run_id.clone(), params, tags(args), None);
+    let mut record = RunRecord::starting(graph, run_id.clone(), params, tags(args), None);
+    record.provenance = Some(crate::executor::run_provenance::<F>());
     let store = ctx.open_or_create()?;
     store.create_run(&record).map_err(|e| match e {
         RunStoreError::RunExists { .. } => CliError::usage(e.to_string()),

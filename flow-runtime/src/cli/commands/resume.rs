@@ -1,6 +1,6 @@
 //! `resume`: a new run that reuses every task of an earlier one that succeeded.
 
-use clap::{Arg, ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use super::CliResult;
 use crate::cli::args::{check_segment, tag_arg};
@@ -10,7 +10,7 @@ use crate::cli::lookup::missing_run;
 use crate::cli::run_options::{private_log_dir, run_options, with_execution_options};
 use crate::cli::run_report::conclude;
 use crate::client::Client;
-use crate::executor;
+use crate::executor::{self, BinaryMatch};
 use crate::flow::Flow;
 use crate::run::RunStatus;
 
@@ -31,7 +31,16 @@ pub(crate) fn cli() -> Command {
             )
             .arg(tag_arg(
                 "Records TAG with the new run, beside the origin run's tags (repeatable)",
-            )),
+            ))
+            .arg(
+                Arg::new("allow-other-binary")
+                    .long("allow-other-binary")
+                    .action(ArgAction::SetTrue)
+                    .help(
+                        "Resume even if the origin run was made by another build of this flow \
+                         (its tasks' results then come from other code; the new run records it)",
+                    ),
+            ),
     )
 }
 
@@ -65,6 +74,25 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
             "warning: run {} is recorded as still running (pid {} on {}); resuming it anyway",
             record.run_id, record.pid, record.host
         )?;
+    }
+    options.allow_other_binary = args.get_flag("allow-other-binary");
+    match executor::binary_match(record) {
+        BinaryMatch::Same => {}
+        BinaryMatch::Other { origin, this } if options.allow_other_binary => writeln!(
+            ctx.err,
+            "WARNING: run {} was made by another flow binary (BLAKE3 {origin}) than this one \
+             ({this}); its reused tasks ran other code than the tasks this run reruns. The new \
+             run records it.",
+            record.run_id
+        )?,
+        // Refused by the executor, with the same hashes.
+        BinaryMatch::Other { .. } => {}
+        BinaryMatch::Unknown => writeln!(
+            ctx.err,
+            "warning: run {} recorded no flow binary hash (it is older than provenance, or its \
+             binary could not be read): resume cannot check that its tasks ran this code",
+            record.run_id
+        )?,
     }
     let log_dir = private_log_dir(ctx, &mut options)?;
     let result = executor::resume_flow::<F>(&store, origin.id(), from_step, &options);
