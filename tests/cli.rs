@@ -1323,6 +1323,101 @@ fn rewrite_record(datastore: &Path, flow: &str, run: &str, change: impl FnOnce(&
 }
 
 #[test]
+fn runs_are_promoted_demoted_and_their_history_listed() {
+    let dir = tempdir();
+    let first = run_ok::<Squares>(dir.path(), &[]);
+    let second = run_ok::<Squares>(dir.path(), &[]);
+    let o = cli::<Squares>(dir.path(), &["promotions"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.out.contains("No promotions of flow Squares"), "{o:?}");
+
+    let o = cli::<Squares>(dir.path(), &["promote", &first, "--as", "production"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains(&format!(
+            "Promoted run {first} of flow Squares as production"
+        )),
+        "{o:?}"
+    );
+    let o = cli::<Squares>(dir.path(), &["promote", "latest", "--as", "production"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(o.out.contains(&second), "{o:?}");
+    let o = cli::<Squares>(dir.path(), &["promote", &first, "--as", "staging"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+
+    let o = cli::<Squares>(dir.path(), &["promotions", "--as", "production", "--json"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    let listed = o.json();
+    let runs: Vec<&str> = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|e| e["run_id"].as_str())
+        .collect();
+    assert_eq!(runs, [second.as_str(), first.as_str()], "newest first");
+    assert_eq!(listed[0]["action"], json!("promote"));
+    assert_eq!(listed[0]["label"], json!("production"));
+    assert!(listed[0]["user"].as_str().is_some_and(|u| !u.is_empty()));
+
+    let o = cli::<Squares>(dir.path(), &["demote", "--as", "production"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    assert!(
+        o.out.contains("Demoted production of flow Squares"),
+        "{o:?}"
+    );
+    let o = cli::<Squares>(dir.path(), &["demote", "production"]);
+    assert_eq!(o.code, EXIT_USAGE, "{o:?}");
+    assert!(
+        o.err.contains("has no run promoted as `production`"),
+        "{o:?}"
+    );
+    let o = cli::<Squares>(dir.path(), &["demote", "staging"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+
+    let o = cli::<Squares>(dir.path(), &["promotions"]);
+    assert_eq!(o.code, EXIT_OK, "{o:?}");
+    let lines: Vec<&str> = o.out.lines().collect();
+    assert_eq!(lines.len(), 6, "a header and five changes: {o:?}");
+    assert!(
+        lines[0].contains("WHEN") && lines[0].contains("ACTION"),
+        "{o:?}"
+    );
+    assert!(
+        lines[1].contains("staging") && lines[1].contains("demote"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn promoting_what_cannot_be_is_exit_2_and_writes_nothing() {
+    let dir = tempdir();
+    let _flaky = flaky_lock();
+    FLAKY_FAILS.store(true, Ordering::SeqCst);
+    let o = cli::<Flaky>(dir.path(), &["run"]);
+    assert_eq!(o.code, EXIT_FAILURE, "{o:?}");
+    let failed = run_id_in(&o.err);
+    let promotions = dir.path().join("flows/Flaky/promotions");
+    for args in [
+        vec!["promote", failed.as_str(), "--as", "production"],
+        vec!["promote", "nope", "--as", "production"],
+        vec!["promote", failed.as_str(), "--as", "pro/duction"],
+        vec!["promote", failed.as_str(), "--as", ""],
+        vec!["promote", failed.as_str()],
+        vec!["demote", "--as", "production"],
+        vec!["demote"],
+        vec!["promotions", "--as", "../x"],
+    ] {
+        let o = cli::<Flaky>(dir.path(), &args);
+        assert_eq!(o.code, EXIT_USAGE, "{args:?}: {o:?}");
+        assert!(!promotions.exists(), "{args:?} wrote something");
+    }
+    let o = cli::<Flaky>(dir.path(), &["promote", &failed, "--as", "production"]);
+    assert!(o.err.contains("only a run that succeeded"), "{o:?}");
+    let o = cli::<Flaky>(dir.path(), &["promote", &failed, "--as", "pro/duction"]);
+    assert!(o.err.contains("promotion label"), "{o:?}");
+}
+
+#[test]
 fn dump_shows_the_provenance_of_a_run() {
     let dir = tempdir();
     let run = run_ok::<Squares>(dir.path(), &[]);

@@ -318,6 +318,50 @@ fn finding_the_latest_run_among_a_thousand_lists_nothing() {
 }
 
 #[test]
+fn the_promoted_run_is_found_in_one_lookup_and_its_history_newest_first() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = RunStore::open_local(dir.path()).expect("store");
+    let first = run(&store, &[]);
+    let second = run(&store, &[]);
+    let client = Client::open(dir.path()).expect("client");
+    let flow = client.flow("Letters");
+    assert!(matches!(
+        flow.promoted("production"),
+        Err(ClientError::NotPromoted { .. })
+    ));
+    assert_eq!(flow.promotion("production").expect("read"), None);
+
+    store
+        .promote("Letters", "production", &first)
+        .expect("promote");
+    assert_eq!(flow.promoted("production").expect("promoted").id(), &first);
+    store
+        .promote("Letters", "production", &second)
+        .expect("promote");
+    let promoted = flow.promoted("production").expect("promoted");
+    assert_eq!(promoted.id(), &second);
+    let change = flow
+        .promotion("production")
+        .expect("read")
+        .expect("a change");
+    assert_eq!(change.run_id.as_deref(), Some(second.as_str()));
+    assert!(!change.user.is_empty() && !change.host.is_empty());
+
+    store.demote("Letters", "production").expect("demote");
+    let error = flow.promoted("production").expect_err("demoted");
+    assert!(matches!(error, ClientError::NotPromoted { .. }), "{error}");
+    assert!(error.to_string().contains("`production`"), "{error}");
+    let history: Vec<Option<String>> = flow
+        .promotions(Some("production"))
+        .expect("history")
+        .into_iter()
+        .map(|e| e.run_id.map(String::from))
+        .collect();
+    assert_eq!(history, [None, Some(second), Some(first)]);
+    assert!(flow.promoted("no/such").is_err());
+}
+
+#[test]
 fn a_run_records_its_provenance() {
     let dir = tempfile::tempdir().expect("dir");
     let store = RunStore::open_local(dir.path()).expect("store");

@@ -73,9 +73,10 @@ impl From<io::Error> for CliError {
 impl From<RunStoreError> for CliError {
     fn from(e: RunStoreError) -> Self {
         match e {
-            RunStoreError::NoSuchRun { .. } | RunStoreError::Key(_) => {
-                CliError::usage(e.to_string())
-            }
+            RunStoreError::NoSuchRun { .. }
+            | RunStoreError::Key(_)
+            | RunStoreError::NotPromotable { .. }
+            | RunStoreError::NothingPromoted { .. } => CliError::usage(e.to_string()),
             other => CliError::failure(other.to_string()),
         }
     }
@@ -91,6 +92,7 @@ impl From<ClientError> for CliError {
             | ClientError::NoSuccessfulRun { .. }
             | ClientError::NoSuchRun { .. }
             | ClientError::NoRunTagged { .. }
+            | ClientError::NotPromoted { .. }
             | ClientError::NoSuchStep { .. }
             | ClientError::NoSuchTask { .. }
             | ClientError::NoTasks { .. }

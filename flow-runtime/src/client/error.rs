@@ -17,6 +17,9 @@ pub enum ClientError {
     NoSuchRun { flow: String, run_id: String },
     #[error("flow `{flow}` has no run tagged `{tag}`")]
     NoRunTagged { flow: String, tag: String },
+    /// No run is promoted as `label`: it never was, or it was demoted since.
+    #[error("flow `{flow}` has no run promoted as `{label}`")]
+    NotPromoted { flow: String, label: String },
     #[error("run `{run_id}` of flow `{flow}` has no step `{step}`; its steps are {available}")]
     NoSuchStep {
         flow: String,

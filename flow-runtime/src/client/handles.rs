@@ -9,7 +9,7 @@ use super::{Client, ClientError};
 use crate::datastore::{ArtifactEntry, TaskIndex};
 use crate::flow::{Flow, StateOwned};
 use crate::run::{
-    AttemptRecord, InputSpec, Latest, Provenance, RunId, RunRecord, RunStatus, RunStore,
+    AttemptRecord, InputSpec, Latest, Promotion, Provenance, RunId, RunRecord, RunStatus, RunStore,
     RunStoreError, StepName, TaskFailure, TaskId, TaskMeta, TaskPath, TaskStatus,
 };
 
@@ -95,6 +95,43 @@ impl<'c> FlowHandle<'c> {
                 flow: self.name.clone(),
             }),
         }
+    }
+
+    /// The run promoted as `label` (`production`: see [`RunStore::promote`]). Reads the label's
+    /// pointer and the run's record, not every run.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotPromoted`] if no run is promoted as `label` (never, or demoted since);
+    /// [`ClientError::NoSuchRun`] if the promoted run was deleted; a label that is not a key
+    /// segment, a damaged pointer or storage failures as [`ClientError::Store`].
+    pub fn promoted(&self, label: &str) -> Result<RunHandle, ClientError> {
+        match self.promotion(label)?.and_then(|entry| entry.run_id) {
+            Some(id) => self.run(&id),
+            None => Err(ClientError::NotPromoted {
+                flow: self.name.clone(),
+                label: label.to_string(),
+            }),
+        }
+    }
+
+    /// The newest change of `label`: who promoted which run (or demoted it) and when; `None` if
+    /// the label never had one. One read.
+    ///
+    /// # Errors
+    ///
+    /// As [`FlowHandle::promoted`], [`ClientError::NotPromoted`] aside.
+    pub fn promotion(&self, label: &str) -> Result<Option<Promotion>, ClientError> {
+        Ok(self.client.store.promotion(&self.name, label)?)
+    }
+
+    /// Every promotion and demotion of `label` (of every label with `None`), newest first.
+    ///
+    /// # Errors
+    ///
+    /// A label that is not a key segment, a damaged entry or storage failures.
+    pub fn promotions(&self, label: Option<&str>) -> Result<Vec<Promotion>, ClientError> {
+        Ok(self.client.store.promotion_history(&self.name, label)?)
     }
 
     /// The ids of every run, newest first.

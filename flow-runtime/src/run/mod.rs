@@ -9,6 +9,9 @@
 //! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/attempt-<n>.log   its log
 //! flows/<Flow>/latest/{any,succeeded}                         the id of the run started last
 //!                                                             (of those that succeeded)
+//! flows/<Flow>/promotions/<label>/history/<time>-<unique>.json   a promotion or demotion
+//! flows/<Flow>/promotions/<label>/current                     the newest of them (see
+//!                                                             [`Promotion`])
 //! ```
 //!
 //! `run.json` is created once, then changed in place (by `tag`, and by the end of the run) with
@@ -17,6 +20,7 @@
 //! and only ever move to a run that started later.
 
 mod ids;
+mod promotion;
 mod provenance;
 mod record;
 mod store;
@@ -25,6 +29,7 @@ mod who;
 
 pub(crate) use ids::hostname;
 pub use ids::{RunId, StepName, TaskId, new_run_id, validate_run_id};
+pub use promotion::{Promotion, PromotionAction};
 pub use provenance::{BuildInfo, Provenance, RUSTC_VERSION};
 pub use record::{GraphRecord, RunRecord, RunStatus, StepRecord, now_rfc3339};
 pub use store::{Latest, RunStore, RunStoreError};

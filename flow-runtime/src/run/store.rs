@@ -22,6 +22,18 @@ pub enum RunStoreError {
     NoSuchRun { flow: String, run_id: String },
     #[error("run `{run_id}` of flow `{flow}` already exists")]
     RunExists { flow: String, run_id: String },
+    /// A run that cannot be promoted: only a run that succeeded can.
+    #[error(
+        "run `{run_id}` of flow `{flow}` cannot be promoted: it is {status}, and only a run that succeeded can be"
+    )]
+    NotPromotable {
+        flow: String,
+        run_id: String,
+        status: RunStatus,
+    },
+    /// A label to demote that names no run.
+    #[error("flow `{flow}` has no run promoted as `{label}`")]
+    NothingPromoted { flow: String, label: String },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]

@@ -8,15 +8,20 @@
 //! | `show`, `graph` | `show.rs`, `graph.rs` | the flow's graph |
 //! | `runs`, `dump`, `logs` | `runs.rs`, `dump.rs`, `logs.rs` | the client alone |
 //! | `tag` | `tag.rs` | the client to find the run, the run store to change it |
+//! | `promote`, `demote` | `promote.rs`, `demote.rs` | the client to find the run, the run store to change the label |
+//! | `promotions` | `promotions.rs` | the client alone |
 //! | `step` | `step.rs` | the executor ([`StepInvocation`](crate::executor::StepInvocation)) |
 //! | `argo-workflow`, `init`, `finish` | `argo_workflow.rs`, `init.rs`, `finish.rs` | Argo's manifest, the run store |
 
 pub(crate) mod argo_workflow;
+pub(crate) mod demote;
 pub(crate) mod dump;
 pub(crate) mod finish;
 pub(crate) mod graph;
 pub(crate) mod init;
 pub(crate) mod logs;
+pub(crate) mod promote;
+pub(crate) mod promotions;
 pub(crate) mod resume;
 pub(crate) mod run;
 pub(crate) mod runs;
@@ -48,6 +53,9 @@ pub(crate) fn builtin(run: Command) -> Vec<Command> {
         dump::cli(),
         logs::cli(),
         tag::cli(),
+        promote::cli(),
+        demote::cli(),
+        promotions::cli(),
         step::cli(),
         argo_workflow::cli(),
         init::cli(),
@@ -66,6 +74,9 @@ pub(crate) fn builtin_exec<F: Flow>(name: &str) -> Option<Exec> {
         "dump" => dump::exec::<F>,
         "logs" => logs::exec::<F>,
         "tag" => tag::exec::<F>,
+        "promote" => promote::exec::<F>,
+        "demote" => demote::exec::<F>,
+        "promotions" => promotions::exec::<F>,
         "step" => step::exec::<F>,
         "argo-workflow" => argo_workflow::exec::<F>,
         "init" => init::exec::<F>,
