@@ -15,6 +15,7 @@
 //! |---|---|
 //! | `/` | the flows of the datastore |
 //! | `/flows/{flow}` | its runs, newest first (`?status=`, `?tag=`, `?page=`) |
+//! | `/flows/{flow}/compare?run=A&run=B…` | runs side by side: parameters, final artifacts, a chart (`&chart=NAME`) |
 //! | `/flows/{flow}/runs/{run}` | the run's record, its graph drawn as SVG, its failure |
 //! | `/flows/{flow}/runs/{run}/status.json` | how the run stands: what its page polls while it runs |
 //! | `/flows/{flow}/runs/{run}/steps/{step}` | the step's tasks (`?page=`) |
@@ -27,7 +28,10 @@ use axum::response::Response;
 use axum::routing::get;
 use flow_runtime::client::Client;
 
+mod assets;
+pub mod chart;
 pub mod cli;
+mod compare;
 mod dag;
 mod error;
 mod links;
@@ -51,6 +55,7 @@ pub fn router(client: Client) -> Router {
     Router::new()
         .route("/", get(pages::flows))
         .route("/flows/{flow}", get(pages::runs))
+        .route("/flows/{flow}/compare", get(compare::compare))
         .route("/flows/{flow}/runs/{run}", get(pages::run))
         .route("/flows/{flow}/runs/{run}/status.json", get(live::status))
         .route("/flows/{flow}/runs/{run}/steps/{step}", get(pages::step))
@@ -62,8 +67,7 @@ pub fn router(client: Client) -> Router {
             "/raw/{flow}/{run}/{step}/{task}/{artifact}",
             get(raw::artifact),
         )
-        .route("/static/style.css", get(pages::stylesheet))
-        .route("/static/live.js", get(live::script))
+        .route("/static/{name}", get(assets::serve))
         .fallback(pages::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(client)

@@ -31,6 +31,11 @@ pub(crate) fn flow(flow: &str) -> String {
     format!("/flows/{}", encode(flow))
 }
 
+/// `/flows/FLOW/compare`.
+pub(crate) fn compare(flow: &str) -> String {
+    format!("{}/compare", self::flow(flow))
+}
+
 /// `/flows/FLOW/runs/RUN`.
 pub(crate) fn run(flow: &str, run: &str) -> String {
     format!("{}/runs/{}", self::flow(flow), encode(run))

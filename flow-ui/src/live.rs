@@ -105,15 +105,6 @@ pub(crate) async fn status(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(standing)).into_response())
 }
 
-/// The script of a running run's page, vendored into the binary.
-pub(crate) async fn script() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../static/live.js"),
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Html;
 use flow_runtime::client::{Client, FlowHandle, RunHandle};
 use flow_runtime::run::{RunRecord, RunStatus};
 use serde::Deserialize;
@@ -29,15 +28,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 fn render(page: &impl Template) -> Result<Html<String>, UiError> {
     Ok(Html(page.render()?))
-}
-
-/// The stylesheet, vendored into the binary.
-pub(crate) async fn stylesheet() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../static/style.css"),
-    )
-        .into_response()
 }
 
 /// Anything no route matches.
@@ -178,6 +168,7 @@ pub(crate) async fn runs(
             pages,
         );
         Ok(RunsPage {
+            compare_href: links::compare(&flow),
             flow,
             status: status_text,
             tag,

@@ -30,6 +30,8 @@ pub(crate) struct FlowRow {
 #[template(path = "runs.html")]
 pub(crate) struct RunsPage {
     pub flow: String,
+    /// Where the ticked runs are compared.
+    pub compare_href: String,
     pub status: String,
     pub tag: String,
     pub total: usize,

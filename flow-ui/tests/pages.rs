@@ -9,7 +9,7 @@ use std::path::Path;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use blooming_flowers::client::Client;
-use common::{BROKEN, NIGHTLY, SCRIPT, SECRET, TINY_RUNS, fixture};
+use common::{BROKEN, LEARNING_RATES, NIGHTLY, SCRIPT, SECRET, TINY_RUNS, fixture};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -99,6 +99,35 @@ async fn the_home_page_lists_every_flow() {
 }
 
 #[tokio::test]
+async fn the_chart_library_is_served_from_the_binary_and_nothing_else_is() {
+    for (file, kind, holds) in [
+        ("uPlot.iife.min.js", "text/javascript", "uPlot"),
+        ("uPlot.min.css", "text/css", ".uplot"),
+        ("charts.js", "text/javascript", "figure.chart[data-chart]"),
+    ] {
+        let reply = get(&format!("/static/{file}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{file}");
+        assert!(
+            reply.content_type.starts_with(kind),
+            "{file}: {}",
+            reply.content_type
+        );
+        assert!(reply.text().contains(holds), "{file}");
+    }
+    for missing in [
+        "/static/nothing.js",
+        "/static/",
+        "/static/vendor/uPlot.LICENSE",
+    ] {
+        assert_eq!(
+            get(missing).await.status,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_runs_list_shows_each_run_and_its_status() {
     let f = fixture();
     let body = page("/flows/Shapes").await;
@@ -119,7 +148,7 @@ async fn runs_are_filtered_by_status_and_tag() {
     let f = fixture();
     let failed = page("/flows/Broken?status=failed").await;
     assert!(
-        failed.contains(&f.broken) && failed.contains("1 run<"),
+        failed.contains(&f.broken) && failed.contains("1 run <"),
         "{failed}"
     );
     let succeeded = page("/flows/Broken?status=succeeded").await;
@@ -577,4 +606,130 @@ async fn only_a_running_runs_page_loads_the_live_script() {
     ] {
         assert!(!source.contains(markup), "{markup}");
     }
+}
+
+/// The `data-chart` JSON of the page's chart, unescaped as a browser would.
+fn chart_json(body: &str) -> serde_json::Value {
+    let figure = between(body, "<figure class=\"chart\"", ">");
+    let (_, attribute) = figure.split_once("data-chart=\"").expect("data-chart");
+    let (escaped, _) = attribute.split_once('"').expect("attribute's end");
+    let json = escaped
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+/// The cells of the row whose heading is `name`, and whether it is marked as differing.
+fn compare_row(body: &str, name: &str) -> (bool, Vec<String>) {
+    let heading = format!("<th>{name}</th>");
+    let at = body
+        .find(&heading)
+        .unwrap_or_else(|| panic!("no row {name}"));
+    let row_start = body[..at].rfind("<tr").expect("row");
+    let row = between(&body[row_start..], "<tr", "</tr>");
+    let cells = row
+        .split("<td><code>")
+        .skip(1)
+        .map(|cell| cell.split("</code>").next().unwrap_or_default().to_owned())
+        .collect();
+    (row.starts_with("<tr class=\"differs\""), cells)
+}
+
+#[tokio::test]
+async fn runs_are_compared_side_by_side_with_differences_marked() {
+    let f = fixture();
+    let runs_page = page("/flows/Trained").await;
+    for id in &f.trained {
+        assert!(
+            runs_page.contains(&format!(
+                "<input type=\"checkbox\" form=\"compare\" name=\"run\" value=\"{id}\""
+            )),
+            "{runs_page}"
+        );
+    }
+    assert!(runs_page.contains("<form id=\"compare\""));
+    let uri = format!(
+        "/flows/Trained/compare?run={}&run={}",
+        f.trained[0], f.trained[1]
+    );
+    let body = page(&uri).await;
+    let (differs, lr) = compare_row(&body, "lr");
+    assert!(differs);
+    let expected: Vec<String> = LEARNING_RATES.iter().map(|lr| lr.to_string()).collect();
+    assert_eq!(lr, expected);
+    let (differs, epochs) = compare_row(&body, "epochs");
+    assert!(!differs, "same value, same blob");
+    assert_eq!(epochs, ["4", "4"]);
+    let (differs, loss) = compare_row(&body, "loss");
+    assert!(differs);
+    let expected: Vec<String> = LEARNING_RATES
+        .iter()
+        .map(|lr| (lr / 4.0).to_string())
+        .collect();
+    assert_eq!(loss, expected);
+    let (differs, losses) = compare_row(&body, "losses");
+    assert!(differs);
+    assert!(
+        losses[0].starts_with("Vec&lt;f32&gt;") || losses[0].starts_with("Vec&#60;f32&#62;"),
+        "{losses:?}"
+    );
+    let (differs, _) = compare_row(&body, "status");
+    assert!(!differs);
+    assert!(body.contains("<script src=\"/static/charts.js\" defer></script>"));
+
+    // With no artifact named, the first number that differs is charted, a point per run.
+    let chart = chart_json(&body);
+    assert_eq!(chart["kind"], "scatter");
+    assert_eq!(chart["title"], "loss");
+    assert_eq!(chart["x_labels"], serde_json::json!(f.trained));
+    assert_eq!(chart["series"][0]["y"], serde_json::json!([0.125, 0.0625]));
+
+    // A list of numbers is a line per run.
+    let body = page(&format!("{uri}&chart=losses")).await;
+    let chart = chart_json(&body);
+    assert_eq!(chart["kind"], "line");
+    let series = chart["series"].as_array().expect("series");
+    assert_eq!(series.len(), 2);
+    assert_eq!(series[1]["name"], f.trained[1].as_str());
+    assert_eq!(series[1]["x"], serde_json::json!([0.0, 1.0, 2.0, 3.0]));
+    assert_eq!(series[1]["y"][1], serde_json::json!(0.125));
+
+    // What cannot be charted says why; no chart is drawn.
+    let body = page(&format!("{uri}&chart=settings")).await;
+    assert!(
+        body.contains("neither a number nor a list of numbers"),
+        "{body}"
+    );
+    assert!(!body.contains("<figure class=\"chart\""));
+}
+
+#[tokio::test]
+async fn a_comparison_needs_two_existing_runs_of_the_flow() {
+    let f = fixture();
+    let one = get(&format!("/flows/Trained/compare?run={}", f.trained[0])).await;
+    assert_eq!(one.status, StatusCode::BAD_REQUEST);
+    assert!(one.text().contains("two runs or more"));
+    let missing = get(&format!(
+        "/flows/Trained/compare?run={}&run=nope",
+        f.trained[0]
+    ))
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text());
+    let outside = get(&format!(
+        "/flows/Trained/compare?run={}&run=%2e%2e",
+        f.trained[0]
+    ))
+    .await;
+    assert_eq!(outside.status, StatusCode::BAD_REQUEST);
+    // A run of another flow is not a run of this one.
+    let other = get(&format!(
+        "/flows/Trained/compare?run={}&run={}",
+        f.trained[0], f.shapes
+    ))
+    .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
 }

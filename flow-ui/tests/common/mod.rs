@@ -85,21 +85,59 @@ impl Tiny {
     fn end(&mut self) {}
 }
 
+#[derive(Clone, Default, Serialize, Deserialize, blooming_flowers::clap::Args)]
+pub struct Settings {
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+}
+
+/// Runs to compare: the same flow with another learning rate.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Trained {
+    pub settings: Settings,
+    pub epochs: u32,
+    pub losses: Vec<f32>,
+    pub loss: f64,
+}
+
+#[flow(params = settings)]
+impl Trained {
+    #[step(next = end)]
+    fn start(&mut self) {
+        self.epochs = 4;
+        self.losses = (1..=self.epochs)
+            .map(|e| (self.settings.lr / f64::from(e)) as f32)
+            .collect();
+        self.loss = self.settings.lr / 4.0;
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// The learning rates of the two runs of `Trained`, oldest first.
+pub const LEARNING_RATES: [f64; 2] = [0.5, 0.25];
+
 /// The shared datastore and what was run in it.
 pub struct Fixture {
     pub root: PathBuf,
     pub datastore: PathBuf,
     pub shapes: String,
     pub broken: String,
+    /// The runs of `Trained`, in the order of [`LEARNING_RATES`].
+    pub trained: Vec<String>,
 }
 
 fn run<F: Flow>(store: &RunStore, tags: &[&str]) -> String {
+    run_with::<F>(store, tags, serde_json::Value::Null)
+}
+
+fn run_with<F: Flow>(store: &RunStore, tags: &[&str], params: serde_json::Value) -> String {
     let options = RunOptions {
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         max_workers: 2,
         ..RunOptions::default()
     };
-    run_flow::<F>(store, serde_json::Value::Null, &options)
+    run_flow::<F>(store, params, &options)
         .expect("run")
         .run_id
         .to_string()
@@ -125,7 +163,12 @@ pub fn fixture() -> &'static Fixture {
             let tags: &[&str] = if i < NIGHTLY { &["nightly"] } else { &[] };
             run::<Tiny>(&store, tags);
         }
+        let trained = LEARNING_RATES
+            .iter()
+            .map(|lr| run_with::<Trained>(&store, &[], serde_json::json!({ "lr": lr })))
+            .collect();
         Fixture {
+            trained,
             root,
             datastore,
             shapes,
