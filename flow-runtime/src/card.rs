@@ -204,12 +204,84 @@ impl Image {
         })
     }
 
+    /// An image of `width` × `height` pixels from their RGB bytes (row by row, three bytes a
+    /// pixel), encoded as an uncompressed PNG: for small pictures (a confusion matrix, a
+    /// heat map) drawn without an image crate. Missing bytes are black, extra bytes ignored.
+    pub fn from_rgb(width: u32, height: u32, rgb: &[u8]) -> Image {
+        Image {
+            png: encode_rgb_png(width, height, rgb),
+            caption: String::new(),
+        }
+    }
+
     /// Sets the caption.
     #[must_use]
     pub fn caption(mut self, caption: impl Into<String>) -> Image {
         self.caption = caption.into();
         self
     }
+}
+
+/// A PNG of RGB pixels, its image data stored without compression (deflate's stored blocks).
+fn encode_rgb_png(width: u32, height: u32, rgb: &[u8]) -> Vec<u8> {
+    let row = width as usize * 3;
+    let mut raw = Vec::with_capacity((row + 1) * height as usize);
+    for y in 0..height as usize {
+        raw.push(0); // filter: none
+        for i in 0..row {
+            raw.push(rgb.get(y * row + i).copied().unwrap_or(0));
+        }
+    }
+    // zlib: header, stored blocks of at most 65535 bytes, Adler-32.
+    let mut zlib = vec![0x78, 0x01];
+    let mut blocks = raw.chunks(0xffff).peekable();
+    if blocks.peek().is_none() {
+        zlib.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(block) = blocks.next() {
+        zlib.push(u8::from(blocks.peek().is_none()));
+        let len = block.len() as u16;
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1_u32, 0_u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65521;
+        b = (b + a) % 65521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+
+    let mut png = PNG_SIGNATURE.to_vec();
+    let mut header = Vec::with_capacity(13);
+    header.extend_from_slice(&width.to_be_bytes());
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]); // 8 bits, RGB, deflate, no filter, no interlace
+    for (kind, data) in [(b"IHDR", &header), (b"IDAT", &zlib), (b"IEND", &Vec::new())] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = png.len();
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        let crc = crc32(&png[start..]);
+        png.extend_from_slice(&crc.to_be_bytes());
+    }
+    png
+}
+
+/// CRC-32 (ISO 3309), as PNG chunks carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0_u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 /// How a chart draws its series.
@@ -501,6 +573,21 @@ mod tests {
         assert!(card.snapshot().is_empty());
         assert!(card.png(png(), "yes").is_ok());
         assert_eq!(card.snapshot().components.len(), 1);
+    }
+
+    #[test]
+    fn rgb_pictures_are_pngs() {
+        let image = Image::from_rgb(2, 1, &[255, 0, 0, 0, 0, 255]);
+        assert!(image.png.starts_with(&PNG_SIGNATURE));
+        // The IEND chunk and its well-known CRC close every PNG.
+        assert!(
+            image
+                .png
+                .ends_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82])
+        );
+        assert_eq!(&image.png[16..24], &[0, 0, 0, 2, 0, 0, 0, 1]);
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert!(Image::png(Image::from_rgb(300, 300, &[]).png).is_ok());
     }
 
     #[test]
