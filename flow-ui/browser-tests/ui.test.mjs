@@ -39,8 +39,8 @@ after(async () => {
 });
 
 /// A fresh page that records every dialog, page error and console error it sees.
-async function open(path) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+async function open(path, viewport = { width: 1200, height: 800 }) {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const seen = { dialogs: [], errors: [] };
   page.on('dialog', async (dialog) => {
@@ -332,5 +332,49 @@ test("a running run's page follows the run as it goes on, without a reload", asy
     assert.deepEqual(seen, { dialogs: [], errors: [] });
   } finally {
     await close();
+  }
+});
+
+test("a task's card shows its markdown, table, image and chart, and nothing stored in it runs", async () => {
+  const task = `/flows/Trainer/runs/${fixtures.trainer}/steps/train/tasks/0`;
+  for (const [path, name] of [
+    [task, 'card-on-task-page'],
+    [`${task}/card`, 'card'],
+  ]) {
+    const { page, seen, close } = await open(path, { width: 1200, height: 900 });
+    try {
+      const card = page.locator('div.card');
+      assert.equal(await text(card.locator('.markdown h1')), fixtures.card.heading);
+      // The script in the markdown is shown as text and did not run.
+      assert.match(await text(card.locator('.markdown p').first()), /<script>window\.__pwned = 1<\/script>/);
+      assert.equal(await page.evaluate(() => window.__pwned), undefined);
+      // The table: a header and one row per learning rate, exactly one picked.
+      const headers = await card.locator('table.card-table thead th').allTextContents();
+      assert.deepEqual(headers, ['learning rate', 'final loss', 'picked']);
+      const rows = card.locator('table.card-table tbody tr');
+      assert.equal(await rows.count(), fixtures.card.series.length);
+      const picked = await card.locator('table.card-table tbody td:last-child').allTextContents();
+      assert.equal(picked.filter((p) => p.trim() === 'true').length, 1);
+      // The image decoded (a broken PNG has no natural size).
+      const image = card.locator('figure.card-image img');
+      await image.waitFor();
+      const size = await image.evaluate((img) => [img.complete, img.naturalWidth, img.naturalHeight]);
+      assert.deepEqual(size, [true, 160, 64]);
+      // The chart is drawn by uPlot, with one legend entry per series.
+      const chart = card.locator('figure.chart.drawn');
+      await chart.waitFor();
+      assert.ok((await chart.locator('.uplot canvas').count()) >= 1, 'a canvas');
+      const legend = await chart.locator('.u-legend').textContent();
+      for (const series of fixtures.card.series) assert.ok(legend.includes(series), `${series} in ${legend}`);
+      assert.deepEqual(seen.dialogs, []);
+      assert.deepEqual(seen.errors, []);
+      if (name === 'card') {
+        await page.screenshot({ path: join(screenshots, `${name}.png`) });
+      } else {
+        await shot(page, name);
+      }
+    } finally {
+      await close();
+    }
   }
 });
