@@ -42,6 +42,7 @@ mod logs;
 mod pages;
 mod preview;
 mod raw;
+mod timeline;
 mod views;
 
 pub use card::{CardExportError, export_card_html};

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::UiError;
 use crate::dag::{self, StepState};
 use crate::pages::{blocking, duration, existing_run};
+use crate::timeline::{Span, spans_of};
 
 /// How a run stands now: what its page shows of it, and what `status.json` answers.
 #[derive(Debug, Serialize)]
@@ -44,6 +45,9 @@ pub(crate) struct StepStanding {
     pub tasks: usize,
     /// What its box says: `3 tasks · done`.
     pub label: String,
+    /// Its tasks' attempts that have ended: the run page's timeline.
+    #[serde(skip)]
+    pub spans: Vec<Span>,
 }
 
 /// How the run `handle` reads stands: its record and the tasks of each of its steps.
@@ -52,20 +56,22 @@ pub(crate) fn standing(handle: &RunHandle) -> Result<Standing, UiError> {
     let present = handle.step_names()?;
     let mut steps = Vec::with_capacity(record.graph.steps.len());
     for step in &record.graph.steps {
-        let (state, tasks) = if present.contains(&step.name) {
+        let (state, tasks, spans) = if present.contains(&step.name) {
             let entries = handle.step(&step.name)?.task_entries()?;
             (
                 step_state(entries.iter().map(|e| e.progress())),
                 entries.len(),
+                spans_of(&entries),
             )
         } else {
-            (StepState::NotStarted, 0)
+            (StepState::NotStarted, 0, Vec::new())
         };
         steps.push(StepStanding {
             name: step.name.clone(),
             state,
             tasks,
             label: dag::label(state, tasks),
+            spans,
         });
     }
     Ok(Standing {

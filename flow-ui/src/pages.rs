@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::card::{CardPage, CardView};
 use crate::dag::{self, StepDrawn};
+use crate::timeline::{self, StepSpans};
 use crate::views::{
     AttemptRow, FlowRow, FlowsPage, PageLink, RunPage, RunRow, RunsPage, StepPage, StepRow,
     TaskPage, TaskRow,
@@ -278,7 +279,23 @@ pub(crate) async fn run(
             });
         }
         let params = serde_json::to_string_pretty(&record.params).unwrap_or_default();
+        let lanes: Vec<StepSpans<'_>> = standing
+            .steps
+            .iter()
+            .map(|s| StepSpans {
+                name: &s.name,
+                href: links::step(&flow, &run, &s.name),
+                spans: &s.spans,
+            })
+            .collect();
+        let origin =
+            humantime::parse_rfc3339_weak(&record.started).unwrap_or(SystemTime::UNIX_EPOCH);
+        let timeline = timeline::draw(origin, &lanes, |step, task| {
+            links::task(&flow, &run, step, task)
+        });
+        drop(lanes);
         Ok(RunPage {
+            timeline,
             flow_href: links::flow(&flow),
             status_href: links::run_status(&flow, &run),
             id: record.run_id.to_string(),

@@ -6,6 +6,7 @@ use askama::Template;
 
 use crate::card::{CardView, ComponentView};
 use crate::dag::Dag;
+use crate::timeline::Timeline;
 
 /// A link to another page of a list.
 pub(crate) struct PageLink {
@@ -79,6 +80,8 @@ pub(crate) struct RunPage {
     pub origin: Option<PageLink>,
     pub failure: Option<String>,
     pub dag: Dag,
+    /// Every ended attempt on a time axis; `None` before any has ended.
+    pub timeline: Option<Timeline>,
     pub steps: Vec<StepRow>,
 }
 

@@ -868,3 +868,44 @@ async fn an_exported_card_is_one_self_contained_file() {
         "{no_run:?}"
     );
 }
+
+#[tokio::test]
+async fn the_run_page_has_a_timeline_of_every_attempt() {
+    let f = fixture();
+    let body = page(&format!("/flows/Shapes/runs/{}", f.shapes)).await;
+    let timeline = between(&body, "<svg class=\"timeline\"", "</svg>");
+    for step in ["start", "measure", "collect", "end"] {
+        assert!(
+            timeline.contains(&format!("data-step=\"{step}\"><rect class=\"band\"")),
+            "{step}: {timeline}"
+        );
+    }
+    // Each of the three foreach tasks is its own bar, linked to its page, as are the others.
+    let bars = timeline.matches("<rect class=\"bar done\"").count();
+    assert_eq!(bars, 6, "{timeline}");
+    for task in client()
+        .flow("Shapes")
+        .run(&f.shapes)
+        .unwrap()
+        .step("measure")
+        .unwrap()
+        .task_ids()
+        .unwrap()
+    {
+        let href = format!("/flows/Shapes/runs/{}/steps/measure/tasks/{task}", f.shapes);
+        assert!(
+            timeline.contains(&format!("<a href=\"{href}\">")),
+            "{href} in {timeline}"
+        );
+    }
+    assert!(body.contains("6 attempts that ended"));
+
+    let broken = page(&format!("/flows/Broken/runs/{}", f.broken)).await;
+    let timeline = between(&broken, "<svg class=\"timeline\"", "</svg>");
+    assert_eq!(
+        timeline.matches("<rect class=\"bar failed\"").count(),
+        1,
+        "{timeline}"
+    );
+    assert!(timeline.contains("explode/0: "), "{timeline}");
+}
