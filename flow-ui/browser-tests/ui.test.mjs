@@ -66,12 +66,16 @@ async function shot(page, name) {
 
 const text = async (locator) => (await locator.textContent()).trim();
 
+/// The count of runs a list shows (`3 runs`), without the compare button beside it.
+const countShown = (page) => page.locator('p.count').evaluate((p) => p.firstChild.textContent.trim());
+
 /// The runs table as `{ id: status }`, checking that each status's CSS class is its text.
 async function runsShown(page) {
   const rows = page.locator('table.runs tbody tr');
   const shown = {};
   for (const row of await rows.all()) {
-    const id = await text(row.locator('td').first());
+    // The first cell is the compare checkbox; the run's id is its link.
+    const id = await text(row.locator('td a').first());
     const status = row.locator('span.status');
     const label = await text(status);
     assert.match(await status.getAttribute('class'), new RegExp(`\\bstatus ${label}\\b`));
@@ -107,7 +111,7 @@ test('the runs of a flow are listed with their statuses, and the status filter n
       [garden.failed, 'failed'],
     ]);
     assert.deepEqual(await runsShown(page), expected);
-    assert.equal(await text(page.locator('p.count')), '3 runs');
+    assert.equal(await countShown(page), '3 runs');
     // The stylesheet tells the statuses apart.
     const failedColour = await styleOf(page, 'table.runs .status.failed', 'backgroundColor');
     const succeededColour = await styleOf(page, 'table.runs .status.succeeded', 'backgroundColor');
@@ -118,7 +122,7 @@ test('the runs of a flow are listed with their statuses, and the status filter n
     await page.selectOption('select[name=status]', 'failed');
     await Promise.all([page.waitForURL(/status=failed/), page.click('form.filters button')]);
     assert.deepEqual(await runsShown(page), { [garden.failed]: 'failed' });
-    assert.equal(await text(page.locator('p.count')), '1 run');
+    assert.equal(await countShown(page), '1 run');
     assert.equal(await page.locator('select[name=status]').inputValue(), 'failed');
     await shot(page, 'runs-failed');
 
@@ -132,7 +136,7 @@ test('the runs of a flow are listed with their statuses, and the status filter n
     await page.selectOption('select[name=status]', 'running');
     await Promise.all([page.waitForURL(/status=running/), page.click('form.filters button')]);
     assert.deepEqual(await runsShown(page), {});
-    assert.equal(await text(page.locator('p.count')), '0 runs');
+    assert.equal(await countShown(page), '0 runs');
     assert.deepEqual(seen, { dialogs: [], errors: [] });
   } finally {
     await close();
@@ -176,7 +180,7 @@ test("a run's page draws its graph, one node per step, and a node leads to its s
       page.locator('svg.dag g.step[data-step="plant"]').click(),
     ]);
     assert.equal(await text(page.locator('h1')), 'Step plant');
-    assert.equal(await text(page.locator('p.count')), '3 tasks');
+    assert.equal(await countShown(page), '3 tasks');
     assert.deepEqual(seen, { dialogs: [], errors: [] });
   } finally {
     await close();

@@ -112,7 +112,7 @@ impl Trainer {
             (0..epochs)
                 .map(|e| {
                     let e = f64::from(e);
-                    let floor = 0.08 + (lr - 0.1).abs() * 0.6;
+                    let floor = 0.08 + (lr - 0.1).abs() * 1.5;
                     floor + 2.2 * (-lr * 0.9 * e).exp() + 0.02 * (e * 1.7).sin() * (-0.05 * e).exp()
                 })
                 .collect()
