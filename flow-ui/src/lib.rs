@@ -22,6 +22,10 @@
 //! | `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}` | a task: attempts, card, artifacts, logs |
 //! | `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/card` | the task's card alone |
 //! | `/raw/{flow}/{run}/{step}/{task}/{artifact}` | an artifact's stored MessagePack bytes |
+//!
+//! [`export_card_html`] writes a task's card (see `flow_runtime::card`) as one self-contained
+//! HTML file; `blooming card FLOW/RUN/STEP[/TASK] --output FILE` is that function on the command
+//! line ([`cli::card`]).
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
