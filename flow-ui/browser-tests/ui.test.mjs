@@ -5,6 +5,7 @@
 //   HOLD_FILE    the file the running run of `Slow` waits on; removing it ends that run
 //   SCREENSHOTS  where each test saves its screenshots
 //   CHROMIUM     the browser (default /usr/bin/chromium)
+//   CARD_FILE    the card of Trainer's `train` task, exported by `blooming card`
 // Each test asserts on what the page shows and saves a screenshot of it.
 
 import { test, before, after } from 'node:test';
@@ -380,5 +381,41 @@ test("a task's card shows its markdown, table, image and chart, and nothing stor
     } finally {
       await close();
     }
+  }
+});
+
+test('an exported card opens from file:// with no network and draws its chart', async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const requested = [];
+  // Every request but the file itself fails: the export must need nothing else.
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url === fileUrl) return route.continue();
+    requested.push(url);
+    return route.abort();
+  });
+  const fileUrl = 'file://' + required('CARD_FILE');
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  try {
+    await page.goto(fileUrl);
+    const card = page.locator('div.card');
+    assert.equal(await text(card.locator('.markdown h1')), fixtures.card.heading);
+    const chart = card.locator('figure.chart.drawn');
+    await chart.waitFor();
+    const legend = await chart.locator('.u-legend').textContent();
+    for (const series of fixtures.card.series) assert.ok(legend.includes(series), `${series} in ${legend}`);
+    const size = await card.locator('figure.card-image img').evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+    assert.deepEqual(size, [160, 64]);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    assert.deepEqual(requested, []);
+    assert.deepEqual(errors, []);
+    await page.screenshot({ path: join(screenshots, 'card-exported.png') });
+  } finally {
+    await context.close();
   }
 });
