@@ -29,6 +29,23 @@ pub use flow_macros::{flow, step};
 pub use flow_runtime::run::{RunId, StepName, TaskId};
 pub use flow_runtime::*;
 
+/// The `main` of a flow binary, with the web UI's commands (cargo feature `ui`): `MYFLOW ui`
+/// serves the read-only UI over the datastore (see the `flow-ui` crate), besides every command
+/// of [`cli`].
+///
+/// ```no_run
+/// # use blooming_flowers::prelude::*;
+/// # #[derive(Clone, Default, Serialize, Deserialize)] struct MyFlow;
+/// # #[flow] impl MyFlow { #[step] fn start(&mut self) {} }
+/// fn main() -> std::process::ExitCode {
+///     blooming_flowers::main::<MyFlow>()
+/// }
+/// ```
+#[cfg(feature = "ui")]
+pub fn main<F: Flow>() -> std::process::ExitCode {
+    flow_runtime::cli::main_with::<F>(flow_ui::flow_commands())
+}
+
 /// burn 0.22.1 itself (cargo feature `burn`): the version [`burn_model`] stores and reads, with its
 /// `flex` CPU backend and autodiff. Use it instead of depending on burn directly, so that the
 /// versions cannot drift apart.

@@ -103,9 +103,7 @@ async fn get(router: &axum::Router, uri: &str) -> usize {
 fn pages(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = RunStore::open_local(dir.path()).expect("a datastore");
-    for _ in 0..10_000 {
-        run::<Tiny>(&store);
-    }
+    let tiny: Vec<String> = (0..10_000).map(|_| run::<Tiny>(&store)).collect();
     let wide = run::<Wide>(&store);
     let big = run::<Big>(&store);
     let client = Client::open(dir.path()).expect("the client");
@@ -127,6 +125,10 @@ fn pages(c: &mut Criterion) {
         (
             "runs_of_10000_filtered_by_status",
             "/flows/Tiny?status=succeeded&page=3".to_owned(),
+        ),
+        (
+            "compare_two_of_10000_runs",
+            format!("/flows/Tiny/compare?run={}&run={}", tiny[0], tiny[9_999]),
         ),
         (
             "task_list_of_a_10000_task_foreach",

@@ -40,6 +40,7 @@ pub mod cli;
 mod compare;
 mod dag;
 mod error;
+mod flow_commands;
 mod links;
 mod live;
 mod logs;
@@ -51,6 +52,7 @@ mod views;
 
 pub use card::{CardExportError, export_card_html};
 pub use error::UiError;
+pub use flow_commands::flow_commands;
 
 /// The `Content-Security-Policy` of every response.
 /// Images may also be `data:` URLs: a card's PNGs are inlined so.

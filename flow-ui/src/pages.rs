@@ -147,17 +147,17 @@ pub(crate) async fn runs(
                 .collect::<Vec<_>>();
             (ids.len(), page, pages, runs)
         } else {
-            let mut matching = Vec::new();
-            for id in &ids {
-                // A run whose record cannot be read matches no filter.
-                let Ok(run) = handle.run(id) else { continue };
-                if status.is_some_and(|s| s != run.status())
-                    || (!tag.is_empty() && !run.tags().contains(&tag))
-                {
-                    continue;
-                }
-                matching.push(row_of(&flow, run.record()));
-            }
+            // Every record is read (in parallel); one that cannot be read matches no filter.
+            let mut matching: Vec<RunRow> = handle
+                .list_runs()?
+                .runs
+                .iter()
+                .filter(|run| {
+                    status.is_none_or(|s| s == run.status())
+                        && (tag.is_empty() || run.tags().contains(&tag))
+                })
+                .map(|run| row_of(&flow, run.record()))
+                .collect();
             let (page, pages, range) = paginate(matching.len(), query.page);
             let total = matching.len();
             (total, page, pages, matching.drain(range).collect())

@@ -55,6 +55,7 @@ mod artifact_output;
 mod commands;
 mod context;
 mod error;
+mod extension;
 mod lookup;
 mod parameter_clashes;
 mod run_options;
@@ -72,6 +73,7 @@ use clap::{Arg, Command, value_parser};
 pub use crate::client::value::{MsgpackError, msgpack_to_json};
 pub use crate::client::{DATASTORE_ENV, DEFAULT_DATASTORE};
 pub use error::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+pub use extension::{CommandExtension, ExtensionContext, ExtensionError};
 
 use crate::executor::step_invocation::DATASTORE_FLAG;
 use crate::flow::Flow;
@@ -87,7 +89,13 @@ use error::CliError;
 /// # }
 /// ```
 pub fn main<F: Flow>() -> ExitCode {
-    run_cli::<F, _, _>(std::env::args_os())
+    main_with::<F>(&[])
+}
+
+/// [`main`] with more subcommands than the runtime's own: what the facade's `main` calls with
+/// the web UI's `ui` and `card` when its cargo feature `ui` is on.
+pub fn main_with<F: Flow>(extensions: &[CommandExtension]) -> ExitCode {
+    run_cli_extended::<F, _, _>(std::env::args_os(), extensions)
 }
 
 /// Runs the command line `args` (the binary's name first, as in [`std::env::args_os`]) on the
@@ -95,6 +103,15 @@ pub fn main<F: Flow>() -> ExitCode {
 ///
 /// A progress display is drawn on stderr during `run` and `resume` when stderr is a terminal.
 pub fn run_cli<F: Flow, I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_cli_extended::<F, _, _>(args, &[])
+}
+
+/// [`run_cli`] with the subcommands `extensions` besides the runtime's own.
+pub fn run_cli_extended<F: Flow, I, T>(args: I, extensions: &[CommandExtension]) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -112,6 +129,7 @@ where
             err: terminal,
             out: out_terminal,
         },
+        extensions,
     );
     let _ = out.flush();
     let _ = err.flush();
@@ -133,6 +151,7 @@ where
         out,
         err,
         Terminals::default(),
+        &[],
     );
     let _ = out.flush();
     let _ = err.flush();
@@ -143,6 +162,11 @@ where
 /// generating shell completions or manual pages.
 pub fn command<F: Flow>() -> Command {
     command_with_run::<F>(commands::run::cli::<F>())
+}
+
+/// [`command`] with the subcommands `extensions` added.
+pub fn command_extended<F: Flow>(extensions: &[CommandExtension]) -> Command {
+    command::<F>().subcommands(extensions.iter().map(|e| (e.command)()))
 }
 
 /// The binary's command with `run` as given: with or without the flow's parameters.
@@ -188,6 +212,7 @@ fn dispatch<F: Flow>(
     out: &mut dyn Write,
     err: &mut dyn Write,
     terminals: Terminals,
+    extensions: &[CommandExtension],
 ) -> u8 {
     let terminal = terminals.err;
     crate::logs::install();
@@ -203,7 +228,7 @@ fn dispatch<F: Flow>(
         .and_then(|a| Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| F::GRAPH.name.to_owned());
-    let mut cmd = command::<F>();
+    let mut cmd = command_extended::<F>(extensions);
     let matches = match cmd.try_get_matches_from_mut(args) {
         Ok(m) => m,
         Err(e) => return print_clap_error(&e, out, err, terminal),
@@ -225,12 +250,21 @@ fn dispatch<F: Flow>(
         datastore_flag: matches.get_one::<OsString>(DATASTORE_FLAG).is_some(),
         root: &cmd,
     };
+    let extension = matches.subcommand().and_then(|(name, sub)| {
+        let found = extensions
+            .iter()
+            .find(|e| (e.command)().get_name() == name)?;
+        Some((found, sub))
+    });
     let result = match matches
         .subcommand()
         .and_then(|(name, sub)| Some((commands::builtin_exec::<F>(name)?, sub)))
     {
         Some((exec, sub)) => exec(&mut ctx, sub),
-        None => Err(CliError::usage("no command given; see --help")),
+        None => match extension {
+            Some((extension, sub)) => run_extension::<F>(extension, &mut ctx, sub),
+            None => Err(CliError::usage("no command given; see --help")),
+        },
     };
     match result {
         Ok(()) => EXIT_OK,
@@ -242,6 +276,34 @@ fn dispatch<F: Flow>(
             e.code
         }
     }
+}
+
+/// Runs an added command with what it may use of the binary's context.
+fn run_extension<F: Flow>(
+    extension: &CommandExtension,
+    ctx: &mut Ctx<'_>,
+    matches: &clap::ArgMatches,
+) -> Result<(), CliError> {
+    let datastore = ctx.datastore.to_string();
+    // Opened before the command runs, with the messages the reading commands give.
+    let client = ctx.open_client().map_err(|e| ExtensionError {
+        message: e.message,
+        usage: e.code == EXIT_USAGE,
+    });
+    let mut context = ExtensionContext::new(
+        F::GRAPH.name,
+        datastore,
+        &mut *ctx.out,
+        &mut *ctx.err,
+        client,
+    );
+    (extension.exec)(&mut context, matches).map_err(|e| {
+        if e.usage {
+            CliError::usage(e.message)
+        } else {
+            CliError::failure(e.message)
+        }
+    })
 }
 
 fn print_clap_error(

@@ -116,9 +116,11 @@ impl<'c> FlowHandle<'c> {
     ///
     /// Storage failures listing the runs.
     pub fn list_runs(&self) -> Result<RunList, ClientError> {
+        let ids = self.run_ids()?;
+        let records = read_in_parallel(&ids, |id| self.client.store.read_run(&self.name, id));
         let mut list = RunList::default();
-        for id in self.run_ids()? {
-            match self.client.store.read_run(&self.name, &id) {
+        for (id, record) in ids.into_iter().zip(records) {
+            match record {
                 Ok(record) => list.runs.push(RunHandle {
                     client: self.client.clone(),
                     record,
@@ -155,6 +157,34 @@ impl<'c> FlowHandle<'c> {
             tag: tag.to_string(),
         })
     }
+}
+
+/// How many threads read a listing's records at most: reading many small records is waiting on
+/// the file system or, on S3, on round trips, which overlap.
+const READERS: usize = 8;
+
+/// `read` of every item, in order, on up to [`READERS`] threads (one for a short list).
+fn read_in_parallel<I: Sync, T: Send>(items: &[I], read: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    const PER_THREAD_AT_LEAST: usize = 64;
+    let threads = items.len().div_ceil(PER_THREAD_AT_LEAST).clamp(1, READERS);
+    if threads == 1 {
+        return items.iter().map(&read).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&read).collect::<Vec<T>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| match worker.join() {
+                Ok(part) => part,
+                // `read` does not panic on what it reads; if it did, the panic goes on here.
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 /// One run of a flow.
@@ -660,5 +690,31 @@ fn with_context(
             crate::datastore::LoadError::Blob(e.with_context(context))
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod parallel_read_tests {
+    use super::read_in_parallel;
+
+    #[test]
+    fn items_are_read_once_each_and_kept_in_order() {
+        for n in [0, 1, 63, 64, 65, 1000, 10_001] {
+            let items: Vec<usize> = (0..n).collect();
+            let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+            let read = read_in_parallel(&items, |i| {
+                threads
+                    .lock()
+                    .expect("lock")
+                    .insert(std::thread::current().id());
+                i * 2
+            });
+            assert_eq!(read, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+            let used = threads.lock().expect("lock").len();
+            assert!(used <= super::READERS, "{used} threads for {n}");
+            if n >= 1000 {
+                assert!(used > 1, "{n} items read on one thread");
+            }
+        }
     }
 }

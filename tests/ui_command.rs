@@ -1,0 +1,152 @@
+//! `MYFLOW ui` (cargo feature `ui`): every flow binary serves the web UI over its datastore,
+//! opened at its flow's runs. This test binary is its own flow binary: run with
+//! `UI_COMMAND_AS_FLOW=1`, its `main` is the flow's.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+
+use blooming_flowers::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Watered {
+    litres: u32,
+}
+
+#[flow]
+impl Watered {
+    #[step(next = end)]
+    fn start(&mut self) {
+        self.litres = 12;
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+const AS_FLOW: &str = "UI_COMMAND_AS_FLOW";
+
+fn flow_binary() -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("this test binary"));
+    command.env(AS_FLOW, "1").env_remove("BLOOMING_DATASTORE");
+    command
+}
+
+/// Kills the server when the test ends, passed or not.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+fn serves_the_ui_opened_at_the_flow(root: &Path) {
+    let datastore = root.join("datastore");
+    let run = flow_binary()
+        .arg("run")
+        .arg("--datastore")
+        .arg(&datastore)
+        .output()
+        .expect("run");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let help = flow_binary().arg("--help").output().expect("help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("ui ") && help.contains("web UI"), "{help}");
+
+    let mut child = flow_binary()
+        .args(["ui", "--port", "0", "--datastore"])
+        .arg(&datastore)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("line");
+    let prefix = format!(
+        "blooming ui: serving {} at http://127.0.0.1:",
+        datastore.display()
+    );
+    assert!(line.starts_with(&prefix), "{line}");
+    let (port, path) = line[prefix.len()..]
+        .trim_end()
+        .split_once('/')
+        .expect("a path");
+    assert_eq!(path, "flows/Watered");
+    let port: u16 = port.parse().expect("port");
+    let page = get(port, "/flows/Watered");
+    assert!(page.starts_with("HTTP/1.0 200 OK"), "{page}");
+    let runs = blooming_flowers::client::Client::open(&datastore)
+        .expect("client")
+        .flow("Watered")
+        .run_ids()
+        .expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert!(
+        page.contains(&format!("/flows/Watered/runs/{}", runs[0])),
+        "{page}"
+    );
+    drop(server);
+}
+
+fn errors_exit_with_the_binarys_codes(root: &Path) {
+    let missing = root.join("no-such-datastore");
+    let out = flow_binary()
+        .args(["ui", "--port", "0", "--datastore"])
+        .arg(&missing)
+        .output()
+        .expect("ui");
+    // As for the binary's other reading commands (`runs`, `dump`): a datastore that is not
+    // there is bad input.
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("no-such-datastore"), "{message}");
+    assert!(!missing.exists(), "a missing datastore is not created");
+    for args in [&["ui", "--port", "http"][..], &["ui", "--bind", "nowhere"]] {
+        let out = flow_binary().args(args).output().expect("ui");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+}
+
+/// A test: its name and its body, given a directory of its own.
+type Test = (&'static str, fn(&Path));
+
+fn main() -> ExitCode {
+    if std::env::var_os(AS_FLOW).is_some() {
+        return blooming_flowers::main::<Watered>();
+    }
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-command");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("root");
+    let tests: [Test; 2] = [
+        (
+            "serves_the_ui_opened_at_the_flow",
+            serves_the_ui_opened_at_the_flow,
+        ),
+        (
+            "errors_exit_with_the_binarys_codes",
+            errors_exit_with_the_binarys_codes,
+        ),
+    ];
+    for (name, test) in tests {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        test(&dir);
+        println!("test {name} ... ok");
+    }
+    ExitCode::SUCCESS
+}
