@@ -155,21 +155,39 @@ pub fn card(args: &CardArgs) -> Result<(), CardCommandError> {
     let (flow, run, step, task) = parse_task_path(&args.task)?;
     let client =
         Client::open(&args.datastore).map_err(|e| CardCommandError::failure(e.to_string()))?;
-    let html = crate::export_card_html(&client, flow, run, step, task).map_err(|e| match e {
+    export_card_to(&client, flow, run, step, task, &args.output)
+}
+
+/// Writes the card of a task (see [`crate::export_card_html`]) to `output`, a file or `-` for
+/// standard output, and nowhere else; nothing is written when the card cannot be exported. What
+/// `blooming card` does once it has parsed its arguments, for a flow binary's `card` command too.
+///
+/// # Errors
+///
+/// See [`CardCommandError::code`].
+pub fn export_card_to(
+    client: &Client,
+    flow: &str,
+    run: &str,
+    step: &str,
+    task: Option<&str>,
+    output: &std::ffi::OsStr,
+) -> Result<(), CardCommandError> {
+    let html = crate::export_card_html(client, flow, run, step, task).map_err(|e| match e {
         crate::CardExportError::BadName(m) => CardCommandError::usage(m),
         other => CardCommandError::failure(other.to_string()),
     })?;
-    if args.output == "-" {
+    if output == "-" {
         use std::io::Write as _;
         std::io::stdout()
             .lock()
             .write_all(html.as_bytes())
             .map_err(|e| CardCommandError::failure(format!("cannot write the card: {e}")))
     } else {
-        std::fs::write(&args.output, html).map_err(|e| {
+        std::fs::write(output, html).map_err(|e| {
             CardCommandError::failure(format!(
                 "cannot write {}: {e}",
-                std::path::Path::new(&args.output).display()
+                std::path::Path::new(output).display()
             ))
         })
     }
