@@ -211,8 +211,20 @@ fn damaged_card_is_an_error(dir: &Path) -> Result<(), String> {
     let task = run.step("start").and_then(|s| s.task("0"));
     let card = task.map_err(|e| e.to_string())?.card();
     match card {
-        Err(e) => ensure(e.to_string().contains("damaged"), format!("message: {e}")),
-        Ok(c) => Err(format!("a damaged card was read: {c:?}")),
+        Err(e) => ensure(e.to_string().contains("damaged"), format!("message: {e}"))?,
+        Ok(c) => return Err(format!("a damaged card was read: {c:?}")),
+    }
+    // One byte over the limit is refused before it is read whole, let alone decoded.
+    let limit = usize::try_from(blooming_flowers::run::MAX_CARD_SIZE).map_err(|e| e.to_string())?;
+    std::fs::write(&path, vec![0xc0; limit + 1]).map_err(|e| e.to_string())?;
+    let task = run.step("start").and_then(|s| s.task("0"));
+    let card = task.map_err(|e| e.to_string())?.card();
+    match card {
+        Err(e) => ensure(
+            e.to_string().contains("more than the 16777216 expected"),
+            format!("message: {e}"),
+        ),
+        Ok(c) => Err(format!("an oversized card was read: {c:?}")),
     }
 }
 

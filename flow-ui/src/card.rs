@@ -369,6 +369,22 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_image_that_is_not_a_png_is_not_shown() {
+        use flow_runtime::card::Image;
+        let card = Card {
+            components: vec![Component::Image(Image {
+                png: b"<svg onload=alert(1)>".to_vec(),
+                caption: "x".into(),
+            })],
+            dropped: 2,
+        };
+        let view = CardView::of(&card);
+        assert!(matches!(view.components[0], ComponentView::Unshown { .. }));
+        assert_eq!(view.dropped, 2);
+        assert!(!view.has_charts);
+    }
+
+    #[test]
     fn charts_keep_their_points() {
         let chart = Chart::scatter("t")
             .x_label("e")
