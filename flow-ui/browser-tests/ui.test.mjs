@@ -419,3 +419,88 @@ test('an exported card opens from file:// with no network and draws its chart', 
     await context.close();
   }
 });
+
+test('two runs ticked in the runs list are compared side by side, with a chart across them', async () => {
+  const [first, second] = fixtures.tuned.runs;
+  const { page, seen, close } = await open('/flows/Tuned');
+  try {
+    for (const id of [first, second]) {
+      await page.locator(`input[type=checkbox][name=run][value="${id}"]`).check();
+    }
+    await Promise.all([
+      page.waitForURL(/\/flows\/Tuned\/compare\?/),
+      page.getByRole('button', { name: 'compare the runs ticked' }).click(),
+    ]);
+    assert.equal(await text(page.locator('h1')), 'Tuned: 2 runs compared');
+    const heads = await page.locator('table.compare thead th a').allTextContents();
+    assert.deepEqual(heads.sort(), [first, second].sort());
+    /// The row named `name`: whether it is marked as differing, and its cells.
+    const row = async (name) => {
+      const tr = page.locator('table.compare tbody tr', { has: page.locator(`th:text-is("${name}")`) });
+      assert.equal(await tr.count(), 1, name);
+      return {
+        differs: (await tr.getAttribute('class')) === 'differs',
+        cells: (await tr.locator('td').allTextContents()).map((c) => c.trim()),
+      };
+    };
+    const lr = await row('lr');
+    assert.equal(lr.differs, true);
+    assert.deepEqual(lr.cells.map(Number).sort(), [...fixtures.tuned.rates].sort());
+    assert.deepEqual(await row('epochs'), { differs: false, cells: ['20', '20'] });
+    assert.equal((await row('loss')).differs, true);
+    // A differing row is painted apart from an equal one.
+    const marked = await styleOf(page, 'table.compare tr.differs td', 'background-color');
+    const plain = await page
+      .locator('table.compare tbody tr:not(.differs) td')
+      .first()
+      .evaluate((el) => getComputedStyle(el).backgroundColor);
+    assert.notEqual(marked, plain);
+
+    // The first number that differs is charted, a point per run, drawn by uPlot.
+    const figure = page.locator('figure.chart.drawn');
+    await figure.waitFor();
+    assert.equal(await figure.locator('canvas').count(), 1);
+    assert.equal(await text(figure.locator('.u-title')), 'loss');
+
+    // Another artifact: a list of numbers, a line per run.
+    await page.locator('select[name=chart]').selectOption('loss_curve');
+    await Promise.all([
+      page.waitForURL(/chart=loss_curve/),
+      page.getByRole('button', { name: 'chart' }).click(),
+    ]);
+    await page.locator('figure.chart.drawn').waitFor();
+    const legend = await page.locator('figure.chart .u-legend .u-series .u-label').allTextContents();
+    for (const id of [first, second]) assert.ok(legend.includes(id), `${id} in ${legend}`);
+    await shot(page, 'compare');
+    assert.deepEqual(seen, { dialogs: [], errors: [] });
+  } finally {
+    await close();
+  }
+});
+
+test("a run's timeline has a lane per step and a bar per attempt, each leading to its task", async () => {
+  const id = garden.failed;
+  const { page, seen, close } = await open(`/flows/Garden/runs/${id}`);
+  try {
+    const timeline = page.locator('svg.timeline');
+    assert.equal(await timeline.count(), 1);
+    const lanes = await timeline.locator('g.lane').evaluateAll((gs) => gs.map((g) => g.dataset.step));
+    assert.deepEqual(lanes, ['start', 'plant', 'gather', 'end']);
+    // start, and the three plant tasks of which one failed; nothing after.
+    assert.equal(await timeline.locator('rect.bar').count(), 4);
+    assert.equal(await timeline.locator('rect.bar.failed').count(), 1);
+    const failed = timeline.locator('rect.bar.failed');
+    assert.match(await text(failed.locator('title')), /^plant\/\d+: .*, failed$/);
+    const box = await failed.boundingBox();
+    assert.ok(box.width >= 2 && box.height >= 6, `the bar can be seen: ${JSON.stringify(box)}`);
+    const fill = await failed.evaluate((el) => getComputedStyle(el).fill);
+    const doneFill = await timeline.locator('rect.bar.done').first().evaluate((el) => getComputedStyle(el).fill);
+    assert.notEqual(fill, doneFill);
+    await shot(page, 'run-timeline');
+    await Promise.all([page.waitForURL(/\/steps\/plant\/tasks\/\d+$/), failed.click()]);
+    assert.match(await text(page.locator('h1')), /plant/);
+    assert.deepEqual(seen, { dialogs: [], errors: [] });
+  } finally {
+    await close();
+  }
+});

@@ -3,7 +3,8 @@
 //! `ui_fixtures DIR` runs, in the datastore `DIR`: two runs of `Garden` that succeed and one that
 //! fails in one of its foreach tasks (with logs), one run of `Hostile`, whose artifacts and
 //! log hold markup a browser must never run, and one run of `Trainer`, whose `train` task writes
-//! a card (markdown, a chart, a table, a PNG); it prints their ids as JSON.
+//! a card (markdown, a chart, a table, a PNG), and two runs of `Tuned` with other learning rates,
+//! to compare; it prints their ids as JSON.
 //!
 //! `ui_fixtures DIR --hold FILE` runs `Slow`, whose `wait` step creates `FILE.waiting` and then
 //! waits until `FILE` is gone (at most two minutes): the run stays `running` until then.
@@ -168,6 +169,41 @@ impl Trainer {
 }
 
 /// The file `Slow` waits on.
+#[derive(Clone, Default, Serialize, Deserialize, clap::Args)]
+struct Tuning {
+    /// The learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+}
+
+/// Runs to compare: the same flow with two learning rates.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Tuned {
+    tuning: Tuning,
+    epochs: u32,
+    loss_curve: Vec<f64>,
+    loss: f64,
+}
+
+#[flow(params = tuning)]
+impl Tuned {
+    #[step(next = end)]
+    fn start(&mut self) {
+        self.epochs = 20;
+        let lr = self.tuning.lr;
+        self.loss_curve = (0..self.epochs)
+            .map(|e| 0.1 + (lr - 0.1).abs() + 2.0 * (-lr * 0.8 * f64::from(e)).exp())
+            .collect();
+        self.loss = self.loss_curve.last().copied().unwrap_or_default();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// The learning rates of the two runs of `Tuned`.
+const TUNED_RATES: [f64; 2] = [0.3, 0.05];
+
 static HOLD: OnceLock<PathBuf> = OnceLock::new();
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -248,7 +284,12 @@ fn main() {
     let failed = run_as::<Garden>(&store, json!({ "fail": true }), RunStatus::Failed);
     let hostile = run_as::<Hostile>(&store, json!(null), RunStatus::Succeeded);
     let trainer = run_as::<Trainer>(&store, json!(null), RunStatus::Succeeded);
+    let tuned: Vec<String> = TUNED_RATES
+        .iter()
+        .map(|lr| run_as::<Tuned>(&store, json!({ "lr": lr }), RunStatus::Succeeded))
+        .collect();
     let fixtures = json!({
+        "tuned": { "runs": tuned, "rates": TUNED_RATES },
         "trainer": trainer,
         "card": {
             "heading": CARD_HEADING,
