@@ -10,11 +10,17 @@
 //! cargo run --features burn --example train_burn -- run --datastore /tmp/flows
 //! ```
 //!
+//! Each `train` task's card draws its loss per epoch; `pick`'s card has the curves of every
+//! learning rate together and a table of their final losses, marking the one picked
+//! (`blooming card TrainBurn/latest/pick --output report.html`, or the task's page in
+//! `blooming ui`).
+//!
 //! Every field is stored after every step. The initial model is the same in every task, and the
 //! best model is one of the trained ones, so both are stored once however many tasks hold them.
 
 use blooming_flowers::burn;
 use blooming_flowers::burn_model::{ConfiguredModule, Model, ModelError, OptimizerState};
+use blooming_flowers::card::{Cell, Chart, Table};
 use blooming_flowers::prelude::*;
 use burn::config::Config;
 use burn::module::Module;
@@ -68,7 +74,7 @@ impl ConfiguredModule for Mlp {
 /// How many points the data set has.
 const SAMPLES: usize = 64;
 /// How many full-batch Adam steps each learning rate gets.
-const EPOCHS: usize = 300;
+pub const EPOCHS: usize = 300;
 /// The inputs on which `end` records the best model's outputs.
 pub const PROBE: [f32; 5] = [-1.5, -0.5, 0.0, 0.75, 1.9];
 
@@ -91,6 +97,8 @@ pub struct TrainBurn {
     pub optimizer: OptimizerState,
     /// In a `train` task: the final mean squared error on the data set.
     pub loss: f32,
+    /// In a `train` task: the training loss at each epoch (before that epoch's step).
+    pub loss_curve: Vec<f32>,
     /// Every learning rate's final loss, in the order of `learning_rates`.
     pub losses: Vec<f32>,
     /// The model with the lowest loss.
@@ -132,8 +140,10 @@ impl TrainBurn {
         let (x, y) = self.data(&autodiff);
         let mut net = self.initial.module()?.clone().fork(&autodiff).train();
         let mut optimizer = AdamConfig::new().init();
+        self.loss_curve = Vec::with_capacity(EPOCHS);
         for _ in 0..EPOCHS {
             let loss = mse(net.forward(x.clone()), y.clone());
+            self.loss_curve.push(loss.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optimizer.step(learning_rate, net, grads);
         }
@@ -144,6 +154,17 @@ impl TrainBurn {
         self.model = Model::new(self.initial.config()?.clone(), net);
         self.optimizer = OptimizerState::capture(&optimizer)?;
         tracing::info!(learning_rate, loss = self.loss, "trained");
+        blooming_flowers::card()
+            .markdown(format!(
+                "## Learning rate {learning_rate}\n\n{EPOCHS} epochs of Adam, full batch; final loss **{}**.",
+                self.loss
+            ))
+            .chart(
+                Chart::line("training loss per epoch")
+                    .x_label("epoch")
+                    .y_label("mean squared error")
+                    .series(format!("lr={learning_rate}"), self.loss_curve.iter().copied()),
+            );
         Ok(())
     }
 
@@ -151,14 +172,41 @@ impl TrainBurn {
     #[step(join, next = end)]
     fn pick(&mut self, inputs: Inputs<Self>) -> Result<(), String> {
         let mut best: Option<(f32, f64, Model<Mlp>)> = None;
+        let mut tried = Vec::new();
+        let mut curves = Chart::line("training loss per epoch, every learning rate")
+            .x_label("epoch")
+            .y_label("mean squared error");
         for input in inputs.try_iter() {
             let input = input.map_err(|e| e.to_string())?;
             self.losses.push(input.loss);
+            tried.push((input.learning_rate, input.loss));
+            curves = curves.series(
+                format!("lr={}", input.learning_rate),
+                input.loss_curve.iter().copied(),
+            );
             if best.as_ref().is_none_or(|(loss, _, _)| input.loss < *loss) {
                 best = Some((input.loss, input.learning_rate, input.model.clone()));
             }
         }
         let (loss, learning_rate, model) = best.ok_or("no learning rate was tried")?;
+        let table = tried.iter().fold(
+            Table::new(["learning rate", "final loss", "picked"]),
+            |table, &(lr, final_loss)| {
+                table.row([
+                    Cell::from(lr),
+                    Cell::from(final_loss),
+                    Cell::from(lr == learning_rate),
+                ])
+            },
+        );
+        blooming_flowers::card()
+            .markdown(format!(
+                "# Learning rates tried\n\n{} learning rates, {EPOCHS} epochs each: \
+                 **{learning_rate}** reached the lowest loss, {loss}.",
+                tried.len()
+            ))
+            .table(table)
+            .chart(curves);
         self.best_loss = loss;
         self.best_learning_rate = learning_rate;
         self.best = model;

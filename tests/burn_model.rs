@@ -22,6 +22,7 @@ use blooming_flowers::prelude::*;
 #[path = "../examples/train_burn.rs"]
 mod train_burn;
 
+use blooming_flowers::card::{Cell, Chart, Component};
 use train_burn::{Mlp, PROBE, TrainBurn};
 
 /// Runs `train_burn run --datastore DIR` as a child process.
@@ -161,6 +162,66 @@ fn the_best_model_reloads_bit_for_bit_in_another_process() {
     // And the whole state reads back as the flow type.
     let state: TrainBurn = run.state().expect("state");
     assert_eq!(state.best.weights_checksum().expect("set"), recorded);
+
+    // Each training task's card draws its loss per epoch, the same numbers as its artifact.
+    for (i, lr) in state.learning_rates.iter().enumerate() {
+        let task = run.step("train").and_then(|s| s.task(&i.to_string()));
+        let task = task.expect("a train task");
+        let curve: Vec<f32> = task.artifact("loss_curve").expect("loss_curve");
+        assert_eq!(curve.len(), train_burn::EPOCHS);
+        let card = task.card().expect("readable").expect("a card");
+        let charts: Vec<&Chart> = card
+            .components
+            .iter()
+            .filter_map(|c| match c {
+                Component::Chart(chart) => Some(chart),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(charts.len(), 1, "{card:?}");
+        let series = &charts[0].series[0];
+        assert_eq!(series.name, format!("lr={lr}"));
+        assert_eq!(series.y.len(), train_burn::EPOCHS);
+        assert_eq!(
+            series.x.last().copied(),
+            Some((train_burn::EPOCHS - 1) as f64)
+        );
+        let expected: Vec<f64> = curve.iter().map(|&l| f64::from(l)).collect();
+        assert_eq!(series.y, expected);
+        assert!(
+            series.y[0] > series.y[train_burn::EPOCHS - 1],
+            "the loss fell"
+        );
+    }
+    // `pick`'s card: a heading, a table of every learning rate with one picked, every curve.
+    let pick = run.step("pick").and_then(|s| s.task("0")).expect("pick");
+    let card = pick.card().expect("readable").expect("a card");
+    let table = card
+        .components
+        .iter()
+        .find_map(|c| match c {
+            Component::Table(table) => Some(table),
+            _ => None,
+        })
+        .expect("a table");
+    assert_eq!(table.rows.len(), state.learning_rates.len());
+    let picked: Vec<_> = table
+        .rows
+        .iter()
+        .filter(|row| row.get(2) == Some(&Cell::Bool(true)))
+        .collect();
+    assert_eq!(picked.len(), 1);
+    assert_eq!(picked[0][0], Cell::Float(state.best_learning_rate));
+    assert!(
+        matches!(&card.components[0], Component::Markdown(m) if m.starts_with("# Learning rates tried")),
+        "{:?}",
+        card.components[0]
+    );
+    let all_curves = card.components.iter().any(|c| {
+        matches!(c, Component::Chart(chart) if chart.series.len() == state.learning_rates.len()
+            && chart.series.iter().all(|s| s.y.len() == train_burn::EPOCHS))
+    });
+    assert!(all_curves, "{card:?}");
 }
 
 /// The training flow on S3-compatible storage, in-process and on Slurm: the same models, bit

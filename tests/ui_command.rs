@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
+use blooming_flowers::card::Chart;
 use blooming_flowers::prelude::*;
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -19,6 +20,9 @@ impl Watered {
     #[step(next = end)]
     fn start(&mut self) {
         self.litres = 12;
+        blooming_flowers::card()
+            .markdown("# Watering")
+            .chart(Chart::line("litres").series("bed 1", [3.0, 7.5, 12.0]));
     }
     #[step]
     fn end(&mut self) {}
@@ -122,6 +126,68 @@ fn errors_exit_with_the_binarys_codes(root: &Path) {
     }
 }
 
+fn exports_a_card_to_a_file(root: &Path) {
+    let datastore = root.join("datastore");
+    let run = flow_binary()
+        .arg("run")
+        .arg("--datastore")
+        .arg(&datastore)
+        .output()
+        .expect("run");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = root.join("report.html");
+    let out = flow_binary()
+        .args(["card", "latest/start", "--output"])
+        .arg(&report)
+        .arg("--datastore")
+        .arg(&datastore)
+        .output()
+        .expect("card");
+    assert!(out.status.success(), "{out:?}");
+    let html = std::fs::read_to_string(&report).expect("the report");
+    assert!(html.contains("<h1>Watering</h1>"));
+    assert!(
+        html.contains("bed 1") && html.contains("7.5"),
+        "the chart's data"
+    );
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+
+    // To standard output, with the task named.
+    let out = flow_binary()
+        .args(["card", "latest/start/0", "--datastore"])
+        .arg(&datastore)
+        .output()
+        .expect("card");
+    assert!(out.status.success(), "{:?}", out.status);
+    // The same page, but for the nonce of its scripts, fresh at each export.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("<!doctype html>"));
+    assert_eq!(stdout.len(), html.len());
+    assert!(stdout.contains("<h1>Watering</h1>"));
+
+    for (path, code) in [
+        ("latest", 2),
+        ("latest/start/0/x", 2),
+        ("latest/nope", 1),
+        ("latest/end", 1),
+    ] {
+        let elsewhere = root.join(format!("{}.html", path.replace('/', "_")));
+        let out = flow_binary()
+            .args(["card", path, "--output"])
+            .arg(&elsewhere)
+            .arg("--datastore")
+            .arg(&datastore)
+            .output()
+            .expect("card");
+        assert_eq!(out.status.code(), Some(code), "{path}: {out:?}");
+        assert!(!elsewhere.exists(), "{path}: nothing written");
+    }
+}
+
 /// A test: its name and its body, given a directory of its own.
 type Test = (&'static str, fn(&Path));
 
@@ -132,7 +198,8 @@ fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-command");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("root");
-    let tests: [Test; 2] = [
+    let tests: [Test; 3] = [
+        ("exports_a_card_to_a_file", exports_a_card_to_a_file),
         (
             "serves_the_ui_opened_at_the_flow",
             serves_the_ui_opened_at_the_flow,

@@ -11,10 +11,14 @@
 
 use std::cell::RefCell;
 
+use crate::card::CardWriter;
 use crate::run::{RunId, TaskId};
 
-/// The identity of the running task.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// The identity of the running task, and a handle to its card.
+///
+/// Equality and hashing compare the identity only (flow, run, step, task, attempt, foreach), not
+/// the card.
+#[derive(Clone, Debug)]
 pub struct Current {
     /// The name of the flow, as in its graph.
     pub flow: &'static str,
@@ -28,6 +32,22 @@ pub struct Current {
     pub attempt: u32,
     /// The foreach splits this task is inside of, outermost first; empty outside any foreach.
     pub foreach: Vec<ForeachFrame>,
+    /// The attempt's card, shared by every clone.
+    card: CardWriter,
+}
+
+impl PartialEq for Current {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for Current {}
+
+impl std::hash::Hash for Current {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
 }
 
 /// One open foreach split around a task: which item of which split it handles.
@@ -42,6 +62,62 @@ pub struct ForeachFrame {
 }
 
 impl Current {
+    /// The identity of a task, with a new empty card.
+    pub fn new(
+        flow: &'static str,
+        run_id: RunId,
+        step: &'static str,
+        task_id: TaskId,
+        attempt: u32,
+        foreach: Vec<ForeachFrame>,
+    ) -> Current {
+        Current {
+            flow,
+            run_id,
+            step,
+            task_id,
+            attempt,
+            foreach,
+            card: CardWriter::detached(),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn identity(&self) -> (&str, &RunId, &str, &TaskId, u32, &[ForeachFrame]) {
+        (
+            self.flow,
+            &self.run_id,
+            self.step,
+            &self.task_id,
+            self.attempt,
+            &self.foreach,
+        )
+    }
+
+    /// The card of this task's attempt: every clone of this `Current` (one moved to another
+    /// thread included) writes to the same card, which the executor stores when the attempt ends.
+    ///
+    /// ```
+    /// use flow_runtime::current::Current;
+    ///
+    /// let task = Current::new("TrainFlow", "1".into(), "train", "0".into(), 0, Vec::new());
+    /// let copy = task.clone();
+    /// std::thread::spawn(move || {
+    ///     copy.card().markdown("written on another thread");
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// assert_eq!(task.card().snapshot().components.len(), 1);
+    /// ```
+    pub fn card(&self) -> CardWriter {
+        self.card.clone()
+    }
+
+    /// The same task with a new, empty card: what each attempt starts from.
+    pub fn with_new_card(mut self) -> Current {
+        self.card = CardWriter::detached();
+        self
+    }
     /// The index of the task's item in the innermost foreach, the one a step usually wants (e.g.
     /// to pick its shard); `None` outside any foreach.
     pub fn foreach_index(&self) -> Option<usize> {
@@ -73,6 +149,26 @@ pub fn current() -> Option<Current> {
         .flatten()
 }
 
+/// The card of the task running on this thread, or outside a task (a unit test calling a step
+/// function directly) a detached card, dropped when its last handle is: steps can write cards
+/// unconditionally.
+///
+/// ```
+/// use flow_runtime::card::Chart;
+///
+/// let losses = vec![0.8_f32, 0.4, 0.2];
+/// flow_runtime::card()
+///     .markdown("## Training")
+///     .chart(Chart::line("loss").x_label("epoch").series("lr=0.01", losses));
+/// ```
+pub fn card() -> crate::card::CardWriter {
+    CURRENT
+        .try_with(|current| current.borrow().as_ref().map(Current::card))
+        .ok()
+        .flatten()
+        .unwrap_or_else(CardWriter::detached)
+}
+
 /// Runs `body` with `current` as the task identity of this thread, and returns its result.
 ///
 /// The previous value is restored when `body` returns or panics, so a failed task cannot leave its
@@ -81,14 +177,14 @@ pub fn current() -> Option<Current> {
 /// ```
 /// use flow_runtime::current::{Current, ForeachFrame, current, with_current};
 ///
-/// let task = Current {
-///     flow: "HelloFlow",
-///     run_id: "1".into(),
-///     step: "square",
-///     task_id: "7".into(),
-///     attempt: 0,
-///     foreach: vec![ForeachFrame { step: "start", index: 6, count: 10 }],
-/// };
+/// let task = Current::new(
+///     "HelloFlow",
+///     "1".into(),
+///     "square",
+///     "7".into(),
+///     0,
+///     vec![ForeachFrame { step: "start", index: 6, count: 10 }],
+/// );
 /// let index = with_current(task, || current().and_then(|c| c.foreach_index()));
 /// assert_eq!(index, Some(6));
 /// assert!(current().is_none());
@@ -115,14 +211,24 @@ mod tests {
     use super::*;
 
     fn task(step: &'static str, foreach: Vec<ForeachFrame>) -> Current {
-        Current {
-            flow: "F",
-            run_id: "r1".into(),
-            step,
-            task_id: "t1".into(),
-            attempt: 1,
-            foreach,
-        }
+        Current::new("F", "r1".into(), step, "t1".into(), 1, foreach)
+    }
+
+    #[test]
+    fn the_card_follows_the_task_and_clones_share_it() {
+        let a = task("a", Vec::new());
+        let b = a.clone();
+        assert_eq!(a, b);
+        assert!(a.card().same_card(&b.card()));
+        let fresh = a.clone().with_new_card();
+        assert_eq!(fresh, a, "the card is not part of the identity");
+        assert!(!fresh.card().same_card(&a.card()));
+        with_current(a.clone(), || {
+            card().markdown("inside");
+        });
+        card().markdown("outside: detached, dropped");
+        assert_eq!(a.card().snapshot().components.len(), 1);
+        assert!(b.card().snapshot().components.len() == 1);
     }
 
     #[test]

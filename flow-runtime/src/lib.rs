@@ -4,6 +4,7 @@
 pub mod argo;
 #[cfg(feature = "burn")]
 pub mod burn_model;
+pub mod card;
 pub mod cli;
 pub mod client;
 pub mod current;
@@ -28,6 +29,7 @@ mod private;
 /// with the same version: `use blooming_flowers::clap;`.
 pub use clap;
 pub use cli::main;
+pub use current::card;
 pub use flow::{
     Flow, Persistable, StateOwned, StateRef, StepInput, StepOutcome, duplicate, initial, persist,
     restore,

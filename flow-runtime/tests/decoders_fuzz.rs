@@ -1,6 +1,6 @@
 //! Randomized tests of every decoder of stored data: done markers (task indexes), run records,
 //! task metadata and specs, MessagePack artifacts of nested types, a foreach's list of elements,
-//! and (feature `burn`) burn model and optimizer records.
+//! cards, and (feature `burn`) burn model and optimizer records.
 //!
 //! The property is the same for each: arbitrary bytes, and valid encodings with random damage,
 //! decode to a value or to an error, never a panic, and never ask for an allocation larger than
@@ -362,6 +362,29 @@ proptest! {
         bytes.extend_from_slice(&[0xa4, b'L', b'e', b'a', b'f']);
         let decoded = decode_field::<Tree>(&bytes);
         prop_assert_eq!(decoded.is_ok(), depth <= bounded::MAX_DEPTH, "depth {}", depth);
+    }
+
+    #[test]
+    fn cards_are_an_error_or_a_card(
+        texts in proptest::collection::vec(".{0,40}", 0..4),
+        ys in proptest::collection::vec(any::<f64>(), 0..40),
+        damage_done in mutations(),
+        arbitrary in arbitrary_bytes(),
+    ) {
+        use flow_runtime::card::{self, Chart, Table, CardWriter};
+        let writer = CardWriter::detached();
+        for text in &texts {
+            writer.markdown(text.clone()).table(Table::new([text.as_str()]).row([text.as_str()]));
+        }
+        writer.chart(Chart::line("loss").series("s", ys.iter().copied()));
+        let written = writer.take();
+        let stored = card::encode(&written).expect("encodes");
+        let back = card::decode(&stored).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        // NaN != NaN: compare the encodings.
+        prop_assert_eq!(card::encode(&back).expect("encodes"), stored.clone());
+        for bytes in [damage(&stored, &damage_done), arbitrary] {
+            let _ = card::decode(&bytes);
+        }
     }
 
     #[test]

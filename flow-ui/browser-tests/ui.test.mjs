@@ -5,6 +5,7 @@
 //   HOLD_FILE    the file the running run of `Slow` waits on; removing it ends that run
 //   SCREENSHOTS  where each test saves its screenshots
 //   CHROMIUM     the browser (default /usr/bin/chromium)
+//   CARD_FILE    the card of Trainer's `train` task, exported by `blooming card`
 // Each test asserts on what the page shows and saves a screenshot of it.
 
 import { test, before, after } from 'node:test';
@@ -39,8 +40,8 @@ after(async () => {
 });
 
 /// A fresh page that records every dialog, page error and console error it sees.
-async function open(path) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+async function open(path, viewport = { width: 1200, height: 800 }) {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const seen = { dialogs: [], errors: [] };
   page.on('dialog', async (dialog) => {
@@ -66,12 +67,16 @@ async function shot(page, name) {
 
 const text = async (locator) => (await locator.textContent()).trim();
 
+/// The count of runs a list shows (`3 runs`), without the compare button beside it.
+const countShown = (page) => page.locator('p.count').evaluate((p) => p.firstChild.textContent.trim());
+
 /// The runs table as `{ id: status }`, checking that each status's CSS class is its text.
 async function runsShown(page) {
   const rows = page.locator('table.runs tbody tr');
   const shown = {};
   for (const row of await rows.all()) {
-    const id = await text(row.locator('td').first());
+    // The first cell is the compare checkbox; the run's id is its link.
+    const id = await text(row.locator('td a').first());
     const status = row.locator('span.status');
     const label = await text(status);
     assert.match(await status.getAttribute('class'), new RegExp(`\\bstatus ${label}\\b`));
@@ -107,7 +112,7 @@ test('the runs of a flow are listed with their statuses, and the status filter n
       [garden.failed, 'failed'],
     ]);
     assert.deepEqual(await runsShown(page), expected);
-    assert.equal(await text(page.locator('p.count')), '3 runs');
+    assert.equal(await countShown(page), '3 runs');
     // The stylesheet tells the statuses apart.
     const failedColour = await styleOf(page, 'table.runs .status.failed', 'backgroundColor');
     const succeededColour = await styleOf(page, 'table.runs .status.succeeded', 'backgroundColor');
@@ -118,7 +123,7 @@ test('the runs of a flow are listed with their statuses, and the status filter n
     await page.selectOption('select[name=status]', 'failed');
     await Promise.all([page.waitForURL(/status=failed/), page.click('form.filters button')]);
     assert.deepEqual(await runsShown(page), { [garden.failed]: 'failed' });
-    assert.equal(await text(page.locator('p.count')), '1 run');
+    assert.equal(await countShown(page), '1 run');
     assert.equal(await page.locator('select[name=status]').inputValue(), 'failed');
     await shot(page, 'runs-failed');
 
@@ -132,7 +137,7 @@ test('the runs of a flow are listed with their statuses, and the status filter n
     await page.selectOption('select[name=status]', 'running');
     await Promise.all([page.waitForURL(/status=running/), page.click('form.filters button')]);
     assert.deepEqual(await runsShown(page), {});
-    assert.equal(await text(page.locator('p.count')), '0 runs');
+    assert.equal(await countShown(page), '0 runs');
     assert.deepEqual(seen, { dialogs: [], errors: [] });
   } finally {
     await close();
@@ -176,7 +181,7 @@ test("a run's page draws its graph, one node per step, and a node leads to its s
       page.locator('svg.dag g.step[data-step="plant"]').click(),
     ]);
     assert.equal(await text(page.locator('h1')), 'Step plant');
-    assert.equal(await text(page.locator('p.count')), '3 tasks');
+    assert.equal(await countShown(page), '3 tasks');
     assert.deepEqual(seen, { dialogs: [], errors: [] });
   } finally {
     await close();
@@ -329,6 +334,171 @@ test("a running run's page follows the run as it goes on, without a reload", asy
     await page.waitForTimeout(2500);
     assert.deepEqual(asked, []);
     assert.equal(await page.evaluate(() => window.__marker), 1);
+    assert.deepEqual(seen, { dialogs: [], errors: [] });
+  } finally {
+    await close();
+  }
+});
+
+test("a task's card shows its markdown, table, image and chart, and nothing stored in it runs", async () => {
+  const task = `/flows/Trainer/runs/${fixtures.trainer}/steps/train/tasks/0`;
+  for (const [path, name] of [
+    [task, 'card-on-task-page'],
+    [`${task}/card`, 'card'],
+  ]) {
+    const { page, seen, close } = await open(path, { width: 1200, height: 900 });
+    try {
+      const card = page.locator('div.card');
+      assert.equal(await text(card.locator('.markdown h1')), fixtures.card.heading);
+      // The script in the markdown is shown as text and did not run.
+      assert.match(await text(card.locator('.markdown p').first()), /<script>window\.__pwned = 1<\/script>/);
+      assert.equal(await page.evaluate(() => window.__pwned), undefined);
+      // The table: a header and one row per learning rate, exactly one picked.
+      const headers = await card.locator('table.card-table thead th').allTextContents();
+      assert.deepEqual(headers, ['learning rate', 'final loss', 'picked']);
+      const rows = card.locator('table.card-table tbody tr');
+      assert.equal(await rows.count(), fixtures.card.series.length);
+      const picked = await card.locator('table.card-table tbody td:last-child').allTextContents();
+      assert.equal(picked.filter((p) => p.trim() === 'true').length, 1);
+      // The image decoded (a broken PNG has no natural size).
+      const image = card.locator('figure.card-image img');
+      await image.waitFor();
+      const size = await image.evaluate((img) => [img.complete, img.naturalWidth, img.naturalHeight]);
+      assert.deepEqual(size, [true, 160, 64]);
+      // The chart is drawn by uPlot, with one legend entry per series.
+      const chart = card.locator('figure.chart.drawn');
+      await chart.waitFor();
+      assert.ok((await chart.locator('.uplot canvas').count()) >= 1, 'a canvas');
+      const legend = await chart.locator('.u-legend').textContent();
+      for (const series of fixtures.card.series) assert.ok(legend.includes(series), `${series} in ${legend}`);
+      assert.deepEqual(seen.dialogs, []);
+      assert.deepEqual(seen.errors, []);
+      if (name === 'card') {
+        await page.screenshot({ path: join(screenshots, `${name}.png`) });
+      } else {
+        await shot(page, name);
+      }
+    } finally {
+      await close();
+    }
+  }
+});
+
+test('an exported card opens from file:// with no network and draws its chart', async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const requested = [];
+  // Every request but the file itself fails: the export must need nothing else.
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url === fileUrl) return route.continue();
+    requested.push(url);
+    return route.abort();
+  });
+  const fileUrl = 'file://' + required('CARD_FILE');
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  try {
+    await page.goto(fileUrl);
+    const card = page.locator('div.card');
+    assert.equal(await text(card.locator('.markdown h1')), fixtures.card.heading);
+    const chart = card.locator('figure.chart.drawn');
+    await chart.waitFor();
+    const legend = await chart.locator('.u-legend').textContent();
+    for (const series of fixtures.card.series) assert.ok(legend.includes(series), `${series} in ${legend}`);
+    const size = await card.locator('figure.card-image img').evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+    assert.deepEqual(size, [160, 64]);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    assert.deepEqual(requested, []);
+    assert.deepEqual(errors, []);
+    await page.screenshot({ path: join(screenshots, 'card-exported.png') });
+  } finally {
+    await context.close();
+  }
+});
+
+test('two runs ticked in the runs list are compared side by side, with a chart across them', async () => {
+  const [first, second] = fixtures.tuned.runs;
+  const { page, seen, close } = await open('/flows/Tuned');
+  try {
+    for (const id of [first, second]) {
+      await page.locator(`input[type=checkbox][name=run][value="${id}"]`).check();
+    }
+    await Promise.all([
+      page.waitForURL(/\/flows\/Tuned\/compare\?/),
+      page.getByRole('button', { name: 'compare the runs ticked' }).click(),
+    ]);
+    assert.equal(await text(page.locator('h1')), 'Tuned: 2 runs compared');
+    const heads = await page.locator('table.compare thead th a').allTextContents();
+    assert.deepEqual(heads.sort(), [first, second].sort());
+    /// The row named `name`: whether it is marked as differing, and its cells.
+    const row = async (name) => {
+      const tr = page.locator('table.compare tbody tr', { has: page.locator(`th:text-is("${name}")`) });
+      assert.equal(await tr.count(), 1, name);
+      return {
+        differs: (await tr.getAttribute('class')) === 'differs',
+        cells: (await tr.locator('td').allTextContents()).map((c) => c.trim()),
+      };
+    };
+    const lr = await row('lr');
+    assert.equal(lr.differs, true);
+    assert.deepEqual(lr.cells.map(Number).sort(), [...fixtures.tuned.rates].sort());
+    assert.deepEqual(await row('epochs'), { differs: false, cells: ['20', '20'] });
+    assert.equal((await row('loss')).differs, true);
+    // A differing row is painted apart from an equal one.
+    const marked = await styleOf(page, 'table.compare tr.differs td', 'background-color');
+    const plain = await page
+      .locator('table.compare tbody tr:not(.differs) td')
+      .first()
+      .evaluate((el) => getComputedStyle(el).backgroundColor);
+    assert.notEqual(marked, plain);
+
+    // The first number that differs is charted, a point per run, drawn by uPlot.
+    const figure = page.locator('figure.chart.drawn');
+    await figure.waitFor();
+    assert.equal(await figure.locator('canvas').count(), 1);
+    assert.equal(await text(figure.locator('.u-title')), 'loss');
+
+    // Another artifact: a list of numbers, a line per run.
+    await page.locator('select[name=chart]').selectOption('loss_curve');
+    await Promise.all([
+      page.waitForURL(/chart=loss_curve/),
+      page.getByRole('button', { name: 'chart' }).click(),
+    ]);
+    await page.locator('figure.chart.drawn').waitFor();
+    const legend = await page.locator('figure.chart .u-legend .u-series .u-label').allTextContents();
+    for (const id of [first, second]) assert.ok(legend.includes(id), `${id} in ${legend}`);
+    await shot(page, 'compare');
+    assert.deepEqual(seen, { dialogs: [], errors: [] });
+  } finally {
+    await close();
+  }
+});
+
+test("a run's timeline has a lane per step and a bar per attempt, each leading to its task", async () => {
+  const id = garden.failed;
+  const { page, seen, close } = await open(`/flows/Garden/runs/${id}`);
+  try {
+    const timeline = page.locator('svg.timeline');
+    assert.equal(await timeline.count(), 1);
+    const lanes = await timeline.locator('g.lane').evaluateAll((gs) => gs.map((g) => g.dataset.step));
+    assert.deepEqual(lanes, ['start', 'plant', 'gather', 'end']);
+    // start, and the three plant tasks of which one failed; nothing after.
+    assert.equal(await timeline.locator('rect.bar').count(), 4);
+    assert.equal(await timeline.locator('rect.bar.failed').count(), 1);
+    const failed = timeline.locator('rect.bar.failed');
+    assert.match(await text(failed.locator('title')), /^plant\/\d+: .*, failed$/);
+    const box = await failed.boundingBox();
+    assert.ok(box.width >= 2 && box.height >= 6, `the bar can be seen: ${JSON.stringify(box)}`);
+    const fill = await failed.evaluate((el) => getComputedStyle(el).fill);
+    const doneFill = await timeline.locator('rect.bar.done').first().evaluate((el) => getComputedStyle(el).fill);
+    assert.notEqual(fill, doneFill);
+    await shot(page, 'run-timeline');
+    await Promise.all([page.waitForURL(/\/steps\/plant\/tasks\/\d+$/), failed.click()]);
+    assert.match(await text(page.locator('h1')), /plant/);
     assert.deepEqual(seen, { dialogs: [], errors: [] });
   } finally {
     await close();

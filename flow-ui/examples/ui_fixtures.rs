@@ -1,8 +1,10 @@
 //! Datastores for the browser tests (`scripts/browser-tests`), made by running real flows.
 //!
 //! `ui_fixtures DIR` runs, in the datastore `DIR`: two runs of `Garden` that succeed and one that
-//! fails in one of its foreach tasks (with logs), and one run of `Hostile`, whose artifacts and
-//! log hold markup a browser must never run; it prints their ids as JSON.
+//! fails in one of its foreach tasks (with logs), one run of `Hostile`, whose artifacts and
+//! log hold markup a browser must never run, and one run of `Trainer`, whose `train` task writes
+//! a card (markdown, a chart, a table, a PNG), and two runs of `Tuned` with other learning rates,
+//! to compare; it prints their ids as JSON.
 //!
 //! `ui_fixtures DIR --hold FILE` runs `Slow`, whose `wait` step creates `FILE.waiting` and then
 //! waits until `FILE` is gone (at most two minutes): the run stays `running` until then.
@@ -86,7 +88,122 @@ impl Hostile {
     fn end(&mut self) {}
 }
 
+/// The learning rates `Trainer` tries, and the heading of its card.
+const LEARNING_RATES: [f64; 3] = [0.3, 0.1, 0.03];
+const CARD_HEADING: &str = "Training report";
+
+/// A model trained with three learning rates: its `train` step writes a card with a heading, a
+/// paragraph with markup a browser must never run, a table of the learning rates, a picture and
+/// the loss per epoch of each as a line chart.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Trainer {
+    final_losses: Vec<f64>,
+}
+
+#[flow]
+impl Trainer {
+    #[step(next = train)]
+    fn start(&mut self) {}
+
+    #[step(next = end)]
+    fn train(&mut self) {
+        use blooming_flowers::card::{Cell, Chart, Image, Table};
+        let epochs = 30;
+        let curve = |lr: f64| -> Vec<f64> {
+            (0..epochs)
+                .map(|e| {
+                    let e = f64::from(e);
+                    let floor = 0.08 + (lr - 0.1).abs() * 1.5;
+                    floor + 2.2 * (-lr * 0.9 * e).exp() + 0.02 * (e * 1.7).sin() * (-0.05 * e).exp()
+                })
+                .collect()
+        };
+        let curves: Vec<Vec<f64>> = LEARNING_RATES.iter().map(|&lr| curve(lr)).collect();
+        self.final_losses = curves.iter().filter_map(|c| c.last().copied()).collect();
+        let best = self
+            .final_losses
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i);
+        let mut table = Table::new(["learning rate", "final loss", "picked"]);
+        for (i, lr) in LEARNING_RATES.iter().enumerate() {
+            table = table.row([
+                Cell::from(*lr),
+                Cell::from((self.final_losses[i] * 1000.0).round() / 1000.0),
+                Cell::from(i == best),
+            ]);
+        }
+        let chart = LEARNING_RATES.iter().zip(&curves).fold(
+            Chart::line("training loss per epoch")
+                .x_label("epoch")
+                .y_label("loss"),
+            |chart, (lr, curve)| chart.series(format!("lr={lr}"), curve.iter().copied()),
+        );
+        // A 160×64 picture: a gradient from blue to orange, as a confusion matrix might be drawn.
+        let (w, h) = (160_u32, 64_u32);
+        let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                let t = f64::from(x) / f64::from(w - 1);
+                let shade = 1.0 - 0.35 * f64::from(y) / f64::from(h - 1);
+                rgb.push(((47.0 + t * (217.0 - 47.0)) * shade) as u8);
+                rgb.push(((111.0 + t * (130.0 - 111.0)) * shade) as u8);
+                rgb.push(((223.0 + t * (43.0 - 223.0)) * shade) as u8);
+            }
+        }
+        blooming_flowers::card()
+            .markdown(format!(
+                "# {CARD_HEADING}\n\n{epochs} epochs of SGD with {} learning rates; \
+                 **lr={}** reached the lowest loss. Stored markup stays text: {SCRIPT}",
+                LEARNING_RATES.len(),
+                LEARNING_RATES[best]
+            ))
+            .chart(chart)
+            .table(table)
+            .image(Image::from_rgb(w, h, &rgb).caption("a picture the step drew"));
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
 /// The file `Slow` waits on.
+#[derive(Clone, Default, Serialize, Deserialize, clap::Args)]
+struct Tuning {
+    /// The learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+}
+
+/// Runs to compare: the same flow with two learning rates.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Tuned {
+    tuning: Tuning,
+    epochs: u32,
+    loss_curve: Vec<f64>,
+    loss: f64,
+}
+
+#[flow(params = tuning)]
+impl Tuned {
+    #[step(next = end)]
+    fn start(&mut self) {
+        self.epochs = 20;
+        let lr = self.tuning.lr;
+        self.loss_curve = (0..self.epochs)
+            .map(|e| 0.1 + (lr - 0.1).abs() + 2.0 * (-lr * 0.8 * f64::from(e)).exp())
+            .collect();
+        self.loss = self.loss_curve.last().copied().unwrap_or_default();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
+/// The learning rates of the two runs of `Tuned`.
+const TUNED_RATES: [f64; 2] = [0.3, 0.05];
+
 static HOLD: OnceLock<PathBuf> = OnceLock::new();
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -166,7 +283,18 @@ fn main() {
     ];
     let failed = run_as::<Garden>(&store, json!({ "fail": true }), RunStatus::Failed);
     let hostile = run_as::<Hostile>(&store, json!(null), RunStatus::Succeeded);
+    let trainer = run_as::<Trainer>(&store, json!(null), RunStatus::Succeeded);
+    let tuned: Vec<String> = TUNED_RATES
+        .iter()
+        .map(|lr| run_as::<Tuned>(&store, json!({ "lr": lr }), RunStatus::Succeeded))
+        .collect();
     let fixtures = json!({
+        "tuned": { "runs": tuned, "rates": TUNED_RATES },
+        "trainer": trainer,
+        "card": {
+            "heading": CARD_HEADING,
+            "series": LEARNING_RATES.iter().map(|lr| format!("lr={lr}")).collect::<Vec<_>>(),
+        },
         "garden": { "succeeded": succeeded, "failed": failed },
         "failure": FAILURE,
         "hostile": hostile,

@@ -1,4 +1,5 @@
-//! The `blooming` command: `blooming ui [--datastore LOC] [--bind ADDR] [--port N]`.
+//! The `blooming` command: `blooming ui [--datastore LOC] [--bind ADDR] [--port N]` and
+//! `blooming card FLOW/RUN/STEP[/TASK] [--output FILE] [--datastore LOC]`.
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -24,6 +25,24 @@ pub struct Cli {
 enum Command {
     /// Serves a read-only web UI over a datastore's runs.
     Ui(UiArgs),
+    /// Exports a task's card as one self-contained HTML file.
+    Card(CardArgs),
+}
+
+/// The arguments of `blooming card`.
+#[derive(Debug, Args)]
+pub struct CardArgs {
+    /// The task: `FLOW/RUN/STEP/TASK`, or `FLOW/RUN/STEP` for a step's only task; RUN may be
+    /// `latest`.
+    #[arg(value_name = "FLOW/RUN/STEP[/TASK]")]
+    pub task: String,
+    /// Where to write the HTML file; `-` (the default) is standard output.
+    #[arg(long, short, value_name = "FILE", default_value = "-")]
+    pub output: OsString,
+    /// The datastore: a directory or `s3://bucket/prefix` (default: $BLOOMING_DATASTORE, else
+    /// `./.blooming`).
+    #[arg(long, value_name = "LOC", env = DATASTORE_ENV, default_value = DEFAULT_DATASTORE)]
+    pub datastore: OsString,
 }
 
 /// The arguments of `blooming ui`.
@@ -68,6 +87,109 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Card(args) => match card(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("blooming card: {}", e.message);
+                ExitCode::from(e.code)
+            }
+        },
+    }
+}
+
+/// Why `blooming card` failed: a message for people and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardCommandError {
+    /// What went wrong.
+    pub message: String,
+    /// 2 for a path that is not `FLOW/RUN/STEP[/TASK]` or names what cannot be in a datastore;
+    /// 1 for a missing run, step, task or card, a damaged card, or a file that cannot be written.
+    pub code: u8,
+}
+
+impl CardCommandError {
+    fn usage(message: impl Into<String>) -> Self {
+        CardCommandError {
+            message: message.into(),
+            code: 2,
+        }
+    }
+
+    fn failure(message: impl Into<String>) -> Self {
+        CardCommandError {
+            message: message.into(),
+            code: 1,
+        }
+    }
+}
+
+/// Splits `FLOW/RUN/STEP[/TASK]` into its parts.
+///
+/// # Errors
+///
+/// Any other number of parts, or an empty one: a usage error (exit 2).
+pub fn parse_task_path(path: &str) -> Result<(&str, &str, &str, Option<&str>), CardCommandError> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let bad = || {
+        CardCommandError::usage(format!(
+            "`{path}` is not FLOW/RUN/STEP or FLOW/RUN/STEP/TASK (RUN may be `latest`)"
+        ))
+    };
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(bad());
+    }
+    match parts.as_slice() {
+        [flow, run, step] => Ok((flow, run, step, None)),
+        [flow, run, step, task] => Ok((flow, run, step, Some(task))),
+        _ => Err(bad()),
+    }
+}
+
+/// `blooming card`: writes the card of `args.task` to `args.output` (`-`: standard output), and
+/// nowhere else; nothing is written when the card cannot be exported.
+///
+/// # Errors
+///
+/// See [`CardCommandError::code`].
+pub fn card(args: &CardArgs) -> Result<(), CardCommandError> {
+    let (flow, run, step, task) = parse_task_path(&args.task)?;
+    let client =
+        Client::open(&args.datastore).map_err(|e| CardCommandError::failure(e.to_string()))?;
+    export_card_to(&client, flow, run, step, task, &args.output)
+}
+
+/// Writes the card of a task (see [`crate::export_card_html`]) to `output`, a file or `-` for
+/// standard output, and nowhere else; nothing is written when the card cannot be exported. What
+/// `blooming card` does once it has parsed its arguments, for a flow binary's `card` command too.
+///
+/// # Errors
+///
+/// See [`CardCommandError::code`].
+pub fn export_card_to(
+    client: &Client,
+    flow: &str,
+    run: &str,
+    step: &str,
+    task: Option<&str>,
+    output: &std::ffi::OsStr,
+) -> Result<(), CardCommandError> {
+    let html = crate::export_card_html(client, flow, run, step, task).map_err(|e| match e {
+        crate::CardExportError::BadName(m) => CardCommandError::usage(m),
+        other => CardCommandError::failure(other.to_string()),
+    })?;
+    if output == "-" {
+        use std::io::Write as _;
+        std::io::stdout()
+            .lock()
+            .write_all(html.as_bytes())
+            .map_err(|e| CardCommandError::failure(format!("cannot write the card: {e}")))
+    } else {
+        std::fs::write(output, html).map_err(|e| {
+            CardCommandError::failure(format!(
+                "cannot write {}: {e}",
+                std::path::Path::new(output).display()
+            ))
+        })
     }
 }
 

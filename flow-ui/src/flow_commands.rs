@@ -1,10 +1,13 @@
-//! The UI's commands on every flow binary: `MYFLOW ui` (the same server as `blooming ui`, its
-//! URL the flow's page), added by the facade's `main` when its cargo feature `ui` is on.
+//! The UI's commands on every flow binary, added by the facade's `main` when its cargo feature
+//! `ui` is on: `MYFLOW ui` (the same server as `blooming ui`, its URL the flow's page) and
+//! `MYFLOW card RUN/STEP[/TASK] --output FILE` (`blooming card` without the flow's name).
 
-use clap::{ArgMatches, Args, Command, FromArgMatches};
+use std::ffi::OsString;
+
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, value_parser};
 use flow_runtime::cli::{CommandExtension, ExtensionContext, ExtensionError};
 
-use crate::cli::{ListenArgs, serve};
+use crate::cli::{CardCommandError, ListenArgs, export_card_to, serve};
 use crate::links;
 
 /// The commands the UI adds to a flow binary.
@@ -17,10 +20,16 @@ use crate::links;
 /// # }
 /// ```
 pub fn flow_commands() -> &'static [CommandExtension] {
-    &[CommandExtension {
-        command: ui_command,
-        exec: ui_exec,
-    }]
+    &[
+        CommandExtension {
+            command: ui_command,
+            exec: ui_exec,
+        },
+        CommandExtension {
+            command: card_command,
+            exec: card_exec,
+        },
+    ]
 }
 
 fn ui_command() -> Command {
@@ -40,4 +49,57 @@ fn ui_exec(ctx: &mut ExtensionContext<'_>, matches: &ArgMatches) -> Result<(), E
         &links::flow(ctx.flow),
     )
     .map_err(ExtensionError::failure)
+}
+
+fn card_command() -> Command {
+    Command::new("card")
+        .about("Exports a task's card as one self-contained HTML file")
+        .arg(
+            Arg::new("task")
+                .value_name("RUN/STEP[/TASK]")
+                .required(true)
+                .help("The task: RUN/STEP/TASK, or RUN/STEP for a step's only task; RUN may be `latest`"),
+        )
+        .arg(
+            Arg::new("output")
+                .long("output")
+                .short('o')
+                .value_name("FILE")
+                .value_parser(value_parser!(OsString))
+                .default_value("-")
+                .help("Where to write the HTML file; `-` (the default) is standard output"),
+        )
+}
+
+fn card_exec(ctx: &mut ExtensionContext<'_>, matches: &ArgMatches) -> Result<(), ExtensionError> {
+    let task = matches
+        .get_one::<String>("task")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let output = matches
+        .get_one::<OsString>("output")
+        .cloned()
+        .unwrap_or_else(|| OsString::from("-"));
+    let parts: Vec<&str> = task.split('/').collect();
+    let (run, step, task_id) = match parts.as_slice() {
+        [run, step] if !run.is_empty() && !step.is_empty() => (*run, *step, None),
+        [run, step, id] if !run.is_empty() && !step.is_empty() && !id.is_empty() => {
+            (*run, *step, Some(*id))
+        }
+        _ => {
+            return Err(ExtensionError::usage(format!(
+                "`{task}` is not RUN/STEP or RUN/STEP/TASK (RUN may be `latest`)"
+            )));
+        }
+    };
+    let client = ctx.client()?;
+    export_card_to(&client, ctx.flow, run, step, task_id, &output).map_err(
+        |CardCommandError { message, code }| {
+            if code == 2 {
+                ExtensionError::usage(message)
+            } else {
+                ExtensionError::failure(message)
+            }
+        },
+    )
 }

@@ -19,8 +19,13 @@
 //! | `/flows/{flow}/runs/{run}` | the run's record, its graph drawn as SVG, its failure |
 //! | `/flows/{flow}/runs/{run}/status.json` | how the run stands: what its page polls while it runs |
 //! | `/flows/{flow}/runs/{run}/steps/{step}` | the step's tasks (`?page=`) |
-//! | `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}` | a task: attempts, artifacts, logs |
+//! | `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}` | a task: attempts, card, artifacts, logs |
+//! | `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/card` | the task's card alone |
 //! | `/raw/{flow}/{run}/{step}/{task}/{artifact}` | an artifact's stored MessagePack bytes |
+//!
+//! [`export_card_html`] writes a task's card (see `flow_runtime::card`) as one self-contained
+//! HTML file; `blooming card FLOW/RUN/STEP[/TASK] --output FILE` is that function on the command
+//! line ([`cli::card`]).
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -29,6 +34,7 @@ use axum::routing::get;
 use flow_runtime::client::Client;
 
 mod assets;
+pub mod card;
 pub mod chart;
 pub mod cli;
 mod compare;
@@ -44,11 +50,13 @@ mod raw;
 mod timeline;
 mod views;
 
+pub use card::{CardExportError, export_card_html};
 pub use error::UiError;
 pub use flow_commands::flow_commands;
 
 /// The `Content-Security-Policy` of every response.
-const POLICY: &str = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'";
+/// Images may also be `data:` URLs: a card's PNGs are inlined so.
+const POLICY: &str = "default-src 'self'; script-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'";
 
 /// Runs shown per page of a flow's runs, tasks per page of a step's tasks.
 pub const PER_PAGE: usize = 50;
@@ -65,6 +73,10 @@ pub fn router(client: Client) -> Router {
         .route(
             "/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}",
             get(pages::task),
+        )
+        .route(
+            "/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/card",
+            get(pages::card),
         )
         .route(
             "/raw/{flow}/{run}/{step}/{task}/{artifact}",

@@ -56,6 +56,11 @@ pub(crate) fn task(flow: &str, run: &str, step: &str, task: &str) -> String {
     format!("{}/tasks/{}", self::step(flow, run, step), encode(task))
 }
 
+/// `/flows/FLOW/runs/RUN/steps/STEP/tasks/TASK/card`.
+pub(crate) fn card(flow: &str, run: &str, step: &str, task: &str) -> String {
+    format!("{}/card", self::task(flow, run, step, task))
+}
+
 /// `/raw/FLOW/RUN/STEP/TASK/ARTIFACT`.
 pub(crate) fn raw(flow: &str, run: &str, step: &str, task: &str, artifact: &str) -> String {
     [flow, run, step, task, artifact]

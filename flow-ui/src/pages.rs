@@ -10,6 +10,7 @@ use flow_runtime::client::{Client, FlowHandle, RunHandle};
 use flow_runtime::run::{RunRecord, RunStatus};
 use serde::Deserialize;
 
+use crate::card::{CardPage, CardView};
 use crate::dag::{self, StepDrawn};
 use crate::timeline::{self, StepSpans};
 use crate::views::{
@@ -427,7 +428,14 @@ pub(crate) async fn task(
             Ok(logs) => (logs, None),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
+        let (card, card_problem) = match entry.card() {
+            Ok(card) => (card.as_ref().map(CardView::of), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         Ok(TaskPage {
+            card,
+            card_problem,
+            card_href: links::card(&flow, &run, &step, &task),
             flow_href: links::flow(&flow),
             run_href: links::run(&flow, &run),
             step_href: links::step(&flow, &run, &step),
@@ -451,6 +459,29 @@ pub(crate) async fn task(
             run,
             step,
             task,
+        })
+    })
+    .await?;
+    render(&page)
+}
+
+/// `/flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/card`: the task's card alone.
+pub(crate) async fn card(
+    State(client): State<Client>,
+    Path((flow, run, step, task)): Path<(String, String, String, String)>,
+) -> Result<Html<String>, UiError> {
+    let page = blocking(move || {
+        let handle = existing_run(&client, &flow, &run)?;
+        let step_handle = handle.step(links::segment("step", &step)?)?;
+        let entry = step_handle.task_entry(links::segment("task", &task)?)?;
+        let title = format!("{flow}/{run}/{step}/{task}");
+        let card = entry
+            .card()?
+            .ok_or_else(|| UiError::NotFound(format!("task {title} wrote no card")))?;
+        Ok(CardPage {
+            task_href: links::task(&flow, &run, &step, &task),
+            title,
+            card: CardView::of(&card),
         })
     })
     .await?;

@@ -1,8 +1,10 @@
 //! The pages' templates, checked at compile time by askama. Every value shown is HTML-escaped
-//! (the templates are `.html`, and none uses `|safe`).
+//! (the templates are `.html`); the one `|safe` is a card's markdown, HTML written by
+//! pulldown-cmark from sanitised events (see [`crate::card`]).
 
 use askama::Template;
 
+use crate::card::{CardView, ComponentView};
 use crate::dag::Dag;
 use crate::timeline::Timeline;
 
@@ -140,6 +142,11 @@ pub(crate) struct TaskPage {
     pub artifacts: Vec<ArtifactView>,
     pub logs: Vec<LogView>,
     pub logs_problem: Option<String>,
+    /// The card of the last attempt, if it wrote one.
+    pub card: Option<CardView>,
+    pub card_href: String,
+    /// Why the card cannot be shown (damaged, unreadable).
+    pub card_problem: Option<String>,
 }
 
 /// One attempt of a task.

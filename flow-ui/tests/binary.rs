@@ -84,3 +84,64 @@ fn a_missing_datastore_exits_1_and_bad_arguments_exit_2() {
         assert_eq!(bad.status.code(), Some(2), "{args:?}");
     }
 }
+
+/// `blooming card` with `args` after it, over the fixture's datastore, in `dir`.
+fn card(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("card")
+        .args(args)
+        .arg("--datastore")
+        .arg(&fixture().datastore)
+        .env_remove("BLOOMING_DATASTORE")
+        .current_dir(dir)
+        .output()
+        .expect("run")
+}
+
+#[test]
+fn blooming_card_exports_one_file_and_refuses_bad_paths() {
+    let f = fixture();
+    let dir = f.root.join("card-export");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = dir.join("report.html");
+
+    let ok = card(&dir, &["Reported/latest/start", "--output", "report.html"]);
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    let html = std::fs::read_to_string(&out).expect("the file");
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    assert!(html.contains(common::CARD_HEADING), "{html}");
+    assert!(html.contains(common::CARD_SERIES), "{html}");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("<link"),
+        "{html}"
+    );
+
+    // No --output: standard output, and the same card.
+    let stdout = card(&dir, &[&format!("Reported/{}/start/0", f.reported)]);
+    assert_eq!(stdout.status.code(), Some(0), "{stdout:?}");
+    let printed = String::from_utf8_lossy(&stdout.stdout);
+    assert!(printed.contains(common::CARD_HEADING), "{printed}");
+
+    std::fs::remove_file(&out).expect("remove");
+    for (path, code, says) in [
+        ("Reported/latest", 2, "is not FLOW/RUN/STEP"),
+        ("Reported/latest/start/0/x", 2, "is not FLOW/RUN/STEP"),
+        ("Reported//start", 2, "is not FLOW/RUN/STEP"),
+        ("Reported/latest/../0", 2, ".."),
+        ("Reported/nope/start", 1, "no run"),
+        ("Reported/latest/start/7", 1, "no task"),
+        ("Reported/latest/end", 1, "wrote no card"),
+        ("Nobody/latest/start", 1, "no runs"),
+    ] {
+        let failed = card(&dir, &[path, "--output", "report.html"]);
+        let message = String::from_utf8_lossy(&failed.stderr);
+        assert_eq!(failed.status.code(), Some(code), "{path}: {message}");
+        assert!(message.contains(says), "{path}: {message}");
+        assert!(!out.exists(), "{path}: nothing is written");
+    }
+    let listed: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
+    assert!(
+        listed.is_empty(),
+        "only --output is ever written: {listed:?}"
+    );
+}

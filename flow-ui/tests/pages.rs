@@ -9,7 +9,9 @@ use std::path::Path;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use blooming_flowers::client::Client;
-use common::{BROKEN, LEARNING_RATES, NIGHTLY, SCRIPT, SECRET, TINY_RUNS, fixture};
+use common::{
+    BROKEN, CARD_HEADING, CARD_SERIES, LEARNING_RATES, NIGHTLY, SCRIPT, SECRET, TINY_RUNS, fixture,
+};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -286,7 +288,7 @@ async fn markup_in_an_artifact_is_shown_as_text() {
     assert!(!body.to_lowercase().contains("<script"));
     assert_eq!(
         reply.headers.get("content-security-policy").expect("csp"),
-        "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'"
+        "default-src 'self'; script-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'"
     );
     assert_eq!(
         reply
@@ -732,6 +734,139 @@ async fn a_comparison_needs_two_existing_runs_of_the_flow() {
     ))
     .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
+}
+
+/// The task page of `Reported`'s `start`, which wrote a card.
+fn reported_task() -> String {
+    format!(
+        "/flows/Reported/runs/{}/steps/start/tasks/0",
+        fixture().reported
+    )
+}
+
+/// Checks the card as a page shows it: heading, table, image, chart; nothing of what the step
+/// wrote can run.
+fn assert_card_shown_safely(body: &str) {
+    assert!(body.contains(&format!("<h1>{CARD_HEADING}</h1>")), "{body}");
+    let card = between(body, "<div class=\"card\">", "</div><!-- card -->");
+    // The script in the markdown and in a table cell is text.
+    assert!(!card.to_lowercase().contains("<script"), "{card}");
+    assert_eq!(
+        card.matches("&lt;script&gt;").count() + card.matches("&#60;script&#62;").count(),
+        2,
+        "{card}"
+    );
+    // The `javascript:` link is neutralised, the https one kept.
+    assert!(!card.contains("javascript:"), "{card}");
+    assert!(card.contains("href=\"#\""), "{card}");
+    assert!(card.contains("href=\"https://example.org/\""), "{card}");
+    assert!(
+        card.contains("<th>epoch</th><th>loss</th><th>note</th>"),
+        "{card}"
+    );
+    assert!(card.contains("<td class=\"num\">0.14</td>"), "{card}");
+    assert!(
+        card.contains("<img src=\"data:image/png;base64,iVBORw0KGgo"),
+        "{card}"
+    );
+    assert!(
+        card.contains("<figcaption>a grey square</figcaption>"),
+        "{card}"
+    );
+    let chart = between(card, "<figure class=\"chart\"", ">");
+    assert!(chart.contains(CARD_SERIES), "{chart}");
+    assert!(chart.contains("0.55"), "{chart}");
+}
+
+#[tokio::test]
+async fn a_task_page_shows_its_card_as_text_and_draws_its_chart() {
+    let body = page(&reported_task()).await;
+    assert!(body.contains("<h2>Card"), "{body}");
+    assert_card_shown_safely(&body);
+    assert!(body.contains("src=\"/static/charts.js\""), "{body}");
+    assert!(
+        body.contains(&format!("href=\"{}/card\"", reported_task())),
+        "{body}"
+    );
+    // A task that wrote no card has no card section.
+    let plain = page(&format!(
+        "/flows/Shapes/runs/{}/steps/end/tasks/0",
+        fixture().shapes
+    ))
+    .await;
+    assert!(!plain.contains("<h2>Card"), "{plain}");
+    assert!(!plain.contains("charts.js"), "{plain}");
+}
+
+#[tokio::test]
+async fn the_card_page_shows_the_card_alone() {
+    let body = page(&format!("{}/card", reported_task())).await;
+    assert_card_shown_safely(&body);
+    assert!(!body.contains("<h2>Artifacts</h2>"), "{body}");
+    let missing = get(&format!(
+        "/flows/Shapes/runs/{}/steps/end/tasks/0/card",
+        fixture().shapes
+    ))
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.text().contains("wrote no card"));
+}
+
+#[tokio::test]
+async fn an_exported_card_is_one_self_contained_file() {
+    let f = fixture();
+    let html =
+        flow_ui::export_card_html(&client(), "Reported", "latest", "start", None).expect("export");
+    assert_card_shown_safely(&html);
+    assert!(
+        html.contains(&format!("Reported/{}/start/0", f.reported)),
+        "{html}"
+    );
+    // Nothing outside the file: no external script, stylesheet or image.
+    for outside in [
+        "src=\"http",
+        "href=\"http://",
+        "src=\"/",
+        "href=\"/",
+        "<link",
+    ] {
+        assert!(!html.contains(outside), "{outside} in the export");
+    }
+    // The chart library and the script that draws are inside, with the chart's numbers.
+    assert!(html.contains("uPlot"), "no uPlot");
+    assert!(html.contains("figure.chart[data-chart]"), "no charts.js");
+    assert!(html.contains("svg.dag"), "no stylesheet");
+    // Only the file's own scripts may run: each carries the nonce of its policy.
+    let marker = "script-src 'nonce-";
+    let at = html.find(marker).expect("a policy with a nonce") + marker.len();
+    let nonce = &html[at..at + html[at..].find('\'').expect("end of the nonce")];
+    assert_eq!(nonce.len(), 32, "{nonce}");
+    assert_eq!(html.matches("<script").count(), 2);
+    assert_eq!(html.matches("</script>").count(), 2);
+    assert_eq!(
+        html.matches(&format!("<script nonce=\"{nonce}\">")).count(),
+        2
+    );
+    // Each export draws its own nonce.
+    let again = flow_ui::export_card_html(&client(), "Reported", &f.reported, "start", Some("0"))
+        .expect("export");
+    assert!(!again.contains(nonce));
+
+    let missing = flow_ui::export_card_html(&client(), "Reported", "latest", "end", None);
+    assert!(
+        matches!(missing, Err(flow_ui::CardExportError::NotFound(_))),
+        "{missing:?}"
+    );
+    let bad = flow_ui::export_card_html(&client(), "Reported", "latest", "..", None);
+    assert!(
+        matches!(bad, Err(flow_ui::CardExportError::BadName(_))),
+        "{bad:?}"
+    );
+    let no_run = flow_ui::export_card_html(&client(), "Reported", "nope", "start", None);
+    assert!(
+        matches!(no_run, Err(flow_ui::CardExportError::NotFound(_))),
+        "{no_run:?}"
+    );
 }
 
 #[tokio::test]

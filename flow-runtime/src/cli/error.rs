@@ -105,7 +105,8 @@ impl From<ClientError> for CliError {
             | ClientError::State { .. }
             | ClientError::Blob { .. }
             | ClientError::UnsupportedEncoding { .. }
-            | ClientError::Unreadable { .. } => CliError::failure(e.to_string()),
+            | ClientError::Unreadable { .. }
+            | ClientError::DamagedCard { .. } => CliError::failure(e.to_string()),
         }
     }
 }

@@ -86,6 +86,13 @@ pub enum ClientError {
         #[source]
         source: Box<RunStoreError>,
     },
+    /// A stored card that is not the encoding of a card (damaged or written by something else).
+    #[error("the card of attempt {attempt} of task {pathspec} is damaged: {problem}")]
+    DamagedCard {
+        pathspec: String,
+        attempt: u32,
+        problem: String,
+    },
     #[error("task {pathspec} is not of a foreach")]
     NotForeach { pathspec: String },
     #[error(transparent)]

@@ -539,6 +539,26 @@ impl TaskHandle {
         Ok(logs)
     }
 
+    /// The card the task's last attempt wrote, if it wrote one (see [`crate::card`]); for a task
+    /// reused by `resume`, the card of the run that computed it.
+    ///
+    /// # Errors
+    ///
+    /// A card larger than [`crate::run::MAX_CARD_SIZE`] or damaged
+    /// ([`ClientError::DamagedCard`]); storage failures.
+    pub fn card(&self) -> Result<Option<crate::card::Card>, ClientError> {
+        super::task_card::last(&self.client, &self.meta)
+    }
+
+    /// The card attempt `attempt` (from `0`) wrote, if it wrote one: a failed attempt's too.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskHandle::card`].
+    pub fn attempt_card(&self, attempt: u32) -> Result<Option<crate::card::Card>, ClientError> {
+        super::task_card::read(&self.client, &self.meta, attempt)
+    }
+
     fn key(&self) -> Result<crate::datastore::Key, ClientError> {
         Ok(RunStore::task_key(
             &self.meta.flow,

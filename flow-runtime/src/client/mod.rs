@@ -51,6 +51,7 @@ mod blob_stream;
 mod error;
 mod handles;
 mod run_list;
+mod task_card;
 mod task_entry;
 mod task_logs;
 pub mod value;

@@ -197,6 +197,32 @@ impl TaskEntry {
         Ok(context)
     }
 
+    /// The card of the task's last recorded attempt, if it wrote one (see [`crate::card`]): also
+    /// for a failed task. `None` while no attempt has ended.
+    ///
+    /// # Errors
+    ///
+    /// A card larger than [`crate::run::MAX_CARD_SIZE`] or damaged
+    /// ([`ClientError::DamagedCard`]); storage failures.
+    pub fn card(&self) -> Result<Option<crate::card::Card>, ClientError> {
+        match &self.meta {
+            Some(meta) => super::task_card::last(&self.client, meta),
+            None => Ok(None),
+        }
+    }
+
+    /// The card of attempt `attempt` (from `0`), if it wrote one.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskEntry::card`].
+    pub fn attempt_card(&self, attempt: u32) -> Result<Option<crate::card::Card>, ClientError> {
+        match &self.meta {
+            Some(meta) => super::task_card::read(&self.client, meta, attempt),
+            None => Ok(None),
+        }
+    }
+
     /// The task's logs, as streams: for a task reused by `resume`, those of the run that
     /// computed it.
     ///

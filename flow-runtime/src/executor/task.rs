@@ -122,13 +122,13 @@ pub(crate) fn execute<F: Flow>(
     let taken = std::mem::replace(&mut pending.input, PendingInput::Start);
     set_phase("preparing its input state");
     let (prepared, input) = prepare(ctx, taken, &context).map_err(fail)?;
-    let current = Current {
-        flow: graph.name,
-        run_id: ctx.run_id.clone(),
-        step: step.name,
-        task_id: pending.task_id.clone(),
-        attempt: 0,
-        foreach: pending
+    let current = Current::new(
+        graph.name,
+        ctx.run_id.clone(),
+        step.name,
+        pending.task_id.clone(),
+        0,
+        pending
             .frames
             .iter()
             .filter(|f| matches!(graph.steps[f.split].transition, Transition::Foreach { .. }))
@@ -138,7 +138,7 @@ pub(crate) fn execute<F: Flow>(
                 count: f.count,
             })
             .collect(),
-    };
+    );
 
     let options = step.options;
     let mut attempts = Vec::new();
@@ -157,8 +157,9 @@ pub(crate) fn execute<F: Flow>(
         };
         let log = TaskLog::new();
         let started = now_rfc3339();
-        let mut current = current.clone();
+        let mut current = current.clone().with_new_card();
         current.attempt = attempt;
+        let card = current.card();
         let result = run_attempt(
             state,
             pending.step,
@@ -177,6 +178,15 @@ pub(crate) fn execute<F: Flow>(
             ctx.store
                 .write_log(&key, attempt, &log_bytes)
                 .map_err(|e| fail(runtime_failure(e.to_string())))?;
+        }
+        // Stored like the log, before the done marker: a failed attempt's card is kept too.
+        let card = card.take();
+        if !card.is_empty() {
+            let encoded = crate::card::encode(&card)
+                .map_err(|e| fail(runtime_failure(format!("cannot encode the card: {e}"))))?;
+            ctx.store
+                .write_card(&key, attempt, &encoded)
+                .map_err(|e| fail(runtime_failure(format!("cannot store the card: {e}"))))?;
         }
         attempts.push(AttemptRecord {
             attempt,

@@ -84,6 +84,11 @@ impl RunStoreError {
 /// by it.
 pub const MAX_LOG_SIZE: u64 = 64 << 20;
 
+/// The largest card an attempt stores (its MessagePack encoding): a step's card is bounded to
+/// this size as it is written (`card::MAX_CARD_SIZE` is this number), so a larger stored card was
+/// not written by the executor and is not read.
+pub const MAX_CARD_SIZE: u64 = 16 << 20;
+
 /// One of a flow's latest-run pointers (`flows/<Flow>/latest/<name>`): see
 /// [`RunStore::latest`] and [`RunStore::advance_latest`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -610,6 +615,26 @@ impl RunStore {
         self.storage
             .put(&task.join(&format!("attempt-{attempt}.log"))?, log)?;
         Ok(())
+    }
+
+    /// Stores the card of one attempt (its encoding), before the task's done marker.
+    pub fn write_card(&self, task: &Key, attempt: u32, card: &[u8]) -> Result<(), RunStoreError> {
+        self.storage
+            .put(&task.join(&format!("attempt-{attempt}.card"))?, card)?;
+        Ok(())
+    }
+
+    /// The stored card of one attempt, if it wrote one; at most [`MAX_CARD_SIZE`] bytes are read
+    /// (a larger object is an error, not read).
+    pub fn read_card(&self, task: &Key, attempt: u32) -> Result<Option<Vec<u8>>, RunStoreError> {
+        match self.storage.get_at_most(
+            &task.join(&format!("attempt-{attempt}.card"))?,
+            MAX_CARD_SIZE,
+        ) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Stores what a task's process printed (`stdout` or `stderr`), in process mode.

@@ -114,6 +114,45 @@ impl Trained {
     fn end(&mut self) {}
 }
 
+/// A flow whose `start` writes a card: markdown with a script and a `javascript:` link in it, a
+/// table with a script in a cell, a PNG and a line chart of a loss per epoch.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Reported {
+    pub losses: Vec<f32>,
+}
+
+/// The heading of `Reported`'s card.
+pub const CARD_HEADING: &str = "Training report";
+/// The name of the series of `Reported`'s chart.
+pub const CARD_SERIES: &str = "lr=0.05";
+
+#[flow]
+impl Reported {
+    #[step(next = end)]
+    fn start(&mut self) {
+        use blooming_flowers::card::{Cell, Chart, Image, Table};
+        self.losses = vec![0.9, 0.55, 0.31, 0.2, 0.14];
+        blooming_flowers::card()
+            .markdown(format!(
+                "# {CARD_HEADING}\n\nFive epochs. {SCRIPT} [bad](javascript:alert(2)) [good](https://example.org/)"
+            ))
+            .table(
+                Table::new(["epoch", "loss", "note"])
+                    .row([Cell::from(0), 0.9.into(), SCRIPT.into()])
+                    .row([Cell::from(4), 0.14.into(), "done".into()]),
+            )
+            .image(Image::from_rgb(4, 4, &[200; 48]).caption("a grey square"))
+            .chart(
+                Chart::line("loss per epoch")
+                    .x_label("epoch")
+                    .y_label("loss")
+                    .series(CARD_SERIES, self.losses.clone()),
+            );
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
 /// The learning rates of the two runs of `Trained`, oldest first.
 pub const LEARNING_RATES: [f64; 2] = [0.5, 0.25];
 
@@ -125,6 +164,8 @@ pub struct Fixture {
     pub broken: String,
     /// The runs of `Trained`, in the order of [`LEARNING_RATES`].
     pub trained: Vec<String>,
+    /// The run of `Reported`.
+    pub reported: String,
 }
 
 fn run<F: Flow>(store: &RunStore, tags: &[&str]) -> String {
@@ -167,7 +208,9 @@ pub fn fixture() -> &'static Fixture {
             .iter()
             .map(|lr| run_with::<Trained>(&store, &[], serde_json::json!({ "lr": lr })))
             .collect();
+        let reported = run::<Reported>(&store, &[]);
         Fixture {
+            reported,
             trained,
             root,
             datastore,
