@@ -19,68 +19,47 @@
 //! best model is one of the trained ones, so both are stored once however many tasks hold them.
 
 use blooming_flowers::burn;
-use blooming_flowers::burn_model::{ConfiguredModule, Model, ModelError, OptimizerState};
+use blooming_flowers::burn_model::{Model, ModelError, OptimizerState};
 use blooming_flowers::card::{Cell, Chart, Table};
+use blooming_flowers::clap;
 use blooming_flowers::prelude::*;
-use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, Relu};
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
-/// The shape of the model: what is stored beside its weights to rebuild it.
-#[derive(Config, Debug)]
-pub struct MlpConfig {
-    /// Width of the hidden layer.
-    #[config(default = 16)]
-    pub hidden: usize,
-}
-
-/// A two-layer perceptron from one input to one output.
-#[derive(Module, Debug)]
-pub struct Mlp {
-    input: Linear,
-    act: Relu,
-    output: Linear,
-}
-
-impl Mlp {
-    /// Maps a batch `[n, 1]` of inputs to a batch `[n, 1]` of predictions.
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.output.forward(self.act.forward(self.input.forward(x)))
-    }
-
-    /// [`Mlp::forward`] on plain numbers.
-    pub fn predict(&self, xs: &[f32], device: &Device) -> Vec<f32> {
-        let outputs = self.forward(column(xs, device)).into_data();
-        outputs
-            .try_to_vec()
-            .unwrap_or_else(|e| unreachable!("the model outputs f32: {e:?}"))
-    }
-}
-
-impl ConfiguredModule for Mlp {
-    type Config = MlpConfig;
-
-    fn from_config(config: &MlpConfig, device: &Device) -> Self {
-        Mlp {
-            input: LinearConfig::new(1, config.hidden).init(device),
-            act: Relu::new(),
-            output: LinearConfig::new(config.hidden, 1).init(device),
-        }
-    }
-}
+#[path = "shared/mlp.rs"]
+mod mlp;
+use mlp::column;
+pub use mlp::{Mlp, MlpConfig};
 
 /// How many points the data set has.
 const SAMPLES: usize = 64;
-/// How many full-batch Adam steps each learning rate gets.
+/// How many full-batch Adam steps each learning rate gets, unless `--epochs` says otherwise.
 pub const EPOCHS: usize = 300;
+
+/// The run's parameters: `train_burn run --epochs 60`.
+#[derive(Clone, Debug, Serialize, Deserialize, clap::Args)]
+pub struct Settings {
+    /// How many full-batch Adam steps each learning rate gets.
+    #[arg(long, default_value_t = EPOCHS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub epochs: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            epochs: EPOCHS as u32,
+        }
+    }
+}
 /// The inputs on which `end` records the best model's outputs.
 pub const PROBE: [f32; 5] = [-1.5, -0.5, 0.0, 0.75, 1.9];
 
 /// The flow's state: every field is an artifact of every step.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct TrainBurn {
+    /// The run's parameters.
+    pub settings: Settings,
     /// Inputs of the data set.
     pub xs: Vec<f32>,
     /// Targets of the data set: `sin(2x) + x/2`, plus a little noise.
@@ -115,7 +94,7 @@ pub struct TrainBurn {
     pub weights_checksum: String,
 }
 
-#[flow]
+#[flow(params = settings)]
 impl TrainBurn {
     /// Generates the data set and the initial model, then tries every learning rate.
     #[step(foreach = learning_rates, next = train)]
@@ -140,8 +119,9 @@ impl TrainBurn {
         let (x, y) = self.data(&autodiff);
         let mut net = self.initial.module()?.clone().fork(&autodiff).train();
         let mut optimizer = AdamConfig::new().init();
-        self.loss_curve = Vec::with_capacity(EPOCHS);
-        for _ in 0..EPOCHS {
+        let epochs = self.settings.epochs as usize;
+        self.loss_curve = Vec::with_capacity(epochs);
+        for _ in 0..epochs {
             let loss = mse(net.forward(x.clone()), y.clone());
             self.loss_curve.push(loss.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &net);
@@ -156,7 +136,7 @@ impl TrainBurn {
         tracing::info!(learning_rate, loss = self.loss, "trained");
         blooming_flowers::card()
             .markdown(format!(
-                "## Learning rate {learning_rate}\n\n{EPOCHS} epochs of Adam, full batch; final loss **{}**.",
+                "## Learning rate {learning_rate}\n\n{epochs} epochs of Adam, full batch; final loss **{}**.",
                 self.loss
             ))
             .chart(
@@ -201,9 +181,10 @@ impl TrainBurn {
         );
         blooming_flowers::card()
             .markdown(format!(
-                "# Learning rates tried\n\n{} learning rates, {EPOCHS} epochs each: \
+                "# Learning rates tried\n\n{} learning rates, {} epochs each: \
                  **{learning_rate}** reached the lowest loss, {loss}.",
-                tried.len()
+                tried.len(),
+                self.settings.epochs
             ))
             .table(table)
             .chart(curves);
@@ -232,11 +213,6 @@ impl TrainBurn {
     fn data(&self, device: &Device) -> (Tensor<2>, Tensor<2>) {
         (column(&self.xs, device), column(&self.ys, device))
     }
-}
-
-/// `values` as a `[n, 1]` tensor.
-fn column(values: &[f32], device: &Device) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(values.to_vec(), [values.len(), 1]), device)
 }
 
 /// Mean squared error.

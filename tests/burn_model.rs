@@ -17,6 +17,10 @@ use blooming_flowers::burn_model::{Model, OptimizerState};
 use blooming_flowers::client::Client;
 use blooming_flowers::prelude::*;
 
+mod support {
+    pub mod example;
+}
+
 /// The example's code, for its types (`Mlp`, `TrainBurn`); its `main` is not used here.
 #[allow(dead_code)]
 #[path = "../examples/train_burn.rs"]
@@ -25,13 +29,7 @@ mod train_burn;
 use blooming_flowers::card::{Cell, Chart, Component};
 use train_burn::{Mlp, PROBE, TrainBurn};
 
-/// Runs `train_burn run --datastore DIR` as a child process.
-///
-/// Goes through `cargo run` rather than a path under `target/`: that binary may be missing
-/// (`cargo test --test burn_model` does not build examples) or stale. The target directory and
-/// the profile are the ones this test was built with, so nothing is rebuilt in vain, and the
-/// example's forward pass runs the very same compiled kernels as this process (bit-identical
-/// outputs are only guaranteed within one build).
+/// Runs `train_burn run --datastore DIR` as a child process (see [`support::example`]).
 fn run_training(datastore: &Path) {
     run_training_with(datastore.as_os_str(), &[], &[]);
 }
@@ -39,41 +37,11 @@ fn run_training(datastore: &Path) {
 /// Runs `train_burn --datastore DATASTORE run [run_args…]` built with the extra cargo
 /// `features` (beside `burn`), as [`run_training`] does.
 fn run_training_with(datastore: &std::ffi::OsStr, features: &[&str], run_args: &[&str]) {
-    let features = std::iter::once("burn")
+    let features: Vec<&str> = std::iter::once("burn")
         .chain(features.iter().copied())
-        .collect::<Vec<_>>()
-        .join(",");
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.args([
-        "run",
-        "--quiet",
-        "--features",
-        &features,
-        "--example",
-        "train_burn",
-    ]);
-    cargo.arg("--manifest-path").arg(&manifest);
-    // This executable is `<target>/<profile dir>/deps/burn_model-<hash>`: build the example into
-    // the same target directory with the same profile. (Under `--target TRIPLE` the layout has
-    // one more level, which the `CACHEDIR.TAG` that cargo writes at the root tells apart; then
-    // cargo's own choice stands.)
-    let exe = std::env::current_exe().expect("the test's path");
-    let profile_dir = exe.ancestors().nth(2);
-    let target = exe.ancestors().nth(3);
-    if let (Some(profile_dir), Some(target)) = (profile_dir, target)
-        && target.join("CACHEDIR.TAG").is_file()
-    {
-        cargo.arg("--target-dir").arg(target);
-        match profile_dir.file_name().and_then(|name| name.to_str()) {
-            Some("debug") | None => {}
-            Some(profile) => {
-                cargo.args(["--profile", profile]);
-            }
-        }
-    }
+        .collect();
+    let mut cargo = support::example::cargo_example("train_burn", &features);
     cargo
-        .arg("--")
         .arg("--datastore")
         .arg(datastore)
         .arg("run")
