@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use blooming_flowers::burn::tensor::Device;
 use blooming_flowers::burn_model::Model;
 use blooming_flowers::client::Client;
+use blooming_flowers::state::decode_field;
 
 mod support {
     pub mod example;
@@ -232,6 +233,38 @@ fn the_service_follows_promotions_without_dropping_a_request() {
     );
     let (code, _) = request(port, "POST", "/predict", "not json").expect("bad");
     assert_eq!(code, 400);
+
+    // The model outlives the datastore: its stored bytes, written to a file, read back alone.
+    let raw = cargo_example("train_burn", &["burn"])
+        .arg("--datastore")
+        .arg(datastore)
+        .args([
+            "dump",
+            &format!("{second}/end"),
+            "--artifact",
+            "best",
+            "--raw",
+        ])
+        .output()
+        .expect("dump");
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let file = dir.path().join("best.msgpack");
+    std::fs::write(&file, &raw.stdout).expect("the model file");
+    let model: Model<Mlp> =
+        decode_field(&std::fs::read(&file).expect("read back")).expect("a model");
+    let outputs = model
+        .module()
+        .expect("module")
+        .predict(&INPUTS, &Device::flex());
+    let bits: Vec<u32> = outputs.iter().map(|y| y.to_bits()).collect();
+    assert_eq!(
+        bits, answers[1].1,
+        "the file's model is the promoted one, bit for bit"
+    );
 
     // A demotion leaves the last model in service, and /model says the label names no run.
     train_burn(datastore, &["demote", "--as", "production"]);

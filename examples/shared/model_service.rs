@@ -176,6 +176,18 @@ pub async fn serve(service: Arc<Service>, address: SocketAddr) -> Result<(), Str
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    serve_on(service, listener).await
+}
+
+/// [`serve`] on a socket already bound.
+///
+/// # Errors
+///
+/// The server fails.
+pub async fn serve_on(
+    service: Arc<Service>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), String> {
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot tell the address listened on: {e}"))?;
