@@ -7,14 +7,14 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use flow_runtime::client::{Client, FlowHandle, RunHandle};
-use flow_runtime::run::{RunRecord, RunStatus};
+use flow_runtime::run::{Provenance, RunRecord, RunStatus};
 use serde::Deserialize;
 
 use crate::card::{CardPage, CardView};
 use crate::dag::{self, StepDrawn};
 use crate::timeline::{self, StepSpans};
 use crate::views::{
-    AttemptRow, FlowRow, FlowsPage, PageLink, RunPage, RunRow, RunsPage, StepPage, StepRow,
+    AttemptRow, Fact, FlowRow, FlowsPage, PageLink, RunPage, RunRow, RunsPage, StepPage, StepRow,
     TaskPage, TaskRow,
 };
 use crate::{PER_PAGE, UiError, links, live, logs, preview};
@@ -313,6 +313,7 @@ pub(crate) async fn run(
                 label: origin.to_string(),
                 href: links::run(&flow, origin),
             }),
+            provenance: provenance_facts(record.provenance.as_ref()),
             failure: standing.failure,
             dag: dag::draw(&record.graph, &drawn),
             steps,
@@ -321,6 +322,16 @@ pub(crate) async fn run(
     })
     .await?;
     render(&page)
+}
+
+/// The provenance lines of a run page, as `dump RUN` says them.
+fn provenance_facts(provenance: Option<&Provenance>) -> Vec<Fact> {
+    provenance
+        .map(Provenance::describe)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| Fact { name, value })
+        .collect()
 }
 
 /// `/flows/{flow}/runs/{run}/steps/{step}`: its tasks, paginated.

@@ -8,6 +8,12 @@ use crate::card::{CardView, ComponentView};
 use crate::dag::Dag;
 use crate::timeline::Timeline;
 
+/// One line of a run's provenance on its page: what, and its value.
+pub(crate) struct Fact {
+    pub name: &'static str,
+    pub value: String,
+}
+
 /// A link to another page of a list.
 pub(crate) struct PageLink {
     pub label: String,
@@ -78,6 +84,8 @@ pub(crate) struct RunPage {
     pub tags: Vec<String>,
     pub params: String,
     pub origin: Option<PageLink>,
+    /// What code the run ran (empty for runs recorded before provenance).
+    pub provenance: Vec<Fact>,
     pub failure: Option<String>,
     pub dag: Dag,
     /// Every ended attempt on a time axis; `None` before any has ended.

@@ -909,3 +909,17 @@ async fn the_run_page_has_a_timeline_of_every_attempt() {
     );
     assert!(timeline.contains("explode/0: "), "{timeline}");
 }
+
+#[tokio::test]
+async fn the_run_page_shows_the_provenance_of_the_run() {
+    let f = fixture();
+    let body = page(&format!("/flows/Shapes/runs/{}", f.shapes)).await;
+    let record = between(&body, "<dl class=\"record\">", "</dl>");
+    let binary = between(record, "<dt>binary</dt>", "</dd>");
+    let hash = between(binary, "BLAKE3 ", "<").trim_start_matches("BLAKE3 ");
+    let hash = hash.trim_end_matches('<');
+    assert_eq!(hash.len(), 64, "{binary}");
+    assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{binary}");
+    assert!(record.contains("<dt>built by</dt>"), "{record}");
+    assert!(record.contains("<dt>source</dt>"), "{record}");
+}

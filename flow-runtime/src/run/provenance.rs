@@ -86,6 +86,67 @@ pub struct Provenance {
 }
 
 impl Provenance {
+    /// The provenance as `dump RUN` and the web UI show it: a name and a line of text each
+    /// (`binary`, `package`, `built by`, `source`, `by`, and `warning` for a resume that reused
+    /// the tasks of another binary).
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let with_features = |name: &str, version: Option<&String>, features: &[String]| {
+            let mut text = match version {
+                Some(version) => format!("{name} {version}"),
+                None => name.to_string(),
+            };
+            if !features.is_empty() {
+                text.push_str(&format!(" [features: {}]", features.join(", ")));
+            }
+            text
+        };
+        let mut lines = vec![
+            (
+                "binary",
+                self.binary_hash
+                    .as_ref()
+                    .map_or_else(|| "unknown".to_owned(), |h| format!("BLAKE3 {h}")),
+            ),
+            (
+                "package",
+                with_features(
+                    self.package.as_deref().unwrap_or("unknown"),
+                    self.package_version.as_ref(),
+                    &self.features,
+                ),
+            ),
+            (
+                "built by",
+                format!(
+                    "{}; {}",
+                    self.rustc.as_deref().unwrap_or("an unknown rustc"),
+                    with_features(
+                        "blooming-flowers",
+                        self.framework_version.as_ref(),
+                        &self.framework_features
+                    )
+                ),
+            ),
+            (
+                "source",
+                match (&self.git_commit, self.git_dirty) {
+                    (None, _) => "not built from a git checkout".to_owned(),
+                    (Some(c), Some(true)) => format!("git {c}, with uncommitted changes"),
+                    (Some(c), Some(false)) => format!("git {c}, clean"),
+                    (Some(c), None) => format!("git {c}, changes unknown"),
+                },
+            ),
+            ("by", format!("{} on {}", self.user, self.host)),
+        ];
+        if let Some(other) = &self.reused_tasks_of_binary {
+            lines.push((
+                "warning",
+                format!("reuses tasks made by another flow binary (BLAKE3 {other})"),
+            ));
+        }
+        lines
+    }
+
     /// The provenance of a run started now by this process, built as `build` says, whose binary
     /// hashes to `binary_hash`.
     pub fn of(build: &BuildInfo, binary_hash: Option<String>) -> Provenance {

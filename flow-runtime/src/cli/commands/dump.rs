@@ -422,51 +422,16 @@ fn dump_artifact(
 
 /// The provenance lines of `dump RUN`.
 fn write_provenance(out: &mut dyn Write, provenance: Option<&Provenance>) -> std::io::Result<()> {
-    let Some(p) = provenance else {
+    let Some(provenance) = provenance else {
         return writeln!(out, "  provenance: not recorded (an older run)");
     };
-    let unknown = || "unknown".to_owned();
-    writeln!(
-        out,
-        "  binary:    BLAKE3 {}",
-        p.binary_hash.clone().unwrap_or_else(unknown)
-    )?;
-    let features = |list: &[String]| {
-        if list.is_empty() {
-            String::new()
+    for (name, value) in provenance.describe() {
+        let name = if name == "warning" {
+            "WARNING:".to_owned()
         } else {
-            format!(" [features: {}]", list.join(", "))
-        }
-    };
-    writeln!(
-        out,
-        "  package:   {} {}{}",
-        p.package.clone().unwrap_or_else(unknown),
-        p.package_version.clone().unwrap_or_default(),
-        features(&p.features)
-    )?;
-    writeln!(
-        out,
-        "  built by:  {}; blooming-flowers {}{}",
-        p.rustc
-            .clone()
-            .unwrap_or_else(|| "an unknown rustc".to_owned()),
-        p.framework_version.clone().unwrap_or_else(unknown),
-        features(&p.framework_features)
-    )?;
-    let source = match (&p.git_commit, p.git_dirty) {
-        (None, _) => "not built from a git checkout".to_owned(),
-        (Some(commit), Some(true)) => format!("git {commit}, with uncommitted changes"),
-        (Some(commit), Some(false)) => format!("git {commit}, clean"),
-        (Some(commit), None) => format!("git {commit}, changes unknown"),
-    };
-    writeln!(out, "  source:    {source}")?;
-    writeln!(out, "  by:        {} on {}", p.user, p.host)?;
-    if let Some(other) = &p.reused_tasks_of_binary {
-        writeln!(
-            out,
-            "  WARNING:   reuses tasks made by another flow binary (BLAKE3 {other})"
-        )?;
+            format!("{name}:")
+        };
+        writeln!(out, "  {name:<11}{value}")?;
     }
     Ok(())
 }
