@@ -23,10 +23,10 @@ use criterion::Criterion;
 #[allow(dead_code)]
 #[path = "../examples/train_burn.rs"]
 mod train_burn;
-// The service's own copy of the model type, as `serve_model` has it.
-#[allow(dead_code)]
-#[path = "../examples/shared/mlp.rs"]
-mod mlp;
+// The model type the service names (`super::mlp::Mlp`): the one `train_burn` includes.
+mod mlp {
+    pub use super::train_burn::Mlp;
+}
 #[allow(dead_code)]
 #[path = "../examples/shared/model_service.rs"]
 mod model_service;

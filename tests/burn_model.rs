@@ -8,7 +8,6 @@
 #![cfg(feature = "burn")]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use blooming_flowers::burn::module::Module;
