@@ -3,10 +3,30 @@
 //! with plain numbers where the example has models, so that its manifest is checked without
 //! building burn. The steps only stand in for the example's.
 
+use blooming_flowers::clap;
 use blooming_flowers::prelude::*;
+
+const EPOCHS: usize = 300;
+
+/// The run's parameters, as the example's.
+#[derive(Clone, Debug, Serialize, Deserialize, clap::Args)]
+pub(crate) struct Settings {
+    /// How many full-batch Adam steps each learning rate gets.
+    #[arg(long, default_value_t = EPOCHS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub epochs: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            epochs: EPOCHS as u32,
+        }
+    }
+}
 
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub(crate) struct TrainBurn {
+    settings: Settings,
     learning_rates: Vec<f64>,
     learning_rate: f64,
     loss: f32,
@@ -14,7 +34,7 @@ pub(crate) struct TrainBurn {
     best_learning_rate: f64,
 }
 
-#[flow]
+#[flow(params = settings)]
 impl TrainBurn {
     /// Generates the data set and the initial model, then tries every learning rate.
     #[step(foreach = learning_rates, next = train)]
