@@ -162,6 +162,16 @@ pub(crate) async fn runs(
             let total = matching.len();
             (total, page, pages, matching.drain(range).collect())
         };
+        // A label that cannot be read marks no run: the list itself is still right.
+        let promotions = handle.current_promotions().unwrap_or_default();
+        let mut runs: Vec<RunRow> = runs;
+        for row in &mut runs {
+            row.labels = promotions
+                .iter()
+                .filter(|p| p.run_id.as_deref() == Some(row.id.as_str()))
+                .map(|p| p.label.clone())
+                .collect();
+        }
         let status_text = status.map(|s| s.to_string()).unwrap_or_default();
         let (previous, next) = page_links(
             &links::flow(&flow),
@@ -198,6 +208,7 @@ fn run_row(flow: &FlowHandle<'_>, id: &str) -> RunRow {
             tags: Vec::new(),
             user: String::new(),
             params: e.to_string(),
+            labels: Vec::new(),
         },
     }
 }
@@ -222,6 +233,7 @@ fn row_of(flow: &str, record: &RunRecord) -> RunRow {
         tags: record.tags.clone(),
         user: record.user.clone(),
         params,
+        labels: Vec::new(),
     }
 }
 
@@ -314,6 +326,14 @@ pub(crate) async fn run(
                 href: links::run(&flow, origin),
             }),
             provenance: provenance_facts(record.provenance.as_ref()),
+            promotions: client
+                .flow(&flow)
+                .current_promotions()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| p.run_id.as_ref() == Some(&record.run_id))
+                .map(|p| format!("{} (by {} at {})", p.label, p.user, p.at))
+                .collect(),
             failure: standing.failure,
             dag: dag::draw(&record.graph, &drawn),
             steps,

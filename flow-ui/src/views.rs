@@ -61,6 +61,8 @@ pub(crate) struct RunRow {
     pub tags: Vec<String>,
     pub user: String,
     pub params: String,
+    /// The labels (`production`) that name this run now.
+    pub labels: Vec<String>,
 }
 
 /// `/flows/{flow}/runs/{run}`.
@@ -86,6 +88,8 @@ pub(crate) struct RunPage {
     pub origin: Option<PageLink>,
     /// What code the run ran (empty for runs recorded before provenance).
     pub provenance: Vec<Fact>,
+    /// The labels that name this run now: `production (by ana at …)`.
+    pub promotions: Vec<String>,
     pub failure: Option<String>,
     pub dag: Dag,
     /// Every ended attempt on a time axis; `None` before any has ended.

@@ -923,3 +923,26 @@ async fn the_run_page_shows_the_provenance_of_the_run() {
     assert!(record.contains("<dt>built by</dt>"), "{record}");
     assert!(record.contains("<dt>source</dt>"), "{record}");
 }
+
+#[tokio::test]
+async fn a_promoted_run_is_marked_in_the_list_and_on_its_page() {
+    let f = fixture();
+    let body = page("/flows/Trained").await;
+    let row = |id: &str| {
+        let at = body
+            .find(&format!("value=\"{id}\""))
+            .expect("the run's row");
+        between(&body[at..], "<td>", "</td>").to_owned()
+    };
+    let badge = "<span class=\"promoted\" title=\"promoted as production\">production</span>";
+    assert!(row(&f.trained[1]).contains(badge), "{}", row(&f.trained[1]));
+    assert!(
+        !row(&f.trained[0]).contains("promoted"),
+        "{}",
+        row(&f.trained[0])
+    );
+    let promoted = page(&format!("/flows/Trained/runs/{}", f.trained[1])).await;
+    assert!(promoted.contains("<dt>promoted as</dt><dd class=\"promoted-as\">production (by "));
+    let other = page(&format!("/flows/Trained/runs/{}", f.trained[0])).await;
+    assert!(!other.contains("promoted as"));
+}

@@ -125,6 +125,25 @@ impl<'c> FlowHandle<'c> {
         Ok(self.client.store.promotion(&self.name, label)?)
     }
 
+    /// Every label of the flow that names a run now, each with its newest change (who promoted
+    /// which run, and when), in the order of the labels' names: one listing and one read per
+    /// label. What a list of runs marks them with.
+    ///
+    /// # Errors
+    ///
+    /// A damaged pointer or storage failures.
+    pub fn current_promotions(&self) -> Result<Vec<Promotion>, ClientError> {
+        let mut current = Vec::new();
+        for label in self.client.store.promotion_labels(&self.name)? {
+            if let Some(promotion) = self.client.store.promotion(&self.name, &label)?
+                && promotion.run_id.is_some()
+            {
+                current.push(promotion);
+            }
+        }
+        Ok(current)
+    }
+
     /// Every promotion and demotion of `label` (of every label with `None`), newest first.
     ///
     /// # Errors

@@ -162,7 +162,8 @@ pub struct Fixture {
     pub datastore: PathBuf,
     pub shapes: String,
     pub broken: String,
-    /// The runs of `Trained`, in the order of [`LEARNING_RATES`].
+    /// The runs of `Trained`, in the order of [`LEARNING_RATES`]; the second is promoted as
+    /// `production`.
     pub trained: Vec<String>,
     /// The run of `Reported`.
     pub reported: String,
@@ -207,7 +208,10 @@ pub fn fixture() -> &'static Fixture {
         let trained = LEARNING_RATES
             .iter()
             .map(|lr| run_with::<Trained>(&store, &[], serde_json::json!({ "lr": lr })))
-            .collect();
+            .collect::<Vec<String>>();
+        store
+            .promote("Trained", "production", &trained[1])
+            .expect("promote");
         let reported = run::<Reported>(&store, &[]);
         Fixture {
             reported,
