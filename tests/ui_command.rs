@@ -54,7 +54,8 @@ fn get(port: u16, path: &str) -> String {
     response
 }
 
-fn serves_the_ui_opened_at_the_flow(root: &Path) {
+/// One run of the flow in `root/datastore`, which it returns.
+fn run_once(root: &Path) -> std::path::PathBuf {
     let datastore = root.join("datastore");
     let run = flow_binary()
         .arg("run")
@@ -67,6 +68,11 @@ fn serves_the_ui_opened_at_the_flow(root: &Path) {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    datastore
+}
+
+fn serves_the_ui_opened_at_the_flow(root: &Path) {
+    let datastore = run_once(root);
     let help = flow_binary().arg("--help").output().expect("help");
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("ui ") && help.contains("web UI"), "{help}");
@@ -127,18 +133,7 @@ fn errors_exit_with_the_binarys_codes(root: &Path) {
 }
 
 fn exports_a_card_to_a_file(root: &Path) {
-    let datastore = root.join("datastore");
-    let run = flow_binary()
-        .arg("run")
-        .arg("--datastore")
-        .arg(&datastore)
-        .output()
-        .expect("run");
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let datastore = run_once(root);
     let report = root.join("report.html");
     let out = flow_binary()
         .args(["card", "latest/start", "--output"])

@@ -129,18 +129,38 @@ impl CardCommandError {
 ///
 /// Any other number of parts, or an empty one: a usage error (exit 2).
 pub fn parse_task_path(path: &str) -> Result<(&str, &str, &str, Option<&str>), CardCommandError> {
-    let parts: Vec<&str> = path.split('/').collect();
     let bad = || {
         CardCommandError::usage(format!(
             "`{path}` is not FLOW/RUN/STEP or FLOW/RUN/STEP/TASK (RUN may be `latest`)"
+        ))
+    };
+    let (flow, rest) = path.split_once('/').ok_or_else(bad)?;
+    if flow.is_empty() {
+        return Err(bad());
+    }
+    let (run, step, task) = parse_run_path(rest).map_err(|_| bad())?;
+    Ok((flow, run, step, task))
+}
+
+/// Splits `RUN/STEP[/TASK]` (what a flow binary's `card` takes: it knows its flow) into its
+/// parts.
+///
+/// # Errors
+///
+/// Any other number of parts, or an empty one: a usage error (exit 2).
+pub fn parse_run_path(path: &str) -> Result<(&str, &str, Option<&str>), CardCommandError> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let bad = || {
+        CardCommandError::usage(format!(
+            "`{path}` is not RUN/STEP or RUN/STEP/TASK (RUN may be `latest`)"
         ))
     };
     if parts.iter().any(|p| p.is_empty()) {
         return Err(bad());
     }
     match parts.as_slice() {
-        [flow, run, step] => Ok((flow, run, step, None)),
-        [flow, run, step, task] => Ok((flow, run, step, Some(task))),
+        [run, step] => Ok((run, step, None)),
+        [run, step, task] => Ok((run, step, Some(task))),
         _ => Err(bad()),
     }
 }

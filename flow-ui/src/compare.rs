@@ -74,6 +74,9 @@ struct Held {
     entry: ArtifactEntry,
     /// Its value as shown in a cell.
     shown: String,
+    /// Its whole value, when it was small enough to be read for its cell: a chart of it does
+    /// not read it again.
+    small: Option<Json>,
 }
 
 /// One run, read.
@@ -157,20 +160,24 @@ fn read_artifacts(end: &TaskEntry) -> BTreeMap<String, Held> {
         .unwrap_or_default()
         .iter()
         .map(|entry| {
-            let shown = shown(end, entry);
+            let small = (entry.size <= SHOWN_UP_TO && entry.encoding == Encoding::MsgPack)
+                .then(|| value(end, entry));
+            let shown = shown(entry, small.as_ref());
             (
                 entry.name.clone(),
                 Held {
                     entry: entry.clone(),
                     shown,
+                    small: small.and_then(Result::ok),
                 },
             )
         })
         .collect()
 }
 
-/// A cell: a scalar's value, or what the artifact is.
-fn shown(end: &TaskEntry, entry: &ArtifactEntry) -> String {
+/// A cell: a scalar's value (from `small`, the value read when the artifact is small), or what
+/// the artifact is.
+fn shown(entry: &ArtifactEntry, small: Option<&Result<Json, String>>) -> String {
     let summary = || {
         format!(
             "{} · {}",
@@ -178,10 +185,10 @@ fn shown(end: &TaskEntry, entry: &ArtifactEntry) -> String {
             human_size(entry.size)
         )
     };
-    if entry.size > SHOWN_UP_TO || entry.encoding != Encoding::MsgPack {
+    let Some(small) = small else {
         return summary();
-    }
-    match value(end, entry) {
+    };
+    match small {
         Ok(Json::String(s)) if s.chars().count() > SHOWN_CHARS => {
             format!("{:?}…", s.chars().take(SHOWN_CHARS).collect::<String>())
         }
@@ -360,7 +367,11 @@ fn chart_of(name: &str, compared: &[Compared]) -> Result<ChartSpec, String> {
                 human_size(held.entry.size)
             ));
         }
-        match value(end, &held.entry)? {
+        let whole = match &held.small {
+            Some(whole) => whole.clone(),
+            None => value(end, &held.entry)?,
+        };
+        match whole {
             Json::Number(n) => scalars.push((position as f64, n.as_f64().unwrap_or(f64::NAN))),
             Json::Bool(b) => scalars.push((position as f64, f64::from(u8::from(b)))),
             Json::Array(items) if items.iter().all(Json::is_number) => lists.push((

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, value_parser};
 use flow_runtime::cli::{CommandExtension, ExtensionContext, ExtensionError};
 
-use crate::cli::{CardCommandError, ListenArgs, export_card_to, serve};
+use crate::cli::{CardCommandError, ListenArgs, export_card_to, parse_run_path, serve};
 use crate::links;
 
 /// The commands the UI adds to a flow binary.
@@ -80,26 +80,16 @@ fn card_exec(ctx: &mut ExtensionContext<'_>, matches: &ArgMatches) -> Result<(),
         .get_one::<OsString>("output")
         .cloned()
         .unwrap_or_else(|| OsString::from("-"));
-    let parts: Vec<&str> = task.split('/').collect();
-    let (run, step, task_id) = match parts.as_slice() {
-        [run, step] if !run.is_empty() && !step.is_empty() => (*run, *step, None),
-        [run, step, id] if !run.is_empty() && !step.is_empty() && !id.is_empty() => {
-            (*run, *step, Some(*id))
-        }
-        _ => {
-            return Err(ExtensionError::usage(format!(
-                "`{task}` is not RUN/STEP or RUN/STEP/TASK (RUN may be `latest`)"
-            )));
-        }
-    };
+    let (run, step, task_id) = parse_run_path(task).map_err(usage_or_failure)?;
     let client = ctx.client()?;
-    export_card_to(&client, ctx.flow, run, step, task_id, &output).map_err(
-        |CardCommandError { message, code }| {
-            if code == 2 {
-                ExtensionError::usage(message)
-            } else {
-                ExtensionError::failure(message)
-            }
-        },
-    )
+    export_card_to(&client, ctx.flow, run, step, task_id, &output).map_err(usage_or_failure)
+}
+
+/// A `card` failure with the exit code it has in `blooming card`.
+fn usage_or_failure(CardCommandError { message, code }: CardCommandError) -> ExtensionError {
+    if code == 2 {
+        ExtensionError::usage(message)
+    } else {
+        ExtensionError::failure(message)
+    }
 }

@@ -45,13 +45,21 @@ pub(crate) struct StepStanding {
     pub tasks: usize,
     /// What its box says: `3 tasks · done`.
     pub label: String,
-    /// Its tasks' attempts that have ended: the run page's timeline.
+    /// Its tasks' attempts that have ended, for the run page's timeline; empty when not
+    /// asked for (`status.json`, polled every second, does not draw one).
     #[serde(skip)]
     pub spans: Vec<Span>,
 }
 
+/// Whether [`standing`] also collects each step's attempts for a timeline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Spans {
+    Wanted,
+    NotWanted,
+}
+
 /// How the run `handle` reads stands: its record and the tasks of each of its steps.
-pub(crate) fn standing(handle: &RunHandle) -> Result<Standing, UiError> {
+pub(crate) fn standing(handle: &RunHandle, wanted: Spans) -> Result<Standing, UiError> {
     let record = handle.record();
     let present = handle.step_names()?;
     let mut steps = Vec::with_capacity(record.graph.steps.len());
@@ -61,7 +69,11 @@ pub(crate) fn standing(handle: &RunHandle) -> Result<Standing, UiError> {
             (
                 step_state(entries.iter().map(|e| e.progress())),
                 entries.len(),
-                spans_of(&entries),
+                if wanted == Spans::Wanted {
+                    spans_of(&entries)
+                } else {
+                    Vec::new()
+                },
             )
         } else {
             (StepState::NotStarted, 0, Vec::new())
@@ -107,7 +119,8 @@ pub(crate) async fn status(
     State(client): State<Client>,
     Path((flow, run)): Path<(String, String)>,
 ) -> Result<Response, UiError> {
-    let standing = blocking(move || standing(&existing_run(&client, &flow, &run)?)).await?;
+    let standing =
+        blocking(move || standing(&existing_run(&client, &flow, &run)?, Spans::NotWanted)).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(standing)).into_response())
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
-use flow_runtime::client::{Client, FlowHandle, RunHandle};
+use flow_runtime::client::{Client, FlowHandle, RunHandle, StepHandle, TaskEntry};
 use flow_runtime::run::{Provenance, RunRecord, RunStatus};
 use serde::Deserialize;
 
@@ -53,6 +53,19 @@ pub(crate) fn existing_run(client: &Client, flow: &str, run: &str) -> Result<Run
     let flow = existing_flow(client, flow)?;
     let run = links::segment("run", run)?;
     Ok(flow.run(run)?)
+}
+
+/// Task `task` of step `step` of a run, every name checked: its step and its entry.
+pub(crate) fn existing_task(
+    client: &Client,
+    flow: &str,
+    run: &str,
+    step: &str,
+    task: &str,
+) -> Result<(StepHandle, TaskEntry), UiError> {
+    let step = existing_run(client, flow, run)?.step(links::segment("step", step)?)?;
+    let entry = step.task_entry(links::segment("task", task)?)?;
+    Ok((step, entry))
 }
 
 /// `/`: the flows.
@@ -138,7 +151,7 @@ pub(crate) async fn runs(
         let status = status_filter(query.status.as_deref())?;
         let tag = query.tag.clone().unwrap_or_default();
         let ids = handle.run_ids()?;
-        let (total, page, pages, runs) = if status.is_none() && tag.is_empty() {
+        let (total, page, pages, mut runs) = if status.is_none() && tag.is_empty() {
             // Without a filter only the runs of the page are read.
             let (page, pages, range) = paginate(ids.len(), query.page);
             let runs = ids[range]
@@ -164,7 +177,6 @@ pub(crate) async fn runs(
         };
         // A label that cannot be read marks no run: the list itself is still right.
         let promotions = handle.current_promotions().unwrap_or_default();
-        let mut runs: Vec<RunRow> = runs;
         for row in &mut runs {
             row.labels = promotions
                 .iter()
@@ -271,7 +283,7 @@ pub(crate) async fn run(
     let page = blocking(move || {
         let handle = existing_run(&client, &flow, &run)?;
         let record = handle.record();
-        let standing = live::standing(&handle)?;
+        let standing = live::standing(&handle, live::Spans::Wanted)?;
         let mut drawn = Vec::new();
         let mut steps = Vec::new();
         for (step, stands) in record.graph.steps.iter().zip(&standing.steps) {
@@ -412,9 +424,7 @@ pub(crate) async fn task(
     Path((flow, run, step, task)): Path<(String, String, String, String)>,
 ) -> Result<Html<String>, UiError> {
     let page = blocking(move || {
-        let handle = existing_run(&client, &flow, &run)?;
-        let step_handle = handle.step(links::segment("step", &step)?)?;
-        let entry = step_handle.task_entry(links::segment("task", &task)?)?;
+        let (step_handle, entry) = existing_task(&client, &flow, &run, &step, &task)?;
         let task_link = |path: &flow_runtime::run::TaskPath| PageLink {
             label: path.to_string(),
             href: links::task(&flow, &run, &path.step, &path.task),
@@ -502,9 +512,7 @@ pub(crate) async fn card(
     Path((flow, run, step, task)): Path<(String, String, String, String)>,
 ) -> Result<Html<String>, UiError> {
     let page = blocking(move || {
-        let handle = existing_run(&client, &flow, &run)?;
-        let step_handle = handle.step(links::segment("step", &step)?)?;
-        let entry = step_handle.task_entry(links::segment("task", &task)?)?;
+        let (_, entry) = existing_task(&client, &flow, &run, &step, &task)?;
         let title = format!("{flow}/{run}/{step}/{task}");
         let card = entry
             .card()?

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use flow_runtime::client::Client;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::pages::existing_run;
+use crate::pages::existing_task;
 use crate::{UiError, links};
 
 /// How much is read and sent at a time.
@@ -27,9 +27,7 @@ pub(crate) async fn artifact(
     let name = artifact.clone();
     tokio::task::spawn_blocking(move || {
         let found = (|| {
-            let handle = existing_run(&client, &flow, &run)?;
-            let step = handle.step(links::segment("step", &step)?)?;
-            let entry = step.task_entry(links::segment("task", &task)?)?;
+            let (step, entry) = existing_task(&client, &flow, &run, &step, &task)?;
             let artifact = links::segment("artifact", &artifact)?;
             let Some(found) = entry
                 .artifacts()
