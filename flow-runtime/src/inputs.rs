@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use crate::datastore::BlobHash;
 use crate::flow::{Flow, StateOwned, StateRef, duplicate};
-use crate::state::{decode_state, encode_state};
+use serde::de::DeserializeOwned;
+
+use crate::state::{decode_field, decode_state, encode_state};
 
 /// One branch's end state, as a join step sees it. Dereferences to the state.
 #[derive(Debug, Clone)]
@@ -112,6 +114,9 @@ pub(crate) trait InputSource<F>: Send + Sync {
     fn fields(&self, i: usize) -> Result<FieldHashes, InputError>;
     fn base_fields(&self) -> Result<FieldHashes, InputError>;
     fn field_bytes(&self, hash: &BlobHash) -> Result<Vec<u8>, InputError>;
+    /// The encoding of input `i`'s field `name`, verified; `None` if the input has no such
+    /// field (a state stored before the field existed).
+    fn field_value(&self, i: usize, name: &str) -> Result<Option<Arc<Vec<u8>>>, InputError>;
 }
 
 /// The end states of every branch a join step joins, in branch order (the order of
@@ -204,6 +209,60 @@ impl<F: Flow> Inputs<F> {
     /// Every branch in order, or why it could not be loaded.
     pub fn try_iter(&self) -> impl ExactSizeIterator<Item = Result<Input<F>, InputError>> + '_ {
         (0..self.len()).map(|i| self.load(i))
+    }
+
+    /// One field of every branch, in order, reading that field's artifact alone: the join
+    /// `self.total = inputs.values(|s| &s.loss).sum()` reads one small artifact per branch
+    /// where `inputs.iter().map(|i| i.loss).sum()` decodes every branch's whole state.
+    ///
+    /// `field` names the field (`|s| &s.loss`); it is called once, on a probe state, to tell
+    /// which stored field it is (see `state::field_at`). A field stored through an adapter
+    /// (`#[serde(with = …)]`), a projection that is not one top-level field (`|s| &s.a.b`), or
+    /// a branch stored before the field existed is answered all the same, by decoding whole
+    /// states and projecting them. The field's artifact is decoded with its type's own
+    /// `Deserialize`, so a field with `#[serde(deserialize_with = …)]` reads differently from
+    /// [`Inputs::iter`]: use that for such a field.
+    ///
+    /// # Panics
+    /// When an input cannot be read from the datastore: the step then fails with the message.
+    pub fn values<T, P>(&self, field: P) -> impl ExactSizeIterator<Item = T> + '_
+    where
+        T: DeserializeOwned + Clone,
+        P: for<'s> Fn(&'s F) -> &'s T + 'static,
+    {
+        let mut values = self.try_values(field);
+        (0..self.len()).map(move |i| match values.next() {
+            Some(Ok(value)) => value,
+            Some(Err(e)) => panic!("cannot load input {i} of the join: {e}"),
+            None => panic!("input {i} of the join is missing"),
+        })
+    }
+
+    /// [`Inputs::values`], handing back why an input could not be read instead of failing.
+    pub fn try_values<T, P>(
+        &self,
+        field: P,
+    ) -> impl ExactSizeIterator<Item = Result<T, InputError>> + '_
+    where
+        T: DeserializeOwned + Clone,
+        P: for<'s> Fn(&'s F) -> &'s T + 'static,
+    {
+        let probe: F = crate::flow::initial();
+        let name = crate::state::field_at(&StateRef(&probe), field(&probe) as *const T);
+        drop(probe);
+        (0..self.len()).map(move |i| {
+            if let Some(name) = &name
+                && let Some(bytes) = self.source.field_value(i, name)?
+            {
+                return decode_field::<T>(&bytes).map_err(|e| {
+                    InputError::new(format!(
+                        "input {i} of the join, field `{name}` could not be decoded: {e}"
+                    ))
+                });
+            }
+            let state = self.source.load(i)?;
+            Ok(field(&state).clone())
+        })
     }
 
     fn load(&self, i: usize) -> Result<Input<F>, InputError> {
@@ -486,6 +545,14 @@ impl<F: Flow> InputSource<F> for MemorySource<F> {
     }
     fn base_fields(&self) -> Result<FieldHashes, InputError> {
         hashes_of(&self.base)
+    }
+    fn field_value(&self, i: usize, name: &str) -> Result<Option<Arc<Vec<u8>>>, InputError> {
+        let fields = encode_state(&StateRef(&self.states[i].1))
+            .map_err(|e| InputError::new(e.to_string()))?;
+        Ok(fields
+            .into_iter()
+            .find(|f| f.name == name)
+            .map(|f| Arc::new(f.bytes)))
     }
     fn field_bytes(&self, hash: &BlobHash) -> Result<Vec<u8>, InputError> {
         for state in std::iter::once(&self.base).chain(self.states.iter().map(|(_, s)| s)) {

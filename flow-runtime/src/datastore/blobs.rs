@@ -28,10 +28,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::blob_hash::{BLOB_PREFIX, BlobHash};
+use super::blob_reading::STREAMED_FROM;
 use super::keys::Key;
+use super::known_blobs::KnownBlobs;
 use super::storage::{PendingObject, Storage, StorageError};
 use super::task_index::{ArtifactEntry, Encoding};
-use crate::state::{self, DecodeError, FieldSink, SplitError};
+use crate::state::{self, DecodeError, FieldSink, FieldValue, SplitError};
 
 /// The longest encoding [`BlobStore::put_value`] builds in memory before storing it; a longer one
 /// is streamed to a pending object instead.
@@ -140,7 +142,7 @@ fn set_aside_note(set_aside: Option<&Key>) -> String {
 }
 
 impl BlobError {
-    fn new(hash: BlobHash, kind: BlobErrorKind) -> Self {
+    pub(super) fn new(hash: BlobHash, kind: BlobErrorKind) -> Self {
         BlobError {
             hash,
             context: None,
@@ -221,13 +223,36 @@ pub enum LoadError {
 /// A thin view over a [`Storage`]; make one wherever needed.
 #[derive(Debug, Clone, Copy)]
 pub struct BlobStore<'s> {
-    storage: &'s dyn Storage,
+    pub(super) storage: &'s dyn Storage,
+    known: Option<&'s KnownBlobs>,
 }
 
 impl<'s> BlobStore<'s> {
     /// The blobs kept in `storage`.
     pub fn new(storage: &'s dyn Storage) -> Self {
-        BlobStore { storage }
+        BlobStore {
+            storage,
+            known: None,
+        }
+    }
+
+    /// The same blobs, storing through `known`: a blob it holds is not looked up again, and
+    /// every blob stored or found whole is added to it (see [`KnownBlobs`]).
+    pub fn remembering(self, known: &'s KnownBlobs) -> Self {
+        BlobStore {
+            known: Some(known),
+            ..self
+        }
+    }
+
+    fn is_known(&self, hash: &BlobHash, size: u64) -> bool {
+        self.known.is_some_and(|known| known.contains(hash, size))
+    }
+
+    fn remember(&self, hash: BlobHash, size: u64) {
+        if let Some(known) = self.known {
+            known.insert(hash, size);
+        }
     }
 
     /// Stores `bytes` as a blob, unless an identical one exists.
@@ -240,7 +265,16 @@ impl<'s> BlobStore<'s> {
     /// Storage failures.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<StoredBlob, BlobWriteError> {
         let hash = BlobHash::of(bytes);
+        let size = bytes.len() as u64;
+        if self.is_known(&hash, size) {
+            return Ok(StoredBlob {
+                hash,
+                size,
+                newly_stored: false,
+            });
+        }
         let newly_stored = self.storage.put_content(&hash.key(), bytes)?;
+        self.remember(hash, size);
         Ok(StoredBlob {
             hash,
             size: bytes.len() as u64,
@@ -311,13 +345,18 @@ impl<'s> BlobStore<'s> {
         hash: &BlobHash,
         size: u64,
     ) -> Result<bool, StorageError> {
+        if self.is_known(hash, size) {
+            return Ok(false);
+        }
         let key = hash.key();
-        match self.storage.size(&key) {
+        let committed = match self.storage.size(&key) {
             // Dropping the pending object discards it.
             Ok(Some(found)) if found == size => Ok(false),
             Ok(None) => pending.commit_if_absent(&key),
             Ok(Some(_)) | Err(_) => pending.commit(&key).map(|()| true),
-        }
+        }?;
+        self.remember(*hash, size);
+        Ok(committed)
     }
 
     /// Stores `value` as [`BlobStore::put_value`] does, unless it encodes to exactly the blob
@@ -345,11 +384,13 @@ impl<'s> BlobStore<'s> {
             // The previous blob must still be there whole (of its size) to be taken as is;
             // anything else (gone, damaged, unreadable) is stored again below.
             if hash == previous.hash
-                && matches!(
-                    self.storage.size(&hash.key()),
-                    Ok(Some(size)) if size == previous.size
-                )
+                && (self.is_known(&hash, previous.size)
+                    || matches!(
+                        self.storage.size(&hash.key()),
+                        Ok(Some(size)) if size == previous.size
+                    ))
             {
+                self.remember(hash, previous.size);
                 return Ok(StoredBlob {
                     hash,
                     size: previous.size,
@@ -509,8 +550,10 @@ impl<'s> BlobStore<'s> {
 
     /// Reads, verifies and decodes the artifacts listed in `artifacts` into a flow's state.
     ///
-    /// All blobs are read and verified before decoding starts, so nothing damaged is ever
-    /// decoded; they are held in memory until the state is built.
+    /// The small blobs are read and verified before decoding starts; a large one (from
+    /// `blob_reading::STREAMED_FROM` bytes) is decoded while a second thread reads and hashes
+    /// it (see `datastore::blob_reading`). Either way the state is returned only once every
+    /// blob was found intact, and a damaged blob is reported as such before any decoding error.
     ///
     /// # Errors
     ///
@@ -519,19 +562,60 @@ impl<'s> BlobStore<'s> {
         &self,
         artifacts: &[ArtifactEntry],
     ) -> Result<F, LoadError> {
-        let blobs = artifacts
+        for entry in artifacts {
+            check_encoding(entry)?;
+        }
+        let small = artifacts
             .iter()
-            .map(|entry| self.read_entry(entry))
+            .map(|entry| {
+                if entry.size >= STREAMED_FROM {
+                    Ok(None)
+                } else {
+                    self.read_entry(entry).map(Some)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let fields: Vec<(&str, &[u8])> = artifacts
-            .iter()
-            .zip(&blobs)
-            .map(|(entry, bytes)| (entry.name.as_str(), bytes.as_slice()))
-            .collect();
-        Ok(state::decode_state(&fields)?)
+        std::thread::scope(|scope| {
+            let streams = std::cell::RefCell::new(Vec::new());
+            let failed_to_open = std::cell::RefCell::new(None);
+            let fields: Vec<(&str, FieldValue<'_>)> = artifacts
+                .iter()
+                .zip(&small)
+                .map(|(entry, bytes)| {
+                    let value = match bytes {
+                        Some(bytes) => FieldValue::Encoded(bytes.as_slice()),
+                        None => {
+                            let (streams, failed) = (&streams, &failed_to_open);
+                            FieldValue::Chunks(Box::new(move || {
+                                match self.stream(scope, entry.hash, entry.size) {
+                                    Ok((blob, input)) => {
+                                        streams.borrow_mut().push((entry, blob));
+                                        input
+                                    }
+                                    Err(e) => {
+                                        failed.borrow_mut().get_or_insert((entry, e));
+                                        closed_input()
+                                    }
+                                }
+                            }))
+                        }
+                    };
+                    (entry.name.as_str(), value)
+                })
+                .collect();
+            let decoded = state::decode_fields::<F>(fields);
+            if let Some((entry, e)) = failed_to_open.into_inner() {
+                return Err(named(entry, e));
+            }
+            for (entry, blob) in streams.into_inner() {
+                blob.verify(self).map_err(|e| named(entry, e))?;
+            }
+            Ok(decoded?)
+        })
     }
 
     /// Reads, verifies and decodes one artifact, e.g. to load a single field of a past run.
+    /// A large one is decoded while it is read, as in [`BlobStore::load_state`].
     ///
     /// # Errors
     ///
@@ -540,25 +624,57 @@ impl<'s> BlobStore<'s> {
         &self,
         entry: &ArtifactEntry,
     ) -> Result<T, LoadError> {
-        let bytes = self.read_entry(entry)?;
-        state::decode_field(&bytes).map_err(|source| {
+        let field_error = |source| {
             LoadError::Decode(DecodeError::Field {
                 field: entry.name.clone(),
                 source,
             })
+        };
+        if entry.size < STREAMED_FROM {
+            let bytes = self.read_entry(entry)?;
+            return state::decode_field(&bytes).map_err(field_error);
+        }
+        check_encoding(entry)?;
+        std::thread::scope(|scope| {
+            let (blob, input) = self
+                .stream(scope, entry.hash, entry.size)
+                .map_err(|e| named(entry, e))?;
+            let decoded = state::decode_chunks::<T>(input);
+            blob.verify(self).map_err(|e| named(entry, e))?;
+            decoded.map_err(field_error)
         })
     }
 
     fn read_entry(&self, entry: &ArtifactEntry) -> Result<Vec<u8>, LoadError> {
-        if entry.encoding != Encoding::MsgPack {
-            return Err(LoadError::UnsupportedEncoding {
-                name: entry.name.clone(),
-                encoding: entry.encoding.to_string(),
-            });
-        }
+        check_encoding(entry)?;
         self.get(&entry.hash, Some(entry.size))
-            .map_err(|e| LoadError::Blob(e.with_context(format!("artifact `{}`", entry.name))))
+            .map_err(|e| named(entry, e))
     }
+}
+
+/// Fails for an artifact whose encoding this version cannot read.
+fn check_encoding(entry: &ArtifactEntry) -> Result<(), LoadError> {
+    if entry.encoding == Encoding::MsgPack {
+        Ok(())
+    } else {
+        Err(LoadError::UnsupportedEncoding {
+            name: entry.name.clone(),
+            encoding: entry.encoding.to_string(),
+        })
+    }
+}
+
+/// `error`, said to be about the artifact `entry`.
+fn named(entry: &ArtifactEntry, error: BlobError) -> LoadError {
+    LoadError::Blob(error.with_context(format!("artifact `{}`", entry.name)))
+}
+
+/// An input that is already at its end: what a field whose blob could not be opened decodes
+/// from (the error that follows names the blob, not the decoding).
+fn closed_input() -> crate::state::decoder::ChunkInput {
+    let (_, incoming) = std::sync::mpsc::sync_channel(0);
+    let (spent, _) = std::sync::mpsc::channel();
+    crate::state::decoder::ChunkInput::new(0, incoming, spent)
 }
 
 /// A [`FieldSink`] that stores each field as a blob and records its index entry.
@@ -1088,6 +1204,42 @@ mod tests {
         assert_eq!(fingerprint(storage.inner.root()), before);
         let all = walk(storage.inner.root());
         assert_eq!(all, [storage.inner.path_of(&first.hash.key())]);
+    }
+
+    #[test]
+    fn a_blob_a_run_knows_is_not_looked_up_again() {
+        let (_dir, storage) = counting();
+        let known = KnownBlobs::new();
+        let blobs = BlobStore::new(&storage).remembering(&known);
+        let first = blobs.put_value(&model()).unwrap();
+        assert!(first.newly_stored);
+        assert_eq!(storage.counts(), (0, 1));
+        for _ in 0..3 {
+            let again = blobs.put_value(&model()).unwrap();
+            assert_eq!((again.hash, again.newly_stored), (first.hash, false));
+        }
+        assert_eq!(storage.counts(), (0, 1), "known: no lookup, no put");
+        // A store without the memory (another run) looks it up as before.
+        BlobStore::new(&storage).put_value(&model()).unwrap();
+        assert_eq!(storage.counts(), (0, 2));
+
+        // A large value committed once is known too.
+        let many = serde_bytes::ByteBuf::from(vec![7u8; SPILL_THRESHOLD + 1]);
+        let big = blobs.put_value(&many).unwrap();
+        assert!(big.newly_stored);
+        let (starts, puts) = storage.counts();
+        let again = blobs.put_value(&many).unwrap();
+        assert_eq!((again.hash, again.newly_stored), (big.hash, false));
+        assert_eq!(
+            storage.counts(),
+            (starts + 1, puts),
+            "streamed, then discarded unlooked"
+        );
+        assert_eq!(
+            walk(storage.inner.root()).len(),
+            2,
+            "no second copy left behind"
+        );
     }
 
     #[test]

@@ -61,10 +61,12 @@
 //! ```
 
 mod blob_hash;
+mod blob_reading;
 mod blobs;
 #[doc(hidden)]
 pub mod conformance;
 mod keys;
+mod known_blobs;
 mod local;
 mod location;
 #[cfg(feature = "s3")]
@@ -79,6 +81,7 @@ pub use blobs::{
     StoredBlob, WRITE_BUFFER_SIZE,
 };
 pub use keys::{Key, KeyError, KeyProblem, MAX_SEGMENT_LEN, validate_segment};
+pub use known_blobs::KnownBlobs;
 pub use local::LocalStorage;
 pub use location::{DatastoreLocation, LocationError, S3Location};
 #[cfg(feature = "s3")]

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::datastore::TaskIndex;
+use crate::datastore::{KnownBlobs, TaskIndex};
 use crate::flow::{Flow, StepOutcome};
 use crate::progress::Progress;
 use crate::run::{
@@ -175,6 +175,8 @@ pub(crate) struct RunContext {
     pub origin: Option<Origin>,
     /// Set when the run is interrupted: no task starts after it.
     pub cancel: Arc<cancel::Cancel>,
+    /// The blobs this run stored or found whole, not looked up again by its later tasks.
+    pub known_blobs: Arc<KnownBlobs>,
 }
 
 #[derive(Debug, Clone)]
@@ -507,6 +509,7 @@ fn drive_to_end<F: Flow>(
         params: record.params.clone(),
         origin,
         cancel: Arc::clone(&cancel),
+        known_blobs: Arc::default(),
     };
     let progress = if options.progress {
         Progress::for_terminal(graph.name)

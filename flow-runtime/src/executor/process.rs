@@ -343,6 +343,7 @@ pub fn run_task_command<F: Flow>(
         params: record.params,
         origin: None,
         cancel: Arc::default(),
+        known_blobs: Arc::default(),
     };
     let parent_index = |parent: &TaskPath| -> Result<Arc<crate::datastore::TaskIndex>, RunError> {
         let parent_key = RunStore::task_key(graph.name, run_id, &parent.step, &parent.task)?;

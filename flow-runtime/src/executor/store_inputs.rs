@@ -117,6 +117,24 @@ impl<F: Flow> InputSource<F> for StoreInputs {
     fn base_fields(&self) -> Result<FieldHashes, InputError> {
         Ok(hashes(&self.base.artifacts))
     }
+    fn field_value(&self, i: usize, name: &str) -> Result<Option<Arc<Vec<u8>>>, InputError> {
+        let input = &self.inputs[i];
+        let Some(entry) = input.index.artifact(name) else {
+            return Ok(None);
+        };
+        let fail =
+            |e: String| InputError::new(format!("{}, task {}: {e}", self.context, input.path));
+        if entry.encoding != crate::datastore::Encoding::MsgPack {
+            return Err(fail(format!(
+                "artifact `{}` has an encoding this version cannot read: {}",
+                entry.name, entry.encoding
+            )));
+        }
+        self.cache
+            .get(&self.store, entry)
+            .map(Some)
+            .map_err(|e| fail(format!("artifact `{}`: {e}", entry.name)))
+    }
     fn field_bytes(&self, hash: &BlobHash) -> Result<Vec<u8>, InputError> {
         let size = self
             .inputs

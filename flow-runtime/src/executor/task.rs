@@ -237,6 +237,7 @@ pub(crate) fn execute<F: Flow>(
                 let stored = ctx
                     .store
                     .blobs()
+                    .remembering(&ctx.known_blobs)
                     .put_bytes(&encoded)
                     .map_err(|e| RunStoreError::Io(e.to_string()))?;
                 Some((
@@ -253,6 +254,7 @@ pub(crate) fn execute<F: Flow>(
         let artifacts = ctx
             .store
             .blobs()
+            .remembering(&ctx.known_blobs)
             .store_state_after(
                 &StateRef(state),
                 derived_from.as_ref().map_or(&[][..], |i| &i.artifacts),

@@ -2,7 +2,7 @@
 //!
 //! The stored fields are presented to the struct's `Deserialize` impl as one map whose keys are the
 //! field names; each value is [checked](super::bounded) then decoded straight from that field's
-//! bytes by rmp-serde, so the fields are never concatenated into one buffer. Because serde's derived code drives the process, everything
+//! bytes by [`super::decoder`], so the fields are never concatenated into one buffer. Because serde's derived code drives the process, everything
 //! the user declared keeps working: `#[serde(default)]` for fields absent from old runs, unknown
 //! fields skipped (or rejected under `deny_unknown_fields`), renames and `flatten`.
 
@@ -11,6 +11,19 @@ use std::fmt::Display;
 use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
 use serde::forward_to_deserialize_any;
+
+use super::decoder::{ChunkInput, Deserializer, Input, SliceInput};
+
+/// Decodes one value for `seed` from `input`, which must hold exactly that value.
+fn decode_seed<'de, S: DeserializeSeed<'de>, R: Input<'de>>(
+    seed: S,
+    input: R,
+) -> Result<S::Value, rmp_serde::decode::Error> {
+    let mut deserializer = Deserializer::new(input);
+    let value = seed.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
 
 /// Why a flow's state could not be rebuilt from its fields.
 #[derive(Debug, thiserror::Error)]
@@ -49,22 +62,39 @@ impl de::Error for DecodeError {
 /// [`DecodeError::Field`] names the field whose bytes did not decode; [`DecodeError::State`] carries
 /// serde's message for whole-state problems such as a missing field.
 pub fn decode_state<F: DeserializeOwned>(fields: &[(&str, &[u8])]) -> Result<F, DecodeError> {
+    decode_fields(
+        fields
+            .iter()
+            .map(|&(name, bytes)| (name, FieldValue::Encoded(bytes)))
+            .collect(),
+    )
+}
+
+/// Where a field's encoding comes from, for [`decode_fields`].
+pub(crate) enum FieldValue<'a> {
+    /// In memory.
+    Encoded(&'a [u8]),
+    /// In chunks, as another thread reads them; called when the field's value is wanted.
+    Chunks(Box<dyn FnOnce() -> ChunkInput + 'a>),
+}
+
+/// [`decode_state`], where some fields may arrive in chunks.
+pub(crate) fn decode_fields<'a, F: DeserializeOwned>(
+    fields: Vec<(&'a str, FieldValue<'a>)>,
+) -> Result<F, DecodeError> {
     F::deserialize(Fields {
-        fields: fields.iter(),
+        fields: fields.into_iter(),
         current: None,
     })
 }
 
 /// The deserializer, and at the same time the map access over the fields.
-struct Fields<'a, I> {
-    fields: I,
-    current: Option<(&'a str, &'a [u8])>,
+struct Fields<'a> {
+    fields: std::vec::IntoIter<(&'a str, FieldValue<'a>)>,
+    current: Option<(&'a str, FieldValue<'a>)>,
 }
 
-impl<'de, I> de::Deserializer<'de> for Fields<'de, I>
-where
-    I: Iterator<Item = &'de (&'de str, &'de [u8])>,
-{
+impl<'de> de::Deserializer<'de> for Fields<'de> {
     type Error = DecodeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
@@ -101,20 +131,17 @@ where
     }
 }
 
-impl<'de, I> MapAccess<'de> for Fields<'de, I>
-where
-    I: Iterator<Item = &'de (&'de str, &'de [u8])>,
-{
+impl<'de> MapAccess<'de> for Fields<'de> {
     type Error = DecodeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DecodeError> {
-        let Some(&(name, bytes)) = self.fields.next() else {
+        let Some((name, value)) = self.fields.next() else {
             return Ok(None);
         };
-        self.current = Some((name, bytes));
+        self.current = Some((name, value));
         seed.deserialize(BorrowedStrDeserializer::new(name))
             .map(Some)
     }
@@ -123,16 +150,20 @@ where
         &mut self,
         seed: V,
     ) -> Result<V::Value, DecodeError> {
-        let (name, bytes) = self.current.take().ok_or_else(|| {
+        let (name, value) = self.current.take().ok_or_else(|| {
             DecodeError::State("a field value was requested before its name".to_owned())
         })?;
         let field_error = |source| DecodeError::Field {
             field: name.to_owned(),
             source,
         };
-        super::bounded::check(bytes).map_err(field_error)?;
-        let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
-        seed.deserialize(&mut deserializer).map_err(field_error)
+        match value {
+            FieldValue::Encoded(bytes) => {
+                super::bounded::check(bytes).map_err(field_error)?;
+                decode_seed(seed, SliceInput::new(bytes)).map_err(field_error)
+            }
+            FieldValue::Chunks(open) => decode_seed(seed, open()).map_err(field_error),
+        }
     }
 
     fn size_hint(&self) -> Option<usize> {

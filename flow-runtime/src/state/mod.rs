@@ -15,6 +15,8 @@
 mod assemble;
 pub mod bounded;
 pub mod canonical;
+pub(crate) mod decoder;
+mod field_at;
 pub(crate) mod msgpack;
 mod split;
 
@@ -24,6 +26,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use assemble::{DecodeError, decode_state};
+pub(crate) use assemble::{FieldValue, decode_fields};
+pub(crate) use field_at::field_at;
 pub use split::{FieldSink, SplitError, split_state};
 
 /// The name recorded in a task's index for the encoding [`encode_field`] produces.
@@ -70,8 +74,18 @@ where
 /// [`bounded::MAX_DEPTH`].
 pub fn decode_field<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
     bounded::check(bytes)?;
-    let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
-    T::deserialize(&mut deserializer)
+    decoder::from_slice(bytes)
+}
+
+/// [`decode_field`] for a value that arrives in chunks: the bounds it needs are the decoder's
+/// own (see [`decoder`]).
+pub(crate) fn decode_chunks<T: DeserializeOwned>(
+    input: decoder::ChunkInput,
+) -> Result<T, rmp_serde::decode::Error> {
+    let mut deserializer = decoder::Deserializer::new(input);
+    let value = T::deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
 }
 
 /// One artifact encoded in memory by [`encode_state`].
