@@ -88,7 +88,7 @@ fn a_state_of_large_fields_decodes_as_it_was_stored() {
     }
 }
 
-fn damage(storage: &LocalStorage, entry: &ArtifactEntry, change: impl FnOnce(&mut Vec<u8>)) {
+fn damage_blob(storage: &LocalStorage, entry: &ArtifactEntry, change: impl FnOnce(&mut Vec<u8>)) {
     let path = storage.path_of(&entry.hash.key());
     let mut bytes = fs::read(&path).expect("blob");
     change(&mut bytes);
@@ -106,7 +106,7 @@ fn a_flipped_byte_late_in_a_large_blob_is_reported_and_set_aside() {
     let entries = stored(&blobs, &big());
     let floats = floats_entry(&entries).clone();
     // In the data of the last element: the value still decodes (to another number).
-    damage(&storage, &floats, |bytes| {
+    damage_blob(&storage, &floats, |bytes| {
         let at = bytes.len() - 2;
         bytes[at] ^= 0x10;
     });
@@ -142,7 +142,7 @@ fn damage_that_also_breaks_decoding_is_reported_as_damage() {
     let entries = stored(&blobs, &big());
     let floats = floats_entry(&entries).clone();
     // A marker in the middle becomes a string marker: decoding as f32 fails there.
-    damage(&storage, &floats, |bytes| {
+    damage_blob(&storage, &floats, |bytes| {
         let at = bytes.len() / 2 / 5 * 5;
         bytes[at] = 0xa3;
     });
@@ -161,7 +161,7 @@ fn a_truncated_or_longer_large_blob_is_reported_with_its_sizes() {
     let blobs = BlobStore::new(&storage);
     let entries = stored(&blobs, &big());
     let floats = floats_entry(&entries).clone();
-    damage(&storage, &floats, |bytes| {
+    damage_blob(&storage, &floats, |bytes| {
         bytes.truncate(bytes.len() - CHUNK - 3)
     });
     let error = blobs
@@ -176,7 +176,7 @@ fn a_truncated_or_longer_large_blob_is_reported_with_its_sizes() {
     let blobs = BlobStore::new(&storage);
     let entries = stored(&blobs, &big());
     let floats = floats_entry(&entries).clone();
-    damage(&storage, &floats, |bytes| {
+    damage_blob(&storage, &floats, |bytes| {
         bytes.extend_from_slice(&[0xca; 9])
     });
     let error = blobs.load_state::<Big>(&entries).expect_err("longer");
@@ -216,4 +216,86 @@ fn a_missing_large_blob_is_reported_as_missing() {
         "{error}"
     );
     assert!(error.to_string().contains("artifact `floats`"), "{error}");
+}
+
+fn bytes_entry(entries: &[ArtifactEntry]) -> &ArtifactEntry {
+    entries.iter().find(|e| e.name == "bytes").expect("bytes")
+}
+
+#[test]
+fn a_large_binary_is_checked_for_every_kind_of_damage() {
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(Damage, fn(&BlobErrorKind) -> bool); 4] = [
+        (
+            |bytes| {
+                let at = bytes.len() - 1;
+                bytes[at] ^= 1;
+            },
+            |kind| {
+                matches!(
+                    kind,
+                    BlobErrorKind::HashMismatch {
+                        set_aside: Some(_),
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            |bytes| bytes.truncate(bytes.len() - CHUNK - 1),
+            |kind| matches!(kind, BlobErrorKind::Truncated { .. }),
+        ),
+        (
+            |bytes| bytes.push(0),
+            |kind| matches!(kind, BlobErrorKind::Oversized { .. }),
+        ),
+        // The header says fewer bytes than the index.
+        (
+            |bytes| bytes[4] ^= 1,
+            |kind| matches!(kind, BlobErrorKind::HashMismatch { .. }),
+        ),
+    ];
+    for (damage, expected) in damages {
+        let (_dir, storage) = store();
+        let blobs = BlobStore::new(&storage);
+        let entries = stored(&blobs, &big());
+        let bytes = bytes_entry(&entries).clone();
+        damage_blob(&storage, &bytes, damage);
+        for result in [
+            blobs.load_state::<Big>(&entries).map(|_| ()),
+            blobs
+                .load_artifact::<serde_bytes::ByteBuf>(&bytes)
+                .map(|_| ()),
+        ] {
+            let error = result.expect_err("damaged");
+            let LoadError::Blob(error) = error else {
+                panic!("not reported as damage: {error}");
+            };
+            assert!(
+                expected(error.kind()) || matches!(error.kind(), BlobErrorKind::SetAside { .. }),
+                "{error}"
+            );
+            assert!(error.to_string().contains("artifact `bytes`"), "{error}");
+        }
+    }
+}
+
+#[test]
+fn a_large_binary_decodes_as_other_types_do_from_a_slice() {
+    let (_dir, storage) = store();
+    let blobs = BlobStore::new(&storage);
+    let entries = stored(&blobs, &big());
+    let bytes = bytes_entry(&entries);
+    let as_vec: Vec<u8> = blobs.load_artifact(bytes).expect("a sequence of bytes");
+    assert_eq!(as_vec, big().bytes);
+    let some: Option<serde_bytes::ByteBuf> = blobs.load_artifact(bytes).expect("an option");
+    assert_eq!(some.map(|b| b.into_vec()), Some(big().bytes));
+    for error in [
+        blobs.load_artifact::<u64>(bytes).map(|_| ()),
+        blobs.load_artifact::<String>(bytes).map(|_| ()),
+        blobs.load_artifact::<Vec<String>>(bytes).map(|_| ()),
+    ] {
+        let error = error.expect_err("not that type");
+        assert!(matches!(error, LoadError::Decode(_)), "{error}");
+    }
 }
