@@ -276,6 +276,8 @@ pub(crate) enum WaitError {
 #[derive(Debug)]
 pub(crate) struct SlurmQueue {
     options: SlurmOptions,
+    /// The `sbatch` program: found on `PATH`, or a stand-in in unit tests.
+    sbatch_program: PathBuf,
     /// The run's cancellation: every job is cancelled with it.
     cancel: Arc<Cancel>,
     state: Mutex<QueueState>,
@@ -321,6 +323,7 @@ impl SlurmQueue {
     pub(crate) fn new(options: SlurmOptions, cancel: Arc<Cancel>) -> Self {
         SlurmQueue {
             options,
+            sbatch_program: PathBuf::from("sbatch"),
             cancel,
             state: Mutex::new(QueueState::default()),
             changed: Condvar::new(),
@@ -472,7 +475,15 @@ impl SlurmQueue {
         });
         let mut attempt = 0;
         loop {
-            match sbatch(name, &output, array, &self.options.sbatch_args, script) {
+            let submitted = sbatch(
+                &self.sbatch_program,
+                name,
+                &output,
+                array,
+                &self.options.sbatch_args,
+                script,
+            );
+            match submitted {
                 Ok(id) => return Ok(id),
                 Err(e) if attempt + 1 == SBATCH_TRIES => return Err(e),
                 Err(_) => attempt += 1,
@@ -730,13 +741,14 @@ fn array_script(members: &[(usize, Vec<String>)]) -> String {
 }
 
 fn sbatch(
+    program: &Path,
     name: &str,
     output: &Path,
     array: Option<&str>,
     extra: &[String],
     script: &str,
 ) -> Result<JobId, SubmitError> {
-    let mut command = Command::new("sbatch");
+    let mut command = Command::new(program);
     command
         .arg("--parsable")
         // A task may run again from the start; the user's `--no-requeue` (later) wins.
@@ -1098,5 +1110,202 @@ mod tests {
         );
         assert_eq!(job_of(s("1734"), None, None), Some("slurm:1734".into()));
         assert_eq!(job_of(None, None, None), None);
+    }
+
+    /// A queue whose `sbatch` is a shell script of `body` in a new directory (`$0` is the
+    /// script's own path there).
+    fn fake_queue(body: &str) -> (tempfile::TempDir, SlurmQueue) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("sbatch");
+        std::fs::write(&program, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut queue = SlurmQueue::new(
+            SlurmOptions::new(dir.path().join("logs")),
+            Arc::new(Cancel::default()),
+        );
+        queue.sbatch_program = program;
+        (dir, queue)
+    }
+
+    /// An `sbatch` that records each call's arguments (`$0.call.N`) and script (`….script`)
+    /// and prints job id 77.
+    const RECORDING_SBATCH: &str = "call=$(mktemp \"$0.call.XXXXXX\")\nprintf '%s\\n' \"$@\" > \"$call\"\n\
+         cat > \"$call.script\"\necho 77\n";
+
+    /// The arguments and the script of every `sbatch` call recorded in `dir`.
+    fn sbatch_calls(dir: &Path) -> Vec<(Vec<String>, String)> {
+        let mut calls: Vec<(Vec<String>, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with("sbatch.call.") && !name.ends_with(".script")
+            })
+            .map(|p| {
+                let args = std::fs::read_to_string(&p).unwrap();
+                let script = std::fs::read_to_string(p.with_extension(format!(
+                    "{}.script",
+                    p.extension().unwrap().to_string_lossy()
+                )))
+                .unwrap();
+                (args.lines().map(String::from).collect(), script)
+            })
+            .collect();
+        calls.sort();
+        calls
+    }
+
+    /// Task `position` of a foreach split over `count`.
+    fn element(count: usize, position: usize) -> Element {
+        Element {
+            group: "work/start/0".into(),
+            count,
+            position,
+            array_name: "F.work".into(),
+            task_name: format!("F.work.{position}"),
+        }
+    }
+
+    /// Submits the tasks at `positions` of a split over `count`, each from a thread of its own
+    /// as the run's workers do; the job id each got, in the order of `positions`.
+    fn submit_together(queue: &SlurmQueue, count: usize, positions: &[usize]) -> Vec<String> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = positions
+                .iter()
+                .map(|&p| {
+                    scope.spawn(move || {
+                        let command: Vec<String> = ["flow", "step", "work", "--task-id"]
+                            .map(String::from)
+                            .into_iter()
+                            .chain([p.to_string()])
+                            .collect();
+                        queue
+                            .submit_element(&element(count, p), &command)
+                            .map(|id| id.0)
+                            .unwrap_or_else(|e| format!("error: {e}"))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    #[test]
+    fn the_tasks_of_a_split_go_as_one_job_array() {
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        let ids = submit_together(&queue, 5, &[3, 0, 4, 1, 2]);
+        assert_eq!(ids, ["77_3", "77_0", "77_4", "77_1", "77_2"]);
+        let calls = sbatch_calls(dir.path());
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let (args, script) = &calls[0];
+        assert!(args.contains(&"--array=0-4".to_owned()), "{args:?}");
+        assert!(args.contains(&"--job-name=F.work".to_owned()), "{args:?}");
+        let output = format!("--output={}", dir.path().join("logs/%A_%a.out").display());
+        assert!(args.contains(&output), "{args:?}");
+        for task in 0..5 {
+            assert!(
+                script.contains(&format!("{task}) task={task} ;;")),
+                "{script}"
+            );
+        }
+        // Every element is waited for under its own id.
+        let state = queue.lock();
+        let mut watched: Vec<&str> = state.jobs.keys().map(|j| j.0.as_str()).collect();
+        watched.sort();
+        assert_eq!(watched, ["77_0", "77_1", "77_2", "77_3", "77_4"]);
+        assert!(state.gathering.is_empty() && state.submitted.is_empty());
+    }
+
+    #[test]
+    fn the_tasks_of_a_split_reached_go_once_no_other_comes() {
+        // Three of five were reused by `resume`: the two others go without them.
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        let ids = submit_together(&queue, 5, &[1, 3]);
+        assert_eq!(ids, ["77_1", "77_3"]);
+        let calls = sbatch_calls(dir.path());
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(calls[0].0.contains(&"--array=1,3".to_owned()), "{calls:?}");
+    }
+
+    #[test]
+    fn a_task_reached_alone_is_a_job_of_its_own() {
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        assert_eq!(submit_together(&queue, 5, &[2]), ["77"]);
+        let calls = sbatch_calls(dir.path());
+        let [(args, script)] = calls.as_slice() else {
+            panic!("one call expected: {calls:?}");
+        };
+        assert!(!args.iter().any(|a| a.starts_with("--array")), "{args:?}");
+        assert!(args.contains(&"--job-name=F.work.2".to_owned()), "{args:?}");
+        assert_eq!(script, "#!/bin/sh\nexec flow step work --task-id 2\n");
+    }
+
+    #[test]
+    fn a_foreach_past_one_chunk_goes_as_several_arrays() {
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        let count = ARRAY_CHUNK + 2;
+        let ids = submit_together(
+            &queue,
+            count,
+            &[ARRAY_CHUNK - 1, ARRAY_CHUNK, ARRAY_CHUNK + 1],
+        );
+        // Position 999 is the last of the first chunk and goes alone; 1000 and 1001 are the
+        // whole second chunk, elements 0 and 1 of its array.
+        assert_eq!(ids, ["77", "77_0", "77_1"]);
+        let calls = sbatch_calls(dir.path());
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        let arrays: Vec<&String> = calls
+            .iter()
+            .flat_map(|(args, _)| args.iter().filter(|a| a.starts_with("--array")))
+            .collect();
+        assert_eq!(arrays, ["--array=0-1"]);
+    }
+
+    #[test]
+    fn a_refused_array_fails_each_of_its_tasks() {
+        let (_dir, queue) =
+            fake_queue("echo 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2\nexit 1\n");
+        let results = submit_together(&queue, 3, &[0, 1, 2]);
+        for result in &results {
+            assert!(
+                result.starts_with("error: sbatch failed") && result.contains("QOSMaxSubmit"),
+                "{results:?}"
+            );
+        }
+        let state = queue.lock();
+        assert!(state.jobs.is_empty() && state.gathering.is_empty() && state.submitted.is_empty());
+    }
+
+    #[test]
+    fn a_run_cancelled_while_its_tasks_gather_submits_none_of_them() {
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        let results = std::thread::scope(|scope| {
+            // Two of three tasks arrive; the third never does.
+            let gathering = scope.spawn(|| submit_together(&queue, 3, &[0, 1]));
+            let arrived = || {
+                queue
+                    .lock()
+                    .gathering
+                    .values()
+                    .map(|g| g.members.len())
+                    .sum::<usize>()
+            };
+            while arrived() < 2 && !gathering.is_finished() {
+                std::thread::yield_now();
+            }
+            queue.cancel.trigger(15);
+            gathering.join().unwrap()
+        });
+        let calls = sbatch_calls(dir.path());
+        if results.iter().all(|r| r.contains("interrupted")) {
+            assert!(calls.is_empty(), "{calls:?}");
+        } else {
+            // Only a machine too busy to trigger the cancellation within the gathering's quiet
+            // time gets here: then both tasks went, together, and are waited for.
+            assert_eq!(results, ["77_0", "77_1"]);
+            assert_eq!(calls.len(), 1, "{calls:?}");
+            assert_eq!(queue.lock().jobs.len(), 2);
+        }
     }
 }
