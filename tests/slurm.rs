@@ -636,6 +636,44 @@ fn a_failing_element_fails_its_task_alone_and_resume_reruns_it(dir: &Path) -> Re
     Ok(())
 }
 
+/// With fewer workers than the foreach has tasks (`--max-workers 3` for six), the tasks in flight
+/// go as one array and the later ones as further arrays or jobs of their own: the run
+/// completes, and a task in an array is still the element whose index is its position.
+fn a_foreach_throttled_by_max_workers_goes_in_several_submissions(
+    dir: &Path,
+) -> Result<(), String> {
+    let location = datastore(dir, "flaky-throttled");
+    let o = run_flow(
+        "flaky",
+        &location,
+        &["run", "--slurm", "--max-workers", "3"],
+    )?;
+    if o.code != 0 {
+        return Err(format!("the run should complete\n{}", o.describe()));
+    }
+    let store = open_store(&location)?;
+    let run = only_run(&store, "Flaky")?;
+    let mut submissions = Vec::new();
+    for task in 0..6 {
+        let meta = meta_of(&store, "Flaky", &run, "work", &task.to_string())?;
+        let (job, index) = recorded_job(&meta)?;
+        if index.as_ref().is_some_and(|i| *i != task.to_string()) {
+            return Err(format!(
+                "task work/{task} ran as element {index:?} of array {job}"
+            ));
+        }
+        submissions.push(job);
+    }
+    submissions.sort();
+    submissions.dedup();
+    if submissions.len() < 2 {
+        return Err(format!(
+            "six tasks with three workers should take several submissions: {submissions:?}"
+        ));
+    }
+    Ok(())
+}
+
 /// Waits until `marker` exists (a task says it runs), or the run ends, or two minutes pass.
 fn wait_for(marker: &Path, run: &mut std::process::Child, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -1006,7 +1044,11 @@ fn main() -> ExitCode {
     // directory): under this test's directory, not the user's.
     // SAFETY: no other thread runs yet; the runs started later inherit the variable.
     unsafe { std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache")) };
-    let tests: [(&str, Check<'_>); 8] = [
+    let tests: [(&str, Check<'_>); 9] = [
+        (
+            "a_foreach_throttled_by_max_workers_goes_in_several_submissions",
+            Box::new(|| a_foreach_throttled_by_max_workers_goes_in_several_submissions(dir.path())),
+        ),
         (
             "a_foreach_runs_as_one_job_array_with_retries_inside_elements",
             Box::new(|| a_foreach_runs_as_one_job_array_with_retries_inside_elements(dir.path())),
