@@ -115,6 +115,55 @@ impl Guarded {
     fn end(&mut self) {}
 }
 
+/// Names a file whose existence makes `Flaky::work` fail for x = 3, on every attempt. Jobs
+/// inherit it through `sbatch`.
+const FAIL_FILE_ENV: &str = "SLURM_TEST_FAIL_FILE";
+
+/// Names a file that `Flaky::work` for x = 5 creates on its first attempt, which then fails;
+/// the retry finds the file and completes. Jobs inherit it through `sbatch`.
+const RETRY_MARK_ENV: &str = "SLURM_TEST_RETRY_MARK";
+
+/// The job array checks run this flow: a foreach over six elements whose `work` can fail for
+/// one element (x = 3) and fails once, then succeeds on its retry, for another (x = 5).
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Flaky {
+    xs: Vec<u64>,
+    square: u64,
+    total: u64,
+}
+
+#[flow]
+impl Flaky {
+    #[step(foreach = xs, next = work)]
+    fn start(&mut self) {
+        self.xs = (1..=6).collect();
+    }
+
+    #[step(next = gather, retries = 1)]
+    fn work(&mut self, x: u64) {
+        let file = |var: &str| std::env::var_os(var).map(PathBuf::from);
+        if x == 3 && file(FAIL_FILE_ENV).is_some_and(|f| f.exists()) {
+            panic!("x = 3 fails while the fail file exists");
+        }
+        if x == 5
+            && let Some(mark) = file(RETRY_MARK_ENV)
+            && !mark.exists()
+        {
+            let _ = std::fs::write(&mark, b"");
+            panic!("x = 5 fails on its first attempt");
+        }
+        self.square = x * x;
+    }
+
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) {
+        self.total = inputs.iter().map(|i| i.square).sum();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
 struct Output {
     code: i32,
     out: String,
@@ -258,17 +307,21 @@ fn squares_on_slurm_equals_in_process(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The job id Slurm gave the task named `name` (`<Flow>.<step>.<task>`), once it exists.
-fn job_named(name: &str) -> Result<Option<String>, String> {
+/// The id of the Slurm job running task `task` of step `step` (`<Flow>.<step>`), once it exists:
+/// a job of its own named `<Flow>.<step>.<task>`, or the element of the step's job array
+/// (named `<Flow>.<step>`) whose index is the task's position in the foreach.
+fn job_of_task(step: &str, task: &str) -> Result<Option<String>, String> {
     let out = Command::new("squeue")
-        .args(["--noheader", "--format=%i", "--name", name])
+        .args(["--noheader", "--array", "--format=%i|%j"])
         .output()
         .map_err(|e| format!("cannot run squeue: {e}"))?;
+    let single = format!("{step}.{task}");
+    let element = format!("_{task}");
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(str::to_owned))
+        .filter_map(|l| l.trim().split_once('|'))
+        .find(|(id, name)| *name == single || (*name == step && id.ends_with(&element)))
+        .map(|(id, _)| id.to_owned()))
 }
 
 /// The state `squeue` gives job `id` (finished jobs included), if it still lists it.
@@ -360,7 +413,7 @@ fn cancelled_job_then_resume(dir: &Path) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let job = job_named("Sleepy.work.2")?.ok_or("no Slurm job named Sleepy.work.2")?;
+    let job = job_of_task("Sleepy.work", "2")?.ok_or("no Slurm job runs Sleepy task work/2")?;
     if let Err(e) = cancel_until_ended(&job) {
         let _ = run.kill();
         return Err(e);
@@ -425,6 +478,197 @@ fn cancelled_job_then_resume(dir: &Path) -> Result<(), String> {
         return Err(format!(
             "5 of 6 work tasks should be reused from {failed}, found {reused}\n{}",
             dump.describe()
+        ));
+    }
+    Ok(())
+}
+
+/// The metadata of task `step/task` of `run`.
+fn meta_of(
+    store: &RunStore,
+    flow: &str,
+    run: &str,
+    step: &str,
+    task: &str,
+) -> Result<blooming_flowers::run::TaskMeta, String> {
+    let key = RunStore::task_key(flow, run, step, task).map_err(|e| e.to_string())?;
+    store
+        .read_meta(&key)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("task {step}/{task} of run {run} has no metadata"))
+}
+
+/// The job a task records (`slurm:ID`) split into the array job's id and the element's index,
+/// or the job's id and no index for a job of its own.
+fn recorded_job(
+    meta: &blooming_flowers::run::TaskMeta,
+) -> Result<(String, Option<String>), String> {
+    let job = meta.job.as_deref().unwrap_or_default();
+    let id = job
+        .strip_prefix("slurm:")
+        .ok_or_else(|| format!("task {} records no Slurm job: {job:?}", meta.spec.task_id))?;
+    Ok(match id.split_once('_') {
+        Some((array, index)) => (array.to_owned(), Some(index.to_owned())),
+        None => (id.to_owned(), None),
+    })
+}
+
+/// The six `work` tasks of a foreach go to Slurm as one job array: every task records the same
+/// array job, as the element whose index is its position; the steps around the foreach are
+/// jobs of their own. A task whose first attempt fails retries inside its element, with its
+/// attempts numbered as in any run.
+fn a_foreach_runs_as_one_job_array_with_retries_inside_elements(dir: &Path) -> Result<(), String> {
+    let location = datastore(dir, "flaky-array");
+    let mark = dir.join("array-retry-mark");
+    let o = output_of(
+        flow_command("flaky", &location, &["run", "--slurm"])?
+            .env(RETRY_MARK_ENV, &mark)
+            .output()
+            .map_err(|e| e.to_string())?,
+    );
+    if o.code != 0 {
+        return Err(format!("the run should complete\n{}", o.describe()));
+    }
+    let store = open_store(&location)?;
+    let run = only_run(&store, "Flaky")?;
+    let mut arrays = Vec::new();
+    for task in 0..6 {
+        let meta = meta_of(&store, "Flaky", &run, "work", &task.to_string())?;
+        let (array, index) = recorded_job(&meta)?;
+        if index != Some(task.to_string()) {
+            return Err(format!(
+                "task work/{task} should be element {task} of a job array, it records {:?}",
+                meta.job
+            ));
+        }
+        arrays.push(array);
+    }
+    arrays.dedup();
+    if arrays.len() != 1 {
+        return Err(format!(
+            "the six work tasks ran in several jobs: {arrays:?}"
+        ));
+    }
+    for step in ["start", "gather", "end"] {
+        let meta = meta_of(&store, "Flaky", &run, step, "0")?;
+        if recorded_job(&meta)?.1.is_some() {
+            return Err(format!("{step} should be a job of its own: {:?}", meta.job));
+        }
+    }
+    let retried = meta_of(&store, "Flaky", &run, "work", "4")?;
+    let attempts: Vec<u32> = retried.attempts.iter().map(|a| a.attempt).collect();
+    let failed_first = retried
+        .attempts
+        .first()
+        .is_some_and(|a| a.failure.is_some());
+    if attempts != [0, 1] || !failed_first || retried.failure().is_some() {
+        return Err(format!(
+            "task work/4 should fail its attempt 0 and complete on attempt 1: {:?}",
+            retried.attempts
+        ));
+    }
+    Ok(())
+}
+
+/// One element of a job array failing fails its task alone: the other elements complete and
+/// the run says which task failed; `resume --slurm` reruns that task alone (the five others
+/// are reused) and completes.
+fn a_failing_element_fails_its_task_alone_and_resume_reruns_it(dir: &Path) -> Result<(), String> {
+    let location = datastore(dir, "flaky-element");
+    let fail = dir.join("element-fail");
+    std::fs::write(&fail, b"").map_err(|e| e.to_string())?;
+    let mark = dir.join("element-retry-mark");
+    let first = output_of(
+        flow_command("flaky", &location, &["run", "--slurm"])?
+            .env(FAIL_FILE_ENV, &fail)
+            .env(RETRY_MARK_ENV, &mark)
+            .output()
+            .map_err(|e| e.to_string())?,
+    );
+    if first.code != 1 || !first.err.contains("work/2") || !first.err.contains("x = 3 fails") {
+        return Err(format!(
+            "the run should fail on task work/2, saying why\n{}",
+            first.describe()
+        ));
+    }
+    let store = open_store(&location)?;
+    let failed = only_run(&store, "Flaky")?;
+    let failing = meta_of(&store, "Flaky", &failed, "work", "2")?;
+    let (array, _) = recorded_job(&failing)?;
+    for task in ["0", "1", "3", "4", "5"] {
+        let key = RunStore::task_key("Flaky", &failed, "work", task).map_err(|e| e.to_string())?;
+        if store.read_index(&key).map_err(|e| e.to_string())?.is_none() {
+            return Err(format!(
+                "task work/{task} should complete beside the failing one"
+            ));
+        }
+        let meta = meta_of(&store, "Flaky", &failed, "work", task)?;
+        if recorded_job(&meta)?.0 != array {
+            return Err(format!(
+                "task work/{task} ran as {:?}, not in the array of work/2 ({array})",
+                meta.job
+            ));
+        }
+    }
+    std::fs::remove_file(&fail).map_err(|e| e.to_string())?;
+    let resumed = run_flow("flaky", &location, &["resume", "--slurm"])?;
+    if resumed.code != 0 {
+        return Err(format!("resume should complete\n{}", resumed.describe()));
+    }
+    let mut runs = store.list_runs("Flaky").map_err(|e| e.to_string())?;
+    runs.retain(|r| r.as_str() != failed);
+    let [resumed_run] = runs.as_slice() else {
+        return Err(format!("expected one resumed run, found {runs:?}"));
+    };
+    for task in 0..6 {
+        let meta = meta_of(&store, "Flaky", resumed_run, "work", &task.to_string())?;
+        let reused = meta
+            .origin_run_id
+            .as_ref()
+            .is_some_and(|o| o.as_str() == failed);
+        if reused == (task == 2) {
+            return Err(format!(
+                "only task work/2 should run again; work/{task} has origin {:?}",
+                meta.origin_run_id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// With fewer workers than the foreach has tasks (`--max-workers 3` for six), the tasks in flight
+/// go as one array and the later ones as further arrays or jobs of their own: the run
+/// completes, and a task in an array is still the element whose index is its position.
+fn a_foreach_throttled_by_max_workers_goes_in_several_submissions(
+    dir: &Path,
+) -> Result<(), String> {
+    let location = datastore(dir, "flaky-throttled");
+    let o = run_flow(
+        "flaky",
+        &location,
+        &["run", "--slurm", "--max-workers", "3"],
+    )?;
+    if o.code != 0 {
+        return Err(format!("the run should complete\n{}", o.describe()));
+    }
+    let store = open_store(&location)?;
+    let run = only_run(&store, "Flaky")?;
+    let mut submissions = Vec::new();
+    for task in 0..6 {
+        let meta = meta_of(&store, "Flaky", &run, "work", &task.to_string())?;
+        let (job, index) = recorded_job(&meta)?;
+        if index.as_ref().is_some_and(|i| *i != task.to_string()) {
+            return Err(format!(
+                "task work/{task} ran as element {index:?} of array {job}"
+            ));
+        }
+        submissions.push(job);
+    }
+    submissions.sort();
+    submissions.dedup();
+    if submissions.len() < 2 {
+        return Err(format!(
+            "six tasks with three workers should take several submissions: {submissions:?}"
         ));
     }
     Ok(())
@@ -528,7 +772,7 @@ fn a_requeued_job_does_not_fail_the_run(dir: &Path) -> Result<(), String> {
         &mut run,
         "the task for x = 3",
     )?;
-    let job = job_named("Guarded.work.2")?.ok_or("no Slurm job named Guarded.work.2")?;
+    let job = job_of_task("Guarded.work", "2")?.ok_or("no Slurm job runs Guarded task work/2")?;
     // The task runs again when requeued, and then completes.
     std::fs::remove_file(&hang).map_err(|e| e.to_string())?;
     if let Err(e) = scontrol(&["requeue", &job]) {
@@ -723,7 +967,7 @@ fn the_default_log_dir_is_private_to_the_run(dir: &Path) -> Result<(), String> {
         &mut run,
         "the task for x = 3",
     )?;
-    let job = job_named("Guarded.work.2")?.ok_or("no Slurm job named Guarded.work.2")?;
+    let job = job_of_task("Guarded.work", "2")?.ok_or("no Slurm job runs Guarded task work/2")?;
     let base = match DatastoreLocation::parse(&location).map_err(|e| e.to_string())? {
         DatastoreLocation::Local(root) => root.join("slurm-logs"),
         _ => cache.join("blooming").join("slurm-logs"),
@@ -778,6 +1022,7 @@ fn main() -> ExitCode {
         return match as_flow.as_deref() {
             Some("sleepy") => blooming_flowers::main::<Sleepy>(),
             Some("guarded") => blooming_flowers::main::<Guarded>(),
+            Some("flaky") => blooming_flowers::main::<Flaky>(),
             _ => blooming_flowers::main::<squares::Squares>(),
         };
     }
@@ -799,7 +1044,19 @@ fn main() -> ExitCode {
     // directory): under this test's directory, not the user's.
     // SAFETY: no other thread runs yet; the runs started later inherit the variable.
     unsafe { std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache")) };
-    let tests: [(&str, Check<'_>); 6] = [
+    let tests: [(&str, Check<'_>); 9] = [
+        (
+            "a_foreach_throttled_by_max_workers_goes_in_several_submissions",
+            Box::new(|| a_foreach_throttled_by_max_workers_goes_in_several_submissions(dir.path())),
+        ),
+        (
+            "a_foreach_runs_as_one_job_array_with_retries_inside_elements",
+            Box::new(|| a_foreach_runs_as_one_job_array_with_retries_inside_elements(dir.path())),
+        ),
+        (
+            "a_failing_element_fails_its_task_alone_and_resume_reruns_it",
+            Box::new(|| a_failing_element_fails_its_task_alone_and_resume_reruns_it(dir.path())),
+        ),
         (
             "squares_on_slurm_equals_in_process",
             Box::new(|| squares_on_slurm_equals_in_process(dir.path())),

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
-use super::slurm::SlurmQueue;
+use super::slurm::{Element, SlurmQueue};
 use super::step_invocation::StepInvocation;
 use super::task::{TaskFailed, execute as execute_here, load_items, runtime_failure, spec_of};
 use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext, RunError};
@@ -79,9 +79,27 @@ pub(crate) fn execute<F: Flow>(
             command.extend(args.iter().cloned());
             command.extend(job.to_args());
             let name = format!("{}.{}.{}", graph.name, step.name, pending.task_id);
-            let job = queue
-                .submit(&name, &command)
-                .map_err(|e| fail(format!("cannot submit the task to Slurm: {e}")))?;
+            // The tasks of a foreach split go together, as one job array.
+            let submitted = match &pending.input {
+                PendingInput::Item {
+                    path: split,
+                    items,
+                    position,
+                    ..
+                } => queue.submit_element(
+                    &Element {
+                        group: format!("{}/{split}", step.name),
+                        count: items.len(),
+                        position: *position,
+                        array_name: format!("{}.{}", graph.name, step.name),
+                        task_name: name,
+                    },
+                    &command,
+                ),
+                _ => queue.submit(&name, &command),
+            };
+            let job =
+                submitted.map_err(|e| fail(format!("cannot submit the task to Slurm: {e}")))?;
             tracing::debug!(task = %path, job = %job, "submitted to Slurm");
             let end = queue.wait(&job).map_err(|e| {
                 queue.cancel(&job);

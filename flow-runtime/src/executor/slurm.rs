@@ -9,6 +9,17 @@
 //! must therefore be one every node reaches: S3-compatible storage (`s3://…`), or a directory
 //! on a shared file system.
 //!
+//! The tasks of one foreach split, which become ready together, go as one job array
+//! (`sbatch --array`) rather than one job each: Slurm schedules an array as one job, so a split
+//! over a hundred elements costs one submission and one scheduling pass instead of a hundred.
+//! Each element runs one task (its batch script picks the task by `$SLURM_ARRAY_TASK_ID`, which
+//! is the task's position in the foreach, modulo [`ARRAY_CHUNK`]) and is followed on its own
+//! (`JOBID_INDEX`): an element that fails fails its task alone, and `resume` reruns only that
+//! task (as a job of its own). The tasks of a split are gathered as the run's workers reach them;
+//! once all have arrived, or none has for [`GATHER_QUIET`] (some were reused by `resume`, or
+//! fewer workers than tasks are free), those gathered go. Every other task (linear steps,
+//! branches, joins) and a gathering of one is a job of its own.
+//!
 //! Waiting costs one `squeue` call per poll interval for all the jobs in flight together, not
 //! one per job, so a foreach of thousands of tasks does not flood the controller. A job that
 //! ends without completing its task (killed by `scancel`, out of memory, past its time limit,
@@ -36,6 +47,22 @@ use super::shell::shell_quote;
 /// The environment variable Slurm sets in a job to its id; `step` records it in the task's
 /// metadata, so `dump` and `logs` say which job ran a task.
 pub const SLURM_JOB_ID_ENV: &str = "SLURM_JOB_ID";
+
+/// The environment variables Slurm sets in an element of a job array to the array's job id and
+/// the element's index: such a task records `ARRAYID_INDEX`, as `squeue` and `scancel` name the
+/// element (its `SLURM_JOB_ID` is a number of its own, which no command shows).
+const SLURM_ARRAY_JOB_ID_ENV: &str = "SLURM_ARRAY_JOB_ID";
+const SLURM_ARRAY_TASK_ID_ENV: &str = "SLURM_ARRAY_TASK_ID";
+
+/// The most elements one job array holds: Slurm refuses array indices from `MaxArraySize`
+/// (1001 unless a site raises it) on, so a larger foreach goes as several arrays, and the
+/// element index of the task at position `p` is `p % ARRAY_CHUNK`.
+pub(crate) const ARRAY_CHUNK: usize = 1000;
+
+/// How long the tasks of a split are gathered after the last one arrived, when fewer than all
+/// have: the ones missing may never come (reused by `resume`, or no worker is free for them).
+/// The workers reach the tasks of a split within milliseconds of each other.
+pub(crate) const GATHER_QUIET: Duration = Duration::from_millis(100);
 
 /// How to submit tasks to Slurm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +203,55 @@ pub(crate) enum SubmitError {
     Refused { status: ExitStatus, stderr: String },
     #[error("sbatch printed no job id: {0:?}")]
     NoJobId(String),
+    /// The submission of the job array a task was gathered into failed.
+    #[error("{0}")]
+    Array(Arc<SubmitError>),
+}
+
+/// A task of a foreach, to go to Slurm with the tasks of the same split as one job array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Element {
+    /// What the tasks submitted together share: the step and the task that split.
+    pub group: String,
+    /// How many tasks the split made.
+    pub count: usize,
+    /// This task's position among them.
+    pub position: usize,
+    /// The job name of the array (`Flow.step`).
+    pub array_name: String,
+    /// The job name if the task goes alone (`Flow.step.task`).
+    pub task_name: String,
+}
+
+/// Tasks being gathered into one job array.
+#[derive(Debug)]
+struct Gathering {
+    /// Tells this gathering from a later one of the same split.
+    number: u64,
+    /// How many tasks may come.
+    expected: usize,
+    array_name: String,
+    /// The task's name if it goes alone; the first member's.
+    task_name: String,
+    /// Each task's element index and command.
+    members: Vec<(usize, Vec<String>)>,
+    last_arrival: Instant,
+}
+
+/// How a gathering was submitted.
+#[derive(Debug, Clone)]
+enum Submission {
+    /// As a job of its own (a gathering of one).
+    Single(JobId),
+    /// As a job array with this job id.
+    Array(JobId),
+}
+
+/// A gathering submitted, until each of its tasks has taken its job id.
+#[derive(Debug)]
+struct Submitted {
+    result: Result<Submission, Arc<SubmitError>>,
+    left: usize,
 }
 
 /// Why a job could not be followed to its end.
@@ -200,6 +276,8 @@ pub(crate) enum WaitError {
 #[derive(Debug)]
 pub(crate) struct SlurmQueue {
     options: SlurmOptions,
+    /// The `sbatch` program: found on `PATH`, or a stand-in in unit tests.
+    sbatch_program: PathBuf,
     /// The run's cancellation: every job is cancelled with it.
     cancel: Arc<Cancel>,
     state: Mutex<QueueState>,
@@ -216,6 +294,11 @@ struct QueueState {
     poll_error: Option<(Instant, String)>,
     /// When the jobs were cancelled with the run, if they were.
     cancelled: Option<Instant>,
+    /// Tasks being gathered into job arrays, by split and chunk of [`ARRAY_CHUNK`].
+    gathering: HashMap<(String, usize), Gathering>,
+    /// Gatherings submitted, by number.
+    submitted: HashMap<u64, Submitted>,
+    gatherings_started: u64,
 }
 
 /// A job being waited for.
@@ -240,6 +323,7 @@ impl SlurmQueue {
     pub(crate) fn new(options: SlurmOptions, cancel: Arc<Cancel>) -> Self {
         SlurmQueue {
             options,
+            sbatch_program: PathBuf::from("sbatch"),
             cancel,
             state: Mutex::new(QueueState::default()),
             changed: Condvar::new(),
@@ -251,36 +335,180 @@ impl SlurmQueue {
         if self.cancel.is_set() {
             return Err(SubmitError::Interrupted);
         }
+        let id = self.sbatch(name, None, &batch_script(command))?;
+        self.watch(std::slice::from_ref(&id));
+        Ok(id)
+    }
+
+    /// Submits `command`, the task `element`, in one job array with the other tasks of its
+    /// split that arrive while they are gathered (see [`GATHER_QUIET`]); returns the job id of
+    /// its element (`ARRAYID_INDEX`), or its own job's when it went alone.
+    pub(crate) fn submit_element(
+        &self,
+        element: &Element,
+        command: &[String],
+    ) -> Result<JobId, SubmitError> {
+        if self.cancel.is_set() {
+            return Err(SubmitError::Interrupted);
+        }
+        let chunk = element.position / ARRAY_CHUNK;
+        let index = element.position % ARRAY_CHUNK;
+        let key = (element.group.clone(), chunk);
+        let mut state = self.lock();
+        let next = state.gatherings_started;
+        let gathering = state
+            .gathering
+            .entry(key.clone())
+            .or_insert_with(|| Gathering {
+                number: next,
+                expected: element
+                    .count
+                    .saturating_sub(chunk * ARRAY_CHUNK)
+                    .clamp(1, ARRAY_CHUNK),
+                array_name: element.array_name.clone(),
+                task_name: element.task_name.clone(),
+                members: Vec::new(),
+                last_arrival: Instant::now(),
+            });
+        gathering.members.push((index, command.to_vec()));
+        gathering.last_arrival = Instant::now();
+        let number = gathering.number;
+        if number == next {
+            state.gatherings_started += 1;
+        }
+        self.changed.notify_all();
+        loop {
+            if let Some(submitted) = state.submitted.get_mut(&number) {
+                submitted.left = submitted.left.saturating_sub(1);
+                let result = submitted.result.clone();
+                if submitted.left == 0 {
+                    state.submitted.remove(&number);
+                }
+                return match result {
+                    Ok(Submission::Single(id)) => Ok(id),
+                    Ok(Submission::Array(id)) => Ok(element_id(&id, index)),
+                    Err(e) => Err(SubmitError::Array(e)),
+                };
+            }
+            // Still gathering (not yet taken by the task that submits it): due when complete,
+            // quiet for long enough, or the run was cancelled.
+            let wait = match state.gathering.get(&key) {
+                Some(g) if g.number == number => {
+                    let quiet = g.last_arrival.elapsed();
+                    if g.members.len() >= g.expected
+                        || quiet >= GATHER_QUIET
+                        || self.cancel.is_set()
+                    {
+                        None
+                    } else {
+                        Some(GATHER_QUIET - quiet)
+                    }
+                }
+                // Being submitted by another task of the gathering.
+                _ => Some(self.options.poll_interval),
+            };
+            let Some(wait) = wait else {
+                let Some(gathering) = state.gathering.remove(&key) else {
+                    continue;
+                };
+                drop(state);
+                let result = self.submit_gathering(&gathering);
+                state = self.lock();
+                state.submitted.insert(
+                    number,
+                    Submitted {
+                        result: result.map_err(Arc::new),
+                        left: gathering.members.len(),
+                    },
+                );
+                self.changed.notify_all();
+                continue;
+            };
+            state = self
+                .changed
+                .wait_timeout(state, wait)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+
+    /// Submits the tasks gathered: a job of its own for one, else a job array whose elements
+    /// are the tasks' indices; every job is then waited for.
+    fn submit_gathering(&self, gathering: &Gathering) -> Result<Submission, SubmitError> {
+        if self.cancel.is_set() {
+            return Err(SubmitError::Interrupted);
+        }
+        match gathering.members.as_slice() {
+            [(_, command)] => {
+                let id = self.sbatch(&gathering.task_name, None, &batch_script(command))?;
+                self.watch(std::slice::from_ref(&id));
+                Ok(Submission::Single(id))
+            }
+            members => {
+                let mut members = members.to_vec();
+                members.sort_by_key(|(index, _)| *index);
+                let indices: Vec<usize> = members.iter().map(|(index, _)| *index).collect();
+                let id = self.sbatch(
+                    &gathering.array_name,
+                    Some(&array_spec(&indices)),
+                    &array_script(&members),
+                )?;
+                let elements: Vec<JobId> = indices.iter().map(|&i| element_id(&id, i)).collect();
+                self.watch(&elements);
+                Ok(Submission::Array(id))
+            }
+        }
+    }
+
+    /// Runs `sbatch` for a job (or, with `array`, a job array) named `name` running `script`,
+    /// trying again when the controller is busy.
+    fn sbatch(&self, name: &str, array: Option<&str>, script: &str) -> Result<JobId, SubmitError> {
         std::fs::create_dir_all(&self.options.log_dir).map_err(|source| SubmitError::LogDir {
             dir: self.options.log_dir.clone(),
             source,
         })?;
-        let output = self.options.log_dir.join("%j.out");
-        let script = batch_script(command);
-        // sbatch fails transiently when the controller is busy: try a few times.
+        // An element's own job id is a number no command shows: its output is named as
+        // `squeue` and `scancel` name the element.
+        let output = self.options.log_dir.join(match array {
+            Some(_) => "%A_%a.out",
+            None => "%j.out",
+        });
         let mut attempt = 0;
-        let id = loop {
-            match sbatch(name, &output, &self.options.sbatch_args, &script) {
-                Ok(id) => break id,
+        loop {
+            let submitted = sbatch(
+                &self.sbatch_program,
+                name,
+                &output,
+                array,
+                &self.options.sbatch_args,
+                script,
+            );
+            match submitted {
+                Ok(id) => return Ok(id),
                 Err(e) if attempt + 1 == SBATCH_TRIES => return Err(e),
                 Err(_) => attempt += 1,
             }
             std::thread::sleep(Duration::from_millis(250 << attempt));
-        };
+        }
+    }
+
+    /// Starts waiting for `jobs`, just submitted; cancels them if the run was cancelled while
+    /// `sbatch` ran, so that no job outlives the run.
+    fn watch(&self, jobs: &[JobId]) {
         let mut state = self.lock();
-        state.jobs.insert(
-            id.clone(),
-            Watched {
-                submitted: Instant::now(),
-                seen: None,
-            },
-        );
-        // Cancelled while sbatch ran: the job must not outlive the run.
+        for id in jobs {
+            state.jobs.insert(
+                id.clone(),
+                Watched {
+                    submitted: Instant::now(),
+                    seen: None,
+                },
+            );
+        }
         if state.cancelled.is_some() {
             drop(state);
-            scancel(std::slice::from_ref(&id));
+            scancel(jobs);
         }
-        Ok(id)
     }
 
     /// Waits until `job` has ended; returns its final state.
@@ -406,8 +634,10 @@ impl SlurmQueue {
 /// How much of the end of a job's output file is read for its last lines.
 const OUTPUT_TAIL_BYTES: u64 = 64 << 10;
 
-/// Cancels `jobs` (best effort), in as few `scancel` calls as the command line allows.
+/// Cancels `jobs` (best effort), in as few `scancel` calls as the command line allows; the
+/// elements of a job array are cancelled with the array, each named once.
 fn scancel(jobs: &[JobId]) {
+    let jobs = whole_jobs(jobs);
     for chunk in jobs.chunks(500) {
         let _ = Command::new("scancel")
             .args(chunk.iter().map(|j| j.0.as_str()))
@@ -418,19 +648,117 @@ fn scancel(jobs: &[JobId]) {
     }
 }
 
-/// A POSIX shell script that runs `command`, for `sbatch` to read on stdin.
-fn batch_script(command: &[String]) -> String {
-    let quoted: Vec<String> = command.iter().map(|a| shell_quote(a)).collect();
-    format!("#!/bin/sh\nexec {}\n", quoted.join(" "))
+/// The job ids of `jobs` with each job array named once by its own id instead of its
+/// elements' (`12_3`, `12_4` → `12`), in first-seen order.
+fn whole_jobs(jobs: &[JobId]) -> Vec<JobId> {
+    let mut seen = std::collections::HashSet::new();
+    jobs.iter()
+        .map(|id| JobId(array_of(id).to_owned()))
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
 }
 
-fn sbatch(name: &str, output: &Path, extra: &[String], script: &str) -> Result<JobId, SubmitError> {
-    let mut child = Command::new("sbatch")
+/// The job id of a job array's element, or of the job itself when it is no element.
+fn array_of(job: &JobId) -> &str {
+    job.0.split('_').next().unwrap_or(&job.0)
+}
+
+/// The id of element `index` of job array `array`, as Slurm spells it.
+fn element_id(array: &JobId, index: usize) -> JobId {
+    JobId(format!("{array}_{index}"))
+}
+
+/// `--array`'s value for the element indices `sorted`: runs of consecutive indices as ranges
+/// (`0-5,7,9-10`).
+fn array_spec(sorted: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        parts.push(if end == start {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+/// A POSIX shell script that runs `command`, for `sbatch` to read on stdin.
+fn batch_script(command: &[String]) -> String {
+    format!("#!/bin/sh\nexec {}\n", quoted(command))
+}
+
+/// `command` as one line of a shell script, every argument quoted.
+fn quoted(command: &[String]) -> String {
+    let quoted: Vec<String> = command.iter().map(|a| shell_quote(a)).collect();
+    quoted.join(" ")
+}
+
+/// A POSIX shell script for a job array: element `index` runs its own `command` of `members`
+/// (index, command). The commands of a split differ in the task id alone, so the script lists
+/// those values and runs one command line; otherwise it lists whole commands. An index with
+/// no task (none is submitted) fails, saying so.
+fn array_script(members: &[(usize, Vec<String>)]) -> String {
+    let mut script = String::from("#!/bin/sh\ncase \"$SLURM_ARRAY_TASK_ID\" in\n");
+    let varying = members.first().and_then(|(_, first)| {
+        let same_shape = members.iter().all(|(_, c)| c.len() == first.len());
+        let differing: Vec<usize> = (0..first.len())
+            .filter(|&i| members.iter().any(|(_, c)| c[i] != first[i]))
+            .collect();
+        match (same_shape, differing.as_slice()) {
+            (true, [one]) => Some((*one, first)),
+            _ => None,
+        }
+    });
+    let no_task = "*) echo \"no task for element $SLURM_ARRAY_TASK_ID of this job array\" >&2; exit 1 ;;\nesac\n";
+    match varying {
+        Some((at, first)) => {
+            for (index, command) in members {
+                script.push_str(&format!("{index}) task={} ;;\n", shell_quote(&command[at])));
+            }
+            script.push_str(no_task);
+            let mut line = first.clone();
+            line[at] = String::new();
+            let mut words: Vec<String> = line.iter().map(|a| shell_quote(a)).collect();
+            words[at] = "\"$task\"".to_owned();
+            script.push_str(&format!("exec {}\n", words.join(" ")));
+        }
+        None => {
+            for (index, command) in members {
+                script.push_str(&format!("{index}) exec {} ;;\n", quoted(command)));
+            }
+            script.push_str(no_task);
+        }
+    }
+    script
+}
+
+fn sbatch(
+    program: &Path,
+    name: &str,
+    output: &Path,
+    array: Option<&str>,
+    extra: &[String],
+    script: &str,
+) -> Result<JobId, SubmitError> {
+    let mut command = Command::new(program);
+    command
         .arg("--parsable")
         // A task may run again from the start; the user's `--no-requeue` (later) wins.
         .arg("--requeue")
         .arg(format!("--job-name={name}"))
-        .arg(format!("--output={}", output.display()))
+        .arg(format!("--output={}", output.display()));
+    if let Some(spec) = array {
+        command.arg(format!("--array={spec}"));
+    }
+    let mut child = command
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -461,17 +789,26 @@ fn parse_job_id(stdout: &str) -> Option<JobId> {
         .then(|| JobId(id.to_owned()))
 }
 
-/// The `--Format` of squeue: each field followed by `|`.
-const SQUEUE_FORMAT: &str = "--Format=JobID:|,State:|,Requeue:|,RestartCnt:|";
+/// The `--Format` of squeue: each field followed by `|`. `JobArrayID` names an array's element
+/// `ARRAYID_INDEX` (`JobID` gives the element's own number, or the array's while it is
+/// pending) and any other job by its id.
+const SQUEUE_FORMAT: &str = "--Format=JobArrayID:|,State:|,Requeue:|,RestartCnt:|";
 
 /// How the controller lists `ids` (those it still knows, finished ones included).
 fn squeue(ids: &[JobId]) -> Result<HashMap<JobId, Listed>, String> {
     let mut found = HashMap::new();
-    // One call for many jobs; the job list is split so the command line stays short.
-    for chunk in ids.chunks(500) {
+    // One call for many jobs, a job array named once (`--array` lists each of its elements on
+    // a line of its own); the job list is split so the command line stays short.
+    for chunk in whole_jobs(ids).chunks(500) {
         let list: Vec<&str> = chunk.iter().map(|j| j.0.as_str()).collect();
         let out = Command::new("squeue")
-            .args(["--noheader", "--states=all", SQUEUE_FORMAT, "--jobs"])
+            .args([
+                "--noheader",
+                "--array",
+                "--states=all",
+                SQUEUE_FORMAT,
+                "--jobs",
+            ])
             .arg(list.join(","))
             .stdin(Stdio::null())
             .output()
@@ -491,7 +828,8 @@ fn squeue(ids: &[JobId]) -> Result<HashMap<JobId, Listed>, String> {
 }
 
 /// [`SQUEUE_FORMAT`] lines: job id, state, whether Slurm may requeue the job, how many times
-/// it did. Lines that are not of that form are skipped.
+/// it did. Lines that are not of that form are skipped. A line for elements of a job array not
+/// yet split apart (`12_[3-5,7%2]`, which `--array` should not print) stands for each of them.
 fn parse_squeue(stdout: &str) -> HashMap<JobId, Listed> {
     stdout
         .lines()
@@ -502,24 +840,65 @@ fn parse_squeue(stdout: &str) -> HashMap<JobId, Listed> {
             let state = fields.next()?.split_whitespace().next()?;
             let requeue = matches!(fields.next(), Some("1" | "yes" | "YES" | "true"));
             let restarts = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            Some((
-                JobId(id.to_owned()),
-                Listed {
-                    state: state.to_owned(),
-                    requeue,
-                    restarts,
-                },
-            ))
+            let listed = Listed {
+                state: state.to_owned(),
+                requeue,
+                restarts,
+            };
+            Some(
+                listed_ids(id)?
+                    .into_iter()
+                    .map(move |id| (id, listed.clone())),
+            )
         })
+        .flatten()
         .collect()
 }
 
-/// The id of the Slurm job this process runs in, if it does.
+/// The jobs a job id field names: itself, or each element of `ARRAYID_[INDICES]` where
+/// INDICES is a list of indices and ranges, possibly with a `%LIMIT`. None for a malformed one.
+fn listed_ids(field: &str) -> Option<Vec<JobId>> {
+    let Some((array, rest)) = field.split_once("_[") else {
+        return Some(vec![JobId(field.to_owned())]);
+    };
+    let indices = rest.strip_suffix(']')?;
+    let indices = indices.split('%').next()?;
+    let mut ids = Vec::new();
+    for part in indices.split(',') {
+        let (start, end) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
+            None => {
+                let i = part.parse::<usize>().ok()?;
+                (i, i)
+            }
+        };
+        // A range is at most what one array may hold: a garbled line cannot make millions.
+        if end < start || end - start > ARRAY_CHUNK * 100 {
+            return None;
+        }
+        ids.extend((start..=end).map(|i| JobId(format!("{array}_{i}"))));
+    }
+    Some(ids)
+}
+
+/// The id of the Slurm job this process runs in, if it does: `slurm:ID`, or
+/// `slurm:ARRAYID_INDEX` in an element of a job array.
 pub(crate) fn current_job() -> Option<String> {
-    std::env::var(SLURM_JOB_ID_ENV)
-        .ok()
-        .filter(|id| !id.is_empty())
-        .map(|id| format!("slurm:{id}"))
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    job_of(
+        var(SLURM_JOB_ID_ENV),
+        var(SLURM_ARRAY_JOB_ID_ENV),
+        var(SLURM_ARRAY_TASK_ID_ENV),
+    )
+}
+
+/// [`current_job`] from the values of `SLURM_JOB_ID`, `SLURM_ARRAY_JOB_ID` and
+/// `SLURM_ARRAY_TASK_ID`.
+fn job_of(job: Option<String>, array: Option<String>, index: Option<String>) -> Option<String> {
+    match (array, index) {
+        (Some(array), Some(index)) => Some(format!("slurm:{array}_{index}")),
+        _ => job.map(|id| format!("slurm:{id}")),
+    }
 }
 
 #[cfg(test)]
@@ -610,5 +989,323 @@ mod tests {
             script,
             "#!/bin/sh\nexec '/opt/my flows/bin' --datastore s3://b/p 'it'\\''s'\n"
         );
+    }
+
+    #[test]
+    fn squeue_lists_each_element_of_a_job_array() {
+        // What `squeue --array` of Slurm 22.05 prints for an array, a job of its own beside it.
+        let found = parse_squeue(
+            "1729_0|COMPLETED|1|0|\n1729_2|FAILED|1|0|\n1729_3|RUNNING|1|1|\n1734|PENDING|1|0|\n",
+        );
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert_eq!(phase_of(&found, "1729_0", Duration::ZERO), Phase::Ended);
+        assert_eq!(found[&JobId("1729_2".into())].state, "FAILED");
+        assert_eq!(found[&JobId("1729_3".into())].restarts, 1);
+        assert_eq!(phase_of(&found, "1729_3", Duration::ZERO), Phase::Waiting);
+        assert_eq!(phase_of(&found, "1734", Duration::ZERO), Phase::Waiting);
+    }
+
+    #[test]
+    fn elements_not_yet_split_apart_stand_for_each_of_them() {
+        let found = parse_squeue("40_[3-5,7%2]|PENDING|1|0|\n40_1|RUNNING|1|0|\n");
+        let mut ids: Vec<&str> = found.keys().map(|id| id.0.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["40_1", "40_3", "40_4", "40_5", "40_7"]);
+        assert_eq!(found[&JobId("40_4".into())].state, "PENDING");
+        // Malformed or absurd lists name no job.
+        for bad in ["41_[3-]", "41_[a]", "41_[5-3]", "41_[0-999999999]", "41_[1"] {
+            assert!(
+                parse_squeue(&format!("{bad}|PENDING|1|0|\n")).is_empty(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn array_specs_are_ranges_of_consecutive_indices() {
+        assert_eq!(array_spec(&[0, 1, 2, 3, 4, 5]), "0-5");
+        assert_eq!(array_spec(&[0, 1, 2, 4, 7, 8]), "0-2,4,7-8");
+        assert_eq!(array_spec(&[3]), "3");
+        assert_eq!(array_spec(&[]), "");
+    }
+
+    #[test]
+    fn an_array_script_picks_the_task_of_its_element() {
+        let command = |task: &str| -> Vec<String> {
+            [
+                "/opt/my flows/bin",
+                "step",
+                "work",
+                "--task-id",
+                task,
+                "--capture-output",
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        let script = array_script(&[(0, command("0")), (2, command("it's"))]);
+        assert_eq!(
+            script,
+            "#!/bin/sh\ncase \"$SLURM_ARRAY_TASK_ID\" in\n\
+             0) task=0 ;;\n\
+             2) task='it'\\''s' ;;\n\
+             *) echo \"no task for element $SLURM_ARRAY_TASK_ID of this job array\" >&2; exit 1 ;;\n\
+             esac\n\
+             exec '/opt/my flows/bin' step work --task-id \"$task\" --capture-output\n"
+        );
+        // Commands differing in more than one argument are listed whole.
+        let mut other = command("1");
+        other[2] = "other".into();
+        let script = array_script(&[(0, command("0")), (1, other)]);
+        assert!(
+            script.contains(
+                "0) exec '/opt/my flows/bin' step work --task-id 0 --capture-output ;;\n"
+            ) && script.contains(
+                "1) exec '/opt/my flows/bin' step other --task-id 1 --capture-output ;;\n"
+            ) && script.ends_with("esac\n"),
+            "{script}"
+        );
+    }
+
+    #[test]
+    fn the_script_of_an_array_runs_each_elements_own_task() {
+        let members: Vec<(usize, Vec<String>)> = ["5", "6", "9"]
+            .iter()
+            .enumerate()
+            .map(|(i, task)| (i, vec!["echo".into(), "task".into(), (*task).into()]))
+            .collect();
+        let script = array_script(&members);
+        for (index, expected) in [("0", "task 5\n"), ("1", "task 6\n"), ("2", "task 9\n")] {
+            let out = Command::new("sh")
+                .args(["-c", &script])
+                .env(SLURM_ARRAY_TASK_ID_ENV, index)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+        }
+        let out = Command::new("sh")
+            .args(["-c", &script])
+            .env(SLURM_ARRAY_TASK_ID_ENV, "7")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no task for element 7"));
+    }
+
+    #[test]
+    fn an_array_is_named_once_to_squeue_and_scancel() {
+        let ids = ["12_3", "12_4", "13", "12_9", "14_0"].map(|id| JobId(id.into()));
+        let whole: Vec<String> = whole_jobs(&ids).into_iter().map(|id| id.0).collect();
+        assert_eq!(whole, ["12", "13", "14"]);
+        assert_eq!(element_id(&JobId("12".into()), 3), JobId("12_3".into()));
+    }
+
+    #[test]
+    fn a_task_in_an_array_records_its_element() {
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            job_of(s("1731"), s("1729"), s("1")),
+            Some("slurm:1729_1".into())
+        );
+        assert_eq!(job_of(s("1734"), None, None), Some("slurm:1734".into()));
+        assert_eq!(job_of(None, None, None), None);
+    }
+
+    /// A queue whose `sbatch` is a shell script of `body` in a new directory (`$0` is the
+    /// script's own path there).
+    fn fake_queue(body: &str) -> (tempfile::TempDir, SlurmQueue) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("sbatch");
+        std::fs::write(&program, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut queue = SlurmQueue::new(
+            SlurmOptions::new(dir.path().join("logs")),
+            Arc::new(Cancel::default()),
+        );
+        queue.sbatch_program = program;
+        (dir, queue)
+    }
+
+    /// An `sbatch` that records each call's arguments (`$0.call.N`) and script (`….script`)
+    /// and prints job id 77.
+    const RECORDING_SBATCH: &str = "call=$(mktemp \"$0.call.XXXXXX\")\nprintf '%s\\n' \"$@\" > \"$call\"\n\
+         cat > \"$call.script\"\necho 77\n";
+
+    /// The arguments and the script of every `sbatch` call recorded in `dir`.
+    fn sbatch_calls(dir: &Path) -> Vec<(Vec<String>, String)> {
+        let mut calls: Vec<(Vec<String>, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with("sbatch.call.") && !name.ends_with(".script")
+            })
+            .map(|p| {
+                let args = std::fs::read_to_string(&p).unwrap();
+                let script = std::fs::read_to_string(p.with_extension(format!(
+                    "{}.script",
+                    p.extension().unwrap().to_string_lossy()
+                )))
+                .unwrap();
+                (args.lines().map(String::from).collect(), script)
+            })
+            .collect();
+        calls.sort();
+        calls
+    }
+
+    /// Task `position` of a foreach split over `count`.
+    fn element(count: usize, position: usize) -> Element {
+        Element {
+            group: "work/start/0".into(),
+            count,
+            position,
+            array_name: "F.work".into(),
+            task_name: format!("F.work.{position}"),
+        }
+    }
+
+    /// Submits the tasks at `positions` of a split over `count`, each from a thread of its own
+    /// as the run's workers do; the job id each got, in the order of `positions`.
+    fn submit_together(queue: &SlurmQueue, count: usize, positions: &[usize]) -> Vec<String> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = positions
+                .iter()
+                .map(|&p| {
+                    scope.spawn(move || {
+                        let command: Vec<String> = ["flow", "step", "work", "--task-id"]
+                            .map(String::from)
+                            .into_iter()
+                            .chain([p.to_string()])
+                            .collect();
+                        queue
+                            .submit_element(&element(count, p), &command)
+                            .map(|id| id.0)
+                            .unwrap_or_else(|e| format!("error: {e}"))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    #[test]
+    fn the_tasks_of_a_split_go_as_one_job_array() {
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        let ids = submit_together(&queue, 5, &[3, 0, 4, 1, 2]);
+        assert_eq!(ids, ["77_3", "77_0", "77_4", "77_1", "77_2"]);
+        let calls = sbatch_calls(dir.path());
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let (args, script) = &calls[0];
+        assert!(args.contains(&"--array=0-4".to_owned()), "{args:?}");
+        assert!(args.contains(&"--job-name=F.work".to_owned()), "{args:?}");
+        let output = format!("--output={}", dir.path().join("logs/%A_%a.out").display());
+        assert!(args.contains(&output), "{args:?}");
+        for task in 0..5 {
+            assert!(
+                script.contains(&format!("{task}) task={task} ;;")),
+                "{script}"
+            );
+        }
+        // Every element is waited for under its own id.
+        let state = queue.lock();
+        let mut watched: Vec<&str> = state.jobs.keys().map(|j| j.0.as_str()).collect();
+        watched.sort();
+        assert_eq!(watched, ["77_0", "77_1", "77_2", "77_3", "77_4"]);
+        assert!(state.gathering.is_empty() && state.submitted.is_empty());
+    }
+
+    #[test]
+    fn the_tasks_of_a_split_reached_go_once_no_other_comes() {
+        // Three of five were reused by `resume`: the two others go without them.
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        let ids = submit_together(&queue, 5, &[1, 3]);
+        assert_eq!(ids, ["77_1", "77_3"]);
+        let calls = sbatch_calls(dir.path());
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(calls[0].0.contains(&"--array=1,3".to_owned()), "{calls:?}");
+    }
+
+    #[test]
+    fn a_task_reached_alone_is_a_job_of_its_own() {
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        assert_eq!(submit_together(&queue, 5, &[2]), ["77"]);
+        let calls = sbatch_calls(dir.path());
+        let [(args, script)] = calls.as_slice() else {
+            panic!("one call expected: {calls:?}");
+        };
+        assert!(!args.iter().any(|a| a.starts_with("--array")), "{args:?}");
+        assert!(args.contains(&"--job-name=F.work.2".to_owned()), "{args:?}");
+        assert_eq!(script, "#!/bin/sh\nexec flow step work --task-id 2\n");
+    }
+
+    #[test]
+    fn a_foreach_past_one_chunk_goes_as_several_arrays() {
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        let count = ARRAY_CHUNK + 2;
+        let ids = submit_together(
+            &queue,
+            count,
+            &[ARRAY_CHUNK - 1, ARRAY_CHUNK, ARRAY_CHUNK + 1],
+        );
+        // Position 999 is the last of the first chunk and goes alone; 1000 and 1001 are the
+        // whole second chunk, elements 0 and 1 of its array.
+        assert_eq!(ids, ["77", "77_0", "77_1"]);
+        let calls = sbatch_calls(dir.path());
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        let arrays: Vec<&String> = calls
+            .iter()
+            .flat_map(|(args, _)| args.iter().filter(|a| a.starts_with("--array")))
+            .collect();
+        assert_eq!(arrays, ["--array=0-1"]);
+    }
+
+    #[test]
+    fn a_refused_array_fails_each_of_its_tasks() {
+        let (_dir, queue) =
+            fake_queue("echo 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2\nexit 1\n");
+        let results = submit_together(&queue, 3, &[0, 1, 2]);
+        for result in &results {
+            assert!(
+                result.starts_with("error: sbatch failed") && result.contains("QOSMaxSubmit"),
+                "{results:?}"
+            );
+        }
+        let state = queue.lock();
+        assert!(state.jobs.is_empty() && state.gathering.is_empty() && state.submitted.is_empty());
+    }
+
+    #[test]
+    fn a_run_cancelled_while_its_tasks_gather_submits_none_of_them() {
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        let results = std::thread::scope(|scope| {
+            // Two of three tasks arrive; the third never does.
+            let gathering = scope.spawn(|| submit_together(&queue, 3, &[0, 1]));
+            let arrived = || {
+                queue
+                    .lock()
+                    .gathering
+                    .values()
+                    .map(|g| g.members.len())
+                    .sum::<usize>()
+            };
+            while arrived() < 2 && !gathering.is_finished() {
+                std::thread::yield_now();
+            }
+            queue.cancel.trigger(15);
+            gathering.join().unwrap()
+        });
+        let calls = sbatch_calls(dir.path());
+        if results.iter().all(|r| r.contains("interrupted")) {
+            assert!(calls.is_empty(), "{calls:?}");
+        } else {
+            // Only a machine too busy to trigger the cancellation within the gathering's quiet
+            // time gets here: then both tasks went, together, and are waited for.
+            assert_eq!(results, ["77_0", "77_1"]);
+            assert_eq!(calls.len(), 1, "{calls:?}");
+            assert_eq!(queue.lock().jobs.len(), 2);
+        }
     }
 }
