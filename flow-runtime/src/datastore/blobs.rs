@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 use super::blob_hash::{BLOB_PREFIX, BlobHash};
 use super::blob_reading::STREAMED_FROM;
 use super::keys::Key;
-use super::known_blobs::KnownBlobs;
+use super::known_blobs::{KEPT_ENCODING, KnownBlobs};
 use super::storage::{PendingObject, Storage, StorageError};
 use super::task_index::{ArtifactEntry, Encoding};
 use crate::state::{self, DecodeError, FieldSink, FieldValue, SplitError};
@@ -275,6 +275,9 @@ impl<'s> BlobStore<'s> {
         }
         let newly_stored = self.storage.put_content(&hash.key(), bytes)?;
         self.remember(hash, size);
+        if let Some(known) = self.known {
+            known.keep_encoding(hash, bytes);
+        }
         Ok(StoredBlob {
             hash,
             size: bytes.len() as u64,
@@ -721,6 +724,25 @@ impl FieldSink for BlobFieldSink<'_> {
         type_name: &'static str,
         value: &T,
     ) -> Result<(), Self::Error> {
+        // A small field whose parent's encoding this run kept: compared with it as it is
+        // encoded, which tells an unchanged field without hashing it (every body of a foreach
+        // holds the list it was split over).
+        if let Some(known) = self.store.known
+            && let Some(previous) = self.previous.iter().find(|p| {
+                p.name == name && p.encoding == Encoding::MsgPack && p.size <= KEPT_ENCODING as u64
+            })
+            && let Some(encoding) = known.encoding(&previous.hash)
+            && encodes_as(value, &encoding)
+        {
+            self.entries.push(ArtifactEntry {
+                name: name.to_owned(),
+                hash: previous.hash,
+                size: previous.size,
+                type_name: type_name.to_owned(),
+                encoding: Encoding::MsgPack,
+            });
+            return Ok(());
+        }
         // Only fields large enough to spill are worth a first pass: a small one already costs
         // no more than encoding, hashing and one lookup when it did not change.
         let previous = self.previous.iter().find(|p| {
@@ -737,6 +759,41 @@ impl FieldSink for BlobFieldSink<'_> {
             type_name: type_name.to_owned(),
             encoding: Encoding::MsgPack,
         });
+        Ok(())
+    }
+}
+
+/// Whether `value` encodes to exactly `expected`, found by comparing the encoding with it as
+/// it is produced (stopping at the first difference) rather than by hashing it.
+fn encodes_as<T: Serialize + ?Sized>(value: &T, expected: &[u8]) -> bool {
+    let mut comparing = ComparingWriter { expected, at: 0 };
+    state::encode_field(&mut comparing, value).is_ok() && comparing.at == expected.len()
+}
+
+/// A writer that only compares what it is given with `expected`, and fails at the first
+/// difference.
+struct ComparingWriter<'a> {
+    expected: &'a [u8],
+    at: usize,
+}
+
+impl Write for ComparingWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data)?;
+        Ok(data.len())
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self.expected.get(self.at..self.at + data.len()) {
+            Some(same) if same == data => {
+                self.at += data.len();
+                Ok(())
+            }
+            _ => Err(io::Error::other("the encoding differs")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -1240,6 +1297,69 @@ mod tests {
             2,
             "no second copy left behind"
         );
+    }
+
+    #[test]
+    fn a_field_is_told_unchanged_or_changed_by_its_parents_kept_encoding() {
+        #[derive(Serialize)]
+        struct State {
+            xs: Vec<u64>,
+            y: u64,
+            name: String,
+        }
+        let (_dir, storage) = counting();
+        let known = KnownBlobs::new();
+        let blobs = BlobStore::new(&storage).remembering(&known);
+        let parent = State {
+            xs: (0..10_000).collect(),
+            y: 0,
+            name: "split".into(),
+        };
+        let parent_entries = blobs.store_state(&parent).unwrap();
+        let hash_of = |entries: &[ArtifactEntry], name: &str| {
+            entries.iter().find(|e| e.name == name).unwrap().hash
+        };
+        for (child, changed) in [
+            (
+                State {
+                    xs: (0..10_000).collect(),
+                    y: 7,
+                    name: "split".into(),
+                },
+                vec!["y"],
+            ),
+            // A prefix of the parent's encoding, and one longer than it: both changes.
+            (
+                State {
+                    xs: (0..9_999).collect(),
+                    y: 0,
+                    name: "spli".into(),
+                },
+                vec!["xs", "name"],
+            ),
+            (
+                State {
+                    xs: (0..10_001).collect(),
+                    y: 0,
+                    name: "split!".into(),
+                },
+                vec!["xs", "name"],
+            ),
+        ] {
+            let entries = blobs.store_state_after(&child, &parent_entries).unwrap();
+            let fresh = BlobStore::new(&storage).store_state(&child).unwrap();
+            assert_eq!(
+                entries, fresh,
+                "the same entries as storing it from scratch"
+            );
+            for name in ["xs", "y", "name"] {
+                assert_eq!(
+                    hash_of(&entries, name) != hash_of(&parent_entries, name),
+                    changed.contains(&name),
+                    "{name}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! Reads never consult it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::BlobHash;
 
@@ -20,10 +20,27 @@ use super::BlobHash;
 /// 4 MB at the limit).
 const CAPACITY: usize = 100_000;
 
-/// Blobs known to be stored whole: hash and size.
+/// The largest encoding a run keeps in memory, to compare a field's new encoding with.
+pub(crate) const KEPT_ENCODING: usize = 1 << 20;
+
+/// The most bytes of encodings a run keeps; past it they are dropped and kept anew.
+const KEPT_BUDGET: usize = 64 << 20;
+
+/// Blobs known to be stored whole: hash and size; and the encodings of the small ones.
+///
+/// The encodings are what lets a task tell that a field is unchanged from its parent's without
+/// hashing it: every body of a foreach holds the list it was split over, and comparing its
+/// encoding with the split task's, as it is produced, costs a fraction of hashing it.
 #[derive(Debug, Default)]
 pub struct KnownBlobs {
     sizes: Mutex<HashMap<BlobHash, u64>>,
+    encodings: Mutex<Encodings>,
+}
+
+#[derive(Debug, Default)]
+struct Encodings {
+    by_hash: HashMap<BlobHash, Arc<[u8]>>,
+    bytes: usize,
 }
 
 impl KnownBlobs {
@@ -51,5 +68,35 @@ impl KnownBlobs {
             sizes.clear();
         }
         sizes.insert(hash, size);
+    }
+
+    /// Keeps `encoding`, the bytes of the blob `hash` (stored whole), if it is small.
+    pub(crate) fn keep_encoding(&self, hash: BlobHash, encoding: &[u8]) {
+        if encoding.len() > KEPT_ENCODING {
+            return;
+        }
+        let mut kept = self
+            .encodings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if kept.by_hash.contains_key(&hash) {
+            return;
+        }
+        if kept.bytes + encoding.len() > KEPT_BUDGET {
+            kept.by_hash.clear();
+            kept.bytes = 0;
+        }
+        kept.bytes += encoding.len();
+        kept.by_hash.insert(hash, Arc::from(encoding));
+    }
+
+    /// The encoding of the blob `hash`, if it was kept.
+    pub(crate) fn encoding(&self, hash: &BlobHash) -> Option<Arc<[u8]>> {
+        self.encodings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .by_hash
+            .get(hash)
+            .cloned()
     }
 }

@@ -238,8 +238,13 @@ pub fn validate_run_id(id: &str) -> Result<(), KeyError> {
     validate_segment(id).map_err(|e| e.describing("run id"))
 }
 
-/// The machine's name, for run records.
+/// The machine's name, for run records; looked up once per process.
 pub(crate) fn hostname() -> String {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(look_up_hostname).clone()
+}
+
+fn look_up_hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())

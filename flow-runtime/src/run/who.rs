@@ -5,8 +5,14 @@
 /// `/etc/passwd` gives this process's real uid, else `uid <n>`. Never empty.
 ///
 /// A user known only to a network directory (LDAP through NSS) and absent from the environment
-/// is recorded by uid: reading `/etc/passwd` needs no C library call.
+/// is recorded by uid: reading `/etc/passwd` needs no C library call. Looked up once per
+/// process (a run records it twice: in its record and its provenance).
 pub fn current_user() -> String {
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USER.get_or_init(look_up_user).clone()
+}
+
+fn look_up_user() -> String {
     ["USER", "LOGNAME", "USERNAME"]
         .into_iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))

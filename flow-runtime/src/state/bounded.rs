@@ -1,13 +1,15 @@
 //! The checks every stored MessagePack value passes before it is decoded.
 //!
-//! Decoding is rmp-serde's, which trusts its input in two ways a damaged or crafted blob can
-//! exploit. It recurses once per level of nesting and counts only some of the levels towards its
+//! Decoding was rmp-serde's (it is now [`super::decoder`], which reads exactly what rmp-serde
+//! reads and keeps these bounds itself; the check stays in front of it for values read whole,
+//! where it also names the byte at fault), which trusts its input in two ways a damaged or
+//! crafted blob can exploit. It recurses once per level of nesting and counts only some of the levels towards its
 //! depth limit (not an enum's variant, which is a one-entry map: a recursive enum a million levels
 //! deep overflows the stack, and that aborts the whole process). And it passes a length header
 //! on as a size hint, which a `Deserialize` impl may allocate up front (`Vec::with_capacity`): a
 //! five-byte header can claim four billion elements.
 //!
-//! [`check`] walks the encoding once, iteratively, before rmp-serde sees it: the bytes must hold
+//! [`check`] walks the encoding once, iteratively, before the decoder sees it: the bytes must hold
 //! exactly one well-formed value, nested at most [`MAX_DEPTH`] arrays and maps deep, where every
 //! length fits in the bytes that remain (an element takes at least a byte). A value that passes
 //! can only make the decoder recurse as deep as its nesting (plus the type's own wrappers), and no

@@ -29,7 +29,8 @@
 //! Every other container keeps rmp-serde's bytes exactly, so artifacts stored by older versions
 //! keep their hashes.
 //!
-//! Decoding stays with rmp-serde, behind the checks of [`super::bounded`].
+//! Decoding is [`super::decoder`]'s, which reads what rmp-serde reads, behind the checks of
+//! [`super::bounded`].
 
 use std::any::type_name;
 use std::cell::Cell;

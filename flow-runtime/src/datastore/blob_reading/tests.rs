@@ -225,7 +225,8 @@ fn bytes_entry(entries: &[ArtifactEntry]) -> &ArtifactEntry {
 #[test]
 fn a_large_binary_is_checked_for_every_kind_of_damage() {
     type Damage = fn(&mut Vec<u8>);
-    let damages: [(Damage, fn(&BlobErrorKind) -> bool); 4] = [
+    type Expected = fn(&BlobErrorKind) -> bool;
+    let damages: [(Damage, Expected); 4] = [
         (
             |bytes| {
                 let at = bytes.len() - 1;
