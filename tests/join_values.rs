@@ -152,4 +152,17 @@ fn renamed_adapted_and_nested_fields_read_as_whole_states_do() {
         [Inner { depth: 1 }, Inner { depth: 2 }]
     );
     assert_eq!(inputs.values(|s| &s.lr).len(), 2);
+    // Panics on the default state (an empty vector), not on the branches: read from whole states.
+    let with_runs = |runs: Vec<u32>| Shapes {
+        raw: runs.iter().map(|&r| r as u8).collect(),
+        ..Shapes::default()
+    };
+    let inputs = Inputs::from_states(
+        Shapes::default(),
+        vec![
+            ("a".to_owned(), with_runs(vec![3, 4])),
+            ("b".to_owned(), with_runs(vec![5])),
+        ],
+    );
+    assert_eq!(inputs.values(|s| &s.raw[0]).collect::<Vec<_>>(), [3, 5]);
 }

@@ -215,8 +215,10 @@ impl<F: Flow> Inputs<F> {
     /// `self.total = inputs.values(|s| &s.loss).sum()` reads one small artifact per branch
     /// where `inputs.iter().map(|i| i.loss).sum()` decodes every branch's whole state.
     ///
-    /// `field` names the field (`|s| &s.loss`); it is called once, on a probe state, to tell
-    /// which stored field it is (see `state::field_at`). A field stored through an adapter
+    /// `field` names the field (`|s| &s.loss`); it is called once, on the flow's default state,
+    /// to tell which stored field it is (see `state::field_at`); a projection that panics there
+    /// (`|s| &s.runs[0]` on an empty default) is caught (its message still reaches the task's
+    /// log) and applied to whole states. A field stored through an adapter
     /// (`#[serde(with = …)]`), a projection that is not one top-level field (`|s| &s.a.b`), or
     /// a branch stored before the field existed is answered all the same, by decoding whole
     /// states and projecting them. The field's artifact is decoded with its type's own
@@ -248,7 +250,12 @@ impl<F: Flow> Inputs<F> {
         P: for<'s> Fn(&'s F) -> &'s T + 'static,
     {
         let probe: F = crate::flow::initial();
-        let name = crate::state::field_at(&StateRef(&probe), field(&probe) as *const T);
+        // A projection that is more than a field (`|s| &s.runs[0]`) may panic on the default
+        // state: it is then applied to whole states only.
+        let name =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| field(&probe) as *const T))
+                .ok()
+                .and_then(|address| crate::state::field_at(&StateRef(&probe), address));
         drop(probe);
         (0..self.len()).map(move |i| {
             if let Some(name) = &name
