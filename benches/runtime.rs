@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo bench --bench runtime` (all) or `cargo bench --bench runtime -- foreach` (one
 //! group). The benchmark binary is also a flow binary: `process/three_step_run` starts it as
-//! `runtime-bench --datastore DIR run`, the way a user runs a flow.
+//! `runtime-bench --datastore DIR run`, the way a user runs a flow; `process/foreach_run/N` starts
+//! it as the `fanout` example's binary, and `reload/…_new_process` as a program that opens the
+//! datastore with the client and loads one field (both chosen by `RUNTIME_BENCH_CHILD`).
 
 use std::ffi::OsString;
 use std::hint::black_box;

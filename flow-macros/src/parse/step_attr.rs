@@ -6,6 +6,7 @@ use std::time::Duration;
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, Lit, Meta, Pat, Token, bracketed, parenthesized};
@@ -221,6 +222,27 @@ fn parse_switch(meta: &ParseNestedMeta) -> syn::Result<Vec<SwitchArmDef>> {
     let arms = Punctuated::<SwitchArmDef, Token![,]>::parse_terminated_with(&content, |input| {
         let pat = Pat::parse_multi_with_leading_vert(input)?;
         input.parse::<Token![=>]>()?;
+        if input.peek(syn::token::Bracket) {
+            // `Miss => [clip, face]`: what `next` allows, not an arm.
+            let list: proc_macro2::Group = input.parse()?;
+            let names = Punctuated::<Ident, Token![,]>::parse_terminated
+                .parse2(list.stream())
+                .map(|names| {
+                    names
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_else(|_| "a, b".to_owned());
+            return Err(syn::Error::new(
+                list.span(),
+                format!(
+                    "a switch arm goes to exactly one step, not a list; to fan out, send the arm \
+                     to a step of its own that does: `#[step(next = [{names}])]`"
+                ),
+            ));
+        }
         let target = input.call(Ident::parse_any)?;
         Ok(SwitchArmDef { pat, target })
     })
