@@ -194,6 +194,7 @@ fn the_burn_example_matches_its_copy() -> Result<(), String> {
 struct Schemas {
     workflow: jsonschema::Validator,
     template: jsonschema::Validator,
+    cron: jsonschema::Validator,
     published_workflow: jsonschema::Validator,
 }
 
@@ -244,6 +245,7 @@ fn schemas() -> Result<Option<Schemas>, String> {
     Ok(Some(Schemas {
         workflow: validator(&strict, "Workflow")?,
         template: validator(&strict, "WorkflowTemplate")?,
+        cron: validator(&strict, "CronWorkflow")?,
         published_workflow: validator(&published, "Workflow")?,
     }))
 }
@@ -318,6 +320,73 @@ fn manifests_pass_the_strict_schema(dir: &Path, schemas: Option<&Schemas>) -> Re
     let errors = schema_errors(&schemas.workflow, &s3);
     if !errors.is_empty() || !s3.to_string().contains("s3://flows/prod") {
         return Err(format!("the s3 manifest: {errors:#?}"));
+    }
+    Ok(())
+}
+
+/// `--schedule` makes a CronWorkflow around the same workflow, which passes the strict schema;
+/// a bad schedule, time zone or policy is refused with exit 2 and nothing printed.
+fn a_schedule_makes_a_cron_workflow(dir: &Path, schemas: Option<&Schemas>) -> Result<(), String> {
+    let plain = manifest::<Squares>(dir, &[])?;
+    let cron = manifest::<Squares>(
+        dir,
+        &[
+            "--schedule",
+            "0 3 * * *",
+            "--schedule",
+            "@hourly",
+            "--timezone",
+            "Europe/Paris",
+            "--concurrency-policy",
+            "Forbid",
+            "--namespace",
+            "flows",
+        ],
+    )?;
+    if cron["kind"] != "CronWorkflow"
+        || cron["metadata"]["name"] != "squares"
+        || cron["metadata"]["namespace"] != "flows"
+        || cron["spec"]["schedules"] != serde_json::json!(["0 3 * * *", "@hourly"])
+        || cron["spec"]["timezone"] != "Europe/Paris"
+        || cron["spec"]["concurrencyPolicy"] != "Forbid"
+        || cron["spec"]["workflowMetadata"]["labels"] != plain["metadata"]["labels"]
+        || cron["spec"]["workflowSpec"] != plain["spec"]
+    {
+        return Err(format!("not the CronWorkflow expected: {cron:#}"));
+    }
+    if let Some(schemas) = schemas {
+        let errors = schema_errors(&schemas.cron, &cron);
+        if !errors.is_empty() {
+            return Err(format!(
+                "the CronWorkflow fails the strict schema:\n{errors:#?}"
+            ));
+        }
+    }
+    let exe = exe()?;
+    for (extra, expected) in [
+        (&["--schedule", "0 3 * *"][..], "has 4 fields"),
+        (
+            &["--schedule", "0 3 * * Mon;"][..],
+            "the day of week field `Mon;` has `;`",
+        ),
+        (
+            &["--schedule", "@daily", "--timezone", "Paris time"][..],
+            "time zone `Paris time`",
+        ),
+        (
+            &["--schedule", "@daily", "--concurrency-policy", "never"][..],
+            "never",
+        ),
+        (&["--timezone", "UTC"][..], "--schedule"),
+        (&["--schedule", "@daily", "--template"][..], "--template"),
+    ] {
+        let mut args = vec!["argo-workflow", "--image", IMAGE, "--binary", &exe];
+        args.extend_from_slice(extra);
+        let o = cli::<Squares>(dir, &args);
+        o.check(
+            o.code == EXIT_USAGE && o.out.is_empty() && o.err.contains(expected),
+            &format!("{extra:?} should be refused, saying {expected:?}"),
+        )?;
     }
     Ok(())
 }
@@ -964,6 +1033,10 @@ fn main() -> ExitCode {
             Box::new(|| broken_manifests_fail_the_strict_schema(&at("broken"), schemas.as_ref())),
         ),
         ("manifest_shape", Box::new(|| manifest_shape(&at("shape")))),
+        (
+            "a_schedule_makes_a_cron_workflow",
+            Box::new(|| a_schedule_makes_a_cron_workflow(&at("cron"), schemas.as_ref())),
+        ),
         (
             "derive_spec_matches_process_mode",
             Box::new(|| derive_spec_matches_process_mode(&at("derive"))),

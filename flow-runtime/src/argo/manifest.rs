@@ -27,6 +27,39 @@ pub struct Workflow {
     pub spec: WorkflowSpec,
 }
 
+/// A `CronWorkflow`: a workflow Argo starts on a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronWorkflow {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// `CronWorkflow`.
+    pub kind: String,
+    /// Its name and namespace.
+    pub metadata: ObjectMeta,
+    /// When, and what it runs.
+    pub spec: CronWorkflowSpec,
+}
+
+/// When a `CronWorkflow` starts its workflow, and the workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronWorkflowSpec {
+    /// Cron schedules (Argo 3.6 and later).
+    pub schedules: Vec<String>,
+    /// The time zone the schedules are read in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// `Allow`, `Forbid` or `Replace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_policy: Option<String>,
+    /// Labels and annotations of every workflow it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_metadata: Option<ObjectMeta>,
+    /// The workflow it starts.
+    pub workflow_spec: WorkflowSpec,
+}
+
 /// Kubernetes object metadata.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -20,9 +20,13 @@
 //! | `timeout` | per attempt in the container, plus the pod's `activeDeadlineSeconds` as a backstop |
 //! | `catch` | in the container, as everywhere |
 //! | parameters (`#[flow(params = …)]`) | workflow parameters with the flags' defaults, help and choices, given to `init` |
+//! | a schedule (`--schedule`) | a `CronWorkflow` whose `workflowSpec` is the workflow above ([`cron_workflow`]) |
 
 mod builder;
 pub mod manifest;
+mod schedule;
+
+pub use schedule::{CONCURRENCY_POLICIES, Schedule, check_schedule, cron_workflow};
 
 pub use builder::{
     ArgoError, ArgoOptions, FlowParam, ParamKind, build, flow_params, to_flow_args, workflow,

@@ -67,6 +67,35 @@ pub(crate) fn cli() -> Command {
         .arg(tag_arg(
             "Records TAG with every run of the manifest (repeatable)",
         ))
+        .arg(
+            text(
+                "schedule",
+                "CRON",
+                "Runs the flow on a schedule: a CronWorkflow (Argo 3.6 or later) starting the \
+                 workflow at every time CRON names, e.g. \"0 3 * * *\" (every day at 03:00) or \
+                 @daily (repeatable)",
+            )
+            .action(ArgAction::Append)
+            .conflicts_with("template"),
+        )
+        .arg(
+            text(
+                "timezone",
+                "TZ",
+                "The time zone the schedules are read in, e.g. Europe/Paris [default: the Argo \
+                 controller's]",
+            )
+            .requires("schedule"),
+        )
+        .arg(
+            text(
+                "concurrency-policy",
+                "POLICY",
+                "What a scheduled start does while the previous run still goes on",
+            )
+            .value_parser(argo::CONCURRENCY_POLICIES)
+            .requires("schedule"),
+        )
 }
 
 pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
@@ -90,12 +119,27 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
         env_secrets: strings(args, "env-secret"),
         tags: tags(args),
     };
-    let workflow = argo::workflow::<F>(&options).map_err(|e| match e {
+    let refused = |e: argo::ArgoError| match e {
         argo::ArgoError::Invalid(m) => CliError::usage(m),
         other => CliError::failure(other.to_string()),
-    })?;
-    let text = serde_json::to_string_pretty(&workflow)
-        .map_err(|e| CliError::failure(format!("cannot write the manifest: {e}")))?;
+    };
+    let schedules = strings(args, "schedule");
+    // A schedule is checked before the manifest is built, so a typo is the error shown.
+    for schedule in &schedules {
+        argo::check_schedule(schedule).map_err(CliError::usage)?;
+    }
+    let workflow = argo::workflow::<F>(&options).map_err(refused)?;
+    let text = if schedules.is_empty() {
+        serde_json::to_string_pretty(&workflow)
+    } else {
+        let schedule = argo::Schedule {
+            schedules,
+            timezone: get("timezone"),
+            concurrency_policy: get("concurrency-policy"),
+        };
+        serde_json::to_string_pretty(&argo::cron_workflow(workflow, &schedule).map_err(refused)?)
+    }
+    .map_err(|e| CliError::failure(format!("cannot write the manifest: {e}")))?;
     writeln!(ctx.out, "{text}")?;
     Ok(())
 }
