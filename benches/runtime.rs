@@ -167,19 +167,19 @@ fn three_step_process(c: &mut Criterion) {
     let mut group = c.benchmark_group("process");
     group.sample_size(30);
     group.bench_function("three_step_run", |b| {
-        b.iter(|| {
-            let status = Command::new(&exe)
-                .arg("--datastore")
-                .arg(&dir)
-                .arg("run")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("runs");
-            assert!(status.success());
-        })
+        b.iter(|| run_child(Command::new(&exe).arg("--datastore").arg(&dir).arg("run")))
     });
     group.finish();
+}
+
+/// Runs `command` (this binary as a child) to its end, its output discarded; it must succeed.
+fn run_child(command: &mut Command) {
+    let status = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runs");
+    assert!(status.success());
 }
 
 fn foreach_process(c: &mut Criterion) {
@@ -194,16 +194,13 @@ fn foreach_process(c: &mut Criterion) {
             &items,
             |b, items| {
                 b.iter(|| {
-                    let status = Command::new(&exe)
-                        .env(CHILD_ENV, "fanout")
-                        .arg("--datastore")
-                        .arg(&dir)
-                        .args(["run", "--items", &items.to_string()])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status()
-                        .expect("runs");
-                    assert!(status.success());
+                    run_child(
+                        Command::new(&exe)
+                            .env(CHILD_ENV, "fanout")
+                            .arg("--datastore")
+                            .arg(&dir)
+                            .args(["run", "--items", &items.to_string()]),
+                    )
                 })
             },
         );
@@ -220,15 +217,7 @@ fn reload_new_process(c: &mut Criterion) {
     let store = RunStore::open_local(&dir).expect("datastore");
     let run = run_flow::<BigBytes>(&store, serde_json::Value::Null, &quiet()).expect("run");
     assert_eq!(run.status, RunStatus::Succeeded);
-    let reload = || {
-        let status = Command::new(&exe)
-            .env(CHILD_ENV, "reload")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .status()
-            .expect("runs");
-        assert!(status.success());
-    };
+    let reload = || run_child(Command::new(&exe).env(CHILD_ENV, "reload").arg(&dir));
     reload();
     let mut group = c.benchmark_group("reload");
     group.sample_size(20);

@@ -113,15 +113,19 @@ fn main() {
         .expect("promote");
 
     let poll = Duration::from_millis(100);
-    let service = model_service::Service::new(
-        Client::open(dir.path()).expect("the client"),
-        model_service::Settings {
-            flow: "TrainBurn".into(),
-            label: "production".into(),
-            artifact: "best".into(),
-            poll,
-        },
-    );
+    // A service following `production`, as `examples/serve_model.rs` starts one.
+    let new_service = || {
+        model_service::Service::new(
+            Client::open(dir.path()).expect("the client"),
+            model_service::Settings {
+                flow: "TrainBurn".into(),
+                label: "production".into(),
+                artifact: "best".into(),
+                poll,
+            },
+        )
+    };
+    let service = new_service();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -216,15 +220,7 @@ fn main() {
         }
         switches.push(promoted.elapsed());
         // The load alone: a model the service does not hold, read and built.
-        let other = model_service::Service::new(
-            Client::open(dir.path()).expect("the client"),
-            model_service::Settings {
-                flow: "TrainBurn".into(),
-                label: "production".into(),
-                artifact: "best".into(),
-                poll,
-            },
-        );
+        let other = new_service();
         let load = Instant::now();
         other.refresh().expect("a load");
         loads.push(load.elapsed());

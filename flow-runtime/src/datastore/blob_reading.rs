@@ -19,6 +19,7 @@ use std::io::{self, Read};
 use std::sync::mpsc;
 use std::thread;
 
+use super::blobs::size_error;
 use super::{BlobError, BlobErrorKind, BlobHash, BlobStore, StorageError};
 use crate::state::decoder::ChunkInput;
 
@@ -108,23 +109,8 @@ impl StreamedBlob<'_> {
                 ));
             }
         };
-        if read < self.expected {
-            return Err(BlobError::new(
-                self.hash,
-                BlobErrorKind::Truncated {
-                    expected: self.expected,
-                    actual: read,
-                },
-            ));
-        }
-        if read > self.expected {
-            return Err(BlobError::new(
-                self.hash,
-                BlobErrorKind::Oversized {
-                    expected: self.expected,
-                    actual: read,
-                },
-            ));
+        if let Some(wrong) = size_error(self.hash, self.expected, read) {
+            return Err(wrong);
         }
         if found == self.hash {
             return Ok(());

@@ -445,21 +445,10 @@ impl<'s> BlobStore<'s> {
             Err(e) if e.is_not_found() => return Err(self.missing(hash)),
             Err(e) => return Err(BlobError::new(*hash, BlobErrorKind::Storage(e))),
         };
-        let actual = bytes.len() as u64;
-        match expected_size {
-            Some(expected) if actual < expected => {
-                return Err(BlobError::new(
-                    *hash,
-                    BlobErrorKind::Truncated { expected, actual },
-                ));
-            }
-            Some(expected) if actual > expected => {
-                return Err(BlobError::new(
-                    *hash,
-                    BlobErrorKind::Oversized { expected, actual },
-                ));
-            }
-            _ => {}
+        if let Some(expected) = expected_size
+            && let Some(wrong) = size_error(*hash, expected, bytes.len() as u64)
+        {
+            return Err(wrong);
         }
         let found = BlobHash::of(&bytes);
         if found != *hash {
@@ -653,6 +642,16 @@ impl<'s> BlobStore<'s> {
         self.get(&entry.hash, Some(entry.size))
             .map_err(|e| named(entry, e))
     }
+}
+
+/// The error for `actual` bytes read of the blob `hash`, which has `expected`, if they differ.
+pub(super) fn size_error(hash: BlobHash, expected: u64, actual: u64) -> Option<BlobError> {
+    let kind = match actual.cmp(&expected) {
+        std::cmp::Ordering::Less => BlobErrorKind::Truncated { expected, actual },
+        std::cmp::Ordering::Greater => BlobErrorKind::Oversized { expected, actual },
+        std::cmp::Ordering::Equal => return None,
+    };
+    Some(BlobError::new(hash, kind))
 }
 
 /// Fails for an artifact whose encoding this version cannot read.
@@ -1124,7 +1123,10 @@ mod tests {
         inner: LocalStorage,
         start_puts: AtomicUsize,
         puts_content: AtomicUsize,
+        size_lookups: AtomicUsize,
         fail_start_put: bool,
+        /// Readers that fail with an I/O error after this many bytes.
+        fail_reads_after: Option<usize>,
     }
 
     impl Counting {
@@ -1133,8 +1135,15 @@ mod tests {
                 inner,
                 start_puts: AtomicUsize::new(0),
                 puts_content: AtomicUsize::new(0),
+                size_lookups: AtomicUsize::new(0),
                 fail_start_put: false,
+                fail_reads_after: None,
             }
+        }
+
+        /// Size lookups (`Storage::size`) so far.
+        fn size_lookups(&self) -> usize {
+            self.size_lookups.load(Ordering::SeqCst)
         }
 
         /// (streamed writes started, content-addressed puts) so far.
@@ -1178,9 +1187,17 @@ mod tests {
             self.inner.get(key)
         }
         fn reader(&self, key: &Key) -> Result<Box<dyn io::Read + Send>, StorageError> {
-            self.inner.reader(key)
+            let inner = self.inner.reader(key)?;
+            Ok(match self.fail_reads_after {
+                Some(after) => Box::new(io::Read::chain(
+                    io::Read::take(inner, after as u64),
+                    FailingRead,
+                )),
+                None => inner,
+            })
         }
         fn size(&self, key: &Key) -> Result<Option<u64>, StorageError> {
+            self.size_lookups.fetch_add(1, Ordering::SeqCst);
             self.inner.size(key)
         }
         fn list(&self, prefix: Option<&Key>) -> Result<Vec<Key>, StorageError> {
@@ -1194,6 +1211,15 @@ mod tests {
         }
         fn delete(&self, key: &Key) -> Result<bool, StorageError> {
             self.inner.delete(key)
+        }
+    }
+
+    /// A reader whose disk went away.
+    struct FailingRead;
+
+    impl io::Read for FailingRead {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("the disk went away"))
         }
     }
 
@@ -1285,13 +1311,15 @@ mod tests {
         let big = blobs.put_value(&many).unwrap();
         assert!(big.newly_stored);
         let (starts, puts) = storage.counts();
+        let lookups = storage.size_lookups();
         let again = blobs.put_value(&many).unwrap();
         assert_eq!((again.hash, again.newly_stored), (big.hash, false));
         assert_eq!(
             storage.counts(),
             (starts + 1, puts),
-            "streamed, then discarded unlooked"
+            "streamed, then discarded"
         );
+        assert_eq!(storage.size_lookups(), lookups, "and not looked up");
         assert_eq!(
             walk(storage.inner.root()).len(),
             2,
@@ -1360,6 +1388,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_large_blob_whose_reading_fails_is_a_storage_error_and_stays() {
+        let (_dir, mut storage) = counting();
+        let floats: Vec<f32> = (0..2_000_000).map(|i| i as f32).collect();
+        let stored = BlobStore::new(&storage).put_value(&floats).unwrap();
+        assert!(stored.size >= super::super::blob_reading::STREAMED_FROM);
+        let entry = ArtifactEntry {
+            name: "floats".into(),
+            hash: stored.hash,
+            size: stored.size,
+            type_name: "Vec<f32>".into(),
+            encoding: Encoding::MsgPack,
+        };
+        storage.fail_reads_after = Some(3 << 20);
+        let error = BlobStore::new(&storage)
+            .load_artifact::<Vec<f32>>(&entry)
+            .unwrap_err();
+        assert!(
+            matches!(&error, LoadError::Blob(e) if matches!(e.kind(), BlobErrorKind::Storage(_))),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("artifact `floats`") && message.contains("the disk went away"),
+            "{message}"
+        );
+        // Nothing was set aside: read again on a working disk, it loads.
+        storage.fail_reads_after = None;
+        let back: Vec<f32> = BlobStore::new(&storage).load_artifact(&entry).unwrap();
+        assert_eq!(back, floats);
     }
 
     #[test]

@@ -124,10 +124,6 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
         other => CliError::failure(other.to_string()),
     };
     let schedules = strings(args, "schedule");
-    // A schedule is checked before the manifest is built, so a typo is the error shown.
-    for schedule in &schedules {
-        argo::check_schedule(schedule).map_err(CliError::usage)?;
-    }
     let workflow = argo::workflow::<F>(&options).map_err(refused)?;
     let text = if schedules.is_empty() {
         serde_json::to_string_pretty(&workflow)
