@@ -19,7 +19,6 @@ use std::io::{self, Read};
 use std::sync::mpsc;
 use std::thread;
 
-use super::blobs::size_error;
 use super::{BlobError, BlobErrorKind, BlobHash, BlobStore, StorageError};
 use crate::state::decoder::ChunkInput;
 
@@ -109,7 +108,7 @@ impl StreamedBlob<'_> {
                 ));
             }
         };
-        if let Some(wrong) = size_error(self.hash, self.expected, read) {
+        if let Some(wrong) = BlobError::of_size(self.hash, self.expected, read) {
             return Err(wrong);
         }
         if found == self.hash {

@@ -142,6 +142,17 @@ fn set_aside_note(set_aside: Option<&Key>) -> String {
 }
 
 impl BlobError {
+    /// The error for `actual` bytes read of the blob `hash`, which has `expected`, if they
+    /// differ: the one size check of whole and streamed reads.
+    pub(super) fn of_size(hash: BlobHash, expected: u64, actual: u64) -> Option<Self> {
+        let kind = match actual.cmp(&expected) {
+            std::cmp::Ordering::Less => BlobErrorKind::Truncated { expected, actual },
+            std::cmp::Ordering::Greater => BlobErrorKind::Oversized { expected, actual },
+            std::cmp::Ordering::Equal => return None,
+        };
+        Some(BlobError::new(hash, kind))
+    }
+
     pub(super) fn new(hash: BlobHash, kind: BlobErrorKind) -> Self {
         BlobError {
             hash,
@@ -446,7 +457,7 @@ impl<'s> BlobStore<'s> {
             Err(e) => return Err(BlobError::new(*hash, BlobErrorKind::Storage(e))),
         };
         if let Some(expected) = expected_size
-            && let Some(wrong) = size_error(*hash, expected, bytes.len() as u64)
+            && let Some(wrong) = BlobError::of_size(*hash, expected, bytes.len() as u64)
         {
             return Err(wrong);
         }
@@ -642,16 +653,6 @@ impl<'s> BlobStore<'s> {
         self.get(&entry.hash, Some(entry.size))
             .map_err(|e| named(entry, e))
     }
-}
-
-/// The error for `actual` bytes read of the blob `hash`, which has `expected`, if they differ.
-pub(super) fn size_error(hash: BlobHash, expected: u64, actual: u64) -> Option<BlobError> {
-    let kind = match actual.cmp(&expected) {
-        std::cmp::Ordering::Less => BlobErrorKind::Truncated { expected, actual },
-        std::cmp::Ordering::Greater => BlobErrorKind::Oversized { expected, actual },
-        std::cmp::Ordering::Equal => return None,
-    };
-    Some(BlobError::new(hash, kind))
 }
 
 /// Fails for an artifact whose encoding this version cannot read.
