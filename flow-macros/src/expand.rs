@@ -212,13 +212,22 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
                 quote!(::core::option::Option::Some(#p::CatchSpec { field: #field }))
             }
         };
+        let max_iterations = match step.options.max_iterations {
+            Some((n, _)) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
         quote! {
             #p::StepSpec {
                 name: #step_name,
                 doc: #step_doc,
                 transition: #transition,
                 join: #join,
-                options: #p::StepOptions { retries: #retries, timeout: #timeout, catch: #catch },
+                options: #p::StepOptions {
+                    retries: #retries,
+                    timeout: #timeout,
+                    catch: #catch,
+                    max_iterations: #max_iterations,
+                },
             }
         }
     });

@@ -112,6 +112,8 @@ pub struct StepOptionsDef {
     /// More than zero, and at most `u64::MAX` milliseconds.
     pub timeout: Option<Duration>,
     pub catch: Option<CatchDef>,
+    /// `max_iterations = N`, with the span of the key: only on a switch that closes a loop.
+    pub max_iterations: Option<(u32, Span)>,
 }
 
 /// `catch` or `catch = field`.

@@ -45,14 +45,17 @@ struct BalanceWalk<'a> {
     join_of: Vec<Option<usize>>,
 }
 
-/// Checks the balance of the reachable, acyclic graph `edges`. Returns, for each join, the split
-/// it closes.
+/// Checks the balance of the reachable, acyclic graph `edges`, and that each loop's back arm in
+/// `back` returns to its head with the same splits open. Returns, for each join, the split it
+/// closes.
+#[allow(clippy::too_many_arguments)]
 pub fn check_balance(
     flow: &FlowDef,
     roles: &Roles,
     start: usize,
     end: usize,
     edges: &[Edge],
+    back: &[Edge],
     reachable: &[bool],
     errors: &mut Errors,
 ) -> Vec<Option<usize>> {
@@ -71,6 +74,9 @@ pub fn check_balance(
             walk.visit(s, edges, errors);
         }
     }
+    for arm in back {
+        walk.check_loop(arm, errors);
+    }
     walk.join_of
 }
 
@@ -88,6 +94,39 @@ impl BalanceWalk<'_> {
         } else {
             self.visit_step(s, first, &arrivals, quiet, errors)
         };
+    }
+
+    /// A loop's back arm must find at its head the splits it left there: a pass cannot start in
+    /// one branch or element and go on in another, nor leave a split without its join.
+    fn check_loop(&self, arm: &Edge, errors: &mut Errors) {
+        let (Some(at_switch), Some(at_head)) = (&self.open_at[arm.from], &self.open_at[arm.to])
+        else {
+            // An error on the way to either was reported already.
+            return;
+        };
+        if at_switch == at_head {
+            return;
+        }
+        let steps = &self.flow.steps;
+        let (switch, head) = (&steps[arm.from].name, &steps[arm.to].name);
+        let inner = |open: &[Frame], other: &[Frame]| {
+            open.iter()
+                .rev()
+                .find(|f| !other.contains(f))
+                .map(|f| steps[f.split].name.clone())
+        };
+        let message = match (inner(at_switch, at_head), inner(at_head, at_switch)) {
+            (Some(split), _) => format!(
+                "this loop leaves a split open: `{switch}` runs inside the split at `{split}` and `{head}` outside it; join the split before `{switch}`, or loop to a step inside it"
+            ),
+            (None, Some(split)) => format!(
+                "this loop crosses a split: `{head}` runs inside the split at `{split}` and `{switch}` after its join; loop inside the split, or to a step after its join"
+            ),
+            (None, None) => format!(
+                "this loop crosses a split: `{switch}` and `{head}` run in different branches"
+            ),
+        };
+        errors.at(arm.span, message);
     }
 
     /// The edges into `s` from steps whose open splits are known, each with the splits open

@@ -1,5 +1,5 @@
-//! The graph as a whole: names, start and end, reachability, cycles, and (in [`super::balance`])
-//! split/join balance — Metaflow's linter, as compile errors.
+//! The graph as a whole: names, start and end, reachability, cycles, (in [`super::loops`]) loops
+//! and (in [`super::balance`]) split/join balance — Metaflow's linter, as compile errors.
 //!
 //! The checks run in tiers. Local mistakes (unknown names, bad start or end, edges that go
 //! straight into a join) stop the tiers after them, because a graph with a wrong edge produces
@@ -11,6 +11,7 @@ use proc_macro2::Span;
 use syn::Ident;
 
 use super::balance::check_balance;
+use super::loops::{back_arms, check_loops};
 use super::signature::Roles;
 use crate::errors::Errors;
 use crate::model::{FlowDef, StepDef, Transition, TransitionDef, name_of};
@@ -27,6 +28,7 @@ pub struct CheckedGraph {
 }
 
 /// An edge, with the target token that names it.
+#[derive(Clone)]
 pub(super) struct Edge {
     pub from: usize,
     pub to: usize,
@@ -75,15 +77,44 @@ pub fn check(flow: &FlowDef, roles: &Roles, errors: &mut Errors) -> Option<Check
     }
 
     // Cycles first: a transition that loops back is usually the one that should have gone on to
-    // the steps that now look unreachable, so those are not reported as well.
+    // the steps that now look unreachable, so those are not reported as well. A loop's back arm
+    // is the one kind of edge that may close a cycle.
     let reachable = reachable_from(start, steps.len(), &edges);
-    let reached: Vec<&Edge> = edges.iter().filter(|e| reachable[e.from]).collect();
-    if !check_cycles(flow, start, &reached, errors) {
+    let is_back = back_arms(flow, start, &edges, &reachable);
+    let forward: Vec<&Edge> = edges
+        .iter()
+        .zip(&is_back)
+        .filter(|(e, back)| reachable[e.from] && !**back)
+        .map(|(e, _)| e)
+        .collect();
+    if !check_cycles(flow, start, &forward, errors) {
         return None;
     }
-    report_orphans(flow, &reachable, &edges, errors);
-    let edges: Vec<Edge> = edges.into_iter().filter(|e| reachable[e.from]).collect();
-    let join_of = check_balance(flow, roles, start, end, &edges, &reachable, errors);
+    let (reached, reached_back): (Vec<Edge>, Vec<bool>) = edges
+        .iter()
+        .cloned()
+        .zip(is_back)
+        .filter(|(e, _)| reachable[e.from])
+        .unzip();
+    let loop_errors = check_loops(flow, end, &reached, &reached_back, errors);
+    // A loop that never ends leaves the steps after it unreachable: that one mistake is reported.
+    if !loop_errors.contains(&true) {
+        report_orphans(flow, &reachable, &edges, errors);
+    }
+    let edges = reached;
+    let forward: Vec<Edge> = edges
+        .iter()
+        .zip(&reached_back)
+        .filter(|(_, back)| !**back)
+        .map(|(e, _)| e.clone())
+        .collect();
+    let back: Vec<Edge> = edges
+        .iter()
+        .zip(reached_back.iter().zip(&loop_errors))
+        .filter(|(_, (back, reported))| **back && !**reported)
+        .map(|(e, _)| e.clone())
+        .collect();
+    let join_of = check_balance(flow, roles, start, end, &forward, &back, &reachable, errors);
     if errors.len() > before {
         return None;
     }
@@ -411,10 +442,22 @@ fn check_cycles(flow: &FlowDef, start: usize, edges: &[&Edge], errors: &mut Erro
                     .chain(std::iter::once(&edge.to))
                     .map(|&i| flow.steps[i].name.as_str())
                     .collect();
+                let is_arm = matches!(
+                    flow.steps[edge.from].transition.def(),
+                    Some(TransitionDef::Switch { .. })
+                );
+                let why = if is_arm {
+                    format!(
+                        "a switch arm may go back only to a step that every path to `{}` passes through, to loop",
+                        flow.steps[edge.from].name
+                    )
+                } else {
+                    "only a switch arm may go back to an earlier step, as a loop: `switch(Again => a, Done => b)`".to_string()
+                };
                 errors.at(
                     edge.span,
                     format!(
-                        "this transition closes a cycle ({}): a flow is a DAG; repeat work inside a step or with a foreach",
+                        "this transition closes a cycle ({}): {why}",
                         cycle.join(" → ")
                     ),
                 );

@@ -7,6 +7,7 @@
 
 mod balance;
 mod graph;
+mod loops;
 mod names;
 mod signature;
 

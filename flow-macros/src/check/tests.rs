@@ -705,7 +705,176 @@ fn cycle_is_one_error_on_the_closing_edge() {
         },
         &["this transition closes a cycle (a → b → a)"],
     );
-    assert!(message.contains("a flow is a DAG"));
+    assert!(message.contains("only a switch arm may go back to an earlier step"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loops: a switch arm back to a step every path to the switch passes through.
+
+#[test]
+fn a_switch_arm_back_to_an_earlier_step_is_a_loop() {
+    let graph = valid(flow! {
+        impl F {
+            #[step(next = train)] fn start(&mut self) {}
+            #[step(next = check)] fn train(&mut self) {}
+            #[step(switch(true => train, false => end), max_iterations = 5)]
+            fn check(&mut self) -> bool { true }
+            #[step] fn end(&mut self) {}
+        }
+    });
+    assert_eq!(graph.targets[2], vec![1, 3]);
+}
+
+#[test]
+fn a_switch_arm_back_to_its_own_step_is_a_loop() {
+    valid(flow! {
+        impl F {
+            #[step(next = again)] fn start(&mut self) {}
+            #[step(switch(true => again, false => end))] fn again(&mut self) -> bool { true }
+            #[step] fn end(&mut self) {}
+        }
+    });
+}
+
+#[test]
+fn loops_inside_a_foreach_around_a_split_and_nested_are_valid() {
+    valid(flow! {
+        impl F {
+            #[step(foreach = xs, next = body)] fn start(&mut self) {}
+            #[step(next = train)] fn body(&mut self, x: u32) {}
+            #[step(next = check)] fn train(&mut self) {}
+            #[step(switch(true => train, false => done))] fn check(&mut self) -> bool { true }
+            #[step(next = collect)] fn done(&mut self) {}
+            #[step(join, next = outer)] fn collect(&mut self, inputs: Inputs<Self>) {}
+            #[step(next = [a, b])] fn outer(&mut self) {}
+            #[step(next = j)] fn a(&mut self) {}
+            #[step(next = j)] fn b(&mut self) {}
+            #[step(join, next = inner)] fn j(&mut self, inputs: Inputs<Self>) {}
+            #[step(switch(true => inner, false => decide))] fn inner(&mut self) -> bool { true }
+            #[step(switch(true => outer, false => end))] fn decide(&mut self) -> bool { true }
+            #[step] fn end(&mut self) {}
+        }
+    });
+}
+
+#[test]
+fn a_loop_that_never_ends_is_an_error_on_its_arm() {
+    one_error(
+        flow! {
+            impl F {
+                #[step(next = train)] fn start(&mut self) {}
+                #[step(next = check)] fn train(&mut self) {}
+                #[step(switch(true => train, false => check))] fn check(&mut self) -> bool { true }
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &["this loop never ends: no step from `train` to `check` leads out of it"],
+    );
+}
+
+#[test]
+fn a_loop_back_to_a_foreach_body_is_an_error() {
+    one_error(
+        flow! {
+            impl F {
+                #[step(foreach = xs, next = body)] fn start(&mut self) {}
+                #[step(switch(true => body, false => done))] fn body(&mut self, x: u32) -> bool { true }
+                #[step(next = collect)] fn done(&mut self) {}
+                #[step(join, next = end)] fn collect(&mut self, inputs: Inputs<Self>) {}
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &["a loop cannot go back to `body`, the body of the foreach at `start`"],
+    );
+}
+
+#[test]
+fn max_iterations_without_a_loop_is_an_error() {
+    one_error(
+        flow! {
+            impl F {
+                #[step(switch(true => a, false => end), max_iterations = 3)]
+                fn start(&mut self) -> bool { true }
+                #[step(next = end)] fn a(&mut self) {}
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &["`max_iterations` limits a loop, but no switch arm of `start` goes back"],
+    );
+    one_error(
+        flow! {
+            impl F {
+                #[step(next = again)] fn start(&mut self) {}
+                #[step(switch(true => again, false => end), max_iterations = 0)]
+                fn again(&mut self) -> bool { true }
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &["`max_iterations` takes a whole number of passes, at least 1"],
+    );
+}
+
+#[test]
+fn a_loop_out_of_a_split_is_an_error() {
+    one_error(
+        flow! {
+            impl F {
+                #[step(next = head)] fn start(&mut self) {}
+                #[step(next = [a, b])] fn head(&mut self) {}
+                #[step(switch(true => head, false => j))] fn a(&mut self) -> bool { true }
+                #[step(next = j)] fn b(&mut self) {}
+                #[step(join, next = end)] fn j(&mut self, inputs: Inputs<Self>) {}
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &["a switch arm cannot go straight into the join `j`"],
+    );
+    one_error(
+        flow! {
+            impl F {
+                #[step(next = head)] fn start(&mut self) {}
+                #[step(next = [a, b])] fn head(&mut self) {}
+                #[step(switch(true => head, false => c))] fn a(&mut self) -> bool { true }
+                #[step(next = j)] fn c(&mut self) {}
+                #[step(next = j)] fn b(&mut self) {}
+                #[step(join, next = end)] fn j(&mut self, inputs: Inputs<Self>) {}
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &[
+            "this loop leaves a split open: `a` runs inside the split at `head` and `head` outside it",
+        ],
+    );
+    one_error(
+        flow! {
+            impl F {
+                #[step(foreach = xs, next = body)] fn start(&mut self) {}
+                #[step(next = j)] fn body(&mut self, x: u32) {}
+                #[step(join, next = check)] fn j(&mut self, inputs: Inputs<Self>) {}
+                #[step(switch(true => body, false => end))] fn check(&mut self) -> bool { true }
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &["a loop cannot go back to `body`"],
+    );
+}
+
+#[test]
+fn a_switch_arm_into_the_middle_of_a_path_is_a_cycle() {
+    // `b` is reached without `a`, so the arm back to `a` has two ways into its loop.
+    one_error(
+        flow! {
+            impl F {
+                #[step(switch(true => a, false => b))] fn start(&mut self) -> bool { true }
+                #[step(next = b)] fn a(&mut self) {}
+                #[step(switch(true => a, false => end))] fn b(&mut self) -> bool { true }
+                #[step] fn end(&mut self) {}
+            }
+        },
+        &[
+            "closes a cycle (a → b → a): a switch arm may go back only to a step that every path to `b` passes through",
+        ],
+    );
 }
 
 #[test]

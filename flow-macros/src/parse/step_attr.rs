@@ -1,5 +1,5 @@
 //! The options of `#[step(...)]`: the transition (`next`, `foreach`, `switch`), the `join` flag,
-//! and `retries`, `timeout`, `catch`.
+//! and `retries`, `timeout`, `catch`, `max_iterations`.
 
 use std::time::Duration;
 
@@ -18,7 +18,14 @@ use crate::suggest::closest;
 
 /// The keys `#[step(...)]` accepts.
 const STEP_OPTIONS: &[&str] = &[
-    "next", "foreach", "join", "switch", "retries", "timeout", "catch",
+    "next",
+    "foreach",
+    "join",
+    "switch",
+    "retries",
+    "timeout",
+    "catch",
+    "max_iterations",
 ];
 /// The most retries a step may ask for; more is almost certainly a typo.
 const MAX_RETRIES: u32 = 100;
@@ -70,6 +77,7 @@ pub fn parse_step_attr(attr: &Attribute, errors: &mut Errors) -> StepAttr {
             retries: raw.retries.unwrap_or(0),
             timeout: raw.timeout,
             catch: raw.catch,
+            max_iterations: raw.max_iterations,
         },
     }
 }
@@ -84,6 +92,7 @@ struct RawStepArgs {
     retries: Option<u32>,
     timeout: Option<Duration>,
     catch: Option<CatchDef>,
+    max_iterations: Option<(u32, Span)>,
     seen: Vec<String>,
     /// A transition option was given but could not be read (and was reported).
     transition_unreadable: bool,
@@ -134,6 +143,9 @@ fn parse_step_args(
             "retries" => parse_retries(&meta).map(|n| raw.retries = Some(n)),
             "timeout" => parse_timeout(&meta).map(|t| raw.timeout = Some(t)),
             "catch" => parse_catch(&meta).map(|c| raw.catch = Some(c)),
+            "max_iterations" => {
+                parse_max_iterations(&meta).map(|n| raw.max_iterations = Some((n, key.span())))
+            }
             _ => {
                 // The misspelt key may well have been the transition (or the join flag): the
                 // checks then take the step as what it was most likely meant to be, so the one
@@ -271,6 +283,18 @@ fn parse_retries(meta: &ParseNestedMeta) -> syn::Result<u32> {
         ));
     }
     Ok(n)
+}
+
+/// `max_iterations = N`: how many passes a loop closed by this switch may make, at least one.
+fn parse_max_iterations(meta: &ParseNestedMeta) -> syn::Result<u32> {
+    let lit: syn::LitInt = meta.value()?.parse()?;
+    match lit.base10_parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(syn::Error::new(
+            lit.span(),
+            "`max_iterations` takes a whole number of passes, at least 1, e.g. `max_iterations = 10`",
+        )),
+    }
 }
 
 /// `timeout = 30` (seconds) or `timeout = "1h 30m"`: more than zero, at most `u64::MAX`

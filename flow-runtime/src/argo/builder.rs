@@ -906,6 +906,7 @@ mod tests {
                     retries: 0,
                     timeout: None,
                     catch: None,
+                    max_iterations: None,
                 },
             }
         }

@@ -30,6 +30,7 @@ const OPTIONS: StepOptions = StepOptions {
     retries: 0,
     timeout: None,
     catch: None,
+    max_iterations: None,
 };
 const STEPS: &[StepSpec] = &[
     StepSpec {

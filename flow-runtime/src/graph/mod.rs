@@ -90,6 +90,9 @@ pub struct StepOptions {
     pub timeout: Option<Duration>,
     /// Whether a failure after the last retry is caught instead of failing the run (`catch`).
     pub catch: Option<CatchSpec>,
+    /// On a switch that closes a loop, the most passes the loop may make
+    /// (`max_iterations = N`): choosing to go back once more fails the run.
+    pub max_iterations: Option<u32>,
 }
 
 /// What `catch` does with a failure that exhausted its retries.

@@ -418,6 +418,7 @@ mod tests {
         retries: 0,
         timeout: None,
         catch: None,
+        max_iterations: None,
     };
 
     const fn step(name: &'static str, transition: Transition) -> StepSpec {
@@ -713,6 +714,7 @@ Step end (end)
                     catch: Some(CatchSpec {
                         field: Some("error"),
                     }),
+                    max_iterations: None,
                 },
             },
             StepSpec {
@@ -724,6 +726,7 @@ Step end (end)
                     retries: 0,
                     timeout: Some(Duration::from_millis(1500)),
                     catch: Some(CatchSpec { field: None }),
+                    max_iterations: None,
                 },
             },
             step("end", Transition::End),

@@ -35,11 +35,17 @@ fn main() {
             retries: 3,
             timeout: Some(Duration::from_secs(90 * 60)),
             catch: Some(CatchSpec { field: None }),
+            max_iterations: None,
         }
     );
     assert_eq!(
         steps[1].options,
-        StepOptions { retries: 0, timeout: None, catch: Some(CatchSpec { field: Some("error_field") }) }
+        StepOptions {
+            retries: 0,
+            timeout: None,
+            catch: Some(CatchSpec { field: Some("error_field") }),
+            max_iterations: None,
+        }
     );
     assert_eq!(steps[2].options.timeout, Some(Duration::from_secs(45)));
     assert_eq!(steps[3].options.timeout, Some(Duration::from_millis(250)));
