@@ -124,6 +124,23 @@ impl Current {
         self.foreach.last().map(|frame| frame.index)
     }
 
+    /// The pass of the innermost loop the task runs in, from `0` (its task id counts it, as in
+    /// `i2`); `None` outside any loop.
+    ///
+    /// ```
+    /// use flow_runtime::current::Current;
+    ///
+    /// let task = Current::new("TrainFlow", "1".into(), "fit", "3-i2".into(), 0, Vec::new());
+    /// assert_eq!(task.loop_pass(), Some(2));
+    /// ```
+    pub fn loop_pass(&self) -> Option<usize> {
+        self.task_id
+            .as_str()
+            .split('-')
+            .rev()
+            .find_map(|part| part.strip_prefix('i')?.parse().ok())
+    }
+
     /// The task's address, `flow/run_id/step/task_id`, the form `dump` and `logs` accept.
     pub fn pathspec(&self) -> String {
         format!(

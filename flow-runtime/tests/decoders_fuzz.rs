@@ -431,6 +431,7 @@ fn task_meta() -> TaskMeta {
                 index: 2,
                 count: 5,
                 foreach: true,
+                is_loop: false,
             }],
             input: InputSpec::Join {
                 base: task_path("fan"),

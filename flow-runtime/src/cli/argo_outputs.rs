@@ -7,8 +7,8 @@ use super::error::CliError;
 use crate::argo;
 use crate::executor::task_id_of;
 use crate::flow::Flow;
-use crate::graph::Transition;
-use crate::run::RunStore;
+use crate::graph::{IdPart, Transition};
+use crate::run::{FrameRecord, RunStore};
 
 /// After `step … --argo-outputs DIR` ran its task: writes a foreach's child task ids and a
 /// switch's choice where Argo reads its output parameters.
@@ -42,20 +42,19 @@ pub(crate) fn write_step_outputs<F: Flow>(
             };
             let count = crate::executor::checked_foreach_count(store, &path, &record)
                 .map_err(CliError::failure)?;
-            let mut indices: Vec<usize> = meta
+            let mut parts: Vec<IdPart> = meta
                 .spec
                 .frames
                 .iter()
-                .filter(|f| f.foreach)
-                .map(|f| f.index)
+                .filter_map(FrameRecord::id_part)
                 .collect();
-            indices.push(0);
+            parts.push(IdPart::Element(0));
             let children: Vec<String> = (0..count)
                 .map(|i| {
-                    if let Some(last) = indices.last_mut() {
-                        *last = i;
+                    if let Some(last) = parts.last_mut() {
+                        *last = IdPart::Element(i);
                     }
-                    task_id_of(&indices)
+                    task_id_of(&parts)
                 })
                 .collect();
             let json = serde_json::to_string(&children)

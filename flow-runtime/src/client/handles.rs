@@ -383,7 +383,7 @@ impl StepHandle {
         &self.name
     }
 
-    /// The ids of the step's tasks, in foreach order.
+    /// The ids of the step's tasks, in foreach and loop pass order.
     pub fn task_ids(&self) -> Result<Vec<TaskId>, ClientError> {
         Ok(self
             .client
@@ -391,7 +391,7 @@ impl StepHandle {
             .list_tasks(&self.flow, &self.run_id, &self.name)?)
     }
 
-    /// Every task of the step, in foreach order.
+    /// Every task of the step, in foreach and loop pass order.
     pub fn tasks(&self) -> Result<Vec<TaskHandle>, ClientError> {
         self.task_ids()?.iter().map(|id| self.task(id)).collect()
     }
@@ -626,6 +626,19 @@ impl TaskHandle {
             }
         }
         Ok(children)
+    }
+
+    /// For a task inside a loop, the pass of the innermost loop it ran in, from `0`: the `2` of
+    /// its task id `i2`. The passes of a step are its tasks in order; each task's
+    /// [`parents`](Self::parents) lead back through the passes before it.
+    pub fn loop_pass(&self) -> Option<usize> {
+        self.meta
+            .spec
+            .frames
+            .iter()
+            .rev()
+            .find(|f| f.is_loop)
+            .map(|f| f.index)
     }
 
     /// For a task inside a foreach, its element's index in the innermost foreach.

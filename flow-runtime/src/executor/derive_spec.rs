@@ -18,7 +18,10 @@
 //! process mode, which writes `spec.json` for every task).
 
 use crate::datastore::StorageError;
-use crate::graph::{FlowGraph, OpenSplit, Transition, open_splits, parse_task_id, task_id_of};
+use crate::graph::{
+    FlowGraph, IdKind, IdPart, Loops, OpenSplit, StepFrame, Transition, example_task_id, id_kinds,
+    open_splits, parse_task_id, step_frames, task_id_of,
+};
 use crate::run::{
     ForeachRecord, FrameRecord, InputSpec, RunStore, RunStoreError, TaskMeta, TaskPath, TaskSpec,
 };
@@ -121,22 +124,39 @@ pub fn derive_spec(
         reason,
     };
     let contexts = open_splits(graph).map_err(|e| graph_error(e.to_string()))?;
-    let Some(open) = &contexts[s] else {
+    let shapes = step_frames(graph).map_err(|e| graph_error(e.to_string()))?;
+    let Some(shape) = &shapes[s] else {
         return Err(graph_error(format!(
             "step `{step}` cannot be reached from `start`"
         )));
     };
-    let depth = open.iter().filter(|o| o.foreach).count();
-    let indices = parse_task_id(task_id, depth).ok_or_else(|| {
-        no_task(match depth {
-            0 => format!("`{step}` runs outside any foreach, so its only task is `0`"),
-            1 => format!("tasks of `{step}` are numbered by their foreach element, as in `0`"),
-            n => format!(
-                "tasks of `{step}` are numbered by the elements of {n} nested foreaches, as in `{}`",
-                task_id_of(&vec![0; n])
+    let kinds = id_kinds(shape);
+    let numbers = parse_task_id(task_id, &kinds).ok_or_else(|| {
+        let example = example_task_id(&kinds);
+        let elements = kinds.iter().filter(|k| **k == IdKind::Element).count();
+        no_task(match (kinds.len(), elements) {
+            (0, _) => format!(
+                "`{step}` runs outside any foreach and loop, so its only task is `0`"
+            ),
+            (1, 1) => format!(
+                "tasks of `{step}` are numbered by their foreach element, as in `{example}`"
+            ),
+            (1, 0) => format!(
+                "tasks of `{step}` are numbered by the pass of their loop, as in `{example}`"
+            ),
+            (n, e) if n == e => format!(
+                "tasks of `{step}` are numbered by the elements of {n} nested foreaches, as in `{example}`"
+            ),
+            _ => format!(
+                "tasks of `{step}` are numbered by their foreach elements and loop passes, as in `{example}`"
             ),
         })
     })?;
+    let parts: Vec<IdPart> = kinds
+        .iter()
+        .zip(&numbers)
+        .map(|(&k, &n)| IdPart::of(k, n))
+        .collect();
     let tasks = Tasks {
         graph,
         store,
@@ -147,9 +167,23 @@ pub fn derive_spec(
         task: task.into(),
     };
 
-    let mut frames = Vec::with_capacity(open.len());
+    let mut frames = Vec::with_capacity(shape.len());
     let mut level = 0;
-    for o in open {
+    for frame in shape {
+        let o = match *frame {
+            StepFrame::Loop { head } => {
+                frames.push(FrameRecord {
+                    split: graph.steps[head].name.to_string(),
+                    index: numbers[level],
+                    count: 0,
+                    foreach: false,
+                    is_loop: true,
+                });
+                level += 1;
+                continue;
+            }
+            StepFrame::Split(o) => o,
+        };
         let split = &graph.steps[o.split];
         match split.transition {
             Transition::Branch(targets) => frames.push(FrameRecord {
@@ -157,9 +191,10 @@ pub fn derive_spec(
                 index: o.branch,
                 count: targets.len(),
                 foreach: false,
+                is_loop: false,
             }),
             Transition::Foreach { .. } => {
-                let split_task = path(o.split, task_id_of(&indices[..level]));
+                let split_task = path(o.split, task_id_of(&parts[..level]));
                 let count = match tasks.done(&split_task)? {
                     None => {
                         return Err(not_ready(format!(
@@ -174,7 +209,7 @@ pub fn derive_spec(
                             .map_err(|e| damaged(e.to_string()))?
                     }
                 };
-                let index = indices[level];
+                let index = numbers[level];
                 if index >= count {
                     return Err(no_task(format!(
                         "the foreach task {split_task} has {count} element{}",
@@ -186,6 +221,7 @@ pub fn derive_spec(
                     index,
                     count,
                     foreach: true,
+                    is_loop: false,
                 });
                 level += 1;
             }
@@ -198,7 +234,38 @@ pub fn derive_spec(
         }
     }
 
+    let loops = Loops::of(graph);
     let predecessors = graph.predecessors(s);
+    // The task of step `p` that may have led here, its id made of `base` and the passes of the
+    // loops `p` is in beyond those: the last pass each of them made, found from its head.
+    let task_of = |p: usize, base: &[IdPart]| -> Result<Result<String, String>, DeriveSpecError> {
+        let Some(p_shape) = &shapes[p] else {
+            return Ok(Err(format!(
+                "step `{}` cannot be reached",
+                graph.steps[p].name
+            )));
+        };
+        let mut id = base.to_vec();
+        let extra = id_kinds(p_shape).len().saturating_sub(base.len());
+        let exited = p_shape.iter().rev().filter_map(|f| match f {
+            StepFrame::Loop { head } => Some(*head),
+            StepFrame::Split(_) => None,
+        });
+        let mut exited: Vec<usize> = exited.take(extra).collect();
+        exited.reverse();
+        for head in exited {
+            match last_pass(&tasks, head, &id)? {
+                Some(pass) => id.push(IdPart::Pass(pass)),
+                None => {
+                    return Ok(Err(format!(
+                        "the loop at `{}` has not run",
+                        graph.steps[head].name
+                    )));
+                }
+            }
+        }
+        Ok(Ok(task_id_of(&id)))
+    };
     let input = if s == graph.start {
         InputSpec::Start
     } else if let Some(split) = graph.steps[s].join {
@@ -220,6 +287,12 @@ pub fn derive_spec(
                 })
                 .collect()
         };
+        let with_id = |candidates: Vec<usize>, id: &str| -> Vec<(usize, String)> {
+            candidates
+                .into_iter()
+                .map(|p| (p, id.to_string()))
+                .collect()
+        };
         let inputs = match graph.steps[split].transition {
             Transition::Branch(targets) => (0..targets.len())
                 .map(|branch| {
@@ -228,7 +301,7 @@ pub fn derive_spec(
                         branch,
                         foreach: false,
                     });
-                    the_parent(&tasks, s, &candidates, task_id)?.map_err(|why| {
+                    the_parent(&tasks, s, &with_id(candidates, task_id))?.map_err(|why| {
                         not_ready(format!(
                             "branch `{}` of `{}` has not arrived: {why}",
                             graph.steps[targets[branch]].name, graph.steps[split].name
@@ -247,15 +320,15 @@ pub fn derive_spec(
                     branch: 0,
                     foreach: true,
                 });
-                let mut element = indices.clone();
-                element.push(0);
+                let mut element = parts.clone();
+                element.push(IdPart::Element(0));
                 (0..count)
                     .map(|i| {
                         if let Some(last) = element.last_mut() {
-                            *last = i;
+                            *last = IdPart::Element(i);
                         }
                         let id = task_id_of(&element);
-                        the_parent(&tasks, s, &candidates, &id)?.map_err(|why| {
+                        the_parent(&tasks, s, &with_id(candidates.clone(), &id))?.map_err(|why| {
                             not_ready(format!("element {i} of the foreach {base}: {why}"))
                         })
                     })
@@ -274,7 +347,7 @@ pub fn derive_spec(
     ) {
         // The split's completion and the element's range were checked with the frames: the
         // split's frame is this step's last.
-        let Some((&position, outer)) = indices.split_last() else {
+        let Some((&IdPart::Element(position), outer)) = parts.split_last() else {
             return Err(graph_error(format!(
                 "`{step}` is the body of a foreach but runs outside it"
             )));
@@ -284,8 +357,40 @@ pub fn derive_spec(
             position,
         }
     } else {
-        let parent = the_parent(&tasks, s, &predecessors, task_id)?
-            .map_err(|why| not_ready(why.to_string()))?;
+        // A loop's head: its first pass comes from the steps before the loop, every other pass
+        // from a switch going back to it at the pass before.
+        let (candidates, base): (Vec<usize>, Vec<IdPart>) = match parts.split_last() {
+            Some((&IdPart::Pass(pass), outer)) if loops.headed_by(s).is_some() => {
+                if pass == 0 {
+                    let forward = predecessors
+                        .iter()
+                        .copied()
+                        .filter(|&p| !loops.is_back_arm(p, s))
+                        .collect();
+                    (forward, outer.to_vec())
+                } else {
+                    let mut before = outer.to_vec();
+                    before.push(IdPart::Pass(pass - 1));
+                    (loops.back_arms_to(s).collect(), before)
+                }
+            }
+            _ => (predecessors.clone(), parts.clone()),
+        };
+        let mut with_ids = Vec::new();
+        let mut why = Vec::new();
+        for p in candidates {
+            match task_of(p, &base)? {
+                Ok(id) => with_ids.push((p, id)),
+                Err(reason) => why.push(reason),
+            }
+        }
+        let parent = match the_parent(&tasks, s, &with_ids)? {
+            Ok(parent) => parent,
+            Err(NoParent::NoPredecessor(_)) if !why.is_empty() => {
+                return Err(not_ready(why.join("; ")));
+            }
+            Err(e) => return Err(not_ready(e.to_string())),
+        };
         InputSpec::Parent { parent }
     };
     Ok(TaskSpec {
@@ -386,22 +491,48 @@ enum NotHandedOver {
     NoChoice(TaskPath),
 }
 
-/// Among the tasks `task_id` of steps `candidates`, the one that handed control to step `to`:
-/// complete and, for a switch, having chosen `to`. `Ok(Err(why))` when there is none.
+/// The last pass the loop headed by `head` made inside the task whose id parts are `outer`: the
+/// highest `n` for which `head`'s task `outer-in` completed (a pass always starts at the head).
+fn last_pass(
+    tasks: &Tasks<'_>,
+    head: usize,
+    outer: &[IdPart],
+) -> Result<Option<usize>, DeriveSpecError> {
+    let mut id = outer.to_vec();
+    id.push(IdPart::Pass(0));
+    let mut last = None;
+    for pass in 0.. {
+        if let Some(part) = id.last_mut() {
+            *part = IdPart::Pass(pass);
+        }
+        let path = TaskPath {
+            step: tasks.graph.steps[head].name.into(),
+            task: task_id_of(&id).into(),
+        };
+        if tasks.done(&path)?.is_none() {
+            break;
+        }
+        last = Some(pass);
+    }
+    Ok(last)
+}
+
+/// Among the tasks `candidates` (each a step and a task id), the one that handed control to step
+/// `to`: complete and, for a switch, having chosen `to`. `Ok(Err(why))` when there is none.
 fn the_parent(
     tasks: &Tasks<'_>,
     to: usize,
-    candidates: &[usize],
-    task_id: &str,
+    candidates: &[(usize, String)],
 ) -> Result<Result<TaskPath, NoParent>, DeriveSpecError> {
     let graph = tasks.graph;
     let to_name = graph.steps[to].name;
     let mut found: Vec<TaskPath> = Vec::new();
     let mut why: Vec<NotHandedOver> = Vec::new();
-    for &p in candidates {
+    for (p, task_id) in candidates {
+        let p = *p;
         let path = TaskPath {
             step: graph.steps[p].name.into(),
-            task: task_id.into(),
+            task: task_id.as_str().into(),
         };
         match (tasks.done(&path)?, graph.steps[p].transition) {
             (None, _) => why.push(NotHandedOver::NotComplete(path)),
@@ -425,7 +556,7 @@ fn the_parent(
         _ => Err(DeriveSpecError::Graph {
             flow: graph.name.to_string(),
             reason: format!(
-                "more than one task leads to {to_name}/{task_id}: {}",
+                "more than one task leads to {to_name}: {}",
                 found
                     .iter()
                     .map(ToString::to_string)

@@ -195,12 +195,46 @@ impl RunContext {
     }
 }
 
-/// One open split on the way to a task.
+/// One open split or loop on the way to a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Frame {
+    /// The split step; for a loop, its head.
     pub split: usize,
+    /// The branch, the foreach element, or the loop's pass (from 0).
     pub index: usize,
+    /// How many branches or elements the split has; 0 for a loop.
     pub count: usize,
+    pub kind: FrameKind,
+}
+
+/// What a [`Frame`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    Branch,
+    Foreach,
+    Loop,
+}
+
+impl Frame {
+    /// The frame as the task's spec stores it.
+    pub(crate) fn record(&self, graph: &crate::graph::FlowGraph) -> crate::run::FrameRecord {
+        crate::run::FrameRecord {
+            split: graph.steps[self.split].name.to_string(),
+            index: self.index,
+            count: self.count,
+            foreach: self.kind == FrameKind::Foreach,
+            is_loop: self.kind == FrameKind::Loop,
+        }
+    }
+
+    /// The part of the task id the frame makes: none for a branch.
+    pub(crate) fn id_part(&self) -> Option<crate::graph::IdPart> {
+        match self.kind {
+            FrameKind::Branch => None,
+            FrameKind::Foreach => Some(crate::graph::IdPart::Element(self.index)),
+            FrameKind::Loop => Some(crate::graph::IdPart::Pass(self.index)),
+        }
+    }
 }
 
 /// A task ready to run.

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use super::slurm::{Element, SlurmQueue};
 use super::step_invocation::StepInvocation;
 use super::task::{TaskFailed, execute as execute_here, load_items, runtime_failure, spec_of};
-use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext, RunError};
+use super::{
+    Finished, Frame, FrameKind, JoinInput, PendingInput, PendingTask, RunContext, RunError,
+};
 use crate::flow::{Flow, StepOutcome};
 use crate::graph::Transition;
 use crate::logs::{HeadAndTail, last_lines};
@@ -420,6 +422,13 @@ pub fn run_task_command<F: Flow>(
                     split,
                     index: f.index,
                     count: f.count,
+                    kind: if f.is_loop {
+                        FrameKind::Loop
+                    } else if f.foreach {
+                        FrameKind::Foreach
+                    } else {
+                        FrameKind::Branch
+                    },
                 })
                 .ok_or_else(|| {
                     RunError::Task(format!(

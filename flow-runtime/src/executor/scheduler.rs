@@ -5,10 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::task::{TaskFailed, load_items, runtime_failure, spec_of, task_id};
-use super::{Finished, Frame, JoinInput, PendingInput, PendingTask, RunContext};
+use super::{Finished, Frame, FrameKind, JoinInput, PendingInput, PendingTask, RunContext};
 use crate::datastore::TaskIndex;
 use crate::flow::{Flow, StepOutcome};
-use crate::graph::Transition;
+use crate::graph::{Loops, Transition};
 use crate::run::{TaskId, TaskMeta, TaskPath};
 
 /// Branches waiting for their join.
@@ -31,6 +31,7 @@ pub(crate) struct Scheduler<F> {
     pub tasks_reused: usize,
     /// For each split step, the join that closes it.
     closing_join: Vec<Option<usize>>,
+    loops: Loops,
     /// Keyed by (join step, the join's task id).
     barriers: HashMap<(usize, TaskId), Barrier>,
 }
@@ -39,6 +40,8 @@ impl<F: Flow> Scheduler<F> {
     pub fn new() -> Self {
         let graph = F::GRAPH;
         let closing_join = graph.closing_joins();
+        let loops = Loops::of(graph);
+        // `start` heads no loop: nothing may lead back to it.
         let start = PendingTask {
             step: graph.start,
             task_id: "0".into(),
@@ -54,6 +57,7 @@ impl<F: Flow> Scheduler<F> {
             tasks_run: 0,
             tasks_reused: 0,
             closing_join,
+            loops,
             barriers: HashMap::new(),
         }
     }
@@ -76,7 +80,8 @@ impl<F: Flow> Scheduler<F> {
                         queued.push((next, n));
                     }
                 } else {
-                    self.push_child(next, done.frames.clone(), &done, None);
+                    let frames = self.entered(next, self.left(next, &done.frames));
+                    self.push_child(next, frames, &done, None);
                     queued.push((next, 1));
                 }
             }
@@ -88,7 +93,9 @@ impl<F: Flow> Scheduler<F> {
                         split: done.step,
                         index: b,
                         count: targets.len(),
+                        kind: FrameKind::Branch,
                     });
+                    let frames = self.entered(t, frames);
                     self.push_child(t, frames, &done, None);
                     queued.push((t, 1));
                 }
@@ -100,7 +107,7 @@ impl<F: Flow> Scheduler<F> {
                 if n == 0 {
                     // Nothing to fan out over: the join runs at once with no inputs.
                     if let Some(join) = self.closing_join[done.step] {
-                        self.release(join, task_id(graph, &done.frames));
+                        self.release(join, task_id(&done.frames));
                         queued.push((join, 1));
                     }
                 }
@@ -110,7 +117,9 @@ impl<F: Flow> Scheduler<F> {
                         split: done.step,
                         index: i,
                         count: n,
+                        kind: FrameKind::Foreach,
                     });
+                    let frames = self.entered(body, frames);
                     self.push_child(body, frames, &done, Some((Arc::clone(&items), i)));
                 }
                 queued.push((body, n));
@@ -119,7 +128,18 @@ impl<F: Flow> Scheduler<F> {
                 if let StepOutcome::Arm(k) = done.outcome
                     && let Some(arm) = arms.get(k)
                 {
-                    self.push_child(arm.target, done.frames.clone(), &done, None);
+                    let frames = if self.loops.is_back_arm(done.step, arm.target) {
+                        match self.next_pass(&done, arm.target) {
+                            Ok(frames) => frames,
+                            Err(message) => {
+                                self.failure = Some((done.path.clone(), runtime_failure(message)));
+                                return queued;
+                            }
+                        }
+                    } else {
+                        self.entered(arm.target, self.left(arm.target, &done.frames))
+                    };
+                    self.push_child(arm.target, frames, &done, None);
                     queued.push((arm.target, 1));
                 } else {
                     self.failure = Some((
@@ -132,6 +152,60 @@ impl<F: Flow> Scheduler<F> {
         queued
     }
 
+    /// `frames` without the loops `to` is not part of: the loops a switch arm leaves.
+    fn left(&self, to: usize, frames: &[Frame]) -> Vec<Frame> {
+        frames
+            .iter()
+            .copied()
+            .filter(|f| f.kind != FrameKind::Loop || self.loops.head_contains(f.split, to))
+            .collect()
+    }
+
+    /// `frames` with the first pass of the loop `to` heads, when an edge other than a back arm
+    /// leads to it.
+    fn entered(&self, to: usize, mut frames: Vec<Frame>) -> Vec<Frame> {
+        if self.loops.headed_by(to).is_some() {
+            frames.push(Frame {
+                split: to,
+                index: 0,
+                count: 0,
+                kind: FrameKind::Loop,
+            });
+        }
+        frames
+    }
+
+    /// The frames of the next pass of the loop headed by `head`, which the switch `done` chose
+    /// to go back to; an error when its `max_iterations` are used up.
+    fn next_pass(&self, done: &Finished<F>, head: usize) -> Result<Vec<Frame>, String> {
+        let graph = F::GRAPH;
+        let at = done
+            .frames
+            .iter()
+            .rposition(|f| f.kind == FrameKind::Loop && f.split == head)
+            .ok_or_else(|| {
+                format!(
+                    "step `{}` went back to `{}` from outside its loop",
+                    graph.steps[done.step].name, graph.steps[head].name
+                )
+            })?;
+        // Inner loops the back arm leaves end here; no split can be open inside the pass.
+        let mut frames = done.frames[..=at].to_vec();
+        let passes = frames[at].index + 1;
+        if let Some(max) = graph.steps[done.step].options.max_iterations
+            && passes >= max as usize
+        {
+            return Err(format!(
+                "`{}` chose to go back to `{}` after {passes} pass{}, the most its `max_iterations = {max}` allows",
+                graph.steps[done.step].name,
+                graph.steps[head].name,
+                if passes == 1 { "" } else { "es" }
+            ));
+        }
+        frames[at].index = passes;
+        Ok(frames)
+    }
+
     fn push_child(
         &mut self,
         step: usize,
@@ -139,7 +213,7 @@ impl<F: Flow> Scheduler<F> {
         parent: &Finished<F>,
         item: Option<(Arc<Vec<Vec<u8>>>, usize)>,
     ) {
-        let task_id = task_id(F::GRAPH, &frames);
+        let task_id = task_id(&frames);
         let input = match item {
             None => PendingInput::Parent {
                 path: parent.path.clone(),
@@ -167,7 +241,7 @@ impl<F: Flow> Scheduler<F> {
         let Some(join) = self.closing_join[split.step] else {
             return;
         };
-        let key = (join, task_id(F::GRAPH, &split.frames));
+        let key = (join, task_id(&split.frames));
         self.barriers.insert(
             key,
             Barrier {
@@ -185,7 +259,7 @@ impl<F: Flow> Scheduler<F> {
     fn arrive(&mut self, join: usize, done: &Finished<F>) -> Option<usize> {
         let top = done.frames.last()?;
         let outer = &done.frames[..done.frames.len() - 1];
-        let key = (join, task_id(F::GRAPH, outer));
+        let key = (join, task_id(outer));
         let barrier = self.barriers.get_mut(&key)?;
         barrier.arrived.push(JoinInput {
             path: done.path.clone(),

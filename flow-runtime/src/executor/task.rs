@@ -7,7 +7,7 @@ use serde_bytes::ByteBuf;
 
 use super::attempt::{AttemptInput, run_attempt, set_phase};
 use super::store_inputs::{StoreInputs, StoredInput};
-use super::{Finished, Frame, PendingInput, PendingTask, RunContext};
+use super::{Finished, Frame, FrameKind, PendingInput, PendingTask, RunContext};
 use crate::current::{Current, ForeachFrame};
 use crate::datastore::{BlobHash, TaskError, TaskIndex};
 use crate::flow::{Flow, StateOwned, StateRef, StepOutcome, duplicate, initial};
@@ -15,8 +15,8 @@ use crate::graph::Transition;
 use crate::inputs::Inputs;
 use crate::logs::TaskLog;
 use crate::run::{
-    AttemptRecord, ForeachRecord, FrameRecord, InputSpec, RunStoreError, TaskFailure, TaskId,
-    TaskMeta, TaskPath, TaskSpec, TaskStatus, now_rfc3339,
+    AttemptRecord, ForeachRecord, InputSpec, RunStoreError, TaskFailure, TaskId, TaskMeta,
+    TaskPath, TaskSpec, TaskStatus, now_rfc3339,
 };
 
 /// Why a task did not complete.
@@ -47,29 +47,17 @@ pub(crate) fn runtime_failure(message: impl Into<String>) -> TaskFailure {
     }
 }
 
-/// The id of a task: the indices of its open foreach splits, `0` outside any foreach.
-pub(crate) fn task_id(graph: &crate::graph::FlowGraph, frames: &[Frame]) -> TaskId {
-    let indices: Vec<usize> = frames
-        .iter()
-        .filter(|f| matches!(graph.steps[f.split].transition, Transition::Foreach { .. }))
-        .map(|f| f.index)
-        .collect();
-    crate::graph::task_id_of(&indices).into()
+/// The id of a task: the indices of its open foreach splits and the passes of its loops, `0`
+/// outside any.
+pub(crate) fn task_id(frames: &[Frame]) -> TaskId {
+    let parts: Vec<_> = frames.iter().filter_map(Frame::id_part).collect();
+    crate::graph::task_id_of(&parts).into()
 }
 
 /// The stored form of a pending task.
 pub(crate) fn spec_of<F: Flow>(pending: &PendingTask<F>) -> TaskSpec {
     let graph = F::GRAPH;
-    let frames = pending
-        .frames
-        .iter()
-        .map(|f| FrameRecord {
-            split: graph.steps[f.split].name.to_string(),
-            index: f.index,
-            count: f.count,
-            foreach: matches!(graph.steps[f.split].transition, Transition::Foreach { .. }),
-        })
-        .collect();
+    let frames = pending.frames.iter().map(|f| f.record(graph)).collect();
     let input = match &pending.input {
         PendingInput::Start => InputSpec::Start,
         PendingInput::Parent { path, .. } => InputSpec::Parent {
@@ -131,7 +119,7 @@ pub(crate) fn execute<F: Flow>(
         pending
             .frames
             .iter()
-            .filter(|f| matches!(graph.steps[f.split].transition, Transition::Foreach { .. }))
+            .filter(|f| f.kind == FrameKind::Foreach)
             .map(|f| ForeachFrame {
                 step: graph.steps[f.split].name,
                 index: f.index,

@@ -8,6 +8,8 @@
 //! to share: the order steps are listed in (`order.rs`), the splits open at each step and the
 //! join closing each split (`splits.rs`), the shape of task ids (`task_ids.rs`).
 
+mod frames;
+mod loops;
 mod order;
 mod render;
 mod splits;
@@ -15,8 +17,10 @@ mod task_ids;
 #[cfg(test)]
 pub(crate) mod test_graphs;
 
+pub(crate) use frames::{StepFrame, id_kinds, step_frames};
+pub(crate) use loops::Loops;
 pub(crate) use splits::{OpenSplit, open_splits};
-pub(crate) use task_ids::{parse_task_id, task_id_of};
+pub(crate) use task_ids::{IdKind, IdPart, example_task_id, parse_task_id, task_id_of};
 
 use std::time::Duration;
 

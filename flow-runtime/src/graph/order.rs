@@ -56,11 +56,15 @@ impl FlowGraph {
         order: &mut Vec<usize>,
     ) {
         let n = self.steps.len();
+        // A loop's back arms do not order anything: its head comes before the switches going
+        // back to it.
+        let loops = super::Loops::of(self);
         let targets = |i: usize| {
+            let loops = &loops;
             self.steps[i]
                 .transition
                 .targets()
-                .filter(move |&t| t < n && within[t])
+                .filter(move |&t| t < n && within[t] && !loops.is_back_arm(i, t))
         };
         let mut indegree = vec![0usize; n];
         for i in (0..n).filter(|&i| within[i]) {

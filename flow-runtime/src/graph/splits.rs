@@ -1,6 +1,7 @@
 //! Which splits are open at each step, and which join closes each split: what the scheduler, the
 //! derivation of a task's spec and the Argo manifest all need, read from the graph alone.
 
+use super::loops::Loops;
 use super::{FlowGraph, Transition};
 
 /// One split open while a step runs, as the graph alone tells it.
@@ -39,10 +40,14 @@ pub(crate) enum SplitsError {
 /// cannot be reached from `start`. A join runs with its split's frames, not its branches'.
 ///
 /// The same walk as the macro's balance check, so a graph `#[flow]` accepted never fails here.
+///
+/// A loop's back arms are left out: a pass starts at the loop's head with the splits its first
+/// pass found open there (`#[flow]` checks that the back arms agree).
 pub(crate) fn open_splits(graph: &FlowGraph) -> Result<Vec<Option<Vec<OpenSplit>>>, SplitsError> {
+    let loops = Loops::of(graph);
     let mut memo = vec![Visit::New; graph.steps.len()];
     for s in 0..graph.steps.len() {
-        context(graph, s, &mut memo)?;
+        context(graph, &loops, s, &mut memo)?;
     }
     Ok(memo
         .into_iter()
@@ -62,6 +67,7 @@ enum Visit {
 
 fn context(
     graph: &FlowGraph,
+    loops: &Loops,
     s: usize,
     memo: &mut [Visit],
 ) -> Result<Option<Vec<OpenSplit>>, SplitsError> {
@@ -81,7 +87,10 @@ fn context(
     memo[s] = Visit::InProgress;
     let mut incoming: Vec<Vec<OpenSplit>> = Vec::new();
     for p in graph.predecessors(s) {
-        let Some(mut stack) = context(graph, p, memo)? else {
+        if loops.is_back_arm(p, s) {
+            continue;
+        }
+        let Some(mut stack) = context(graph, loops, p, memo)? else {
             continue;
         };
         match graph.steps[p].transition {

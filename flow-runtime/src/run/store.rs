@@ -525,9 +525,15 @@ impl RunStore {
             .into_iter()
             .map(TaskId::from)
             .collect();
+        // Numerically, part by part: `2` before `10`, a loop's `i2` before `i10`.
         ids.sort_by_key(|id| {
             id.split('-')
-                .map(|p| p.parse::<u64>().unwrap_or(u64::MAX))
+                .map(|p| {
+                    p.strip_prefix('i')
+                        .unwrap_or(p)
+                        .parse::<u64>()
+                        .unwrap_or(u64::MAX)
+                })
                 .collect::<Vec<_>>()
         });
         Ok(ids)

@@ -20,7 +20,7 @@ impl fmt::Display for TaskPath {
     }
 }
 
-/// One split that is open while a task runs, outermost first.
+/// One split that is open, or one loop that runs, while a task runs, outermost first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameRecord {
     /// The split step.
@@ -31,6 +31,23 @@ pub struct FrameRecord {
     pub count: usize,
     /// Whether the split is a foreach (its index is part of task ids).
     pub foreach: bool,
+    /// Whether the frame is a pass of a loop: `split` is then the loop's head, `index` the pass
+    /// (from 0, part of task ids as `i2`) and `count` 0. Absent in runs made before loops.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_loop: bool,
+}
+
+impl FrameRecord {
+    /// The part of the task id this frame makes: none for a branch.
+    pub(crate) fn id_part(&self) -> Option<crate::graph::IdPart> {
+        if self.is_loop {
+            Some(crate::graph::IdPart::Pass(self.index))
+        } else if self.foreach {
+            Some(crate::graph::IdPart::Element(self.index))
+        } else {
+            None
+        }
+    }
 }
 
 /// What a task starts from.
