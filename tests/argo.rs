@@ -40,7 +40,7 @@ use serde_json::Value;
 
 use big_field::BigField;
 use fanout::Fanout;
-use flows::{Breaks, Nested};
+use flows::{Breaks, Looping, Nested};
 use interpreter::{Exit, Phase};
 use squares::Squares;
 use train_burn::TrainBurn;
@@ -62,6 +62,7 @@ fn as_flow(name: &str) -> ExitCode {
         "train_burn" => blooming_flowers::main::<TrainBurn>(),
         "nested" => blooming_flowers::main::<Nested>(),
         "breaks" => blooming_flowers::main::<Breaks>(),
+        "looping" => blooming_flowers::main::<Looping>(),
         other => {
             eprintln!("no test flow `{other}`");
             ExitCode::from(EXIT_USAGE)
@@ -597,6 +598,13 @@ fn derive_spec_matches_process_mode(dir: &Path) -> Result<(), String> {
     checked += specs_match::<Nested>(&dir.join("a"), "nested", &["--rows", "3"])?;
     checked += specs_match::<Nested>(&dir.join("b"), "nested", &["--rows", "2", "--detour"])?;
     checked += specs_match::<Nested>(&dir.join("c"), "nested", &["--rows", "0"])?;
+    // 1 + 3 rounds × (round, again) + 6 elements × (element, settle) + 10 attempts and
+    // judgements + 3 gathers + 2 polishes + end = 45.
+    let looping = specs_match::<Looping>(&dir.join("d"), "looping", &[])?;
+    if looping != 45 {
+        return Err(format!("the looping flow ran {looping} tasks, not 45"));
+    }
+    checked += looping;
     // squares: 1 + 2 + 1 + 1 + 10 + 1 + 1 + 1 + 1; nested (3 rows): 8 + 3 rows of 4 + 6 cells
     // of 2 + 2 + 1; and so on: what matters is that every task was compared.
     if checked < 80 {

@@ -183,3 +183,75 @@ impl Breaks {
     #[step]
     fn end(&mut self) {}
 }
+
+/// The parameters of [`Looping`].
+#[derive(Clone, Default, Serialize, Deserialize, clap::Args)]
+pub(crate) struct Rounds {
+    /// How many passes the outer loop makes.
+    #[arg(long, default_value_t = 3)]
+    rounds: u64,
+}
+
+/// Loops: an outer loop around a foreach whose elements each loop as many times as their value,
+/// then a loop of one step going back to itself.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Looping {
+    rounds: Rounds,
+    round: u64,
+    xs: Vec<u64>,
+    x: u64,
+    tries: u64,
+    sums: Vec<u64>,
+    polish: u64,
+}
+
+#[flow(params = rounds)]
+impl Looping {
+    #[step(next = round)]
+    fn start(&mut self) {}
+
+    #[step(foreach = xs, next = element)]
+    fn round(&mut self) {
+        self.round += 1;
+        self.xs = (1..=self.round).collect();
+    }
+
+    #[step(next = attempt)]
+    fn element(&mut self, x: u64) {
+        self.x = x;
+        self.tries = 0;
+    }
+
+    #[step(next = judge)]
+    fn attempt(&mut self) {
+        self.tries += 1;
+    }
+
+    #[step(switch(true => attempt, false => settle))]
+    fn judge(&mut self) -> bool {
+        self.tries < self.x
+    }
+
+    #[step(next = gather)]
+    fn settle(&mut self) {}
+
+    #[step(join, next = again)]
+    fn gather(&mut self, inputs: Inputs<Self>) {
+        self.sums.push(inputs.iter().map(|i| i.tries).sum());
+        self.round = inputs.iter().map(|i| i.round).max().unwrap_or(0);
+    }
+
+    #[step(switch(true => round, false => polish), max_iterations = 10)]
+    fn again(&mut self) -> bool {
+        self.round < self.rounds.rounds
+    }
+
+    #[step(switch(true => polish, false => end))]
+    fn polish(&mut self) -> bool {
+        self.polish += 1;
+        self.polish < 2
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
