@@ -266,6 +266,7 @@ fn every_manifest(dir: &Path) -> Result<Vec<(&'static str, Value)>, String> {
         ("train_burn", manifest::<TrainBurn>(dir, &[])?),
         ("nested", manifest::<Nested>(dir, &[])?),
         ("breaks", manifest::<Breaks>(dir, &[])?),
+        ("looping", manifest::<Looping>(dir, &[])?),
     ])
 }
 
@@ -850,6 +851,13 @@ fn manifests_run_like_local_runs(dir: &Path) -> Result<(), String> {
         "big_field",
         &["--mib", "1"],
         &[("mib", "1")],
+    )?;
+    runs_alike::<Looping>(&dir.join("looping"), "looping", &[], &[])?;
+    runs_alike::<Looping>(
+        &dir.join("looping"),
+        "looping",
+        &["--rounds", "1"],
+        &[("rounds", "1")],
     )?;
     runs_alike::<TrainBurn>(&dir.join("train_burn"), "train_burn", &[], &[])
 }

@@ -10,9 +10,11 @@ use super::manifest::{
     Outputs, Parameter, PersistentVolumeClaimSource, RetryStrategy, SecretEnvSource, Template,
     ValueFrom, Volume, VolumeMount, Workflow, WorkflowSpec,
 };
-use super::{FOREACH_FILE, GLOBAL_RUN_ID, OUTPUTS_DIR, RUN_ID_FILE, SWITCH_FILE};
+use super::{FOREACH_FILE, GLOBAL_RUN_ID, NEXT_TASK_FILE, OUTPUTS_DIR, RUN_ID_FILE, SWITCH_FILE};
 use crate::flow::Flow;
-use crate::graph::{FlowGraph, OpenSplit, StepSpec, Transition, open_splits};
+use crate::graph::{
+    FlowGraph, Loops, OpenSplit, StepFrame, StepSpec, Transition, open_splits, step_frames,
+};
 
 /// What the manifest cannot take from the flow itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -220,9 +222,12 @@ pub fn build(
     let plan = Plan::new(graph)?;
     let params = flow_params(params);
 
-    let mut templates = vec![plan.dag_template(None)?];
+    let mut templates = vec![plan.dag_template(Scope::Root)?];
     for split in plan.foreach_splits() {
-        templates.push(plan.dag_template(Some(split))?);
+        templates.push(plan.dag_template(Scope::Foreach(split))?);
+    }
+    for head in plan.loop_heads() {
+        templates.push(plan.dag_template(Scope::Loop(head))?);
     }
     templates.push(init_template(options, &params));
     for s in plan.order.iter().copied() {
@@ -511,11 +516,28 @@ fn finish_template(options: &ArgoOptions) -> Template {
     }
 }
 
+/// A DAG template: the root, a foreach's body (one per element), or a loop's pass, which calls
+/// itself for the next pass (Argo's recursive templates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Root,
+    /// The body of the foreach split at this step.
+    Foreach(usize),
+    /// A pass of the loop headed by this step.
+    Loop(usize),
+}
+
+/// The task that runs a loop's next pass is named after the switch that goes back, with this.
+const PASS_SUFFIX: &str = "next-pass";
+
 /// The flow's graph, arranged for Argo: which DAG template each step is in, and names.
 struct Plan<'g> {
     graph: &'g FlowGraph,
     /// The splits open at each step (every step is reachable).
     contexts: Vec<Vec<OpenSplit>>,
+    /// The DAG templates each step runs inside, outermost first: its foreaches and loops.
+    scopes: Vec<Vec<Scope>>,
+    loops: Loops,
     /// Every step, predecessors first: the order the graph's renderings list them in.
     order: Vec<usize>,
     /// The name of the task running `init` in the root DAG.
@@ -541,6 +563,22 @@ impl<'g> Plan<'g> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let scopes = step_frames(graph)
+            .map_err(|e| graph_error(e.to_string()))?
+            .into_iter()
+            .map(|frames| {
+                frames
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|f| match f {
+                        StepFrame::Split(o) if o.foreach => Some(Scope::Foreach(o.split)),
+                        StepFrame::Split(_) => None,
+                        StepFrame::Loop { head } => Some(Scope::Loop(head)),
+                    })
+                    .collect()
+            })
+            .collect();
+        let loops = Loops::of(graph);
         let order = graph.topological_order();
         let taken: HashSet<String> = graph.steps.iter().map(|s| argo_name(s.name)).collect();
         let init_task = ["init", "init-run", "blooming-init"]
@@ -551,6 +589,8 @@ impl<'g> Plan<'g> {
         Ok(Plan {
             graph,
             contexts,
+            scopes,
+            loops,
             order,
             init_task,
         })
@@ -560,13 +600,18 @@ impl<'g> Plan<'g> {
         &self.graph.steps[s]
     }
 
-    /// The foreach whose body DAG holds step `s`; `None` for the root DAG.
-    fn scope(&self, s: usize) -> Option<usize> {
-        self.contexts[s]
+    /// The DAG template that holds step `s`: the innermost foreach or loop it runs in.
+    fn scope(&self, s: usize) -> Scope {
+        self.scopes[s].last().copied().unwrap_or(Scope::Root)
+    }
+
+    /// The loop heads, in graph order.
+    fn loop_heads(&self) -> Vec<usize> {
+        self.order
             .iter()
-            .rev()
-            .find(|o| o.foreach)
-            .map(|o| o.split)
+            .copied()
+            .filter(|&s| self.loops.headed_by(s).is_some())
+            .collect()
     }
 
     /// The foreach splits, in graph order.
@@ -594,53 +639,90 @@ impl<'g> Plan<'g> {
     }
 
     /// The task that stands for step `s` in the DAG of `scope`: its own, or the fan-out of the
-    /// foreach (directly inside `scope`) that holds it.
-    fn task_in(&self, s: usize, scope: Option<usize>) -> String {
-        if self.scope(s) == scope {
-            return argo_name(self.step(s).name);
+    /// foreach or the first pass of the loop (directly inside `scope`) that holds it.
+    fn task_in(&self, s: usize, scope: Scope) -> String {
+        match self.inner_scope(s, scope) {
+            None => argo_name(self.step(s).name),
+            // A foreach's fan-out task is named after its body, a loop's after its head: each
+            // runs inside it only.
+            Some(Scope::Foreach(split)) => argo_name(self.step(self.body(split)).name),
+            Some(Scope::Loop(head)) => argo_name(self.step(head).name),
+            Some(Scope::Root) => argo_name(self.step(s).name),
         }
-        let foreaches: Vec<usize> = self.contexts[s]
-            .iter()
-            .filter(|o| o.foreach)
-            .map(|o| o.split)
-            .collect();
-        let inner = match scope {
-            None => foreaches.first().copied(),
-            Some(outer) => foreaches
-                .iter()
-                .position(|&f| f == outer)
-                .and_then(|i| foreaches.get(i + 1).copied()),
-        };
-        // A foreach's fan-out task is named after its body, which runs inside it only.
-        argo_name(self.step(self.body(inner.unwrap_or(s))).name)
     }
 
-    /// The DAG template of the root (`None`) or of a foreach's body.
-    fn dag_template(&self, scope: Option<usize>) -> Result<Template, ArgoError> {
+    /// The scope directly inside `scope` that holds step `s`; `None` when `s` is in `scope`
+    /// itself.
+    fn inner_scope(&self, s: usize, scope: Scope) -> Option<Scope> {
+        if self.scope(s) == scope {
+            return None;
+        }
+        let chain = &self.scopes[s];
+        match scope {
+            Scope::Root => chain.first().copied(),
+            _ => chain
+                .iter()
+                .position(|&c| c == scope)
+                .and_then(|i| chain.get(i + 1).copied()),
+        }
+    }
+
+    fn template_name(&self, scope: Scope) -> String {
+        match scope {
+            Scope::Root => MAIN.to_string(),
+            Scope::Foreach(split) => self.foreach_template_name(split),
+            Scope::Loop(head) => format!("loop-{}", argo_name(self.step(head).name)),
+        }
+    }
+
+    /// The DAG template of the root, of a foreach's body or of a loop's pass.
+    fn dag_template(&self, scope: Scope) -> Result<Template, ArgoError> {
         let (run_id, task_id) = match scope {
-            None => (
+            Scope::Root => (
                 format!("{{{{tasks.{}.outputs.parameters.run-id}}}}", self.init_task),
                 "0".to_string(),
             ),
-            Some(_) => (
+            _ => (
                 "{{inputs.parameters.run-id}}".to_string(),
                 "{{inputs.parameters.task-id}}".to_string(),
             ),
         };
+        // The first pass of a loop inside this DAG: its task id is this one's with a pass 0.
+        let first_pass = match scope {
+            Scope::Root => "i0".to_string(),
+            _ => format!("{task_id}-i0"),
+        };
         let mut tasks = Vec::new();
-        if scope.is_none() {
+        if scope == Scope::Root {
             tasks.push(DagTask {
                 name: self.init_task.clone(),
                 template: INIT.to_string(),
                 ..DagTask::default()
             });
         }
-        for s in self
-            .order
-            .iter()
-            .copied()
-            .filter(|&s| self.scope(s) == scope)
-        {
+        for s in self.order.iter().copied() {
+            if self.scope(s) != scope {
+                // A loop directly inside this DAG starts where its head is.
+                if self.loops.headed_by(s).is_some()
+                    && self.inner_scope(s, scope) == Some(Scope::Loop(s))
+                {
+                    let (depends, when) = self.conditions(s, scope)?;
+                    tasks.push(DagTask {
+                        name: argo_name(self.step(s).name),
+                        template: self.template_name(Scope::Loop(s)),
+                        arguments: Some(Arguments {
+                            parameters: vec![
+                                param("run-id", &run_id),
+                                param("task-id", &first_pass),
+                            ],
+                        }),
+                        depends,
+                        when,
+                        with_param: None,
+                    });
+                }
+                continue;
+            }
             let (depends, when) = self.conditions(s, scope)?;
             tasks.push(DagTask {
                 name: argo_name(self.step(s).name),
@@ -666,6 +748,31 @@ impl<'g> Plan<'g> {
                 });
             }
         }
+        if let Scope::Loop(head) = scope {
+            // The next pass: this template again, when a switch goes back to the head.
+            for switch in self.loops.back_arms_to(head) {
+                let task = argo_name(self.step(switch).name);
+                tasks.push(DagTask {
+                    name: format!("{task}-{}", PASS_SUFFIX),
+                    template: self.template_name(scope),
+                    arguments: Some(Arguments {
+                        parameters: vec![
+                            param("run-id", &run_id),
+                            param(
+                                "task-id",
+                                format!("{{{{tasks.{task}.outputs.parameters.next-task-id}}}}"),
+                            ),
+                        ],
+                    }),
+                    depends: Some(format!("{task}.Succeeded")),
+                    when: Some(format!(
+                        "'{{{{tasks.{task}.outputs.parameters.switch}}}}' == '{}'",
+                        self.step(head).name
+                    )),
+                    with_param: None,
+                });
+            }
+        }
         let mut seen = HashSet::new();
         if let Some(task) = tasks.iter().find(|t| !seen.insert(t.name.clone())) {
             return Err(ArgoError::Unsupported {
@@ -677,11 +784,8 @@ impl<'g> Plan<'g> {
             });
         }
         Ok(Template {
-            name: match scope {
-                None => MAIN.to_string(),
-                Some(split) => self.foreach_template_name(split),
-            },
-            inputs: scope.map(|_| Inputs {
+            name: self.template_name(scope),
+            inputs: (scope != Scope::Root).then(|| Inputs {
                 parameters: vec![input("run-id"), input("task-id")],
             }),
             dag: Some(DagTemplate { tasks }),
@@ -696,7 +800,7 @@ impl<'g> Plan<'g> {
     fn conditions(
         &self,
         s: usize,
-        scope: Option<usize>,
+        scope: Scope,
     ) -> Result<(Option<String>, Option<String>), ArgoError> {
         let graph = self.graph;
         let step = self.step(s);
@@ -720,11 +824,50 @@ impl<'g> Plan<'g> {
         if s == graph.start {
             return Ok((Some(format!("{}.Succeeded", self.init_task)), None));
         }
-        if scope.is_some_and(|split| self.body(split) == s) {
+        match scope {
             // The first step of a foreach body: its split ran before the fan-out started.
-            return Ok((None, None));
+            Scope::Foreach(split) if self.body(split) == s => return Ok((None, None)),
+            // The head of a loop: what comes before the pass started it.
+            Scope::Loop(head) if head == s => return Ok((None, None)),
+            _ => {}
         }
-        let predecessors = graph.predecessors(s);
+        // A loop's back arms start the next pass, not a task of this one.
+        let predecessors: Vec<usize> = graph
+            .predecessors(s)
+            .into_iter()
+            .filter(|&p| !self.loops.is_back_arm(p, s))
+            .collect();
+        // Leaving a loop: the loop's task stands for its switches, whose choice is made in
+        // whichever pass was the last. That the loop succeeded says the way out was taken when
+        // it has one way out only, which is all the manifest supports.
+        let exits: Vec<usize> = predecessors
+            .iter()
+            .copied()
+            .filter(|&p| matches!(self.inner_scope(p, scope), Some(Scope::Loop(_))))
+            .collect();
+        if let Some(&exit) = exits.first() {
+            let Some(Scope::Loop(head)) = self.inner_scope(exit, scope) else {
+                return Err(unsupported("it follows a loop".into()));
+            };
+            let alone = predecessors
+                .iter()
+                .all(|&p| self.inner_scope(p, scope) == Some(Scope::Loop(head)));
+            let ways_out: HashSet<usize> = (0..graph.steps.len())
+                .filter(|&p| self.loops.head_contains(head, p))
+                .flat_map(|p| graph.steps[p].transition.targets().collect::<Vec<_>>())
+                .filter(|&t| !self.loops.head_contains(head, t))
+                .collect();
+            if !alone || ways_out.len() != 1 || step.join.is_some() {
+                return Err(unsupported(format!(
+                    "it is one of several ways out of the loop at `{}`; argo-workflow writes loops                      with one way out: send every arm that leaves the loop to one step",
+                    graph.steps[head].name
+                )));
+            }
+            return Ok((
+                Some(format!("{}.Succeeded", argo_name(self.step(head).name))),
+                None,
+            ));
+        }
         if let Some(split) = step.join {
             return match graph.steps[split].transition {
                 Transition::Foreach { .. } => {
@@ -827,11 +970,20 @@ impl<'g> Plan<'g> {
     /// The container template of step `s`.
     fn step_template(&self, s: usize, options: &ArgoOptions) -> Template {
         let step = self.step(s);
-        let outputs = match step.transition {
-            Transition::Foreach { .. } => Some(output("foreach", FOREACH_FILE)),
-            Transition::Switch(_) => Some(output("switch", SWITCH_FILE)),
-            _ => None,
+        let mut outputs = match step.transition {
+            Transition::Foreach { .. } => vec![output("foreach", FOREACH_FILE)],
+            Transition::Switch(_) => vec![output("switch", SWITCH_FILE)],
+            _ => Vec::new(),
         };
+        if step
+            .transition
+            .targets()
+            .any(|t| self.loops.is_back_arm(s, t))
+        {
+            // The task id of the next pass, for the recursive call.
+            outputs.push(output("next-task-id", NEXT_TASK_FILE));
+        }
+        let outputs = (!outputs.is_empty()).then_some(outputs);
         let invocation = crate::executor::StepInvocation {
             argo_outputs: outputs.as_ref().map(|_| OUTPUTS_DIR.into()),
             ..crate::executor::StepInvocation::new(
@@ -847,9 +999,7 @@ impl<'g> Plan<'g> {
             inputs: Some(Inputs {
                 parameters: vec![input("run-id"), input("task-id")],
             }),
-            outputs: outputs.map(|p| Outputs {
-                parameters: vec![p],
-            }),
+            outputs: outputs.map(|parameters| Outputs { parameters }),
             container: Some(container(options, args)),
             dag: None,
             // Failures of the step's code are retried inside the container, with the attempt

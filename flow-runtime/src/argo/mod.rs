@@ -43,6 +43,10 @@ pub const FOREACH_FILE: &str = "foreach.json";
 /// The file, under the outputs directory, that a switch writes: the name of the step it chose.
 pub const SWITCH_FILE: &str = "switch";
 
+/// The file a switch that closes a loop writes the task id of the step it chose into (the next
+/// pass, when it goes back), read as its output parameter `next-task-id`.
+pub const NEXT_TASK_FILE: &str = "next-task-id";
+
 /// The file, under the outputs directory, that `init` writes: the new run's id.
 pub const RUN_ID_FILE: &str = "run-id";
 

@@ -391,6 +391,20 @@ pub fn derive_spec(
             }
             Err(e) => return Err(not_ready(e.to_string())),
         };
+        // A pass its switch's `max_iterations` does not allow is no task (the scheduler fails
+        // the run there instead of starting it).
+        if let (Some(&IdPart::Pass(pass)), Some(switch)) =
+            (parts.last(), graph.step_index(&parent.step))
+            && pass > 0
+            && loops.is_back_arm(switch, s)
+            && let Some(max) = graph.steps[switch].options.max_iterations
+            && pass >= max as usize
+        {
+            return Err(no_task(format!(
+                "`{}` chose to go back to `{step}` after {pass} passes, the most its `max_iterations = {max}` allows",
+                parent.step
+            )));
+        }
         InputSpec::Parent { parent }
     };
     Ok(TaskSpec {
