@@ -287,3 +287,41 @@ fn resume_reuses_the_passes_that_succeeded() {
     assert_eq!(train.task("i1").expect("task").origin_run_id(), None);
     assert_eq!(handle.artifact::<u32>("passes").expect("passes"), 3);
 }
+
+/// `dump RUN/STEP` of a step in a loop says which pass each task is; `dump RUN/STEP/TASK` too.
+#[test]
+fn dump_walks_the_passes() {
+    let (dir, store) = store();
+    let run = run_flow::<FanLoop>(&store, serde_json::Value::Null, &options()).expect("run");
+    let dump = |what: &str| {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = blooming_flowers::cli::run_cli_with::<FanLoop, _, _>(
+            [
+                "flow".into(),
+                "--datastore".into(),
+                dir.path().as_os_str().to_owned(),
+                "dump".into(),
+                std::ffi::OsString::from(format!("{}/{what}", run.run_id)),
+            ],
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let listing = dump("train");
+    let header = listing.lines().nth(1).unwrap_or_default();
+    assert!(header.contains("LOOP PASS"), "{listing}");
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with("2-i1 "))
+        .unwrap_or_default();
+    assert!(
+        row.contains("start 2/3") && row.contains("train 1"),
+        "{listing}"
+    );
+    let task = dump("train/2-i1");
+    assert!(task.contains("  loop pass: train 1"), "{task}");
+    // A step outside any loop keeps the table it had.
+    assert!(!dump("done").contains("LOOP PASS"));
+}

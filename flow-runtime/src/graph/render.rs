@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use super::{CatchSpec, FlowGraph, StepKind, StepOptions, Transition};
+use super::{CatchSpec, FlowGraph, Loops, StepKind, StepOptions, Transition};
 
 impl FlowGraph {
     /// A plain-text description of the flow for a terminal, in the spirit of Metaflow's `show`.
@@ -56,6 +56,7 @@ impl FlowGraph {
     fn write_text(&self, out: &mut String) -> fmt::Result {
         writeln!(out, "Flow {}", self.name)?;
         write_doc(out, self.doc)?;
+        let loops = Loops::of(self);
         for i in self.topological_order() {
             let step = &self.steps[i];
             writeln!(out)?;
@@ -71,10 +72,21 @@ impl FlowGraph {
                     self.name_of(parent)
                 )?;
             }
+            if loops.headed_by(i).is_some() {
+                let back: Vec<String> = loops
+                    .back_arms_to(i)
+                    .map(|s| format!("`{}`", self.name_of(s)))
+                    .collect();
+                writeln!(
+                    out,
+                    "    head of a loop: each pass starts here; {} can go back for another",
+                    back.join(", ")
+                )?;
+            }
             if let Some(options) = options_text(&step.options) {
                 writeln!(out, "    options: {options}")?;
             }
-            writeln!(out, "    {}", self.transition_text(&step.transition))?;
+            writeln!(out, "    {}", self.transition_text(i, &loops))?;
         }
         Ok(())
     }
@@ -120,6 +132,7 @@ impl FlowGraph {
             writeln!(out, "];")?;
         }
         writeln!(out)?;
+        let loops = Loops::of(self);
         for &i in &order {
             let from = dot_escape(self.steps[i].name);
             for (target, edge) in self.edges(i) {
@@ -130,6 +143,11 @@ impl FlowGraph {
                         out,
                         "    \"{from}\" -> \"{to}\" [label=\"foreach {}\"];",
                         dot_escape(field)
+                    )?,
+                    Edge::Arm(pattern) if loops.is_back_arm(i, target) => writeln!(
+                        out,
+                        "    \"{from}\" -> \"{to}\" [label=\"{} (loop)\", style=dashed, constraint=false];",
+                        dot_escape(pattern)
                     )?,
                     Edge::Arm(pattern) => writeln!(
                         out,
@@ -168,6 +186,7 @@ impl FlowGraph {
             };
             writeln!(out, "    {}{open}\"{label}\"{close}", ids[i])?;
         }
+        let loops = Loops::of(self);
         for &i in &order {
             for (target, edge) in self.edges(i) {
                 let (from, to) = (&ids[i], &ids[target]);
@@ -177,6 +196,11 @@ impl FlowGraph {
                         out,
                         "    {from} -->|\"foreach {}\"| {to}",
                         mermaid_escape(field)
+                    )?,
+                    Edge::Arm(pattern) if loops.is_back_arm(i, target) => writeln!(
+                        out,
+                        "    {from} -.->|\"{} (loop)\"| {to}",
+                        mermaid_escape(pattern)
                     )?,
                     Edge::Arm(pattern) => {
                         writeln!(out, "    {from} -->|\"{}\"| {to}", mermaid_escape(pattern))?
@@ -206,8 +230,8 @@ impl FlowGraph {
             })
     }
 
-    fn transition_text(&self, transition: &Transition) -> String {
-        match *transition {
+    fn transition_text(&self, index: usize, loops: &Loops) -> String {
+        match self.steps[index].transition {
             Transition::End => "(end of the flow)".to_owned(),
             Transition::Linear(t) => format!("→ {}", self.name_of(t)),
             Transition::Branch(targets) => {
@@ -220,7 +244,14 @@ impl FlowGraph {
             Transition::Switch(arms) => {
                 let arms: Vec<_> = arms
                     .iter()
-                    .map(|arm| format!("{} ⇒ {}", arm.pattern, self.name_of(arm.target)))
+                    .map(|arm| {
+                        let again = if loops.is_back_arm(index, arm.target) {
+                            " (loop)"
+                        } else {
+                            ""
+                        };
+                        format!("{} ⇒ {}{again}", arm.pattern, self.name_of(arm.target))
+                    })
                     .collect();
                 format!("→ switch: {}", arms.join(", "))
             }
@@ -315,6 +346,9 @@ fn options_text(options: &StepOptions) -> Option<String> {
         Some(CatchSpec { field: Some(field) }) => parts.push(format!("catch = {field}")),
         Some(CatchSpec { field: None }) => parts.push("catch".to_owned()),
         None => {}
+    }
+    if let Some(max) = options.max_iterations {
+        parts.push(format!("max_iterations = {max}"));
     }
     (!parts.is_empty()).then(|| parts.join(", "))
 }
@@ -860,5 +894,89 @@ Step end (end)
         assert_line(&mermaid, "    _classify --> _end_");
         assert_line(&mermaid, r#"    _end_((("end")))"#);
         assert_line(&mermaid, r#"    _styles["styles<br/>linear"]"#);
+    }
+}
+
+#[cfg(test)]
+mod loop_tests {
+    use super::super::{FlowGraph, StepOptions, StepSpec, SwitchArm, Transition};
+
+    const fn step(name: &'static str, transition: Transition, max: Option<u32>) -> StepSpec {
+        StepSpec {
+            name,
+            doc: "",
+            transition,
+            join: None,
+            options: StepOptions {
+                retries: 0,
+                timeout: None,
+                catch: None,
+                max_iterations: max,
+            },
+        }
+    }
+
+    const TRAIN: FlowGraph = FlowGraph {
+        name: "Train",
+        doc: "",
+        steps: &[
+            step("start", Transition::Linear(1), None),
+            step("fit", Transition::Linear(2), None),
+            step(
+                "check",
+                Transition::Switch(&[
+                    SwitchArm {
+                        pattern: "true",
+                        target: 1,
+                    },
+                    SwitchArm {
+                        pattern: "false",
+                        target: 3,
+                    },
+                ]),
+                Some(10),
+            ),
+            step("end", Transition::End, None),
+        ],
+        start: 0,
+        end: 3,
+    };
+
+    #[test]
+    fn a_loop_is_shown_with_its_head_back_arm_and_limit() {
+        let text = TRAIN.to_text();
+        for line in [
+            "    head of a loop: each pass starts here; `check` can go back for another",
+            "    options: max_iterations = 10",
+            "    → switch: true ⇒ fit (loop), false ⇒ end",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+        }
+        // Listed in the order a run goes: the back arm does not put `check` before `fit`.
+        let order: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Step "))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "start (linear)",
+                "fit (linear)",
+                "check (switch)",
+                "end (end)"
+            ]
+        );
+        let dot = TRAIN.to_dot();
+        assert!(
+            dot.contains(
+                "\"check\" -> \"fit\" [label=\"true (loop)\", style=dashed, constraint=false];"
+            ),
+            "{dot}"
+        );
+        let mermaid = TRAIN.to_mermaid();
+        assert!(
+            mermaid.contains("check -.->|\"true (loop)\"| fit"),
+            "{mermaid}"
+        );
     }
 }

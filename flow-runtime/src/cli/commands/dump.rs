@@ -234,11 +234,13 @@ fn dump_step(
         tasks.len(),
         plural(tasks.len())
     )?;
+    // A step inside a loop gets a column saying which pass each task is.
+    let looped = tasks.iter().any(|t| !loop_passes(t).is_empty());
     let rows: Vec<Vec<String>> = tasks
         .iter()
         .map(|t| {
             let meta = t.meta();
-            vec![
+            let mut row = vec![
                 t.id().to_string(),
                 t.progress().to_string(),
                 t.attempts().len().to_string(),
@@ -249,25 +251,27 @@ fn dump_step(
                 meta.and_then(|m| m.chose.clone()).unwrap_or_default(),
                 t.origin_run_id().map(RunId::to_string).unwrap_or_default(),
                 meta.and_then(|m| m.job.clone()).unwrap_or_default(),
-            ]
+            ];
+            if looped {
+                row.insert(4, loop_passes(t));
+            }
+            row
         })
         .collect();
-    ctx.out.write_all(
-        table(
-            &[
-                "TASK",
-                "STATUS",
-                "ATTEMPTS",
-                "FOREACH",
-                "SPLITS INTO",
-                "CHOSE",
-                "REUSED FROM",
-                "JOB",
-            ],
-            &rows,
-        )
-        .as_bytes(),
-    )?;
+    let mut header = vec![
+        "TASK",
+        "STATUS",
+        "ATTEMPTS",
+        "FOREACH",
+        "SPLITS INTO",
+        "CHOSE",
+        "REUSED FROM",
+        "JOB",
+    ];
+    if looped {
+        header.insert(4, "LOOP PASS");
+    }
+    ctx.out.write_all(table(&header, &rows).as_bytes())?;
     Ok(())
 }
 
@@ -285,6 +289,21 @@ fn foreach_items(task: &TaskEntry) -> String {
         .join(", ")
 }
 
+/// The loop passes a task is: `fit 2` (the third pass of the loop that starts at `fit`),
+/// outermost first.
+fn loop_passes(task: &TaskEntry) -> String {
+    let Some(meta) = task.meta() else {
+        return String::new();
+    };
+    meta.spec
+        .frames
+        .iter()
+        .filter(|f| f.is_loop)
+        .map(|f| format!("{} {}", f.split, f.index))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A task as `dump RUN/STEP --json` lists it.
 fn task_json(task: &TaskEntry) -> Json {
     let meta = task.meta();
@@ -294,6 +313,9 @@ fn task_json(task: &TaskEntry) -> Json {
         "attempts": task.attempts().len(),
         "foreach": meta.map(|m| m.spec.frames.iter().filter(|f| f.foreach).map(|f| json!({
             "split": f.split, "index": f.index, "count": f.count,
+        })).collect::<Vec<_>>()).unwrap_or_default(),
+        "loop_passes": meta.map(|m| m.spec.frames.iter().filter(|f| f.is_loop).map(|f| json!({
+            "head": f.split, "pass": f.index,
         })).collect::<Vec<_>>()).unwrap_or_default(),
         "items": meta.and_then(|m| m.foreach.as_ref()).map(|f| f.count),
         "chose": meta.and_then(|m| m.chose.clone()),
@@ -356,6 +378,10 @@ fn dump_task(ctx: &mut Ctx<'_>, task: &TaskEntry, output: Output) -> Result<(), 
     let foreach = foreach_items(task);
     if !foreach.is_empty() {
         writeln!(ctx.out, "  foreach item: {foreach}")?;
+    }
+    let passes = loop_passes(task);
+    if !passes.is_empty() {
+        writeln!(ctx.out, "  loop pass: {passes}")?;
     }
     if let Some(split) = meta.and_then(|m| m.foreach.as_ref()) {
         writeln!(
