@@ -66,12 +66,15 @@ pub(crate) struct Node {
     pub label_y: usize,
 }
 
-/// One arrow, from the bottom of a box to the top of the next.
+/// One arrow, from the bottom of a box to the top of the next; a loop's arm going back is a
+/// dashed curve on the right, from the switch's side to its head's.
 pub(crate) struct Edge {
     pub x1: usize,
     pub y1: usize,
     pub x2: usize,
     pub y2: usize,
+    /// For an arm going back, the curve's SVG path.
+    pub back: Option<String>,
 }
 
 /// The whole drawing.
@@ -91,23 +94,73 @@ const MARGIN: usize = 12;
 /// Each character of a step's name, at the drawing's font size.
 const CHAR_WIDTH: usize = 8;
 
-/// The layer of each step (by index into `graph.steps`): 0 for steps nothing leads to (`start`),
-/// then one more than the deepest step leading to it. Steps on a cycle, which a stored graph
-/// might have though no flow can, go below everything else instead of looping.
-pub(crate) fn layers(graph: &GraphRecord) -> Vec<usize> {
+/// Each step's successors, by index, in the order the step names them, without repeats.
+fn successors(graph: &GraphRecord) -> Vec<Vec<usize>> {
     let index = step_indices(graph);
-    let successors: Vec<Vec<usize>> = graph
+    graph
         .steps
         .iter()
         .map(|s| {
-            let mut next: Vec<usize> = s
-                .next
-                .iter()
-                .filter_map(|n| index.get(n.as_str()).copied())
-                .collect();
-            next.sort_unstable();
-            next.dedup();
+            let mut next: Vec<usize> = Vec::new();
+            for n in s.next.iter().filter_map(|n| index.get(n.as_str()).copied()) {
+                if !next.contains(&n) {
+                    next.push(n);
+                }
+            }
             next
+        })
+        .collect()
+}
+
+/// The edges that go back: a loop's arms returning to its head. Found by a depth-first walk from
+/// the first step (`start` leads the stored graph), then from any step not reached: an edge to a
+/// step still on the walk's path goes back. For a flow's graph, where a loop has one way in,
+/// these are exactly its back arms whatever the order of the walk.
+pub(crate) fn back_edges(graph: &GraphRecord) -> Vec<(usize, usize)> {
+    let successors = successors(graph);
+    let n = successors.len();
+    let mut state = vec![0u8; n]; // 0 new, 1 on the path, 2 done
+    let mut back = Vec::new();
+    for root in 0..n {
+        if state[root] != 0 {
+            continue;
+        }
+        let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+        state[root] = 1;
+        while let Some((node, cursor)) = path.last_mut() {
+            let node = *node;
+            let Some(&next) = successors[node].get(*cursor) else {
+                state[node] = 2;
+                path.pop();
+                continue;
+            };
+            *cursor += 1;
+            match state[next] {
+                0 => {
+                    state[next] = 1;
+                    path.push((next, 0));
+                }
+                1 => back.push((node, next)),
+                _ => {}
+            }
+        }
+    }
+    back
+}
+
+/// The layer of each step (by index into `graph.steps`): 0 for steps nothing leads to (`start`),
+/// then one more than the deepest step leading to it, not counting the arms of loops that go
+/// back. Steps on any other cycle, which a stored graph might have though no flow can, go below
+/// everything else instead of looping.
+pub(crate) fn layers(graph: &GraphRecord) -> Vec<usize> {
+    let back = back_edges(graph);
+    let successors: Vec<Vec<usize>> = successors(graph)
+        .into_iter()
+        .enumerate()
+        .map(|(i, next)| {
+            next.into_iter()
+                .filter(|&n| !back.contains(&(i, n)))
+                .collect()
         })
         .collect();
     let mut incoming = vec![0usize; graph.steps.len()];
@@ -166,7 +219,16 @@ pub(crate) fn draw(graph: &GraphRecord, drawn: &[StepDrawn]) -> Dag {
         rows[l].push(i);
     }
     let widest = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let width = 2 * MARGIN + widest * box_width + widest.saturating_sub(1) * GAP_X;
+    let back = back_edges(graph);
+    // How far right each loop's curve goes: further for longer loops, so that nested loops'
+    // curves do not lie on each other.
+    let bulge = |i: usize, j: usize| 16 + 12 * layer[i].abs_diff(layer[j]).min(5);
+    let loop_room = back
+        .iter()
+        .map(|&(i, j)| bulge(i, j) + 8)
+        .max()
+        .unwrap_or(0);
+    let width = 2 * MARGIN + widest * box_width + widest.saturating_sub(1) * GAP_X + 2 * loop_room;
     let height = 2 * MARGIN + depth * BOX_HEIGHT + depth.saturating_sub(1) * GAP_Y;
     let mut position = vec![(0usize, 0usize); graph.steps.len()];
     for (l, row) in rows.iter().enumerate() {
@@ -202,20 +264,26 @@ pub(crate) fn draw(graph: &GraphRecord, drawn: &[StepDrawn]) -> Dag {
             }
         })
         .collect();
-    let index = step_indices(graph);
     let mut edges = Vec::new();
-    for (i, step) in graph.steps.iter().enumerate() {
-        for next in &step.next {
-            if let Some(&j) = index.get(next.as_str()) {
-                let (x1, y1) = position[i];
-                let (x2, y2) = position[j];
-                edges.push(Edge {
-                    x1: x1 + box_width / 2,
-                    y1: y1 + BOX_HEIGHT,
-                    x2: x2 + box_width / 2,
-                    y2,
-                });
-            }
+    for (i, next) in successors(graph).into_iter().enumerate() {
+        for j in next {
+            let (x1, y1) = position[i];
+            let (x2, y2) = position[j];
+            let back = back.contains(&(i, j)).then(|| {
+                // From the middle of the switch's right side, bulging right, into the middle
+                // of the head's right side (the same side for a step that goes back to itself).
+                let (sx, sy) = (x1 + box_width, y1 + BOX_HEIGHT / 2 + 6);
+                let (tx, ty) = (x2 + box_width, y2 + BOX_HEIGHT / 2 - 6);
+                let bulge = sx.max(tx) + bulge(i, j);
+                format!("M{sx},{sy} C{bulge},{sy} {bulge},{ty} {tx},{ty}")
+            });
+            edges.push(Edge {
+                x1: x1 + box_width / 2,
+                y1: y1 + BOX_HEIGHT,
+                x2: x2 + box_width / 2,
+                y2,
+                back,
+            });
         }
     }
     Dag {
@@ -273,9 +341,47 @@ mod tests {
     }
 
     #[test]
+    fn a_loop_going_back_keeps_its_steps_in_order_and_is_drawn_as_a_curve() {
+        // start → fit → check, check back to fit or on to end; `polish` back to itself.
+        let g = graph(&[
+            ("start", &["fit"]),
+            ("fit", &["check"]),
+            ("check", &["fit", "polish"]),
+            ("polish", &["polish", "end"]),
+            ("end", &[]),
+        ]);
+        assert_eq!(back_edges(&g), vec![(2, 1), (3, 3)]);
+        assert_eq!(layers(&g), vec![0, 1, 2, 3, 4]);
+        let dag = draw(&g, &[]);
+        let curves: Vec<&Edge> = dag.edges.iter().filter(|e| e.back.is_some()).collect();
+        assert_eq!(curves.len(), 2);
+        assert_eq!(dag.edges.len(), 6);
+        // Every curve stays inside the drawing.
+        for edge in curves {
+            let d = edge.back.as_deref().unwrap_or_default();
+            let points: Vec<(usize, usize)> = d
+                .split([' ', 'M', 'C'])
+                .filter_map(|p| p.split_once(','))
+                .filter_map(|(x, y)| Some((x.parse().ok()?, y.parse().ok()?)))
+                .collect();
+            assert_eq!(points.len(), 4, "{d}");
+            assert!(
+                points
+                    .iter()
+                    .all(|&(x, y)| x <= dag.width && y <= dag.height),
+                "{d} in {}×{}",
+                dag.width,
+                dag.height
+            );
+        }
+    }
+
+    #[test]
     fn a_cycle_in_a_stored_graph_does_not_loop() {
-        let g = graph(&[("start", &["a"]), ("a", &["b"]), ("b", &["a"])]);
-        assert_eq!(layers(&g), vec![0, 1, 1]);
+        // No flow has this (a cycle whose head is not the only way in), but a stored graph
+        // could: it is drawn, whatever the layers.
+        let g = graph(&[("start", &["a", "b"]), ("a", &["b"]), ("b", &["a"])]);
+        assert_eq!(layers(&g).len(), 3);
         let dag = draw(&g, &[]);
         assert_eq!(dag.nodes.len(), 3);
     }
