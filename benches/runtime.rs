@@ -50,6 +50,29 @@ struct Chain100 {
 
 include!("flows/chain100.rs");
 
+/// A loop of two steps that makes 1,000 passes: 2,000 tasks, each pass starting from the switch
+/// of the pass before.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Loop1000 {
+    passes: u64,
+}
+
+#[flow]
+impl Loop1000 {
+    #[step(next = train)]
+    fn start(&mut self) {}
+    #[step(next = check)]
+    fn train(&mut self) {
+        self.passes += 1;
+    }
+    #[step(switch(true => train, false => end))]
+    fn check(&mut self) -> bool {
+        self.passes < 1000
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
 static FOREACH_ITEMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10_000);
 static FAIL_LAST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Whether the join decodes every branch's whole state (`inputs.iter()`) rather than the one
@@ -261,6 +284,20 @@ fn chain_per_task(c: &mut Criterion) {
         b.iter(|| {
             let s = run_flow::<Chain100>(&store, serde_json::Value::Null, &quiet()).expect("run");
             assert_eq!(s.status, RunStatus::Succeeded);
+        })
+    });
+    group.finish();
+}
+
+fn loop_passes(c: &mut Criterion) {
+    let store = temp_store();
+    let mut group = c.benchmark_group("loop");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(2000));
+    group.bench_function("1000_passes_of_2_steps_in_process", |b| {
+        b.iter(|| {
+            let s = run_flow::<Loop1000>(&store, serde_json::Value::Null, &quiet()).expect("run");
+            assert_eq!((s.status, s.tasks_run), (RunStatus::Succeeded, 2002));
         })
     });
     group.finish();
@@ -502,6 +539,7 @@ fn main() -> ExitCode {
     foreach_process(&mut criterion);
     reload_new_process(&mut criterion);
     chain_per_task(&mut criterion);
+    loop_passes(&mut criterion);
     foreach_10k(&mut criterion);
     artifacts(&mut criterion);
     small_artifact_beside_1gib(&mut criterion);
