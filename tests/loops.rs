@@ -325,3 +325,21 @@ fn dump_walks_the_passes() {
     // A step outside any loop keeps the table it had.
     assert!(!dump("done").contains("LOOP PASS"));
 }
+
+/// `resume STEP` with `STEP` inside a loop reruns the loop from its first pass: the loop leads
+/// from `STEP` back to its head.
+#[test]
+fn resume_from_a_step_inside_a_loop_reruns_the_loop() {
+    let (_dir, store) = store();
+    let origin = run_flow::<Converge>(&store, serde_json::Value::Null, &options()).expect("run");
+    assert_eq!(origin.status, RunStatus::Succeeded, "{:?}", origin.failure);
+    let resumed =
+        resume_flow::<Converge>(&store, &origin.run_id, Some("check"), &options()).expect("resume");
+    assert_eq!(
+        resumed.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        resumed.failure
+    );
+    assert_eq!((resumed.tasks_reused, resumed.tasks_run), (1, 7));
+}
