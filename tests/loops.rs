@@ -343,3 +343,51 @@ fn resume_from_a_step_inside_a_loop_reruns_the_loop() {
     );
     assert_eq!((resumed.tasks_reused, resumed.tasks_run), (1, 7));
 }
+
+/// Without a coordinator (Argo), a task finds its pass's parent from its id alone, and says what
+/// is wrong with an id that names no pass.
+#[test]
+fn derive_spec_finds_a_pass_or_says_why_not() {
+    use blooming_flowers::executor::derive_spec;
+    let (_dir, store) = store();
+    let run = run_flow::<FanLoop>(&store, serde_json::Value::Null, &options()).expect("run");
+    let graph = FanLoop::GRAPH;
+    let spec = derive_spec(graph, &store, &run.run_id, "train", "2-i2").expect("a spec");
+    assert_eq!(
+        spec.input,
+        InputSpec::Parent {
+            parent: path("check", "2-i1")
+        }
+    );
+    let spec = derive_spec(graph, &store, &run.run_id, "done", "2").expect("a spec");
+    assert_eq!(
+        spec.input,
+        InputSpec::Parent {
+            parent: path("check", "2-i2")
+        }
+    );
+    let error = derive_spec(graph, &store, &run.run_id, "train", "2")
+        .expect_err("a pass is part of the id")
+        .to_string();
+    assert!(
+        error.contains("numbered by their foreach elements and loop passes, as in `0-i0`"),
+        "{error}"
+    );
+    // Element 0 left its loop after one pass: no second pass starts.
+    let error = derive_spec(graph, &store, &run.run_id, "train", "0-i1")
+        .expect_err("no such pass")
+        .to_string();
+    assert!(
+        error.contains("the switch check/0-i0 chose `done`"),
+        "{error}"
+    );
+
+    let run = run_flow::<Endless>(&store, serde_json::Value::Null, &options()).expect("run");
+    let error = derive_spec(Endless::GRAPH, &store, &run.run_id, "again", "i4")
+        .expect_err("past max_iterations")
+        .to_string();
+    assert!(
+        error.contains("the most its `max_iterations = 4` allows"),
+        "{error}"
+    );
+}
