@@ -765,11 +765,12 @@ fn sbatch(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(SubmitError::Spawn)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(SubmitError::Script)?;
-    }
+    // sbatch may refuse and exit before reading its script: what it said is then the reason,
+    // not the broken pipe, so it is waited for whatever the write did.
+    let written = match child.stdin.take() {
+        Some(mut stdin) => stdin.write_all(script.as_bytes()),
+        None => Ok(()),
+    };
     let out = child.wait_with_output().map_err(SubmitError::Wait)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
@@ -778,6 +779,7 @@ fn sbatch(
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
+    written.map_err(SubmitError::Script)?;
     parse_job_id(&stdout).ok_or_else(|| SubmitError::NoJobId(stdout.trim().to_string()))
 }
 
@@ -1260,6 +1262,29 @@ mod tests {
             .flat_map(|(args, _)| args.iter().filter(|a| a.starts_with("--array")))
             .collect();
         assert_eq!(arrays, ["--array=0-1"]);
+    }
+
+    #[test]
+    fn sbatch_refusing_before_it_reads_the_script_is_reported_as_sbatch_said() {
+        // The script is larger than a pipe holds, so that writing it fails for sure once sbatch
+        // exited without reading it (as a real sbatch does on some errors).
+        let (dir, _queue) =
+            fake_queue("echo 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2\nexit 1\n");
+        let script = format!("#!/bin/sh\n#{}\n", "x".repeat(1 << 20));
+        let result = sbatch(
+            &dir.path().join("sbatch"),
+            "F.work.0",
+            &dir.path().join("out"),
+            None,
+            &[],
+            &script,
+        );
+        match result {
+            Err(SubmitError::Refused { stderr, .. }) => {
+                assert!(stderr.contains("QOSMaxSubmitJobPerUserLimit"), "{stderr}");
+            }
+            other => panic!("expected sbatch's refusal, got {other:?}"),
+        }
     }
 
     #[test]
