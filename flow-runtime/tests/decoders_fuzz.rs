@@ -499,6 +499,7 @@ fn run_record() -> RunRecord {
         origin_run_id: None,
         failure: None,
         provenance: None,
+        spin_of: None,
     }
 }
 

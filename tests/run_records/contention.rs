@@ -27,6 +27,7 @@ pub fn record(run_id: &str, started: &str) -> RunRecord {
         origin_run_id: None,
         failure: None,
         provenance: None,
+        spin_of: None,
     }
 }
 

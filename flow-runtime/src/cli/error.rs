@@ -115,7 +115,7 @@ impl From<RunError> for CliError {
     fn from(e: RunError) -> Self {
         match e {
             RunError::Store(e) => e.into(),
-            RunError::Resume { .. } | RunError::OtherBinary { .. } => {
+            RunError::Resume { .. } | RunError::OtherBinary { .. } | RunError::Spin { .. } => {
                 CliError::usage(e.to_string())
             }
             other => CliError::failure(other.to_string()),

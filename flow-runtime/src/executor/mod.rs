@@ -10,10 +10,12 @@ mod attempt;
 mod binary;
 mod cancel;
 mod derive_spec;
+mod from_spec;
 mod process;
 mod scheduler;
 pub(crate) mod shell;
 pub mod slurm;
+mod spin;
 pub(crate) mod step_invocation;
 mod store_inputs;
 mod task;
@@ -39,6 +41,7 @@ pub(crate) use crate::graph::task_id_of;
 pub use process::{run_task_capturing_output, run_task_command};
 use scheduler::Scheduler;
 pub use slurm::SlurmOptions;
+pub use spin::{ArtifactChange, SpinSummary, spin_task};
 pub use step_invocation::StepInvocation;
 use task::TaskFailed;
 
@@ -137,6 +140,9 @@ pub enum RunError {
     Store(#[from] RunStoreError),
     #[error("cannot resume run `{run_id}`: {reason}")]
     Resume { run_id: String, reason: String },
+    /// A task of run `run_id` cannot be spun.
+    #[error("cannot spin a task of run `{run_id}`: {reason}")]
+    Spin { run_id: String, reason: String },
     /// The origin of a resume was made by another flow binary, and
     /// [`RunOptions::allow_other_binary`] was not set: its tasks' results came from other code.
     #[error(

@@ -11,16 +11,15 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
+use super::from_spec::pending_from_spec;
 use super::slurm::{Element, SlurmQueue};
 use super::step_invocation::StepInvocation;
 use super::task::{TaskFailed, execute as execute_here, load_items, runtime_failure, spec_of};
-use super::{
-    Finished, Frame, FrameKind, JoinInput, PendingInput, PendingTask, RunContext, RunError,
-};
+use super::{Finished, PendingInput, PendingTask, RunContext, RunError};
 use crate::flow::{Flow, StepOutcome};
 use crate::graph::Transition;
 use crate::logs::{HeadAndTail, last_lines};
-use crate::run::{InputSpec, RunStore, TaskPath, TaskStatus};
+use crate::run::{RunStore, TaskStatus};
 
 /// How a task's `step` command is started.
 pub(crate) enum Launch<'a> {
@@ -342,9 +341,12 @@ pub fn run_task_command<F: Flow>(
 ) -> Result<(), RunError> {
     let graph = F::GRAPH;
     let record = store.read_run(graph.name, run_id)?;
-    let step_index = graph
-        .step_index(step)
-        .ok_or_else(|| RunError::Task(format!("flow `{}` has no step `{step}`", graph.name)))?;
+    if graph.step_index(step).is_none() {
+        return Err(RunError::Task(format!(
+            "flow `{}` has no step `{step}`",
+            graph.name
+        )));
+    }
     let key = RunStore::task_key(graph.name, run_id, step, task_id)?;
     // Process mode's coordinator writes the spec; a scheduler without one (Argo Workflows)
     // leaves it to be derived from the graph and what the parents recorded.
@@ -365,86 +367,7 @@ pub fn run_task_command<F: Flow>(
         cancel: Arc::default(),
         known_blobs: Arc::default(),
     };
-    let parent_index = |parent: &TaskPath| -> Result<Arc<crate::datastore::TaskIndex>, RunError> {
-        let parent_key = RunStore::task_key(graph.name, run_id, &parent.step, &parent.task)?;
-        store
-            .read_index(&parent_key)?
-            .map(Arc::new)
-            .ok_or_else(|| RunError::Task(format!("task {parent} of run {run_id} is not complete")))
-    };
-    let input = match &spec.input {
-        InputSpec::Start => PendingInput::<F>::Start,
-        InputSpec::Parent { parent } => PendingInput::Parent {
-            path: parent.clone(),
-            index: parent_index(parent)?,
-            state: None,
-        },
-        InputSpec::Item { parent, position } => {
-            let parent_key = RunStore::task_key(graph.name, run_id, &parent.step, &parent.task)?;
-            let meta = store.read_meta(&parent_key)?;
-            let Some(foreach) = meta.and_then(|m| m.foreach) else {
-                return Err(RunError::Task(format!(
-                    "task {parent} of run {run_id} recorded no foreach elements"
-                )));
-            };
-            let items =
-                load_items(&ctx, &foreach.items).map_err(|f| RunError::Task(f.to_string()))?;
-            PendingInput::Item {
-                path: parent.clone(),
-                index: parent_index(parent)?,
-                state: None,
-                items: Arc::new(items),
-                position: *position,
-            }
-        }
-        InputSpec::Join { base, inputs } => PendingInput::Join {
-            base: (base.clone(), parent_index(base)?),
-            inputs: inputs
-                .iter()
-                .enumerate()
-                .map(|(position, p)| {
-                    Ok(JoinInput {
-                        path: p.clone(),
-                        position,
-                        index: parent_index(p)?,
-                    })
-                })
-                .collect::<Result<_, RunError>>()?,
-        },
-    };
-    let frames = spec
-        .frames
-        .iter()
-        .map(|f| {
-            graph
-                .step_index(&f.split)
-                .map(|split| Frame {
-                    split,
-                    index: f.index,
-                    count: f.count,
-                    kind: if f.is_loop {
-                        FrameKind::Loop
-                    } else if f.foreach {
-                        FrameKind::Foreach
-                    } else {
-                        FrameKind::Branch
-                    },
-                })
-                .ok_or_else(|| {
-                    RunError::Task(format!(
-                        "the task spec names a split `{}` this flow does not have",
-                        f.split
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let pending = PendingTask {
-        step: step_index,
-        task_id: task_id.into(),
-        frames,
-        input,
-        parents_reused: false,
-    };
+    let pending = pending_from_spec::<F>(&ctx, run_id, &spec)?;
     execute_here(&ctx, pending).map(|_| ()).map_err(|failed| {
         RunError::Task(format!("task {} failed: {}", failed.path, failed.failure))
     })

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::RunId;
 use super::provenance::Provenance;
+use super::task_meta::TaskPath;
 use crate::graph::{FlowGraph, Transition};
 
 /// How a run stands.
@@ -68,6 +69,10 @@ pub struct RunRecord {
     /// recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// For a scratch run made by `spin`, the task of run `origin_run_id` it ran again. Such a
+    /// run never becomes a flow's latest run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spin_of: Option<TaskPath>,
 }
 
 /// The graph of a run, stored with it so that a run stays readable after the code changed.
@@ -116,6 +121,7 @@ impl RunRecord {
             origin_run_id,
             failure: None,
             provenance: None,
+            spin_of: None,
         }
     }
 }

@@ -402,6 +402,10 @@ impl RunStore {
     }
 
     fn advance_pointer(&self, record: &RunRecord, which: Latest) -> Result<(), RunStoreError> {
+        // A scratch run of `spin` is nobody's latest run.
+        if record.spin_of.is_some() {
+            return Ok(());
+        }
         let key = Self::pointer_key(&record.flow, which)?;
         let newer = (start_time(record)?, record.run_id.as_str());
         let mut failure = None;

@@ -11,6 +11,7 @@
 //! | `promote`, `demote` | `promote.rs`, `demote.rs` | the client to find the run, the run store to change the label |
 //! | `promotions` | `promotions.rs` | the client alone |
 //! | `step` | `step.rs` | the executor ([`StepInvocation`](crate::executor::StepInvocation)) |
+//! | `spin` | `spin.rs` | the client to find the task, the executor to run it again |
 //! | `argo-workflow`, `init`, `finish` | `argo_workflow.rs`, `init.rs`, `finish.rs` | Argo's manifest, the run store |
 
 pub(crate) mod argo_workflow;
@@ -26,6 +27,7 @@ pub(crate) mod resume;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod show;
+pub(crate) mod spin;
 pub(crate) mod step;
 pub(crate) mod tag;
 
@@ -57,6 +59,7 @@ pub(crate) fn builtin(run: Command) -> Vec<Command> {
         demote::cli(),
         promotions::cli(),
         step::cli(),
+        spin::cli(),
         argo_workflow::cli(),
         init::cli(),
         finish::cli(),
@@ -78,6 +81,7 @@ pub(crate) fn builtin_exec<F: Flow>(name: &str) -> Option<Exec> {
         "demote" => demote::exec::<F>,
         "promotions" => promotions::exec::<F>,
         "step" => step::exec::<F>,
+        "spin" => spin::exec::<F>,
         "argo-workflow" => argo_workflow::exec::<F>,
         "init" => init::exec::<F>,
         "finish" => finish::exec::<F>,

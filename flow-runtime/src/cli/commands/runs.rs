@@ -11,7 +11,7 @@ use crate::cli::table::{between, human_duration, short_time, since, table};
 use crate::cli::terminal::write_json_line;
 use crate::client::RunList;
 use crate::flow::Flow;
-use crate::run::{RunId, RunRecord, RunStatus};
+use crate::run::{RunRecord, RunStatus};
 
 pub(crate) fn cli() -> Command {
     Command::new("runs")
@@ -61,23 +61,13 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
                     short_time(&r.started),
                     duration_text(r),
                     r.tags.join(","),
-                    r.origin_run_id
-                        .as_ref()
-                        .map(RunId::to_string)
-                        .unwrap_or_default(),
+                    origin_text(r),
                 ]
             })
             .collect();
         ctx.out.write_all(
             table(
-                &[
-                    "RUN ID",
-                    "STATUS",
-                    "STARTED",
-                    "DURATION",
-                    "TAGS",
-                    "RESUMED FROM",
-                ],
+                &["RUN ID", "STATUS", "STARTED", "DURATION", "TAGS", "FROM"],
                 &rows,
             )
             .as_bytes(),
@@ -108,6 +98,15 @@ pub(crate) fn duration_text(r: &RunRecord) -> String {
     }
 }
 
+/// Where a run came from: `resumed RUN`, `spin of RUN/STEP/TASK`, or nothing for a new run.
+fn origin_text(r: &RunRecord) -> String {
+    match (&r.origin_run_id, &r.spin_of) {
+        (Some(origin), Some(task)) => format!("spin of {origin}/{task}"),
+        (Some(origin), None) => format!("resumed {origin}"),
+        (None, _) => String::new(),
+    }
+}
+
 /// A run record as `runs --json` and `dump RUN --json` print it.
 pub(crate) fn run_json(r: &RunRecord) -> Json {
     json!({
@@ -119,6 +118,7 @@ pub(crate) fn run_json(r: &RunRecord) -> Json {
         "duration_secs": between(&r.started, r.finished.as_deref()).map(|d| d.as_secs_f64()),
         "tags": r.tags,
         "origin_run_id": r.origin_run_id,
+        "spin_of": r.spin_of.as_ref().map(ToString::to_string),
         "params": r.params,
         "user": r.user,
         "host": r.host,

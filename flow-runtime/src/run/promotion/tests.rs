@@ -22,6 +22,7 @@ fn add_run(store: &RunStore, run_id: &str, status: RunStatus) {
         origin_run_id: None,
         failure: None,
         provenance: None,
+        spin_of: None,
     };
     store.create_run(&record).expect("create");
 }
