@@ -45,7 +45,7 @@ pub(crate) fn pending_from_spec<F: Flow>(
                 )));
             };
             let items =
-                load_items(&ctx, &foreach.items).map_err(|f| RunError::Task(f.to_string()))?;
+                load_items(ctx, &foreach.items).map_err(|f| RunError::Task(f.to_string()))?;
             PendingInput::Item {
                 path: parent.clone(),
                 index: parent_index(parent)?,

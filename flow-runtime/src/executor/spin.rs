@@ -105,7 +105,7 @@ pub fn spin_task<F: Flow>(
         known_blobs: Arc::default(),
     };
     let outcome = pending_from_spec::<F>(&ctx, origin_run_id, &spec)
-        .and_then(|pending| Ok(task::execute(&ctx, pending)));
+        .map(|pending| task::execute(&ctx, pending));
     let failure = match outcome {
         Ok(Ok(_)) => None,
         Ok(Err(failed)) => Some(*failed.failure),
