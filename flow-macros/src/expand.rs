@@ -212,13 +212,16 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
                 quote!(::core::option::Option::Some(#p::CatchSpec { field: #field }))
             }
         };
+        let resources = resources_tokens(&step.options.resources, p);
         quote! {
             #p::StepSpec {
                 name: #step_name,
                 doc: #step_doc,
                 transition: #transition,
                 join: #join,
-                options: #p::StepOptions { retries: #retries, timeout: #timeout, catch: #catch },
+                options: #p::StepOptions {
+                    retries: #retries, timeout: #timeout, catch: #catch, resources: #resources,
+                },
             }
         }
     });
@@ -231,6 +234,20 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
             end: #end,
         }
     }
+}
+
+/// `Resources { cpus, memory_bytes, gpus }` as the step declared them.
+fn resources_tokens(resources: &crate::model::ResourcesDef, p: &TokenStream) -> TokenStream {
+    fn option<T: ToTokens>(value: Option<T>) -> TokenStream {
+        match value {
+            Some(v) => quote!(::core::option::Option::Some(#v)),
+            None => quote!(::core::option::Option::None),
+        }
+    }
+    let cpus = option(resources.cpus);
+    let memory = option(resources.memory_bytes);
+    let gpus = option(resources.gpus);
+    quote!(#p::Resources { cpus: #cpus, memory_bytes: #memory, gpus: #gpus })
 }
 
 /// A pattern as rustfmt would write it: `Route::A`, `0..=49`, `Some(x) | None`, `Foo { a, .. }`.

@@ -1,5 +1,5 @@
 //! The options of `#[step(...)]`: the transition (`next`, `foreach`, `switch`), the `join` flag,
-//! and `retries`, `timeout`, `catch`.
+//! and `retries`, `timeout`, `catch`, `resources` (read in [`super::resources`]).
 
 use std::time::Duration;
 
@@ -12,13 +12,23 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Ident, Lit, Meta, Pat, Token, bracketed, parenthesized};
 
 use super::list;
+use super::resources::parse_resources;
 use crate::errors::Errors;
-use crate::model::{CatchDef, StepOptionsDef, SwitchArmDef, Transition, TransitionDef};
+use crate::model::{
+    CatchDef, ResourcesDef, StepOptionsDef, SwitchArmDef, Transition, TransitionDef,
+};
 use crate::suggest::closest;
 
 /// The keys `#[step(...)]` accepts.
 const STEP_OPTIONS: &[&str] = &[
-    "next", "foreach", "join", "switch", "retries", "timeout", "catch",
+    "next",
+    "foreach",
+    "join",
+    "switch",
+    "retries",
+    "timeout",
+    "catch",
+    "resources",
 ];
 /// The most retries a step may ask for; more is almost certainly a typo.
 const MAX_RETRIES: u32 = 100;
@@ -70,6 +80,7 @@ pub fn parse_step_attr(attr: &Attribute, errors: &mut Errors) -> StepAttr {
             retries: raw.retries.unwrap_or(0),
             timeout: raw.timeout,
             catch: raw.catch,
+            resources: raw.resources,
         },
     }
 }
@@ -84,6 +95,7 @@ struct RawStepArgs {
     retries: Option<u32>,
     timeout: Option<Duration>,
     catch: Option<CatchDef>,
+    resources: ResourcesDef,
     seen: Vec<String>,
     /// A transition option was given but could not be read (and was reported).
     transition_unreadable: bool,
@@ -134,6 +146,7 @@ fn parse_step_args(
             "retries" => parse_retries(&meta).map(|n| raw.retries = Some(n)),
             "timeout" => parse_timeout(&meta).map(|t| raw.timeout = Some(t)),
             "catch" => parse_catch(&meta).map(|c| raw.catch = Some(c)),
+            "resources" => parse_resources(&meta, errors).map(|r| raw.resources = r),
             _ => {
                 // The misspelt key may well have been the transition (or the join flag): the
                 // checks then take the step as what it was most likely meant to be, so the one

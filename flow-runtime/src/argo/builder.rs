@@ -457,6 +457,7 @@ fn container(options: &ArgoOptions, args: Vec<String>) -> Container {
                 secret_ref: Some(SecretEnvSource { name: name.clone() }),
             })
             .collect(),
+        resources: None,
     }
 }
 
@@ -850,7 +851,10 @@ impl<'g> Plan<'g> {
             outputs: outputs.map(|p| Outputs {
                 parameters: vec![p],
             }),
-            container: Some(container(options, args)),
+            container: Some(Container {
+                resources: super::resources::requirements(&step.options.resources),
+                ..container(options, args)
+            }),
             dag: None,
             // Failures of the step's code are retried inside the container, with the attempt
             // records a local run keeps; Argo retries pods that die of something else.
@@ -906,6 +910,7 @@ mod tests {
                     retries: 0,
                     timeout: None,
                     catch: None,
+                    resources: crate::graph::Resources::NONE,
                 },
             }
         }

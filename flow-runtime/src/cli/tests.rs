@@ -30,6 +30,7 @@ const OPTIONS: StepOptions = StepOptions {
     retries: 0,
     timeout: None,
     catch: None,
+    resources: crate::graph::Resources::NONE,
 };
 const STEPS: &[StepSpec] = &[
     StepSpec {

@@ -10,11 +10,13 @@
 
 mod order;
 mod render;
+mod resources;
 mod splits;
 mod task_ids;
 #[cfg(test)]
 pub(crate) mod test_graphs;
 
+pub use resources::{Resources, memory_text};
 pub(crate) use splits::{OpenSplit, open_splits};
 pub(crate) use task_ids::{parse_task_id, task_id_of};
 
@@ -90,6 +92,8 @@ pub struct StepOptions {
     pub timeout: Option<Duration>,
     /// Whether a failure after the last retry is caught instead of failing the run (`catch`).
     pub catch: Option<CatchSpec>,
+    /// What one task of the step asks of its machine (`resources(cpus = 8, memory = "64 GiB")`).
+    pub resources: Resources,
 }
 
 /// What `catch` does with a failure that exhausted its retries.

@@ -74,6 +74,9 @@ impl FlowGraph {
             if let Some(options) = options_text(&step.options) {
                 writeln!(out, "    options: {options}")?;
             }
+            if !step.options.resources.is_empty() {
+                writeln!(out, "    resources: {}", step.options.resources)?;
+            }
             writeln!(out, "    {}", self.transition_text(&step.transition))?;
         }
         Ok(())
@@ -92,6 +95,10 @@ impl FlowGraph {
             if step.name != kind.as_str() {
                 label.push_str("\\n");
                 label.push_str(kind.as_str());
+            }
+            if !step.options.resources.is_empty() {
+                label.push_str("\\n");
+                label.push_str(&step.options.resources.to_string());
             }
             let (shape, style) = if i == self.start {
                 ("ellipse", None)
@@ -153,6 +160,10 @@ impl FlowGraph {
             if step.name != kind.as_str() {
                 label.push_str("<br/>");
                 label.push_str(kind.as_str());
+            }
+            if !step.options.resources.is_empty() {
+                label.push_str("<br/>");
+                label.push_str(&step.options.resources.to_string());
             }
             let (open, close) = if i == self.start {
                 ("([", "])")
@@ -411,13 +422,16 @@ fn mermaid_id_ok(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CatchSpec, FlowGraph, StepOptions, StepSpec, SwitchArm, Transition};
+    use super::super::{
+        CatchSpec, FlowGraph, Resources, StepOptions, StepSpec, SwitchArm, Transition,
+    };
     use std::time::Duration;
 
     const NO_OPTIONS: StepOptions = StepOptions {
         retries: 0,
         timeout: None,
         catch: None,
+        resources: Resources::NONE,
     };
 
     const fn step(name: &'static str, transition: Transition) -> StepSpec {
@@ -713,6 +727,7 @@ Step end (end)
                     catch: Some(CatchSpec {
                         field: Some("error"),
                     }),
+                    resources: Resources::NONE,
                 },
             },
             StepSpec {
@@ -724,6 +739,11 @@ Step end (end)
                     retries: 0,
                     timeout: Some(Duration::from_millis(1500)),
                     catch: Some(CatchSpec { field: None }),
+                    resources: Resources {
+                        cpus: Some(8),
+                        memory_bytes: Some(64 << 30),
+                        gpus: Some(1),
+                    },
                 },
             },
             step("end", Transition::End),
@@ -747,6 +767,7 @@ Step start (linear)
 Step train (linear)
     Says \"hi\".
     options: timeout = 1500ms, catch
+    resources: 8 cpus, 64 GiB, 1 gpu
     → end
 
 Step end (end)
@@ -760,11 +781,19 @@ Step end (end)
         let dot = OPTIONS.to_dot();
         assert_line(
             &dot,
-            r#"    "train" [label="train\nlinear", shape=box, style=rounded, tooltip="Says \"hi\"."];"#,
+            r#"    "train" [label="train\nlinear\n8 cpus, 64 GiB, 1 gpu", shape=box, style=rounded, tooltip="Says \"hi\"."];"#,
         );
         assert!(
             dot.contains(r#"tooltip="Fetches the data.\n\nThe network"#),
             "{dot}"
+        );
+    }
+
+    #[test]
+    fn resources_are_in_the_mermaid_label() {
+        assert_line(
+            &OPTIONS.to_mermaid(),
+            r#"    train["train<br/>linear<br/>8 cpus, 64 GiB, 1 gpu"]"#,
         );
     }
 

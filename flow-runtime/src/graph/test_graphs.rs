@@ -17,6 +17,7 @@ pub(crate) const fn step(
             retries: 0,
             timeout: None,
             catch: None,
+            resources: super::Resources::NONE,
         },
     }
 }
