@@ -23,7 +23,9 @@ pub(crate) fn with_execution_options(command: Command) -> Command {
                 .value_name("N")
                 .value_parser(value_parser!(u32).range(1..=executor::MAX_WORKERS as i64))
                 .help(format!(
-                    "How many tasks run at once, at most {} [default: the number of cores]",
+                    "How many cpus the run's tasks share (a task takes its step's `cpus`, 1 by \
+                     default; with --slurm, how many jobs are in flight), at most {} [default: \
+                     the number of cores]",
                     executor::MAX_WORKERS
                 )),
         )

@@ -75,7 +75,8 @@ pub const MAX_WORKERS: usize = 4096;
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// How many tasks run at once, at most [`MAX_WORKERS`].
+    /// How many tasks run at once, at most [`MAX_WORKERS`]; locally, also the cpus the tasks
+    /// share, each taking its step's `resources(cpus = N)` (1 when it declares none).
     pub max_workers: usize,
     /// Tags recorded with the run.
     pub tags: Vec<String>,
