@@ -40,7 +40,7 @@ use serde_json::Value;
 
 use big_field::BigField;
 use fanout::Fanout;
-use flows::{Breaks, Looping, Nested};
+use flows::{Breaks, Looping, Nested, Sized};
 use interpreter::{Exit, Phase};
 use squares::Squares;
 use train_burn::TrainBurn;
@@ -63,6 +63,7 @@ fn as_flow(name: &str) -> ExitCode {
         "nested" => blooming_flowers::main::<Nested>(),
         "breaks" => blooming_flowers::main::<Breaks>(),
         "looping" => blooming_flowers::main::<Looping>(),
+        "sized" => blooming_flowers::main::<Sized>(),
         other => {
             eprintln!("no test flow `{other}`");
             ExitCode::from(EXIT_USAGE)
@@ -267,6 +268,7 @@ fn every_manifest(dir: &Path) -> Result<Vec<(&'static str, Value)>, String> {
         ("nested", manifest::<Nested>(dir, &[])?),
         ("breaks", manifest::<Breaks>(dir, &[])?),
         ("looping", manifest::<Looping>(dir, &[])?),
+        ("sized", manifest::<Sized>(dir, &[])?),
     ])
 }
 
@@ -446,6 +448,15 @@ fn task<'m>(m: &'m Value, template: &str, name: &str) -> Result<&'m Value, Strin
         .ok_or_else(|| format!("no task `{name}` in template `{template}`"))
 }
 
+/// The container of the template `name` in `m`.
+fn container_of<'m>(m: &'m Value, name: &str) -> Result<&'m Value, String> {
+    m["spec"]["templates"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["name"] == name))
+        .map(|t| &t["container"])
+        .ok_or_else(|| format!("no template `{name}`"))
+}
+
 fn manifest_shape(dir: &Path) -> Result<(), String> {
     let m = manifest::<Squares>(dir, &[])?;
     let expect = |what: &str, got: &Value, want: Value| -> Result<(), String> {
@@ -455,6 +466,22 @@ fn manifest_shape(dir: &Path) -> Result<(), String> {
             Err(format!("{what}: expected {want}, got {got}"))
         }
     };
+    // `resources(cpus = 8, memory = "64 GiB", gpus = 1)`: cpu and memory requested, memory
+    // limited to its request, the GPU a limit; a step asking nothing has no `resources`.
+    let sized = manifest::<Sized>(dir, &[])?;
+    expect(
+        "the resources of a step asking for them",
+        &container_of(&sized, "step-train")?["resources"],
+        serde_json::json!({
+            "requests": {"cpu": "8", "memory": "64Gi"},
+            "limits": {"memory": "64Gi", "nvidia.com/gpu": "1"},
+        }),
+    )?;
+    expect(
+        "the resources of a step asking nothing",
+        &container_of(&sized, "step-start")?["resources"],
+        Value::Null,
+    )?;
     expect("kind", &m["kind"], "Workflow".into())?;
     expect(
         "generateName",

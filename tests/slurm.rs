@@ -164,6 +164,35 @@ impl Flaky {
     fn end(&mut self) {}
 }
 
+/// The resources check runs this flow: the `train` tasks of a foreach ask 2 cpus and 100 MiB.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Hungry {
+    xs: Vec<u64>,
+    square: u64,
+    total: u64,
+}
+
+#[flow]
+impl Hungry {
+    #[step(foreach = xs, next = train)]
+    fn start(&mut self) {
+        self.xs = (1..=3).collect();
+    }
+
+    #[step(next = gather, resources(cpus = 2, memory = "100 MiB"))]
+    fn train(&mut self, x: u64) {
+        self.square = x * x;
+    }
+
+    #[step(join, next = end, resources(cpus = 2, memory = "100 MiB"))]
+    fn gather(&mut self, inputs: Inputs<Self>) {
+        self.total = inputs.iter().map(|i| i.square).sum();
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}
+
 struct Output {
     code: i32,
     out: String,
@@ -511,6 +540,172 @@ fn recorded_job(
         Some((array, index)) => (array.to_owned(), Some(index.to_owned())),
         None => (id.to_owned(), None),
     })
+}
+
+/// `scontrol show job -o ID`: one line per job (per element of an array), as `Key=Value` pairs.
+fn show_job(id: &str) -> Result<String, String> {
+    let out = Command::new("scontrol")
+        .args(["show", "job", "-o", id])
+        .output()
+        .map_err(|e| format!("cannot run scontrol: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scontrol show job {id} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The value of `key` in each line of `scontrol show job -o` output.
+fn job_field<'a>(shown: &'a str, key: &str) -> Vec<&'a str> {
+    let prefix = format!("{key}=");
+    shown
+        .lines()
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find_map(|pair| pair.strip_prefix(prefix.as_str()))
+        })
+        .collect()
+}
+
+/// A step declaring `resources(cpus = 2, memory = "100 MiB")` becomes jobs that Slurm gives 2
+/// cpus and 100M each, as a job array (`train`, a foreach body) and as a job of its own
+/// (`gather`); `--sbatch-arg-for train=…` reaches `train`'s jobs alone. A step declaring nothing
+/// (`start`) gets Slurm's defaults.
+fn a_step_s_resources_become_its_jobs_limits(dir: &Path) -> Result<(), String> {
+    let location = datastore(dir, "hungry");
+    let o = run_flow(
+        "hungry",
+        &location,
+        &[
+            "run",
+            "--slurm",
+            "--sbatch-arg=--comment=every-step",
+            "--sbatch-arg-for",
+            "train=--comment=train-only",
+        ],
+    )?;
+    if o.code != 0 {
+        return Err(format!("the run should complete\n{}", o.describe()));
+    }
+    let store = open_store(&location)?;
+    let run = only_run(&store, "Hungry")?;
+    let job_of = |step: &str| -> Result<String, String> {
+        let meta = meta_of(&store, "Hungry", &run, step, "0")?;
+        Ok(recorded_job(&meta)?.0)
+    };
+    let expect = |step: &str, key: &str, want: &str, shown: &str| -> Result<(), String> {
+        let values = job_field(shown, key);
+        if values.is_empty() || values.iter().any(|v| *v != want) {
+            return Err(format!(
+                "the jobs of {step} should have {key}={want}, scontrol says {values:?}:\n{shown}"
+            ));
+        }
+        Ok(())
+    };
+    let train = show_job(&job_of("train")?)?;
+    if train.lines().count() != 3 {
+        return Err(format!("train should be one array of 3 elements:\n{train}"));
+    }
+    let gather = show_job(&job_of("gather")?)?;
+    for (step, shown) in [("train", &train), ("gather", &gather)] {
+        expect(step, "NumCPUs", "2", shown)?;
+        expect(step, "MinMemoryNode", "100M", shown)?;
+    }
+    expect("train", "Comment", "train-only", &train)?;
+    expect("gather", "Comment", "every-step", &gather)?;
+    let start = show_job(&job_of("start")?)?;
+    expect("start", "NumCPUs", "1", &start)?;
+    expect("start", "Comment", "every-step", &start)?;
+    if job_field(&start, "MinMemoryNode") == ["100M"] {
+        return Err(format!("start asked no memory:\n{start}"));
+    }
+    Ok(())
+}
+
+/// `examples/schedules/squares.scrontab` as written: its `#SCRON` options (sbatch's) and its
+/// line's command, split into the cron fields and the command's words.
+fn scrontab_example() -> Result<(Vec<String>, Vec<String>), String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/schedules/squares.scrontab");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let options: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#SCRON"))
+        .map(|o| o.trim().to_owned())
+        .collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let [line] = lines.as_slice() else {
+        return Err(format!("expected one crontab line, found {lines:?}"));
+    };
+    if line.contains(['"', '\'', '\\', '$']) {
+        return Err(format!(
+            "the line needs a shell to read it; keep it plain words: {line}"
+        ));
+    }
+    Ok((
+        options,
+        line.split_whitespace().map(str::to_owned).collect(),
+    ))
+}
+
+/// The scrontab example is what a Slurm user would install: its `#SCRON` options are accepted by
+/// this Slurm (`sbatch --test-only`), and its command, run as written with the binary and the
+/// datastore swapped for this test's, completes a tagged run with every task a Slurm job. (The
+/// local Slurm runs without `ScronParameters=enable` and has no `scrontab` command, so the cron
+/// side itself is not exercised here; `tests/schedules.rs` checks the schedule's fields.)
+fn the_scrontab_example_runs_on_slurm(dir: &Path) -> Result<(), String> {
+    let (options, words) = scrontab_example()?;
+    let test_only = Command::new("sbatch")
+        .arg("--test-only")
+        .args(&options)
+        .arg("--wrap=true")
+        .output()
+        .map_err(|e| format!("cannot run sbatch: {e}"))?;
+    if !test_only.status.success() {
+        return Err(format!(
+            "sbatch refuses the #SCRON options {options:?}: {}",
+            String::from_utf8_lossy(&test_only.stderr)
+        ));
+    }
+    let command = words
+        .get(5..)
+        .ok_or("no command after the five cron fields")?;
+    let [_binary, datastore_flag, datastore, args @ ..] = command else {
+        return Err(format!(
+            "expected BINARY --datastore LOC ARGS…: {command:?}"
+        ));
+    };
+    if datastore_flag != "--datastore" {
+        return Err(format!(
+            "expected BINARY --datastore LOC ARGS…: {command:?}"
+        ));
+    }
+    let location = self::datastore(dir, "scrontab");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run_flow("squares", &location, &args)?;
+    if o.code != 0 {
+        return Err(format!(
+            "the scrontab's command (datastore {datastore} swapped for {location}) failed\n{}",
+            o.describe()
+        ));
+    }
+    let store = open_store(&location)?;
+    let run = only_run(&store, "Squares")?;
+    let record = store.read_run("Squares", &run).map_err(|e| e.to_string())?;
+    if !record.tags.iter().any(|t| t == "nightly") {
+        return Err(format!(
+            "the run should be tagged nightly: {:?}",
+            record.tags
+        ));
+    }
+    let meta = meta_of(&store, "Squares", &run, "start", "0")?;
+    recorded_job(&meta)?;
+    Ok(())
 }
 
 /// The six `work` tasks of a foreach go to Slurm as one job array: every task records the same
@@ -1023,6 +1218,7 @@ fn main() -> ExitCode {
             Some("sleepy") => blooming_flowers::main::<Sleepy>(),
             Some("guarded") => blooming_flowers::main::<Guarded>(),
             Some("flaky") => blooming_flowers::main::<Flaky>(),
+            Some("hungry") => blooming_flowers::main::<Hungry>(),
             _ => blooming_flowers::main::<squares::Squares>(),
         };
     }
@@ -1044,7 +1240,15 @@ fn main() -> ExitCode {
     // directory): under this test's directory, not the user's.
     // SAFETY: no other thread runs yet; the runs started later inherit the variable.
     unsafe { std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache")) };
-    let tests: [(&str, Check<'_>); 9] = [
+    let tests: [(&str, Check<'_>); 11] = [
+        (
+            "the_scrontab_example_runs_on_slurm",
+            Box::new(|| the_scrontab_example_runs_on_slurm(dir.path())),
+        ),
+        (
+            "a_step_s_resources_become_its_jobs_limits",
+            Box::new(|| a_step_s_resources_become_its_jobs_limits(dir.path())),
+        ),
         (
             "a_foreach_throttled_by_max_workers_goes_in_several_submissions",
             Box::new(|| a_foreach_throttled_by_max_workers_goes_in_several_submissions(dir.path())),

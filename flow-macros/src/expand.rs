@@ -216,6 +216,7 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
             Some((n, _)) => quote!(::core::option::Option::Some(#n)),
             None => quote!(::core::option::Option::None),
         };
+        let resources = resources_tokens(&step.options.resources, p);
         quote! {
             #p::StepSpec {
                 name: #step_name,
@@ -227,6 +228,7 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
                     timeout: #timeout,
                     catch: #catch,
                     max_iterations: #max_iterations,
+                    resources: #resources,
                 },
             }
         }
@@ -240,6 +242,20 @@ fn graph_description(flow: &FlowDef, graph: &CheckedGraph, p: &TokenStream) -> T
             end: #end,
         }
     }
+}
+
+/// `Resources { cpus, memory_bytes, gpus }` as the step declared them.
+fn resources_tokens(resources: &crate::model::ResourcesDef, p: &TokenStream) -> TokenStream {
+    fn option<T: ToTokens>(value: Option<T>) -> TokenStream {
+        match value {
+            Some(v) => quote!(::core::option::Option::Some(#v)),
+            None => quote!(::core::option::Option::None),
+        }
+    }
+    let cpus = option(resources.cpus);
+    let memory = option(resources.memory_bytes);
+    let gpus = option(resources.gpus);
+    quote!(#p::Resources { cpus: #cpus, memory_bytes: #memory, gpus: #gpus })
 }
 
 /// A pattern as rustfmt would write it: `Route::A`, `0..=49`, `Some(x) | None`, `Foo { a, .. }`.

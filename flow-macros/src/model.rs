@@ -65,7 +65,7 @@ pub struct StepDef {
     pub transition: Transition,
     /// The `join` flag, with its span.
     pub join: Option<Span>,
-    /// `retries`, `timeout`, `catch`.
+    /// `retries`, `timeout`, `catch`, `resources`.
     pub options: StepOptionsDef,
     /// The method's signature, as far as the checks and expansion need it.
     pub sig: SignatureDef,
@@ -114,6 +114,18 @@ pub struct StepOptionsDef {
     pub catch: Option<CatchDef>,
     /// `max_iterations = N`, with the span of the key: only on a switch that closes a loop.
     pub max_iterations: Option<(u32, Span)>,
+    /// `resources(...)`: what one task asks of its machine, as far as it could be read.
+    pub resources: ResourcesDef,
+}
+
+/// `resources(cpus = N, memory = "…", gpus = N)`, validated; `None` where not asked.
+#[derive(Default)]
+pub struct ResourcesDef {
+    /// At least 1.
+    pub cpus: Option<u32>,
+    /// More than zero, in bytes.
+    pub memory_bytes: Option<u64>,
+    pub gpus: Option<u32>,
 }
 
 /// `catch` or `catch = field`.

@@ -34,6 +34,8 @@ pub use flow::{
     Flow, Persistable, StateOwned, StateRef, StepInput, StepOutcome, duplicate, initial, persist,
     restore,
 };
-pub use graph::{CatchSpec, FlowGraph, StepKind, StepOptions, StepSpec, SwitchArm, Transition};
+pub use graph::{
+    CatchSpec, FlowGraph, Resources, StepKind, StepOptions, StepSpec, SwitchArm, Transition,
+};
 pub use inputs::{Input, InputError, Inputs, MergeConflict, MergeError};
 pub use step_error::{StepError, StepReturn};

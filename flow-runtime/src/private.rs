@@ -6,7 +6,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use crate::flow::{Flow, StepInput, StepOutcome};
-pub use crate::graph::{CatchSpec, FlowGraph, StepOptions, StepSpec, SwitchArm, Transition};
+pub use crate::graph::{
+    CatchSpec, FlowGraph, Resources, StepOptions, StepSpec, SwitchArm, Transition,
+};
 pub use crate::inputs::Inputs;
 pub use crate::run::BuildInfo;
 

@@ -494,6 +494,7 @@ fn run_record() -> RunRecord {
                 next: vec!["end".into()],
                 foreach: None,
                 join_of: None,
+                resources: Default::default(),
             }],
         },
         origin_run_id: None,

@@ -322,6 +322,7 @@ mod tests {
                     next: next.iter().map(|n| (*n).to_owned()).collect(),
                     foreach: None,
                     join_of: None,
+                    resources: Default::default(),
                 })
                 .collect(),
         }

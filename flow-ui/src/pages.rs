@@ -300,6 +300,7 @@ pub(crate) async fn run(
                 state: stands.state.as_str(),
                 tasks: stands.tasks,
                 doc: step.doc.clone(),
+                resources: step.resources.to_string(),
             });
         }
         let params = serde_json::to_string_pretty(&record.params).unwrap_or_default();

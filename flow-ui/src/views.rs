@@ -105,6 +105,8 @@ pub(crate) struct StepRow {
     pub state: &'static str,
     pub tasks: usize,
     pub doc: String,
+    /// What one task of the step asks of its machine (`2 cpus, 100 MiB`); empty for nothing.
+    pub resources: String,
 }
 
 /// `/flows/{flow}/runs/{run}/steps/{step}`.

@@ -219,6 +219,24 @@ async fn the_run_page_draws_every_step_with_its_state() {
 }
 
 #[tokio::test]
+async fn the_run_page_shows_each_step_s_resources() {
+    let f = fixture();
+    let body = page(&format!("/flows/Shapes/runs/{}", f.shapes)).await;
+    let row =
+        |step: &str| between(&body, &format!("<tr data-step=\"{step}\">"), "</tr>").to_owned();
+    let cell = |row: &str| between(row, "<td class=\"resources\">", "</td>").to_owned();
+    assert_eq!(
+        cell(&row("measure")),
+        "<td class=\"resources\">1 cpu, 100 MiB</td>"
+    );
+    assert_eq!(
+        cell(&row("start")),
+        "<td class=\"resources\"></td>",
+        "a step asking nothing shows nothing"
+    );
+}
+
+#[tokio::test]
 async fn a_failed_run_shows_its_failure_escaped() {
     let f = fixture();
     let body = page(&format!("/flows/Broken/runs/{}", f.broken)).await;

@@ -255,3 +255,23 @@ impl Looping {
     #[step]
     fn end(&mut self) {}
 }
+
+/// A step asking for resources: its container's `resources`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Sized {
+    y: u64,
+}
+
+#[flow]
+impl Sized {
+    #[step(next = train)]
+    fn start(&mut self) {}
+
+    #[step(next = end, resources(cpus = 8, memory = "64 GiB", gpus = 1))]
+    fn train(&mut self) {
+        self.y = 1;
+    }
+
+    #[step]
+    fn end(&mut self) {}
+}

@@ -1502,6 +1502,118 @@ fn duplicate_options() {
     );
 }
 
+/// The resources of each step of `item`, which must parse without errors.
+fn resources(item: TokenStream) -> Vec<(Option<u32>, Option<u64>, Option<u32>)> {
+    let mut errors = Errors::new();
+    let flow = parse_flow(TokenStream::new(), item, &mut errors);
+    assert_eq!(messages(errors.check()), Vec::<String>::new());
+    flow.map(|f| {
+        f.steps
+            .iter()
+            .map(|s| {
+                let r = &s.options.resources;
+                (r.cpus, r.memory_bytes, r.gpus)
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+#[test]
+fn resources_are_read_and_emitted() {
+    let item = flow! {
+        impl F {
+            #[step(resources(cpus = 8, memory = "64 GiB", gpus = 1), next = a)] fn start(&mut self) {}
+            #[step(next = end, resources(memory = "1.5 GB"))] fn a(&mut self) {}
+            #[step(resources(gpus = 0))] fn end(&mut self) {}
+        }
+    };
+    assert_eq!(
+        resources(item.clone()),
+        vec![
+            (Some(8), Some(64 << 30), Some(1)),
+            (None, Some(1_500_000_000), None),
+            (None, None, Some(0)),
+        ]
+    );
+    let text = expand_flow(TokenStream::new(), item).to_string();
+    assert!(
+        text.contains("Resources { cpus : :: core :: option :: Option :: Some (8u32)"),
+        "{text}"
+    );
+    assert!(text.contains("memory_bytes : :: core :: option :: Option :: Some (68719476736u64)"));
+}
+
+#[test]
+fn each_bad_resource_is_one_error_on_its_token() {
+    let cases: [(TokenStream, &[&str]); 10] = [
+        (
+            quote!(resources(cpu = 8)),
+            &[
+                "unknown resource `cpu`; the resources are `cpus`, `memory`, `gpus`; did you mean `cpus`?",
+            ],
+        ),
+        (
+            quote!(resources(mem = "1 GiB")),
+            &["unknown resource `mem`", "did you mean `memory`?"],
+        ),
+        (
+            quote!(resources(cpus = 2, cpus = 4)),
+            &["duplicate resource `cpus`"],
+        ),
+        (quote!(resources(cpus = 0)), &["`cpus` is at least 1"]),
+        (
+            quote!(resources(cpus = 0.5)),
+            &[
+                "`cpus` takes a whole number",
+                "a fraction of a cpu cannot be reserved",
+            ],
+        ),
+        (
+            quote!(resources(memory = "64 Gb")),
+            &[
+                "unknown memory unit `Gb`; the units are B, KiB, MiB, GiB, TiB, KB, MB, GB, TB; did you mean `GB`?",
+            ],
+        ),
+        (
+            quote!(resources(memory = 64)),
+            &["`memory` takes a string with a unit"],
+        ),
+        (quote!(resources()), &["`resources()` asks for nothing"]),
+        (
+            quote!(resources = 8),
+            &["`resources` takes its values in parentheses"],
+        ),
+        (
+            quote!(resources(gpus = "1")),
+            &["`gpus` takes a whole number"],
+        ),
+    ];
+    for (option, expected) in cases {
+        let item = flow! {
+            impl F { #[step(next = end, #option)] fn start(&mut self) {} #[step] fn end(&mut self) {} }
+        };
+        one_error(item.clone(), expected);
+        let out = expand_flow(TokenStream::new(), item);
+        assert!(implements_flow(&out), "the fallback still implements Flow");
+    }
+}
+
+#[test]
+fn bad_resources_do_not_hide_each_other_nor_the_other_options() {
+    let (_, messages) = run(flow! {
+        impl F {
+            #[step(resources(cpu = 1, memory = "1 parsec", gpus = 1), retry = 2, next = end)]
+            fn start(&mut self) {}
+            #[step] fn end(&mut self) {}
+        }
+    });
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    assert!(messages[0].contains("unknown resource `cpu`"));
+    assert!(messages[1].contains("unknown memory unit `parsec`"));
+    assert!(messages[2].contains("unknown step option `retry`"));
+}
+
 /// The timeout of each step of `item`, which must parse without errors.
 fn timeouts(item: TokenStream) -> Vec<Option<std::time::Duration>> {
     let mut errors = Errors::new();

@@ -7,6 +7,7 @@
 
 mod flow_attr;
 mod impl_block;
+mod resources;
 mod signature;
 mod step_attr;
 

@@ -1,5 +1,6 @@
 //! The options of `#[step(...)]`: the transition (`next`, `foreach`, `switch`), the `join` flag,
-//! and `retries`, `timeout`, `catch`, `max_iterations`.
+//! and `retries`, `timeout`, `catch`, `max_iterations`, `resources` (read in
+//! [`super::resources`]).
 
 use std::time::Duration;
 
@@ -12,8 +13,11 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Ident, Lit, Meta, Pat, Token, bracketed, parenthesized};
 
 use super::list;
+use super::resources::parse_resources;
 use crate::errors::Errors;
-use crate::model::{CatchDef, StepOptionsDef, SwitchArmDef, Transition, TransitionDef};
+use crate::model::{
+    CatchDef, ResourcesDef, StepOptionsDef, SwitchArmDef, Transition, TransitionDef,
+};
 use crate::suggest::closest;
 
 /// The keys `#[step(...)]` accepts.
@@ -26,6 +30,7 @@ const STEP_OPTIONS: &[&str] = &[
     "timeout",
     "catch",
     "max_iterations",
+    "resources",
 ];
 /// The most retries a step may ask for; more is almost certainly a typo.
 const MAX_RETRIES: u32 = 100;
@@ -78,6 +83,7 @@ pub fn parse_step_attr(attr: &Attribute, errors: &mut Errors) -> StepAttr {
             timeout: raw.timeout,
             catch: raw.catch,
             max_iterations: raw.max_iterations,
+            resources: raw.resources,
         },
     }
 }
@@ -93,6 +99,7 @@ struct RawStepArgs {
     timeout: Option<Duration>,
     catch: Option<CatchDef>,
     max_iterations: Option<(u32, Span)>,
+    resources: ResourcesDef,
     seen: Vec<String>,
     /// A transition option was given but could not be read (and was reported).
     transition_unreadable: bool,
@@ -146,6 +153,7 @@ fn parse_step_args(
             "max_iterations" => {
                 parse_max_iterations(&meta).map(|n| raw.max_iterations = Some((n, key.span())))
             }
+            "resources" => parse_resources(&meta, errors).map(|r| raw.resources = r),
             _ => {
                 // The misspelt key may well have been the transition (or the join flag): the
                 // checks then take the step as what it was most likely meant to be, so the one

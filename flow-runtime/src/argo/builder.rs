@@ -462,6 +462,7 @@ fn container(options: &ArgoOptions, args: Vec<String>) -> Container {
                 secret_ref: Some(SecretEnvSource { name: name.clone() }),
             })
             .collect(),
+        resources: None,
     }
 }
 
@@ -1000,7 +1001,10 @@ impl<'g> Plan<'g> {
                 parameters: vec![input("run-id"), input("task-id")],
             }),
             outputs: outputs.map(|parameters| Outputs { parameters }),
-            container: Some(container(options, args)),
+            container: Some(Container {
+                resources: super::resources::requirements(&step.options.resources),
+                ..container(options, args)
+            }),
             dag: None,
             // Failures of the step's code are retried inside the container, with the attempt
             // records a local run keeps; Argo retries pods that die of something else.
@@ -1057,6 +1061,7 @@ mod tests {
                     timeout: None,
                     catch: None,
                     max_iterations: None,
+                    resources: crate::graph::Resources::NONE,
                 },
             }
         }

@@ -212,6 +212,21 @@ pub struct Container {
     /// Environment variables from secrets (credentials of an object-store datastore).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_from: Vec<EnvFromSource>,
+    /// What the container asks of its node: a step's `resources(...)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// A container's resource requests and limits, as Kubernetes quantities (`"8"`, `"64Gi"`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRequirements {
+    /// What the scheduler reserves on the node: `cpu`, `memory`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, String>,
+    /// What the container may not exceed: `memory`, `nvidia.com/gpu`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, String>,
 }
 
 /// A source of a container's environment variables.

@@ -19,11 +19,13 @@
 //! | `retries = n` | in-container attempts as everywhere, plus `retryStrategy` (`limit: n`, `OnError`) for pods that die of something else |
 //! | `timeout` | per attempt in the container, plus the pod's `activeDeadlineSeconds` as a backstop |
 //! | `catch` | in the container, as everywhere |
+//! | `resources(cpus, memory, gpus)` | the step container's `resources`: `cpu` and `memory` requests, a `memory` limit equal to its request, `nvidia.com/gpu` as a limit (see `resources.rs` for why) |
 //! | parameters (`#[flow(params = …)]`) | workflow parameters with the flags' defaults, help and choices, given to `init` |
 //! | a schedule (`--schedule`) | a `CronWorkflow` whose `workflowSpec` is the workflow above ([`cron_workflow`]) |
 
 mod builder;
 pub mod manifest;
+mod resources;
 mod schedule;
 
 pub use schedule::{CONCURRENCY_POLICIES, Schedule, check_schedule, cron_workflow};

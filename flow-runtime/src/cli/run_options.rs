@@ -9,6 +9,7 @@ use super::args::{strings, tags};
 use super::context::Ctx;
 use super::error::CliError;
 use crate::executor::{self, Mode, RunOptions, SlurmOptions, StepInvocation};
+use crate::graph::FlowGraph;
 
 /// How many Slurm jobs a run keeps in flight unless `--max-workers` says otherwise.
 const SLURM_DEFAULT_JOBS: usize = 256;
@@ -22,7 +23,9 @@ pub(crate) fn with_execution_options(command: Command) -> Command {
                 .value_name("N")
                 .value_parser(value_parser!(u32).range(1..=executor::MAX_WORKERS as i64))
                 .help(format!(
-                    "How many tasks run at once, at most {} [default: the number of cores]",
+                    "How many cpus the run's tasks share (a task takes its step's `cpus`, 1 by \
+                     default; with --slurm, how many jobs are in flight), at most {} [default: \
+                     the number of cores]",
                     executor::MAX_WORKERS
                 )),
         )
@@ -52,6 +55,17 @@ pub(crate) fn with_execution_options(command: Command) -> Command {
                 .help("An extra argument for every sbatch, e.g. --sbatch-arg=--partition=gpu (repeatable)"),
         )
         .arg(
+            Arg::new("sbatch-arg-for")
+                .long("sbatch-arg-for")
+                .value_name("STEP=ARG")
+                .action(ArgAction::Append)
+                .allow_hyphen_values(true)
+                .requires("slurm")
+                .help(
+                    "An extra argument for the sbatch of STEP's tasks, after every                      --sbatch-arg, e.g. --sbatch-arg-for train=--partition=gpu (repeatable)",
+                ),
+        )
+        .arg(
             Arg::new("slurm-log-dir")
                 .long("slurm-log-dir")
                 .value_name("DIR")
@@ -66,8 +80,12 @@ pub(crate) fn with_execution_options(command: Command) -> Command {
         )
 }
 
-/// The executor's options from the command line.
-pub(crate) fn run_options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOptions, CliError> {
+/// The executor's options from the command line, for a run of `graph`.
+pub(crate) fn run_options(
+    ctx: &Ctx<'_>,
+    matches: &ArgMatches,
+    graph: &FlowGraph,
+) -> Result<RunOptions, CliError> {
     let mut options = RunOptions {
         progress: ctx.terminal,
         announce: ctx.terminal,
@@ -101,6 +119,10 @@ pub(crate) fn run_options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOpti
             .unwrap_or_default();
         let mut slurm = SlurmOptions::new(log_dir);
         slurm.sbatch_args = strings(matches, "sbatch-arg");
+        slurm.step_sbatch_args = strings(matches, "sbatch-arg-for")
+            .iter()
+            .map(|value| step_sbatch_arg(value, graph))
+            .collect::<Result<_, _>>()?;
         if matches.get_one::<u32>("max-workers").is_none() {
             // Workers only wait for jobs here: as many may be in flight as the cluster takes.
             options.max_workers = SLURM_DEFAULT_JOBS;
@@ -112,6 +134,43 @@ pub(crate) fn run_options(ctx: &Ctx<'_>, matches: &ArgMatches) -> Result<RunOpti
         };
     }
     Ok(options)
+}
+
+/// `STEP=ARG` of `--sbatch-arg-for`, with STEP a step of `graph`.
+fn step_sbatch_arg(value: &str, graph: &FlowGraph) -> Result<(String, String), CliError> {
+    let names = || {
+        graph
+            .steps
+            .iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // `--partition=gpu` alone is an argument without its step, not a step `--partition`.
+    let Some((step, arg)) = value
+        .split_once('=')
+        .filter(|(s, a)| !s.is_empty() && !s.starts_with('-') && !a.is_empty())
+    else {
+        return Err(CliError::usage(format!(
+            "--sbatch-arg-for takes STEP=ARG, e.g. --sbatch-arg-for train=--partition=gpu;              got `{value}`"
+        )));
+    };
+    if graph.step(step).is_none() {
+        let meant = graph
+            .steps
+            .iter()
+            .map(|s| (strsim::damerau_levenshtein(step, s.name), s.name))
+            .filter(|&(distance, name)| distance <= (name.chars().count() / 3).max(1))
+            .min()
+            .map(|(_, name)| format!("; did you mean `{name}`?"))
+            .unwrap_or_default();
+        return Err(CliError::usage(format!(
+            "--sbatch-arg-for {value}: flow {} has no step `{step}`; its steps are {}{meant}",
+            graph.name,
+            names()
+        )));
+    }
+    Ok((step.to_owned(), arg.to_owned()))
 }
 
 /// For a Slurm run without `--slurm-log-dir`: a new directory for Slurm's output of each job,
@@ -179,4 +238,41 @@ fn private_dir_in(base: &Path) -> std::io::Result<tempfile::TempDir> {
         .prefix("run-")
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_sbatch_arg;
+    use crate::graph::test_graphs::EVERY;
+
+    #[test]
+    fn a_step_s_sbatch_argument_is_split_at_the_first_equals_sign() {
+        let parsed = step_sbatch_arg("fan=--partition=gpu", &EVERY).expect("a step of EVERY");
+        assert_eq!(parsed, ("fan".to_owned(), "--partition=gpu".to_owned()));
+    }
+
+    #[test]
+    fn an_unknown_step_is_named_with_the_steps_and_the_near_one() {
+        let error = step_sbatch_arg("fna=--partition=gpu", &EVERY).expect_err("no step fna");
+        assert_eq!(
+            error.message,
+            "--sbatch-arg-for fna=--partition=gpu: flow Every has no step `fna`; its steps are \
+             start, a, b, both, fan, inner, body, inner_join, outer_join, decide, big, small, \
+             end; did you mean `fan`?"
+        );
+        let error = step_sbatch_arg("zzzzzz=--x", &EVERY).expect_err("no step zzzzzz");
+        assert!(!error.message.contains("did you mean"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_value_without_step_or_argument_says_the_form() {
+        for value in ["--partition=gpu", "fan", "fan=", "=--x"] {
+            let error = step_sbatch_arg(value, &EVERY).expect_err(value);
+            assert!(
+                error.message.starts_with("--sbatch-arg-for takes STEP=ARG"),
+                "{value}: {}",
+                error.message
+            );
+        }
+    }
 }

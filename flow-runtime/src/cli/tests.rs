@@ -31,6 +31,7 @@ const OPTIONS: StepOptions = StepOptions {
     timeout: None,
     catch: None,
     max_iterations: None,
+    resources: crate::graph::Resources::NONE,
 };
 const STEPS: &[StepSpec] = &[
     StepSpec {

@@ -9,6 +9,7 @@
 mod attempt;
 mod binary;
 mod cancel;
+mod cpu_budget;
 mod derive_spec;
 mod from_spec;
 mod process;
@@ -77,7 +78,8 @@ pub const MAX_WORKERS: usize = 4096;
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// How many tasks run at once, at most [`MAX_WORKERS`].
+    /// How many tasks run at once, at most [`MAX_WORKERS`]; locally, also the cpus the tasks
+    /// share, each taking its step's `resources(cpus = N)` (1 when it declares none).
     pub max_workers: usize,
     /// Tags recorded with the run.
     pub tags: Vec<String>,
@@ -560,7 +562,7 @@ fn drive_to_end<F: Flow>(
     if options.announce {
         progress.suspend(|| eprintln!("Started run {} of {}", record.run_id, graph.name));
     }
-    let scheduler = Mutex::new(Scheduler::<F>::new());
+    let mut scheduler = Scheduler::<F>::new();
     let wake = Condvar::new();
     let workers = options.max_workers.clamp(1, MAX_WORKERS);
     if options.max_workers > MAX_WORKERS {
@@ -569,6 +571,15 @@ fn drive_to_end<F: Flow>(
             options.max_workers
         );
     }
+    // Locally, the workers are the run's cpus, shared by what the steps declare; on Slurm the
+    // cluster gives each job its own.
+    if !matches!(options.mode, Mode::Slurm { .. }) {
+        scheduler.cpus = cpu_budget::CpuBudget::new(workers);
+        for warning in scheduler.cpus.warnings(graph) {
+            tracing::warn!("{warning}");
+        }
+    }
+    let scheduler = Mutex::new(scheduler);
     let slurm_queue = match &options.mode {
         Mode::Slurm { options, .. } => {
             Some(slurm::SlurmQueue::new(options.clone(), Arc::clone(&cancel)))
@@ -721,19 +732,20 @@ fn worker<F: Flow>(
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     };
     loop {
-        let pending = {
+        let (pending, cpus) = {
             let mut guard = lock();
             loop {
                 if guard.failure.is_some() && guard.running == 0 {
                     wake.notify_all();
                     return;
                 }
-                if guard.failure.is_none()
+                let state = &mut *guard;
+                if state.failure.is_none()
                     && !ctx.cancel.is_set()
-                    && let Some(task) = guard.queue.pop_front()
+                    && let Some(taken) = state.cpus.take_next(&mut state.queue, F::GRAPH)
                 {
                     guard.running += 1;
-                    break task;
+                    break taken;
                 }
                 if guard.running == 0 {
                     wake.notify_all();
@@ -765,6 +777,7 @@ fn worker<F: Flow>(
         progress.task_finished(step_name, result.is_ok());
         let mut guard = lock();
         guard.running -= 1;
+        guard.cpus.release(cpus);
         match result {
             Ok(finished) => {
                 let queued = guard.on_finished(finished);

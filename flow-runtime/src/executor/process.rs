@@ -80,6 +80,7 @@ pub(crate) fn execute<F: Flow>(
             command.extend(args.iter().cloned());
             command.extend(job.to_args());
             let name = format!("{}.{}.{}", graph.name, step.name, pending.task_id);
+            let sbatch_args = queue.options().args_for(step);
             // The tasks of a foreach split go together, as one job array.
             let submitted = match &pending.input {
                 PendingInput::Item {
@@ -94,10 +95,11 @@ pub(crate) fn execute<F: Flow>(
                         position: *position,
                         array_name: format!("{}.{}", graph.name, step.name),
                         task_name: name,
+                        sbatch_args,
                     },
                     &command,
                 ),
-                _ => queue.submit(&name, &command),
+                _ => queue.submit(&name, &sbatch_args, &command),
             };
             let job =
                 submitted.map_err(|e| fail(format!("cannot submit the task to Slurm: {e}")))?;

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::cpu_budget::CpuBudget;
 use super::task::{TaskFailed, load_items, runtime_failure, spec_of, task_id};
 use super::{Finished, Frame, FrameKind, JoinInput, PendingInput, PendingTask, RunContext};
 use crate::datastore::TaskIndex;
@@ -29,6 +30,8 @@ pub(crate) struct Scheduler<F> {
     pub reached_end: bool,
     pub tasks_run: usize,
     pub tasks_reused: usize,
+    /// The cpus free for the queued tasks to start (unbounded unless the run sets one).
+    pub cpus: CpuBudget,
     /// For each split step, the join that closes it.
     closing_join: Vec<Option<usize>>,
     loops: Loops,
@@ -56,6 +59,7 @@ impl<F: Flow> Scheduler<F> {
             reached_end: false,
             tasks_run: 0,
             tasks_reused: 0,
+            cpus: CpuBudget::unlimited(),
             closing_join,
             loops,
             barriers: HashMap::new(),

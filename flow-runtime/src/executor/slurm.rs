@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
 use super::shell::shell_quote;
+use crate::graph::StepSpec;
 
 /// The environment variable Slurm sets in a job to its id; `step` records it in the task's
 /// metadata, so `dump` and `logs` say which job ran a task.
@@ -68,8 +69,13 @@ pub(crate) const GATHER_QUIET: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlurmOptions {
     /// Extra arguments for every `sbatch` call, before the script: `--partition=gpu`,
-    /// `--account=…`, `--time=…`, `--mem=…`.
+    /// `--account=…`, `--time=…`, `--mem=…`. They come after the arguments a step's
+    /// `resources(...)` makes, so they can override them.
     pub sbatch_args: Vec<String>,
+    /// Extra arguments for the `sbatch` calls of one step's tasks, `(step, argument)` in the
+    /// order given (`--sbatch-arg-for train=--partition=gpu`). They come after
+    /// [`sbatch_args`](Self::sbatch_args), so they can override them for that step.
+    pub step_sbatch_args: Vec<(String, String)>,
     /// Where Slurm writes each job's own stdout and stderr (`<dir>/<job id>.out`): what the
     /// job printed before `step` took over, e.g. that the binary is missing on the node. Read
     /// back to explain a job that ended without completing its task, so on a cluster it should
@@ -86,9 +92,38 @@ impl SlurmOptions {
     pub fn new(log_dir: impl Into<PathBuf>) -> Self {
         SlurmOptions {
             sbatch_args: Vec::new(),
+            step_sbatch_args: Vec::new(),
             log_dir: log_dir.into(),
             poll_interval: Duration::from_millis(200),
         }
+    }
+
+    /// Every extra `sbatch` argument of a task of `step`: what its `resources(...)` asks for
+    /// (`--cpus-per-task=N`, `--mem=<MiB>M` rounded up, `--gres=gpu:N`), then
+    /// [`sbatch_args`](Self::sbatch_args), then the step's own
+    /// [`step_sbatch_args`](Self::step_sbatch_args); `sbatch` takes the last of a repeated
+    /// option, so the user's arguments win over the step's declaration.
+    pub fn args_for(&self, step: &StepSpec) -> Vec<String> {
+        let resources = &step.options.resources;
+        let mut args = Vec::new();
+        if let Some(cpus) = resources.cpus {
+            args.push(format!("--cpus-per-task={cpus}"));
+        }
+        if let Some(mib) = resources.memory_mib() {
+            args.push(format!("--mem={mib}M"));
+        }
+        // `gpus = 0` asks for none: no `--gres`, which would still need the gres plugin.
+        if let Some(gpus) = resources.gpus.filter(|&n| n > 0) {
+            args.push(format!("--gres=gpu:{gpus}"));
+        }
+        args.extend(self.sbatch_args.iter().cloned());
+        args.extend(
+            self.step_sbatch_args
+                .iter()
+                .filter(|(name, _)| name == step.name)
+                .map(|(_, arg)| arg.clone()),
+        );
+        args
     }
 }
 
@@ -221,6 +256,9 @@ pub(crate) struct Element {
     pub array_name: String,
     /// The job name if the task goes alone (`Flow.step.task`).
     pub task_name: String,
+    /// The extra `sbatch` arguments of the step ([`SlurmOptions::args_for`]), the same for
+    /// every task of the split.
+    pub sbatch_args: Vec<String>,
 }
 
 /// Tasks being gathered into one job array.
@@ -233,6 +271,8 @@ struct Gathering {
     array_name: String,
     /// The task's name if it goes alone; the first member's.
     task_name: String,
+    /// The step's extra `sbatch` arguments.
+    sbatch_args: Vec<String>,
     /// Each task's element index and command.
     members: Vec<(usize, Vec<String>)>,
     last_arrival: Instant,
@@ -330,12 +370,23 @@ impl SlurmQueue {
         }
     }
 
-    /// Submits `command` (program and arguments) as a batch job named `name`.
-    pub(crate) fn submit(&self, name: &str, command: &[String]) -> Result<JobId, SubmitError> {
+    /// How jobs are submitted.
+    pub(crate) fn options(&self) -> &SlurmOptions {
+        &self.options
+    }
+
+    /// Submits `command` (program and arguments) as a batch job named `name`, with the extra
+    /// `sbatch` arguments `sbatch_args` ([`SlurmOptions::args_for`] its step).
+    pub(crate) fn submit(
+        &self,
+        name: &str,
+        sbatch_args: &[String],
+        command: &[String],
+    ) -> Result<JobId, SubmitError> {
         if self.cancel.is_set() {
             return Err(SubmitError::Interrupted);
         }
-        let id = self.sbatch(name, None, &batch_script(command))?;
+        let id = self.sbatch(name, None, sbatch_args, &batch_script(command))?;
         self.watch(std::slice::from_ref(&id));
         Ok(id)
     }
@@ -367,6 +418,7 @@ impl SlurmQueue {
                     .clamp(1, ARRAY_CHUNK),
                 array_name: element.array_name.clone(),
                 task_name: element.task_name.clone(),
+                sbatch_args: element.sbatch_args.clone(),
                 members: Vec::new(),
                 last_arrival: Instant::now(),
             });
@@ -440,7 +492,12 @@ impl SlurmQueue {
         }
         match gathering.members.as_slice() {
             [(_, command)] => {
-                let id = self.sbatch(&gathering.task_name, None, &batch_script(command))?;
+                let id = self.sbatch(
+                    &gathering.task_name,
+                    None,
+                    &gathering.sbatch_args,
+                    &batch_script(command),
+                )?;
                 self.watch(std::slice::from_ref(&id));
                 Ok(Submission::Single(id))
             }
@@ -451,6 +508,7 @@ impl SlurmQueue {
                 let id = self.sbatch(
                     &gathering.array_name,
                     Some(&array_spec(&indices)),
+                    &gathering.sbatch_args,
                     &array_script(&members),
                 )?;
                 let elements: Vec<JobId> = indices.iter().map(|&i| element_id(&id, i)).collect();
@@ -461,8 +519,14 @@ impl SlurmQueue {
     }
 
     /// Runs `sbatch` for a job (or, with `array`, a job array) named `name` running `script`,
-    /// trying again when the controller is busy.
-    fn sbatch(&self, name: &str, array: Option<&str>, script: &str) -> Result<JobId, SubmitError> {
+    /// with the extra arguments `args`, trying again when the controller is busy.
+    fn sbatch(
+        &self,
+        name: &str,
+        array: Option<&str>,
+        args: &[String],
+        script: &str,
+    ) -> Result<JobId, SubmitError> {
         std::fs::create_dir_all(&self.options.log_dir).map_err(|source| SubmitError::LogDir {
             dir: self.options.log_dir.clone(),
             source,
@@ -475,14 +539,7 @@ impl SlurmQueue {
         });
         let mut attempt = 0;
         loop {
-            let submitted = sbatch(
-                &self.sbatch_program,
-                name,
-                &output,
-                array,
-                &self.options.sbatch_args,
-                script,
-            );
+            let submitted = sbatch(&self.sbatch_program, name, &output, array, args, script);
             match submitted {
                 Ok(id) => return Ok(id),
                 Err(e) if attempt + 1 == SBATCH_TRIES => return Err(e),
@@ -1166,6 +1223,7 @@ mod tests {
             position,
             array_name: "F.work".into(),
             task_name: format!("F.work.{position}"),
+            sbatch_args: vec!["--mem=100M".into(), "--partition=big".into()],
         }
     }
 
@@ -1205,6 +1263,8 @@ mod tests {
         assert!(args.contains(&"--job-name=F.work".to_owned()), "{args:?}");
         let output = format!("--output={}", dir.path().join("logs/%A_%a.out").display());
         assert!(args.contains(&output), "{args:?}");
+        // The step's arguments go once for the whole array, in their order, after ours.
+        assert_eq!(args[args.len() - 2..], ["--mem=100M", "--partition=big"]);
         for task in 0..5 {
             assert!(
                 script.contains(&format!("{task}) task={task} ;;")),
@@ -1240,7 +1300,75 @@ mod tests {
         };
         assert!(!args.iter().any(|a| a.starts_with("--array")), "{args:?}");
         assert!(args.contains(&"--job-name=F.work.2".to_owned()), "{args:?}");
+        assert_eq!(args[args.len() - 2..], ["--mem=100M", "--partition=big"]);
         assert_eq!(script, "#!/bin/sh\nexec flow step work --task-id 2\n");
+    }
+
+    /// A step called `name` asking `resources`.
+    fn step_asking(name: &'static str, resources: crate::graph::Resources) -> StepSpec {
+        let mut step = crate::graph::test_graphs::step(name, crate::graph::Transition::End, None);
+        step.options.resources = resources;
+        step
+    }
+
+    #[test]
+    fn a_step_s_resources_become_sbatch_limits_before_the_user_s_arguments() {
+        use crate::graph::Resources;
+        let mut options = SlurmOptions::new("/logs");
+        options.sbatch_args = vec!["--account=lab".into(), "--mem=8G".into()];
+        options.step_sbatch_args = vec![
+            ("train".into(), "--partition=gpu".into()),
+            ("other".into(), "--partition=cpu".into()),
+            ("train".into(), "--time=10".into()),
+        ];
+        let train = step_asking(
+            "train",
+            Resources {
+                cpus: Some(8),
+                memory_bytes: Some((64 << 30) + 1),
+                gpus: Some(2),
+            },
+        );
+        assert_eq!(
+            options.args_for(&train),
+            [
+                "--cpus-per-task=8",
+                "--mem=65537M",
+                "--gres=gpu:2",
+                "--account=lab",
+                "--mem=8G",
+                "--partition=gpu",
+                "--time=10",
+            ]
+        );
+        let plain = step_asking("plain", Resources::NONE);
+        assert_eq!(options.args_for(&plain), ["--account=lab", "--mem=8G"]);
+        let no_gpu = step_asking(
+            "no_gpu",
+            Resources {
+                gpus: Some(0),
+                ..Resources::NONE
+            },
+        );
+        assert_eq!(
+            SlurmOptions::new("/logs").args_for(&no_gpu),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_single_job_carries_its_step_s_arguments() {
+        let (dir, queue) = fake_queue(RECORDING_SBATCH);
+        let args = ["--cpus-per-task=2".to_owned(), "--mem=100M".to_owned()];
+        let id = queue
+            .submit("F.train.1", &args, &["flow".to_owned(), "step".to_owned()])
+            .expect("submitted");
+        assert_eq!(id.0, "77");
+        let calls = sbatch_calls(dir.path());
+        let [(recorded, _)] = calls.as_slice() else {
+            panic!("one call expected: {calls:?}");
+        };
+        assert_eq!(recorded[recorded.len() - 2..], args);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod frames;
 mod loops;
 mod order;
 mod render;
+mod resources;
 mod splits;
 mod task_ids;
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub(crate) mod test_graphs;
 
 pub(crate) use frames::{StepFrame, id_kinds, step_frames};
 pub(crate) use loops::Loops;
+pub use resources::{Resources, memory_text};
 pub(crate) use splits::{OpenSplit, open_splits};
 pub(crate) use task_ids::{IdKind, IdPart, example_task_id, parse_task_id, task_id_of};
 
@@ -97,6 +99,8 @@ pub struct StepOptions {
     /// On a switch that closes a loop, the most passes the loop may make
     /// (`max_iterations = N`): choosing to go back once more fails the run.
     pub max_iterations: Option<u32>,
+    /// What one task of the step asks of its machine (`resources(cpus = 8, memory = "64 GiB")`).
+    pub resources: Resources,
 }
 
 /// What `catch` does with a failure that exhausted its retries.

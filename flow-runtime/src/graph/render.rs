@@ -86,6 +86,9 @@ impl FlowGraph {
             if let Some(options) = options_text(&step.options) {
                 writeln!(out, "    options: {options}")?;
             }
+            if !step.options.resources.is_empty() {
+                writeln!(out, "    resources: {}", step.options.resources)?;
+            }
             writeln!(out, "    {}", self.transition_text(i, &loops))?;
         }
         Ok(())
@@ -104,6 +107,10 @@ impl FlowGraph {
             if step.name != kind.as_str() {
                 label.push_str("\\n");
                 label.push_str(kind.as_str());
+            }
+            if !step.options.resources.is_empty() {
+                label.push_str("\\n");
+                label.push_str(&step.options.resources.to_string());
             }
             let (shape, style) = if i == self.start {
                 ("ellipse", None)
@@ -171,6 +178,10 @@ impl FlowGraph {
             if step.name != kind.as_str() {
                 label.push_str("<br/>");
                 label.push_str(kind.as_str());
+            }
+            if !step.options.resources.is_empty() {
+                label.push_str("<br/>");
+                label.push_str(&step.options.resources.to_string());
             }
             let (open, close) = if i == self.start {
                 ("([", "])")
@@ -445,7 +456,9 @@ fn mermaid_id_ok(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CatchSpec, FlowGraph, StepOptions, StepSpec, SwitchArm, Transition};
+    use super::super::{
+        CatchSpec, FlowGraph, Resources, StepOptions, StepSpec, SwitchArm, Transition,
+    };
     use std::time::Duration;
 
     const NO_OPTIONS: StepOptions = StepOptions {
@@ -453,6 +466,7 @@ mod tests {
         timeout: None,
         catch: None,
         max_iterations: None,
+        resources: Resources::NONE,
     };
 
     const fn step(name: &'static str, transition: Transition) -> StepSpec {
@@ -749,6 +763,7 @@ Step end (end)
                         field: Some("error"),
                     }),
                     max_iterations: None,
+                    resources: Resources::NONE,
                 },
             },
             StepSpec {
@@ -761,6 +776,11 @@ Step end (end)
                     timeout: Some(Duration::from_millis(1500)),
                     catch: Some(CatchSpec { field: None }),
                     max_iterations: None,
+                    resources: Resources {
+                        cpus: Some(8),
+                        memory_bytes: Some(64 << 30),
+                        gpus: Some(1),
+                    },
                 },
             },
             step("end", Transition::End),
@@ -784,6 +804,7 @@ Step start (linear)
 Step train (linear)
     Says \"hi\".
     options: timeout = 1500ms, catch
+    resources: 8 cpus, 64 GiB, 1 gpu
     → end
 
 Step end (end)
@@ -797,11 +818,19 @@ Step end (end)
         let dot = OPTIONS.to_dot();
         assert_line(
             &dot,
-            r#"    "train" [label="train\nlinear", shape=box, style=rounded, tooltip="Says \"hi\"."];"#,
+            r#"    "train" [label="train\nlinear\n8 cpus, 64 GiB, 1 gpu", shape=box, style=rounded, tooltip="Says \"hi\"."];"#,
         );
         assert!(
             dot.contains(r#"tooltip="Fetches the data.\n\nThe network"#),
             "{dot}"
+        );
+    }
+
+    #[test]
+    fn resources_are_in_the_mermaid_label() {
+        assert_line(
+            &OPTIONS.to_mermaid(),
+            r#"    train["train<br/>linear<br/>8 cpus, 64 GiB, 1 gpu"]"#,
         );
     }
 
@@ -912,6 +941,7 @@ mod loop_tests {
                 timeout: None,
                 catch: None,
                 max_iterations: max,
+                resources: super::super::Resources::NONE,
             },
         }
     }

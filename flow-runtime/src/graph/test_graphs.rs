@@ -18,6 +18,7 @@ pub(crate) const fn step(
             timeout: None,
             catch: None,
             max_iterations: None,
+            resources: super::Resources::NONE,
         },
     }
 }

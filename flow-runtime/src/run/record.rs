@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::RunId;
 use super::provenance::Provenance;
 use super::task_meta::TaskPath;
-use crate::graph::{FlowGraph, Transition};
+use crate::graph::{FlowGraph, Resources, Transition};
 
 /// How a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +93,10 @@ pub struct StepRecord {
     pub foreach: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join_of: Option<String>,
+    /// What the step asked of its machine; absent (nothing asked) in records written before
+    /// steps could declare resources.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
 }
 
 impl RunRecord {
@@ -146,6 +150,7 @@ impl GraphRecord {
                     _ => None,
                 },
                 join_of: s.join.map(|j| graph.steps[j].name.to_string()),
+                resources: s.options.resources,
             })
             .collect();
         GraphRecord { steps }
@@ -170,6 +175,40 @@ mod tests {
         assert_eq!(record.provenance, None);
         let written = serde_json::to_value(&record).expect("encode");
         assert!(written.get("provenance").is_none(), "{written}");
+    }
+
+    #[test]
+    fn a_graph_stored_before_resources_reads_as_asking_nothing() {
+        let old = br#"{"steps": [{"name": "start", "kind": "linear", "next": ["end"]},
+            {"name": "end", "kind": "end", "next": []}]}"#;
+        let graph: GraphRecord = serde_json::from_slice(old).expect("an old graph reads");
+        assert!(graph.steps.iter().all(|s| s.resources.is_empty()));
+        let written = serde_json::to_value(&graph).expect("encode");
+        assert!(written["steps"][0].get("resources").is_none(), "{written}");
+    }
+
+    #[test]
+    fn a_step_s_resources_are_stored_with_the_graph() {
+        let mut graph = GraphRecord {
+            steps: vec![StepRecord {
+                name: "train".into(),
+                kind: "linear".into(),
+                doc: String::new(),
+                next: vec!["end".into()],
+                foreach: None,
+                join_of: None,
+                resources: Resources::NONE,
+            }],
+        };
+        graph.steps[0].resources.cpus = Some(2);
+        graph.steps[0].resources.memory_bytes = Some(100 << 20);
+        let written = serde_json::to_value(&graph).expect("encode");
+        assert_eq!(
+            written["steps"][0]["resources"],
+            serde_json::json!({"cpus": 2, "memory_bytes": 104_857_600})
+        );
+        let back: GraphRecord = serde_json::from_value(written).expect("decode");
+        assert_eq!(back, graph);
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl Shapes {
     fn start(&mut self) {
         self.words = vec!["flow".into(), "blooming".into(), "rust".into()];
     }
-    #[step(next = collect)]
+    #[step(next = collect, resources(cpus = 1, memory = "100 MiB"))]
     fn measure(&mut self, word: String) {
         tracing::info!(word = %word, "measuring the word");
         self.length = word.len();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use blooming_flowers::prelude::*;
-use blooming_flowers::{CatchSpec, StepOptions};
+use blooming_flowers::{CatchSpec, Resources, StepOptions};
 
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct Careful {
@@ -20,10 +20,10 @@ impl Careful {
         Err("flaked".into())
     }
 
-    #[step(timeout = 45, next = end)]
+    #[step(timeout = 45, next = end, resources(cpus = 8, memory = "64 GiB", gpus = 1))]
     fn quick(&mut self) {}
 
-    #[step(timeout = "250ms")]
+    #[step(timeout = "250ms", resources(memory = "1.5 GB"))]
     fn end(&mut self) {}
 }
 
@@ -36,6 +36,7 @@ fn main() {
             timeout: Some(Duration::from_secs(90 * 60)),
             catch: Some(CatchSpec { field: None }),
             max_iterations: None,
+            resources: Resources::NONE,
         }
     );
     assert_eq!(
@@ -45,11 +46,21 @@ fn main() {
             timeout: None,
             catch: Some(CatchSpec { field: Some("error_field") }),
             max_iterations: None,
+            resources: Resources::default(),
         }
     );
     assert_eq!(steps[2].options.timeout, Some(Duration::from_secs(45)));
     assert_eq!(steps[3].options.timeout, Some(Duration::from_millis(250)));
     assert_eq!(steps[3].options.retries, 0);
+    assert_eq!(
+        steps[2].options.resources,
+        Resources { cpus: Some(8), memory_bytes: Some(64 << 30), gpus: Some(1) }
+    );
+    assert_eq!(
+        steps[3].options.resources,
+        Resources { cpus: None, memory_bytes: Some(1_500_000_000), gpus: None }
+    );
+    assert!(Careful::GRAPH.to_text().contains("    resources: 8 cpus, 64 GiB, 1 gpu\n"));
 
     // `catch = error_field` stores the message there; other steps ignore it.
     let mut state = Careful::default();

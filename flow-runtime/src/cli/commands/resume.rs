@@ -56,7 +56,7 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
             names.join(", ")
         )));
     }
-    let mut options = run_options(ctx, args)?;
+    let mut options = run_options(ctx, args, F::GRAPH)?;
     let store = ctx.open_existing()?;
     let runs = Client::with_store(store.clone());
     let origin = match args.get_one::<String>("origin-run-id") {

@@ -46,7 +46,7 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
             });
         }
     };
-    let mut options = run_options(ctx, args)?;
+    let mut options = run_options(ctx, args, F::GRAPH)?;
     let store = ctx.open_or_create()?;
     let log_dir = private_log_dir(ctx, &mut options)?;
     let result = executor::run_flow::<F>(&store, params, &options);
