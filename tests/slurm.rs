@@ -20,6 +20,10 @@ use blooming_flowers::run::RunStore;
 #[path = "../examples/squares.rs"]
 mod squares;
 
+#[allow(dead_code)]
+#[path = "argo/flows.rs"]
+mod flows;
+
 /// Which flow this binary is, when started as a flow binary: `squares` or `sleepy`.
 const AS_FLOW_ENV: &str = "SLURM_TEST_AS";
 
@@ -333,6 +337,50 @@ fn squares_on_slurm_equals_in_process(dir: &Path) -> Result<(), String> {
             dump.describe()
         ));
     }
+    Ok(())
+}
+
+/// A flow with loops (one around a foreach whose elements loop too, one step going back to
+/// itself) gives on Slurm the same tasks, pass for pass, and the same artifacts as in-process.
+fn loops_on_slurm_equal_in_process(dir: &Path) -> Result<(), String> {
+    let local = datastore(dir, "looping-local");
+    let on_slurm = datastore(dir, "looping-slurm");
+    let a = run_flow("looping", &local, &["run", "--rounds", "2"])?;
+    if a.code != 0 {
+        return Err(format!("the in-process run failed\n{}", a.describe()));
+    }
+    let started = Instant::now();
+    let b = run_flow("looping", &on_slurm, &["run", "--slurm", "--rounds", "2"])?;
+    if b.code != 0 {
+        return Err(format!("the Slurm run failed\n{}", b.describe()));
+    }
+    let (sa, sb) = (open_store(&local)?, open_store(&on_slurm)?);
+    let (ra, rb) = (only_run(&sa, "Looping")?, only_run(&sb, "Looping")?);
+    let (aa, ab) = (
+        artifacts_of(&sa, "Looping", &ra)?,
+        artifacts_of(&sb, "Looping", &rb)?,
+    );
+    // start, 2 rounds of (round, again), 3 elements and their 4 attempts, 2 polishes, end.
+    if aa.len() != 24 || aa != ab {
+        return Err(format!(
+            "the runs differ ({} and {} tasks):\nin-process: {aa:?}\non Slurm: {ab:?}",
+            aa.len(),
+            ab.len()
+        ));
+    }
+    let passes: Vec<&str> = ab
+        .keys()
+        .filter(|(step, _)| step == "attempt")
+        .map(|(_, task)| task.as_str())
+        .collect();
+    if passes != ["i0-0-i0", "i1-0-i0", "i1-1-i0", "i1-1-i1"] {
+        return Err(format!("the attempts on Slurm are {passes:?}"));
+    }
+    println!(
+        "  looping on Slurm: {} tasks in {:.1} s",
+        ab.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -1219,6 +1267,7 @@ fn main() -> ExitCode {
             Some("guarded") => blooming_flowers::main::<Guarded>(),
             Some("flaky") => blooming_flowers::main::<Flaky>(),
             Some("hungry") => blooming_flowers::main::<Hungry>(),
+            Some("looping") => blooming_flowers::main::<flows::Looping>(),
             _ => blooming_flowers::main::<squares::Squares>(),
         };
     }
@@ -1240,7 +1289,11 @@ fn main() -> ExitCode {
     // directory): under this test's directory, not the user's.
     // SAFETY: no other thread runs yet; the runs started later inherit the variable.
     unsafe { std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache")) };
-    let tests: [(&str, Check<'_>); 11] = [
+    let tests: [(&str, Check<'_>); 12] = [
+        (
+            "loops_on_slurm_equal_in_process",
+            Box::new(|| loops_on_slurm_equal_in_process(dir.path())),
+        ),
         (
             "the_scrontab_example_runs_on_slurm",
             Box::new(|| the_scrontab_example_runs_on_slurm(dir.path())),
