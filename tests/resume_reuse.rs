@@ -259,3 +259,75 @@ fn a_run_of_another_binary_is_resumed_only_when_allowed_and_the_new_run_says_so(
     assert_eq!(binary_match(&record), BinaryMatch::Unknown);
     resume_flow::<Chain>(&store, &origin.run_id, None, &one_worker()).expect("resume");
 }
+
+/// `--until STEP` stops a run (or a resume) after STEP: nothing after it starts, the run is
+/// recorded `stopped`, no latest-successful pointer moves, and a resume goes on from there.
+#[test]
+fn until_stops_after_the_step_and_resume_goes_on() {
+    let (dir, store) = store();
+    let until = |step: &str| RunOptions {
+        until: Some(step.to_string()),
+        ..one_worker()
+    };
+    let stopped = run_flow::<Chain>(&store, serde_json::Value::Null, &until("one")).expect("run");
+    assert_eq!(stopped.status, RunStatus::Stopped, "{:?}", stopped.failure);
+    assert_eq!(stopped.tasks_run, 2, "start and one");
+    let record = store.read_run("Chain", &stopped.run_id).expect("record");
+    assert_eq!((record.status, record.failure), (RunStatus::Stopped, None));
+    let client = blooming_flowers::client::Client::open(dir.path()).expect("client");
+    let flow = client.flow("Chain");
+    assert!(
+        flow.latest_successful_run().is_err(),
+        "a stopped run did not succeed"
+    );
+    let run = flow.run(&stopped.run_id).expect("run");
+    assert!(
+        run.step("two")
+            .expect("step")
+            .task_ids()
+            .expect("ids")
+            .is_empty()
+    );
+
+    // A resume stopping one step further, then one to the end.
+    let further =
+        resume_flow::<Chain>(&store, &stopped.run_id, None, &until("two")).expect("resume");
+    assert_eq!(further.status, RunStatus::Stopped);
+    assert_eq!((further.tasks_reused, further.tasks_run), (2, 1));
+    let done = resume_flow::<Chain>(&store, &further.run_id, None, &until("end")).expect("resume");
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.failure);
+    assert_eq!((done.tasks_reused, done.tasks_run), (3, 1));
+    let end: Chain = state_of(&store, &done.run_id, "end", "0");
+    assert_eq!((end.a, end.b, end.c), (1, 2, 3));
+
+    // On the command line: exit 0 and how to go on; a step the flow lacks is bad input.
+    let cli = |args: &[&str]| {
+        let mut argv: Vec<std::ffi::OsString> =
+            vec!["chain".into(), "--datastore".into(), dir.path().into()];
+        argv.extend(args.iter().map(std::ffi::OsString::from));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = blooming_flowers::cli::run_cli_with::<Chain, _, _>(argv, &mut out, &mut err);
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
+    };
+    let (code, out, err) = cli(&["run", "--until", "one"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("stopped where --until asked (2 tasks run)"),
+        "{out}"
+    );
+    assert!(out.contains("Go on with: chain --datastore"), "{out}");
+    let (code, _, err) = cli(&["resume", "--until", "tow"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--until tow: flow Chain has no step `tow`")
+            && err.contains("did you mean `two`?"),
+        "{err}"
+    );
+    let (code, out, _) = cli(&["runs"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("stopped"), "{out}");
+}

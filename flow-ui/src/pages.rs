@@ -134,8 +134,9 @@ fn status_filter(status: Option<&str>) -> Result<Option<RunStatus>, UiError> {
         "running" => Ok(Some(RunStatus::Running)),
         "succeeded" => Ok(Some(RunStatus::Succeeded)),
         "failed" => Ok(Some(RunStatus::Failed)),
+        "stopped" => Ok(Some(RunStatus::Stopped)),
         other => Err(UiError::BadRequest(format!(
-            "bad status `{other}`: running, succeeded or failed"
+            "bad status `{other}`: running, succeeded, failed or stopped"
         ))),
     }
 }

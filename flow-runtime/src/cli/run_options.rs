@@ -30,6 +30,15 @@ pub(crate) fn with_execution_options(command: Command) -> Command {
                 )),
         )
         .arg(
+            Arg::new("until")
+                .long("until")
+                .value_name("STEP")
+                .help(
+                    "Stops after STEP's tasks: nothing after them starts, and the run is recorded \
+                     `stopped` (`resume` goes on from there)",
+                ),
+        )
+        .arg(
             Arg::new("process")
                 .long("process")
                 .action(ArgAction::SetTrue)
@@ -96,6 +105,10 @@ pub(crate) fn run_options(
         options.max_workers = n as usize;
     }
     options.tags = tags(matches);
+    if let Some(step) = matches.get_one::<String>("until") {
+        step_named(graph, step, &format!("--until {step}"))?;
+        options.until = Some(step.clone());
+    }
     if matches.get_flag("process") {
         let exe = std::env::current_exe().map_err(|e| {
             CliError::failure(format!(
@@ -138,39 +151,39 @@ pub(crate) fn run_options(
 
 /// `STEP=ARG` of `--sbatch-arg-for`, with STEP a step of `graph`.
 fn step_sbatch_arg(value: &str, graph: &FlowGraph) -> Result<(String, String), CliError> {
-    let names = || {
-        graph
-            .steps
-            .iter()
-            .map(|s| s.name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     // `--partition=gpu` alone is an argument without its step, not a step `--partition`.
     let Some((step, arg)) = value
         .split_once('=')
         .filter(|(s, a)| !s.is_empty() && !s.starts_with('-') && !a.is_empty())
     else {
         return Err(CliError::usage(format!(
-            "--sbatch-arg-for takes STEP=ARG, e.g. --sbatch-arg-for train=--partition=gpu;              got `{value}`"
+            "--sbatch-arg-for takes STEP=ARG, e.g. --sbatch-arg-for train=--partition=gpu; got `{value}`"
         )));
     };
-    if graph.step(step).is_none() {
-        let meant = graph
-            .steps
-            .iter()
-            .map(|s| (strsim::damerau_levenshtein(step, s.name), s.name))
-            .filter(|&(distance, name)| distance <= (name.chars().count() / 3).max(1))
-            .min()
-            .map(|(_, name)| format!("; did you mean `{name}`?"))
-            .unwrap_or_default();
-        return Err(CliError::usage(format!(
-            "--sbatch-arg-for {value}: flow {} has no step `{step}`; its steps are {}{meant}",
-            graph.name,
-            names()
-        )));
-    }
+    step_named(graph, step, &format!("--sbatch-arg-for {value}"))?;
     Ok((step.to_owned(), arg.to_owned()))
+}
+
+/// The index of step `step` of `graph`, or a usage error starting with `what` that lists the
+/// steps, with a did-you-mean.
+pub(crate) fn step_named(graph: &FlowGraph, step: &str, what: &str) -> Result<usize, CliError> {
+    if let Some(index) = graph.step_index(step) {
+        return Ok(index);
+    }
+    let names: Vec<&str> = graph.steps.iter().map(|s| s.name).collect();
+    let meant = graph
+        .steps
+        .iter()
+        .map(|s| (strsim::damerau_levenshtein(step, s.name), s.name))
+        .filter(|&(distance, name)| distance <= (name.chars().count() / 3).max(1))
+        .min()
+        .map(|(_, name)| format!("; did you mean `{name}`?"))
+        .unwrap_or_default();
+    Err(CliError::usage(format!(
+        "{what}: flow {} has no step `{step}`; its steps are {}{meant}",
+        graph.name,
+        names.join(", ")
+    )))
 }
 
 /// For a Slurm run without `--slurm-log-dir`: a new directory for Slurm's output of each job,

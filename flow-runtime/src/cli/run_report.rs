@@ -14,7 +14,8 @@ pub(crate) fn conclude(
     log_dir: Option<tempfile::TempDir>,
     origin: Option<&str>,
 ) -> Result<(), CliError> {
-    let succeeded = matches!(&result, Ok(s) if s.status == RunStatus::Succeeded);
+    let succeeded =
+        matches!(&result, Ok(s) if matches!(s.status, RunStatus::Succeeded | RunStatus::Stopped));
     settle_log_dir(ctx, log_dir, succeeded)?;
     match result {
         Ok(summary) => report(ctx, &summary, origin),
@@ -99,6 +100,19 @@ fn report(ctx: &mut Ctx<'_>, summary: &RunSummary, origin: Option<&str>) -> Resu
             ctx.out,
             "Inspect them with: {}",
             ctx.suggest(&format!("dump {run_id}/end"))
+        )?;
+        return Ok(());
+    }
+    if summary.status == RunStatus::Stopped {
+        writeln!(
+            ctx.out,
+            "Run {run_id} of {} stopped where --until asked ({} tasks run{reused}).",
+            summary.flow, summary.tasks_run
+        )?;
+        writeln!(
+            ctx.out,
+            "Go on with: {}",
+            ctx.suggest(&format!("resume --origin-run-id {run_id}"))
         )?;
         return Ok(());
     }

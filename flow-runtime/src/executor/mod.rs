@@ -99,6 +99,9 @@ pub struct RunOptions {
     /// binary (see [`BinaryMatch`]), recording in the new run's provenance which binary's tasks
     /// it reused.
     pub allow_other_binary: bool,
+    /// Stop after this step's tasks: no task after them starts, and the run is recorded
+    /// [`RunStatus::Stopped`] (`run --until`, `resume --until`).
+    pub until: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -113,6 +116,7 @@ impl Default for RunOptions {
             announce: false,
             stop_on_signals: false,
             allow_other_binary: false,
+            until: None,
         }
     }
 }
@@ -563,6 +567,14 @@ fn drive_to_end<F: Flow>(
         progress.suspend(|| eprintln!("Started run {} of {}", record.run_id, graph.name));
     }
     let mut scheduler = Scheduler::<F>::new();
+    if let Some(step) = &options.until {
+        let Some(until) = graph.step_index(step) else {
+            let failure = format!("flow `{}` has no step `{step}` to stop after", graph.name);
+            record_failed(store, &mut record, failure.clone())?;
+            return Err(RunError::Task(failure));
+        };
+        scheduler.until = Some(until);
+    }
     let wake = Condvar::new();
     let workers = options.max_workers.clamp(1, MAX_WORKERS);
     if options.max_workers > MAX_WORKERS {
@@ -652,15 +664,17 @@ fn drive_to_end<F: Flow>(
         return record_interrupted(store, record, signal);
     }
     let failure = scheduler.failure.clone();
-    record.status = if failure.is_none() && scheduler.reached_end {
-        RunStatus::Succeeded
-    } else {
-        RunStatus::Failed
+    record.status = match (&failure, scheduler.reached_end, scheduler.stopped_until) {
+        (None, true, _) => RunStatus::Succeeded,
+        (None, false, true) => RunStatus::Stopped,
+        _ => RunStatus::Failed,
     };
     record.finished = Some(now_rfc3339());
     record.failure = match &failure {
         Some((path, f)) => Some(format!("task {path} failed: {f}")),
-        None if !scheduler.reached_end => Some("the run stopped before reaching `end`".to_string()),
+        None if record.status == RunStatus::Failed => {
+            Some("the run stopped before reaching `end`".to_string())
+        }
         None => None,
     };
     // Only the status and the end are written: tags added with `tag` meanwhile stay. A run
@@ -673,6 +687,7 @@ fn drive_to_end<F: Flow>(
     };
     progress.finish(match record.status {
         RunStatus::Succeeded => "done",
+        RunStatus::Stopped => "stopped",
         _ => "failed",
     });
     Ok(RunSummary {

@@ -28,6 +28,10 @@ pub(crate) struct Scheduler<F> {
     pub running: usize,
     pub failure: Option<(TaskPath, crate::run::TaskFailure)>,
     pub reached_end: bool,
+    /// The step to stop after (`--until`): what it leads to is not queued.
+    pub until: Option<usize>,
+    /// Whether a task of `until` finished, so that the run stopped on purpose.
+    pub stopped_until: bool,
     pub tasks_run: usize,
     pub tasks_reused: usize,
     /// The cpus free for the queued tasks to start (unbounded unless the run sets one).
@@ -57,6 +61,8 @@ impl<F: Flow> Scheduler<F> {
             running: 0,
             failure: None,
             reached_end: false,
+            until: None,
+            stopped_until: false,
             tasks_run: 0,
             tasks_reused: 0,
             cpus: CpuBudget::unlimited(),
@@ -75,6 +81,11 @@ impl<F: Flow> Scheduler<F> {
             self.tasks_run += 1;
         }
         let mut queued = Vec::new();
+        // `--until end` is the whole run.
+        if self.until == Some(done.step) && done.step != graph.end {
+            self.stopped_until = true;
+            return queued;
+        }
         let step = &graph.steps[done.step];
         match step.transition {
             Transition::End => self.reached_end = true,

@@ -17,6 +17,8 @@ pub enum RunStatus {
     Succeeded,
     /// A task failed after its retries; the run stopped.
     Failed,
+    /// Stopped on purpose before `end`, after the step `--until` named; `resume` goes on.
+    Stopped,
 }
 
 impl std::fmt::Display for RunStatus {
@@ -25,6 +27,7 @@ impl std::fmt::Display for RunStatus {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::Stopped => "stopped",
         })
     }
 }
