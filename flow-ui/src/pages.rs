@@ -335,10 +335,22 @@ pub(crate) async fn run(
             pid: record.pid,
             tags: record.tags.clone(),
             params,
-            origin: record.origin_run_id.as_ref().map(|origin| PageLink {
-                label: origin.to_string(),
-                href: links::run(&flow, origin),
-            }),
+            origin: record
+                .origin_run_id
+                .as_ref()
+                .filter(|_| record.spin_of.is_none())
+                .map(|origin| PageLink {
+                    label: origin.to_string(),
+                    href: links::run(&flow, origin),
+                }),
+            spin_of: record
+                .origin_run_id
+                .as_ref()
+                .zip(record.spin_of.as_ref())
+                .map(|(origin, task)| PageLink {
+                    label: format!("{origin}/{task}"),
+                    href: links::task(&flow, origin, &task.step, &task.task),
+                }),
             provenance: provenance_facts(record.provenance.as_ref()),
             promotions: client
                 .flow(&flow)

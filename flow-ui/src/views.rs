@@ -86,6 +86,8 @@ pub(crate) struct RunPage {
     pub tags: Vec<String>,
     pub params: String,
     pub origin: Option<PageLink>,
+    /// For a scratch run of `spin`, the task it ran again, linked in its origin run.
+    pub spin_of: Option<PageLink>,
     /// What code the run ran (empty for runs recorded before provenance).
     pub provenance: Vec<Fact>,
     /// The labels that name this run now: `production (by ana at …)`.

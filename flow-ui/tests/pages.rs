@@ -964,3 +964,30 @@ async fn a_promoted_run_is_marked_in_the_list_and_on_its_page() {
     let other = page(&format!("/flows/Trained/runs/{}", f.trained[0])).await;
     assert!(!other.contains("promoted as"));
 }
+
+#[tokio::test]
+async fn a_spin_run_links_the_task_it_ran_again() {
+    use blooming_flowers::executor::{RunOptions, run_flow, spin_task};
+    use blooming_flowers::run::RunStore;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = RunStore::open_local(dir.path()).expect("datastore");
+    let origin =
+        run_flow::<common::Shapes>(&store, serde_json::Value::Null, &RunOptions::default())
+            .expect("run")
+            .run_id;
+    let spin = spin_task::<common::Shapes>(&store, &origin, "measure", "1").expect("spin");
+    let client = Client::open(dir.path()).expect("client");
+    let reply = get_from(client, &format!("/flows/Shapes/runs/{}", spin.run_id)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let body = reply.text();
+    assert!(
+        body.contains(&format!(
+            "<dt>spin of</dt><dd><a href=\"/flows/Shapes/runs/{origin}/steps/measure/tasks/1\">{origin}/measure/1</a>"
+        )),
+        "{body}"
+    );
+    assert!(
+        !body.contains("<dt>resumed from</dt>"),
+        "a spin is no resume"
+    );
+}

@@ -173,8 +173,12 @@ fn dump_run(ctx: &mut Ctx<'_>, run: &RunHandle, output: Output) -> Result<(), Cl
     if !record.tags.is_empty() {
         writeln!(out, "  tags:      {}", record.tags.join(", "))?;
     }
-    if let Some(origin) = &record.origin_run_id {
-        writeln!(out, "  resumed from run {origin}")?;
+    match (&record.origin_run_id, &record.spin_of) {
+        (Some(origin), Some(task)) => {
+            writeln!(out, "  spin of task {task} of run {origin} (a scratch run)")?;
+        }
+        (Some(origin), None) => writeln!(out, "  resumed from run {origin}")?,
+        (None, _) => {}
     }
     if !record.params.is_null() {
         writeln!(out, "  params:    {}", record.params)?;
