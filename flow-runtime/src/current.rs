@@ -10,8 +10,13 @@
 //! [`with_current`]).
 
 use std::cell::RefCell;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::card::CardWriter;
+use crate::checkpoint::{CheckpointError, TaskCheckpoints};
 use crate::run::{RunId, TaskId};
 
 /// The identity of the running task, and a handle to its card.
@@ -34,6 +39,8 @@ pub struct Current {
     pub foreach: Vec<ForeachFrame>,
     /// The attempt's card, shared by every clone.
     card: CardWriter,
+    /// Where the task's checkpoints go; `None` outside a task the executor runs.
+    checkpoints: Option<Arc<TaskCheckpoints>>,
 }
 
 impl PartialEq for Current {
@@ -79,6 +86,60 @@ impl Current {
             attempt,
             foreach,
             card: CardWriter::detached(),
+            checkpoints: None,
+        }
+    }
+
+    /// The same task, storing its checkpoints with `checkpoints`.
+    pub fn with_checkpoints(mut self, checkpoints: Arc<TaskCheckpoints>) -> Current {
+        self.checkpoints = Some(checkpoints);
+        self
+    }
+
+    /// Stores `value` (any serde value: a model, an optimizer's state, the epoch reached) as a
+    /// checkpoint of this task, and returns its number. When the task runs again (a retry, a
+    /// `resume` of a run where it did not complete, a Slurm job requeued after its time limit),
+    /// [`last_checkpoint`](Self::last_checkpoint) gives it back. Once the task completes only its
+    /// last checkpoint is kept.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Progress { epoch: u32, weights: Vec<f32> }
+    /// use flow_runtime::current::current;
+    ///
+    /// let task = current().expect("inside a step");
+    /// let mut progress: Progress = task
+    ///     .last_checkpoint()
+    ///     .expect("a readable checkpoint")
+    ///     .unwrap_or(Progress { epoch: 0, weights: vec![0.0; 10] });
+    /// while progress.epoch < 100 {
+    ///     progress.epoch += 1; // … train one epoch …
+    ///     task.checkpoint(&progress).expect("stored");
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::NotInTask`] outside a task the executor runs; storage failures.
+    pub fn checkpoint<T: Serialize + ?Sized>(&self, value: &T) -> Result<u64, CheckpointError> {
+        let checkpoints = self
+            .checkpoints
+            .as_ref()
+            .ok_or(CheckpointError::NotInTask)?;
+        checkpoints.save(value, self.attempt)
+    }
+
+    /// The last checkpoint this task stored, decoded as `T`, or `None` when it has none (its
+    /// first run, or a unit test calling the step directly).
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Load`] when the last checkpoint cannot be read as a `T` (damaged, or
+    /// of another type); storage failures.
+    pub fn last_checkpoint<T: DeserializeOwned>(&self) -> Result<Option<T>, CheckpointError> {
+        match &self.checkpoints {
+            Some(checkpoints) => checkpoints.last(),
+            None => Ok(None),
         }
     }
 

@@ -5,6 +5,7 @@ pub mod argo;
 #[cfg(feature = "burn")]
 pub mod burn_model;
 pub mod card;
+pub mod checkpoint;
 pub mod cli;
 pub mod client;
 pub mod current;

@@ -9,8 +9,9 @@ use super::{Client, ClientError};
 use crate::datastore::{ArtifactEntry, TaskIndex};
 use crate::flow::{Flow, StateOwned};
 use crate::run::{
-    AttemptRecord, InputSpec, Latest, Promotion, Provenance, RunId, RunRecord, RunStatus, RunStore,
-    RunStoreError, StepName, TaskFailure, TaskId, TaskMeta, TaskPath, TaskStatus,
+    AttemptRecord, CheckpointRecord, InputSpec, Latest, Promotion, Provenance, RunId, RunRecord,
+    RunStatus, RunStore, RunStoreError, StepName, TaskFailure, TaskId, TaskMeta, TaskPath,
+    TaskStatus,
 };
 
 /// The name that means a flow's most recently started run wherever a run is named by a person
@@ -737,6 +738,33 @@ impl TaskHandle {
                 source: Box::new(with_context(
                     source,
                     format!("{}, artifact `{name}`", self.pathspec()),
+                )),
+            })
+    }
+
+    /// The checkpoints the task stored while it ran (`Current::checkpoint`), by number: all of
+    /// them while it runs or when it did not complete, the last once it completed.
+    pub fn checkpoints(&self) -> Result<Vec<CheckpointRecord>, ClientError> {
+        Ok(self.client.store.checkpoints(&self.key()?)?)
+    }
+
+    /// The value of checkpoint `record` of this task, decoded as `T`.
+    pub fn checkpoint<T: DeserializeOwned>(
+        &self,
+        record: &CheckpointRecord,
+    ) -> Result<T, ClientError> {
+        let entry = record.as_artifact();
+        self.client
+            .store
+            .blobs()
+            .load_artifact::<T>(&entry)
+            .map_err(|source| ClientError::Decode {
+                pathspec: self.pathspec(),
+                name: entry.name.clone(),
+                type_name: std::any::type_name::<T>(),
+                source: Box::new(with_context(
+                    source,
+                    format!("{}, {}", self.pathspec(), entry.name),
                 )),
             })
     }

@@ -92,6 +92,13 @@ pub struct TaskEntry {
 }
 
 impl TaskEntry {
+    /// The checkpoints the task stored while it ran, by number (see
+    /// [`TaskHandle::checkpoints`](super::TaskHandle::checkpoints)); a task that is running
+    /// or did not complete keeps them all.
+    pub fn checkpoints(&self) -> Result<Vec<crate::run::CheckpointRecord>, ClientError> {
+        Ok(self.client.store().checkpoints(&self.key)?)
+    }
+
     pub(super) fn read(
         client: &Client,
         flow: &str,

@@ -8,6 +8,7 @@ use serde_bytes::ByteBuf;
 use super::attempt::{AttemptInput, run_attempt, set_phase};
 use super::store_inputs::{StoreInputs, StoredInput};
 use super::{Finished, Frame, FrameKind, PendingInput, PendingTask, RunContext};
+use crate::checkpoint::TaskCheckpoints;
 use crate::current::{Current, ForeachFrame};
 use crate::datastore::{BlobHash, TaskError, TaskIndex};
 use crate::flow::{Flow, StateOwned, StateRef, StepOutcome, duplicate, initial};
@@ -127,6 +128,14 @@ pub(crate) fn execute<F: Flow>(
             })
             .collect(),
     );
+    let checkpoints = Arc::new(TaskCheckpoints::new(
+        ctx.store.clone(),
+        graph.name,
+        ctx.run_id.clone(),
+        step.name,
+        &pending.task_id,
+    ));
+    let current = current.with_checkpoints(Arc::clone(&checkpoints));
 
     let options = step.options;
     let mut attempts = Vec::new();
@@ -277,6 +286,7 @@ pub(crate) fn execute<F: Flow>(
     );
     let index =
         complete(ctx, &key, index, &meta).map_err(|e| fail(runtime_failure(e.to_string())))?;
+    checkpoints.completed();
     Ok(Finished {
         path,
         step: pending.step,

@@ -7,6 +7,7 @@
 //! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/meta.json  its metadata when it failed
 //! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/spec.json  what a task runs on (process mode)
 //! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/attempt-<n>.log   its log
+//! flows/<Flow>/runs/<run id>/steps/<step>/<task id>/checkpoints/<seq>.json   its checkpoints
 //! flows/<Flow>/latest/{any,succeeded}                         the id of the run started last
 //!                                                             (of those that succeeded)
 //! flows/<Flow>/promotions/<label>/history/<time>-<unique>.json   a promotion or demotion
@@ -19,6 +20,7 @@
 //! at that moment, so that none undoes another. The `latest` pointers are changed the same way
 //! and only ever move to a run that started later.
 
+mod checkpoints;
 mod ids;
 mod promotion;
 mod provenance;
@@ -27,6 +29,7 @@ mod store;
 mod task_meta;
 mod who;
 
+pub use checkpoints::CheckpointRecord;
 pub(crate) use ids::hostname;
 pub use ids::{RunId, StepName, TaskId, new_run_id, validate_run_id};
 pub use promotion::{Promotion, PromotionAction};

@@ -387,6 +387,19 @@ fn dump_task(ctx: &mut Ctx<'_>, task: &TaskEntry, output: Output) -> Result<(), 
     if !passes.is_empty() {
         writeln!(ctx.out, "  loop pass: {passes}")?;
     }
+    let checkpoints = task.checkpoints()?;
+    if let Some(last) = checkpoints.last() {
+        writeln!(
+            ctx.out,
+            "  checkpoints: {} kept, the last #{} ({}, {}) by attempt {} at {}",
+            checkpoints.len(),
+            last.seq,
+            short_type_name(&last.type_name),
+            human_size(last.size),
+            last.attempt,
+            last.written
+        )?;
+    }
     if let Some(split) = meta.and_then(|m| m.foreach.as_ref()) {
         writeln!(
             ctx.out,
