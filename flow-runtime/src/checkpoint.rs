@@ -33,14 +33,14 @@ pub enum CheckpointError {
     Store {
         task: String,
         #[source]
-        source: BlobWriteError,
+        source: Box<BlobWriteError>,
     },
     /// The checkpoint records could not be written or listed.
     #[error("cannot record a checkpoint of task {task}: {source}")]
     Record {
         task: String,
         #[source]
-        source: RunStoreError,
+        source: Box<RunStoreError>,
     },
     /// The last checkpoint could not be read or decoded as the type asked for.
     #[error("cannot read checkpoint {seq} of task {task} of run {run_id}: {source}")]
@@ -49,7 +49,7 @@ pub enum CheckpointError {
         run_id: String,
         seq: u64,
         #[source]
-        source: LoadError,
+        source: Box<LoadError>,
     },
 }
 
@@ -90,7 +90,7 @@ impl TaskCheckpoints {
         RunStore::task_key(&self.flow, run_id, &self.step, &self.task_id).map_err(|source| {
             CheckpointError::Record {
                 task: self.task(),
-                source,
+                source: Box::new(source),
             }
         })
     }
@@ -108,7 +108,7 @@ impl TaskCheckpoints {
     ) -> Result<u64, CheckpointError> {
         let record_error = |source| CheckpointError::Record {
             task: self.task(),
-            source,
+            source: Box::new(source),
         };
         let key = self.key_in(&self.run_id)?;
         let blob =
@@ -117,7 +117,7 @@ impl TaskCheckpoints {
                 .put_value(value)
                 .map_err(|source| CheckpointError::Store {
                     task: self.task(),
-                    source,
+                    source: Box::new(source),
                 })?;
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
         let seq = match *next {
@@ -154,7 +154,7 @@ impl TaskCheckpoints {
     pub fn last<T: DeserializeOwned>(&self) -> Result<Option<T>, CheckpointError> {
         let record_error = |source| CheckpointError::Record {
             task: self.task(),
-            source,
+            source: Box::new(source),
         };
         let mut run_id = self.run_id.to_string();
         let mut seen = vec![run_id.clone()];
@@ -175,7 +175,7 @@ impl TaskCheckpoints {
                         task: self.task(),
                         run_id: run_id.clone(),
                         seq: last.seq,
-                        source,
+                        source: Box::new(source),
                     });
             }
             let origin = match self.store.read_run(&self.flow, &run_id) {
@@ -204,7 +204,7 @@ impl TaskCheckpoints {
                 .prune_checkpoints(&key, true)
                 .map_err(|source| CheckpointError::Record {
                     task: self.task(),
-                    source,
+                    source: Box::new(source),
                 })
         });
         if let Err(e) = pruned {
