@@ -18,7 +18,17 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("state", &["state"]),
     ("datastore", &["datastore"]),
     ("run", &["run"]),
-    ("flow", &["flow", "inputs", "current", "card", "checkpoint", "burn_model"]),
+    (
+        "flow",
+        &[
+            "flow",
+            "inputs",
+            "current",
+            "card",
+            "checkpoint",
+            "burn_model",
+        ],
+    ),
     ("client", &["client"]),
     ("executor", &["executor", "logs", "progress"]),
     ("argo", &["argo"]),
