@@ -170,7 +170,10 @@ fn killed_training_resumes_from_its_last_checkpoint(dir: &Path) -> Result<(), St
     let _ = run.wait();
     std::fs::remove_file(&kill_file).map_err(|e| e.to_string())?;
 
-    let o = cli(&datastore, &["resume", "--process"]);
+    let o = cli(
+        &datastore,
+        &["resume", "--process", "--keep-checkpoints", "none"],
+    );
     if o.code != 0 {
         return Err(format!("the resume failed:\n{}\n{}", o.out, o.err));
     }
@@ -202,6 +205,21 @@ fn killed_training_resumes_from_its_last_checkpoint(dir: &Path) -> Result<(), St
     if hash != reference_hash {
         return Err(format!(
             "the weights differ from an uninterrupted run's: {hash} and {reference_hash}"
+        ));
+    }
+    // `--keep-checkpoints none` reached the task's own process: nothing kept once it completed.
+    let client = blooming_flowers::client::Client::open(&datastore).map_err(|e| e.to_string())?;
+    let kept = client
+        .flow("Epochs")
+        .run(&resumed)
+        .and_then(|r| r.step("train"))
+        .and_then(|s| s.task("0"))
+        .and_then(|t| t.checkpoints())
+        .map_err(|e| e.to_string())?;
+    if !kept.is_empty() {
+        return Err(format!(
+            "the completed task kept {} checkpoints",
+            kept.len()
         ));
     }
     println!("  killed at epoch 3, resumed from it: the same weights as without the kill");

@@ -107,6 +107,33 @@ fn a_retry_continues_from_the_last_checkpoint_and_only_it_is_kept() {
     );
 }
 
+#[test]
+fn keep_none_leaves_a_completed_task_without_checkpoints() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = RunStore::open_local(dir.path()).expect("store");
+    let options = RunOptions {
+        keep_checkpoints: blooming_flowers::run::KeepCheckpoints::None,
+        ..options()
+    };
+    let run = run_flow::<Retried>(&store, serde_json::Value::Null, &options).expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.failure);
+    let record = store.read_run("Retried", &run.run_id).expect("record");
+    assert_eq!(
+        record.keep_checkpoints,
+        blooming_flowers::run::KeepCheckpoints::None
+    );
+    let client = Client::open(dir.path()).expect("client");
+    let task = client
+        .flow("Retried")
+        .run(&run.run_id)
+        .and_then(|r| r.step("train"))
+        .and_then(|s| s.task("0"))
+        .expect("task");
+    // The retry still continued from epoch 3: the checkpoints went only once it completed.
+    assert_eq!(task.artifact::<u32>("resumed_from").expect("artifact"), 3);
+    assert!(task.checkpoints().expect("checkpoints").is_empty());
+}
+
 /// Fails after epoch 3 while `BREAK` is set, with no retries.
 static BREAK: AtomicBool = AtomicBool::new(true);
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::datastore::{BlobWriteError, Key, LoadError};
-use crate::run::{CheckpointRecord, RunId, RunStore, RunStoreError, now_rfc3339};
+use crate::run::{CheckpointRecord, KeepCheckpoints, RunId, RunStore, RunStoreError, now_rfc3339};
 
 /// How many resumed runs back a task looks for its checkpoints.
 const MAX_ORIGINS: usize = 64;
@@ -194,14 +194,15 @@ impl TaskCheckpoints {
         Ok(None)
     }
 
-    /// After the task completed: deletes its checkpoint records but the last, if it stored any.
-    pub fn completed(&self) {
+    /// After the task completed: deletes its checkpoint records in this run but the last (all
+    /// of them with [`KeepCheckpoints::None`]), if it stored any.
+    pub fn completed(&self, keep: KeepCheckpoints) {
         if !self.stored.load(Ordering::Relaxed) {
             return;
         }
         let pruned = self.key_in(&self.run_id).and_then(|key| {
             self.store
-                .prune_checkpoints(&key, true)
+                .prune_checkpoints(&key, keep == KeepCheckpoints::Last)
                 .map_err(|source| CheckpointError::Record {
                     task: self.task(),
                     source: Box::new(source),

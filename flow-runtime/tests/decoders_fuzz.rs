@@ -501,6 +501,7 @@ fn run_record() -> RunRecord {
         failure: None,
         provenance: None,
         spin_of: None,
+        keep_checkpoints: Default::default(),
     }
 }
 

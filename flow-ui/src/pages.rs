@@ -14,8 +14,8 @@ use crate::card::{CardPage, CardView};
 use crate::dag::{self, StepDrawn};
 use crate::timeline::{self, StepSpans};
 use crate::views::{
-    AttemptRow, Fact, FlowRow, FlowsPage, PageLink, RunPage, RunRow, RunsPage, StepPage, StepRow,
-    TaskPage, TaskRow,
+    AttemptRow, CheckpointRow, Fact, FlowRow, FlowsPage, PageLink, RunPage, RunRow, RunsPage,
+    StepPage, StepRow, TaskPage, TaskRow,
 };
 use crate::{PER_PAGE, UiError, links, live, logs, preview};
 
@@ -487,7 +487,25 @@ pub(crate) async fn task(
             Ok(card) => (card.as_ref().map(CardView::of), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let (checkpoints, checkpoints_problem) = match entry.checkpoints() {
+            Ok(records) => (
+                records
+                    .iter()
+                    .map(|c| CheckpointRow {
+                        seq: c.seq,
+                        attempt: c.attempt,
+                        type_name: flow_runtime::client::value::short_type_name(&c.type_name),
+                        size: preview::human_size(c.size),
+                        written: c.written.clone(),
+                    })
+                    .collect(),
+                None,
+            ),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
         Ok(TaskPage {
+            checkpoints,
+            checkpoints_problem,
             card,
             card_problem,
             card_href: links::card(&flow, &run, &step, &task),

@@ -163,6 +163,20 @@ pub(crate) struct TaskPage {
     pub card_href: String,
     /// Why the card cannot be shown (damaged, unreadable).
     pub card_problem: Option<String>,
+    /// The checkpoints the task kept (all while it runs or when it did not complete, the last
+    /// once it completed).
+    pub checkpoints: Vec<CheckpointRow>,
+    /// Why they cannot be listed.
+    pub checkpoints_problem: Option<String>,
+}
+
+/// One checkpoint of a task.
+pub(crate) struct CheckpointRow {
+    pub seq: u64,
+    pub attempt: u32,
+    pub type_name: String,
+    pub size: String,
+    pub written: String,
 }
 
 /// One attempt of a task.

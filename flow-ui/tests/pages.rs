@@ -991,3 +991,54 @@ async fn a_spin_run_links_the_task_it_ran_again() {
         "a spin is no resume"
     );
 }
+
+/// A step that stores three checkpoints and then fails: its task keeps them all.
+mod checkpointing {
+    use blooming_flowers::prelude::*;
+
+    #[derive(Clone, Default, Serialize, Deserialize)]
+    pub struct Saver {
+        n: u32,
+    }
+
+    #[flow]
+    impl Saver {
+        #[step(next = end)]
+        fn start(&mut self) -> Result<(), String> {
+            let task = blooming_flowers::current::current().ok_or("not in a task")?;
+            for epoch in 1..=3_u32 {
+                task.checkpoint(&epoch).map_err(|e| e.to_string())?;
+            }
+            Err("stopped after three checkpoints".into())
+        }
+        #[step]
+        fn end(&mut self) {}
+    }
+}
+
+#[tokio::test]
+async fn a_task_page_lists_the_checkpoints_it_kept() {
+    use blooming_flowers::executor::{RunOptions, run_flow};
+    use blooming_flowers::run::RunStore;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = RunStore::open_local(dir.path()).expect("datastore");
+    let run =
+        run_flow::<checkpointing::Saver>(&store, serde_json::Value::Null, &RunOptions::default())
+            .expect("run")
+            .run_id;
+    let client = Client::open(dir.path()).expect("client");
+    let reply = get_from(
+        client,
+        &format!("/flows/Saver/runs/{run}/steps/start/tasks/0"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let body = reply.text();
+    let table = between(&body, "<table class=\"checkpoints\">", "</table>");
+    assert_eq!(
+        table.matches("<tr><td class=\"num\">").count(),
+        3,
+        "{table}"
+    );
+    assert!(table.contains("<td>u32</td>"), "{table}");
+}

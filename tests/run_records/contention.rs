@@ -28,6 +28,7 @@ pub fn record(run_id: &str, started: &str) -> RunRecord {
         failure: None,
         provenance: None,
         spin_of: None,
+        keep_checkpoints: Default::default(),
     }
 }
 

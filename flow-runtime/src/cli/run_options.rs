@@ -39,6 +39,17 @@ pub(crate) fn with_execution_options(command: Command) -> Command {
                 ),
         )
         .arg(
+            Arg::new("keep-checkpoints")
+                .long("keep-checkpoints")
+                .value_name("WHICH")
+                .value_parser(["last", "none"])
+                .default_value("last")
+                .help(
+                    "What a task keeps of the checkpoints its step stored (`current().checkpoint`) \
+                     once it completes",
+                ),
+        )
+        .arg(
             Arg::new("process")
                 .long("process")
                 .action(ArgAction::SetTrue)
@@ -105,6 +116,13 @@ pub(crate) fn run_options(
         options.max_workers = n as usize;
     }
     options.tags = tags(matches);
+    if matches
+        .get_one::<String>("keep-checkpoints")
+        .map(String::as_str)
+        == Some("none")
+    {
+        options.keep_checkpoints = crate::run::KeepCheckpoints::None;
+    }
     if let Some(step) = matches.get_one::<String>("until") {
         step_named(graph, step, &format!("--until {step}"))?;
         options.until = Some(step.clone());

@@ -29,8 +29,8 @@ use crate::datastore::{KnownBlobs, TaskIndex};
 use crate::flow::{Flow, StepOutcome};
 use crate::progress::Progress;
 use crate::run::{
-    Latest, Provenance, RunId, RunRecord, RunStatus, RunStore, RunStoreError, StepName,
-    TaskFailure, TaskId, TaskPath, new_run_id, now_rfc3339,
+    KeepCheckpoints, Latest, Provenance, RunId, RunRecord, RunStatus, RunStore, RunStoreError,
+    StepName, TaskFailure, TaskId, TaskPath, new_run_id, now_rfc3339,
 };
 
 pub(crate) use binary::verify_running_binary;
@@ -102,6 +102,8 @@ pub struct RunOptions {
     /// Stop after this step's tasks: no task after them starts, and the run is recorded
     /// [`RunStatus::Stopped`] (`run --until`, `resume --until`).
     pub until: Option<String>,
+    /// What each task keeps of its checkpoints once it completes (`--keep-checkpoints`).
+    pub keep_checkpoints: KeepCheckpoints,
 }
 
 impl Default for RunOptions {
@@ -117,6 +119,7 @@ impl Default for RunOptions {
             stop_on_signals: false,
             allow_other_binary: false,
             until: None,
+            keep_checkpoints: KeepCheckpoints::Last,
         }
     }
 }
@@ -189,6 +192,8 @@ pub(crate) struct RunContext {
     pub cancel: Arc<cancel::Cancel>,
     /// The blobs this run stored or found whole, not looked up again by its later tasks.
     pub known_blobs: Arc<KnownBlobs>,
+    /// What a completed task keeps of its checkpoints, as the run record says.
+    pub keep_checkpoints: KeepCheckpoints,
 }
 
 #[derive(Debug, Clone)]
@@ -441,6 +446,7 @@ fn new_record<F: Flow>(
             origin_run_id.clone(),
         );
         record.provenance = Some(provenance.clone());
+        record.keep_checkpoints = options.keep_checkpoints;
         match store.create_run(&record) {
             Ok(()) => {
                 store.advance_latest(graph.name, Latest::Any, &record.run_id)?;
@@ -556,6 +562,7 @@ fn drive_to_end<F: Flow>(
         origin,
         cancel: Arc::clone(&cancel),
         known_blobs: Arc::default(),
+        keep_checkpoints: record.keep_checkpoints,
     };
     let progress = if options.progress {
         Progress::for_terminal(graph.name)

@@ -368,6 +368,7 @@ pub fn run_task_command<F: Flow>(
         origin: None,
         cancel: Arc::default(),
         known_blobs: Arc::default(),
+        keep_checkpoints: record.keep_checkpoints,
     };
     let pending = pending_from_spec::<F>(&ctx, run_id, &spec)?;
     execute_here(&ctx, pending).map(|_| ()).map_err(|failed| {

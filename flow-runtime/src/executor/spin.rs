@@ -103,6 +103,7 @@ pub fn spin_task<F: Flow>(
         origin: None,
         cancel: Arc::default(),
         known_blobs: Arc::default(),
+        keep_checkpoints: origin.keep_checkpoints,
     };
     let outcome = pending_from_spec::<F>(&ctx, origin_run_id, &spec)
         .map(|pending| task::execute(&ctx, pending));

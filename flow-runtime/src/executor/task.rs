@@ -286,7 +286,7 @@ pub(crate) fn execute<F: Flow>(
     );
     let index =
         complete(ctx, &key, index, &meta).map_err(|e| fail(runtime_failure(e.to_string())))?;
-    checkpoints.completed();
+    checkpoints.completed(ctx.keep_checkpoints);
     Ok(Finished {
         path,
         step: pending.step,

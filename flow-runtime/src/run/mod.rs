@@ -34,7 +34,7 @@ pub(crate) use ids::hostname;
 pub use ids::{RunId, StepName, TaskId, new_run_id, validate_run_id};
 pub use promotion::{Promotion, PromotionAction};
 pub use provenance::{BuildInfo, Provenance, RUSTC_VERSION};
-pub use record::{GraphRecord, RunRecord, RunStatus, StepRecord, now_rfc3339};
+pub use record::{GraphRecord, KeepCheckpoints, RunRecord, RunStatus, StepRecord, now_rfc3339};
 pub use store::{Latest, MAX_CARD_SIZE, RunStore, RunStoreError};
 pub use task_meta::{
     AttemptRecord, ForeachRecord, FrameRecord, InputSpec, TaskFailure, TaskMeta, TaskPath,

@@ -32,6 +32,25 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+/// What is kept of a task's checkpoints once it completes: a run's choice (`--keep-checkpoints`),
+/// recorded with it so that every task, in whatever process, follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepCheckpoints {
+    /// The last one: what the task ended with, readable later.
+    #[default]
+    Last,
+    /// None: the task's artifacts are what it leaves.
+    None,
+}
+
+impl KeepCheckpoints {
+    /// Whether this is the default, which run records leave out.
+    pub fn is_last(&self) -> bool {
+        *self == KeepCheckpoints::Last
+    }
+}
+
 /// One run, as stored in `run.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -76,6 +95,9 @@ pub struct RunRecord {
     /// run never becomes a flow's latest run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spin_of: Option<TaskPath>,
+    /// What each task keeps of its checkpoints once it completes (absent: the last).
+    #[serde(default, skip_serializing_if = "KeepCheckpoints::is_last")]
+    pub keep_checkpoints: KeepCheckpoints,
 }
 
 /// The graph of a run, stored with it so that a run stays readable after the code changed.
@@ -129,6 +151,7 @@ impl RunRecord {
             failure: None,
             provenance: None,
             spin_of: None,
+            keep_checkpoints: KeepCheckpoints::Last,
         }
     }
 }

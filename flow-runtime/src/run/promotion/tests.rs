@@ -23,6 +23,7 @@ fn add_run(store: &RunStore, run_id: &str, status: RunStatus) {
         failure: None,
         provenance: None,
         spin_of: None,
+        keep_checkpoints: Default::default(),
     };
     store.create_run(&record).expect("create");
 }
