@@ -213,3 +213,56 @@ fn outside_a_task_there_is_nowhere_to_checkpoint() {
     );
     assert_eq!(task.last_checkpoint::<u32>().expect("none"), None);
 }
+
+/// Its first attempt checkpoints a string and fails; its retry asks for a number.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Changed {
+    n: u64,
+}
+
+#[flow]
+impl Changed {
+    #[step(next = train)]
+    fn start(&mut self) {}
+    #[step(next = end, retries = 1)]
+    fn train(&mut self) -> Result<(), String> {
+        let task = current().ok_or("not in a task")?;
+        if task.attempt == 0 {
+            task.checkpoint("epoch three").map_err(|e| e.to_string())?;
+            return Err("killed".into());
+        }
+        self.n = task
+            .last_checkpoint::<u64>()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        Ok(())
+    }
+    #[step]
+    fn end(&mut self) {}
+}
+
+#[test]
+fn a_checkpoint_of_another_type_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = RunStore::open_local(dir.path()).expect("store");
+    let run = run_flow::<Changed>(&store, serde_json::Value::Null, &options()).expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    let (_, failure) = run.failure.expect("a failure");
+    assert!(
+        failure.message.contains(&format!(
+            "cannot read checkpoint 1 of task train/0 of run {}",
+            run.run_id
+        )),
+        "{}",
+        failure.message
+    );
+    // The checkpoint is still there for a version of the step that reads it.
+    let client = Client::open(dir.path()).expect("client");
+    let task = client
+        .flow("Changed")
+        .run(&run.run_id)
+        .and_then(|r| r.step("train"))
+        .and_then(|s| s.task_entry("0"))
+        .expect("task");
+    assert_eq!(task.checkpoints().expect("checkpoints").len(), 1);
+}

@@ -201,6 +201,31 @@ fn a_spin_says_what_is_wrong() {
     let o = cli::<squares::Squares>(dir.path(), &["spin", "sq", "--task-id", "../x"]);
     assert_eq!(o.code, 2, "{}", o.err);
 
+    // A parent task the origin run no longer holds: a clear error, and the origin keeps the rest.
+    let origin = Client::open(dir.path())
+        .expect("client")
+        .flow("Squares")
+        .latest_run()
+        .expect("run")
+        .id()
+        .clone();
+    let marker = dir
+        .path()
+        .join(format!("flows/Squares/runs/{origin}/steps/fan/0/done.json"));
+    let kept = std::fs::read(&marker).expect("the fan's marker");
+    std::fs::remove_file(&marker).expect("remove it");
+    let o = cli::<squares::Squares>(dir.path(), &["spin", "sq", "--task-id", "2"]);
+    assert_eq!(o.code, 1, "{}", o.out);
+    assert!(
+        o.err
+            .contains(&format!("task fan/0 of run {origin} is not complete")),
+        "{}",
+        o.err
+    );
+    std::fs::write(&marker, kept).expect("put it back");
+    let o = cli::<squares::Squares>(dir.path(), &["dump", &format!("{origin}/sq/2")]);
+    assert_eq!(o.code, 0, "the origin's task reads whole: {}", o.err);
+
     // The edited code fails on 7: the spin says so and exits 1; the failure is the scratch run's.
     let o = cli::<edited::Squares>(dir.path(), &["spin", "sq", "--task-id", "6"]);
     assert_eq!(o.code, 1, "{}", o.out);

@@ -20,7 +20,7 @@
 use crate::datastore::StorageError;
 use crate::graph::{
     FlowGraph, IdKind, IdPart, Loops, OpenSplit, StepFrame, Transition, example_task_id, id_kinds,
-    open_splits, parse_task_id, step_frames, task_id_of,
+    parse_task_id, step_frames, task_id_of,
 };
 use crate::run::{
     ForeachRecord, FrameRecord, InputSpec, RunStore, RunStoreError, TaskMeta, TaskPath, TaskSpec,
@@ -123,7 +123,6 @@ pub fn derive_spec(
         task_id: task_id.to_string(),
         reason,
     };
-    let contexts = open_splits(graph).map_err(|e| graph_error(e.to_string()))?;
     let shapes = step_frames(graph).map_err(|e| graph_error(e.to_string()))?;
     let Some(shape) = &shapes[s] else {
         return Err(graph_error(format!(
@@ -280,9 +279,15 @@ pub fn derive_spec(
                 .iter()
                 .copied()
                 .filter(|&p| {
-                    contexts[p]
+                    // The innermost split open at `p` (its frames, which hold its loops too).
+                    shapes[p]
                         .as_ref()
-                        .and_then(|c| c.last().copied())
+                        .and_then(|frames| {
+                            frames.iter().rev().find_map(|f| match f {
+                                StepFrame::Split(o) => Some(*o),
+                                StepFrame::Loop { .. } => None,
+                            })
+                        })
                         .is_some_and(|t| t == top)
                 })
                 .collect()

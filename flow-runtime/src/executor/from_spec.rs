@@ -37,8 +37,13 @@ pub(crate) fn pending_from_spec<F: Flow>(
             state: None,
         },
         InputSpec::Item { parent, position } => {
+            // One read: the done marker holds the split's index and its foreach record.
             let parent_key = RunStore::task_key(graph.name, run_id, &parent.step, &parent.task)?;
-            let meta = store.read_meta(&parent_key)?;
+            let Some((index, meta)) = store.read_done(&parent_key)? else {
+                return Err(RunError::Task(format!(
+                    "task {parent} of run {run_id} is not complete"
+                )));
+            };
             let Some(foreach) = meta.and_then(|m| m.foreach) else {
                 return Err(RunError::Task(format!(
                     "task {parent} of run {run_id} recorded no foreach elements"
@@ -48,7 +53,7 @@ pub(crate) fn pending_from_spec<F: Flow>(
                 load_items(ctx, &foreach.items).map_err(|f| RunError::Task(f.to_string()))?;
             PendingInput::Item {
                 path: parent.clone(),
-                index: parent_index(parent)?,
+                index: Arc::new(index),
                 state: None,
                 items: Arc::new(items),
                 position: *position,

@@ -70,16 +70,9 @@ pub(crate) fn id_kinds(frames: &[StepFrame]) -> Vec<IdKind> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_graphs::{EVERY, step};
-    use super::super::{StepSpec, SwitchArm, Transition};
+    use super::super::test_graphs::{EVERY, arm, step};
+    use super::super::{StepSpec, Transition};
     use super::*;
-
-    const fn arm(target: usize) -> SwitchArm {
-        SwitchArm {
-            pattern: "_",
-            target,
-        }
-    }
 
     /// A loop around a foreach whose body holds a loop:
     /// start → fit → fan (foreach) → body → again (back to itself, or on) → done → join →

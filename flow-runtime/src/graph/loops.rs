@@ -180,16 +180,9 @@ fn dominators(start: usize, n: usize, targets: &dyn Fn(usize) -> Vec<usize>) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_graphs::{EVERY, step};
-    use super::super::{StepSpec, SwitchArm, Transition};
+    use super::super::test_graphs::{EVERY, arm, step};
+    use super::super::{StepSpec, Transition};
     use super::*;
-
-    const fn arm(target: usize) -> SwitchArm {
-        SwitchArm {
-            pattern: "_",
-            target,
-        }
-    }
 
     /// start → fit → check (back to fit, or on to outer) → outer → inner (back to itself, or on
     /// to decide) → decide (back to outer, or on to end).

@@ -23,6 +23,14 @@ pub(crate) const fn step(
     }
 }
 
+/// A switch arm to step `target`.
+pub(crate) const fn arm(target: usize) -> SwitchArm {
+    SwitchArm {
+        pattern: "_",
+        target,
+    }
+}
+
 /// start → [a, b] → both → fan (foreach) → inner (foreach) → body → inner_join →
 /// outer_join → decide (switch: big | small) → end
 const EVERY_STEPS: &[StepSpec] = &[
