@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use blooming_flowers::client::{Client, ClientError};
 use blooming_flowers::datastore::{
-    Children, Key, LocalStorage, ObjectChange, PendingObject, Storage, StorageError,
+    Children, Key, LocalStorage, ObjectChange, ObjectStat, PendingObject, Storage, StorageError,
 };
 use blooming_flowers::executor::{RunOptions, run_flow};
 use blooming_flowers::prelude::*;
@@ -266,6 +266,12 @@ impl Storage for CountingStorage {
     }
     fn size(&self, key: &Key) -> Result<Option<u64>, StorageError> {
         self.inner.size(key)
+    }
+    fn stat(&self, key: &Key) -> Result<Option<ObjectStat>, StorageError> {
+        self.inner.stat(key)
+    }
+    fn refresh(&self, key: &Key) -> Result<bool, StorageError> {
+        self.inner.refresh(key)
     }
     fn list(&self, prefix: Option<&Key>) -> Result<Vec<Key>, StorageError> {
         self.listings.fetch_add(1, Ordering::SeqCst);

@@ -502,6 +502,7 @@ fn run_record() -> RunRecord {
         provenance: None,
         spin_of: None,
         keep_checkpoints: Default::default(),
+        deleting: None,
     }
 }
 

@@ -29,6 +29,7 @@ pub fn record(run_id: &str, started: &str) -> RunRecord {
         provenance: None,
         spin_of: None,
         keep_checkpoints: Default::default(),
+        deleting: None,
     }
 }
 

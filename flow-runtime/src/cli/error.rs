@@ -91,6 +91,7 @@ impl From<ClientError> for CliError {
             | ClientError::NoRuns { .. }
             | ClientError::NoSuccessfulRun { .. }
             | ClientError::NoSuchRun { .. }
+            | ClientError::BeingDeleted { .. }
             | ClientError::NoRunTagged { .. }
             | ClientError::NotPromoted { .. }
             | ClientError::NoSuchStep { .. }

@@ -15,6 +15,15 @@ pub enum ClientError {
     NoSuccessfulRun { flow: String },
     #[error("flow `{flow}` has no run `{run_id}`")]
     NoSuchRun { flow: String, run_id: String },
+    /// A run a garbage collection began deleting: gone for readers.
+    #[error(
+        "run `{run_id}` of flow `{flow}` is being deleted: a garbage collection began deleting it at {since} (`gc` again finishes the job)"
+    )]
+    BeingDeleted {
+        flow: String,
+        run_id: String,
+        since: String,
+    },
     #[error("flow `{flow}` has no run tagged `{tag}`")]
     NoRunTagged { flow: String, tag: String },
     /// No run is promoted as `label`: it never was, or it was demoted since.

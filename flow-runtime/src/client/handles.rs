@@ -53,6 +53,14 @@ impl<'c> FlowHandle<'c> {
     /// Run `run_id` of this flow.
     pub fn run(&self, run_id: &str) -> Result<RunHandle, ClientError> {
         match self.client.store.read_run(&self.name, run_id) {
+            Ok(RunRecord {
+                deleting: Some(since),
+                ..
+            }) => Err(ClientError::BeingDeleted {
+                flow: self.name.clone(),
+                run_id: run_id.to_string(),
+                since,
+            }),
             Ok(record) => Ok(RunHandle {
                 client: self.client.clone(),
                 record,
@@ -163,11 +171,21 @@ impl<'c> FlowHandle<'c> {
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunHandle>, ClientError> {
-        self.run_ids()?.iter().map(|id| self.run(id)).collect()
+        let mut runs = Vec::new();
+        for id in self.run_ids()? {
+            match self.run(&id) {
+                Ok(run) => runs.push(run),
+                // Removed while listed, or being removed by a garbage collection.
+                Err(ClientError::NoSuchRun { .. } | ClientError::BeingDeleted { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(runs)
     }
 
     /// Every run, newest first, going on past runs whose record cannot be read, which are
-    /// listed apart (a run removed while the listing is read is left out).
+    /// listed apart (a run removed while the listing is read, or being removed by a garbage
+    /// collection, is left out).
     ///
     /// # Errors
     ///
@@ -178,6 +196,8 @@ impl<'c> FlowHandle<'c> {
         let mut list = RunList::default();
         for (id, record) in ids.into_iter().zip(records) {
             match record {
+                // Being deleted by a garbage collection: gone for readers.
+                Ok(record) if record.deleting.is_some() => {}
                 Ok(record) => list.runs.push(RunHandle {
                     client: self.client.clone(),
                     record,

@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 
 use super::blob_hash::{BLOB_PREFIX, BlobHash};
 use super::blob_reading::STREAMED_FROM;
+use super::freshness::needs_refresh;
 use super::keys::Key;
 use super::known_blobs::{KEPT_ENCODING, KnownBlobs};
 use super::storage::{PendingObject, Storage, StorageError};
@@ -363,9 +364,16 @@ impl<'s> BlobStore<'s> {
             return Ok(false);
         }
         let key = hash.key();
-        let committed = match self.storage.size(&key) {
+        let committed = match self.storage.stat(&key) {
             // Dropping the pending object discards it.
-            Ok(Some(found)) if found == size => Ok(false),
+            Ok(Some(found)) if found.size == size => {
+                if needs_refresh(found.modified) && !self.storage.refresh(&key)? {
+                    // Deleted since the lookup (by a collection): this copy takes its place.
+                    pending.commit_if_absent(&key)
+                } else {
+                    Ok(false)
+                }
+            }
             Ok(None) => pending.commit_if_absent(&key),
             Ok(Some(_)) | Err(_) => pending.commit(&key).map(|()| true),
         }?;
@@ -397,13 +405,7 @@ impl<'s> BlobStore<'s> {
             let hash = BlobHash::from_blake3(hashing.finish());
             // The previous blob must still be there whole (of its size) to be taken as is;
             // anything else (gone, damaged, unreadable) is stored again below.
-            if hash == previous.hash
-                && (self.is_known(&hash, previous.size)
-                    || matches!(
-                        self.storage.size(&hash.key()),
-                        Ok(Some(size)) if size == previous.size
-                    ))
-            {
+            if hash == previous.hash && matches!(self.keep_fresh(&hash, previous.size), Ok(true)) {
                 self.remember(hash, previous.size);
                 return Ok(StoredBlob {
                     hash,
@@ -415,6 +417,32 @@ impl<'s> BlobStore<'s> {
         // Changed (or longer than before, which stopped the first pass early), or the previous
         // blob is gone or damaged: store it for real.
         self.put_value(value)
+    }
+
+    /// Whether the blob `hash` is stored whole (of `size` bytes), for a writer about to reference
+    /// it without writing it (a task reused by `resume`, a field left unchanged): a blob last
+    /// written long ago has its time renewed first, so that a collection going on keeps it
+    /// (see [`freshness`](super::freshness)). `false` for a blob that is gone or of another size.
+    ///
+    /// # Errors
+    ///
+    /// Storage failures.
+    pub fn keep_fresh(&self, hash: &BlobHash, size: u64) -> Result<bool, BlobError> {
+        if self.is_known(hash, size) {
+            return Ok(true);
+        }
+        let key = hash.key();
+        let storage = |e| BlobError::new(*hash, BlobErrorKind::Storage(e));
+        let whole = match self.storage.stat(&key).map_err(storage)? {
+            Some(stat) if stat.size == size => {
+                !needs_refresh(stat.modified) || self.storage.refresh(&key).map_err(storage)?
+            }
+            _ => false,
+        };
+        if whole {
+            self.remember(*hash, size);
+        }
+        Ok(whole)
     }
 
     /// Whether the blob `hash` exists.
@@ -1099,6 +1127,84 @@ mod tests {
         assert_eq!(back, many);
     }
 
+    /// Sets the blob's modification time two days back, as if an old run had written it.
+    fn age(dir: &std::path::Path, hash: &BlobHash) {
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+        let file = std::fs::File::options()
+            .write(true)
+            .open(dir.join(hash.key().as_str()))
+            .unwrap();
+        file.set_modified(old).unwrap();
+    }
+
+    fn is_recent(storage: &LocalStorage, hash: &BlobHash) -> bool {
+        let modified = storage.stat(&hash.key()).unwrap().unwrap().modified;
+        modified.elapsed().unwrap_or_default() < std::time::Duration::from_secs(600)
+    }
+
+    /// Every way of relying on a stored blob without writing it (a small value stored again, a
+    /// large streamed one, a field left unchanged, a task reused by `resume`) renews an old
+    /// blob's time, so that a collection going on keeps it (`freshness.rs`).
+    #[test]
+    fn relying_on_an_old_blob_without_writing_it_renews_its_time() {
+        let (dir, storage) = store();
+        let blobs = BlobStore::new(&storage);
+        let small = blobs.put_value(&model()).unwrap();
+        let large = serde_bytes::ByteBuf::from(vec![7u8; SPILL_THRESHOLD + 17]);
+        let large_blob = blobs.put_value(&large).unwrap();
+        assert!(large_blob.size > SPILL_THRESHOLD as u64, "streamed");
+
+        age(dir.path(), &small.hash);
+        assert!(!is_recent(&storage, &small.hash));
+        assert!(!blobs.put_value(&model()).unwrap().newly_stored);
+        assert!(is_recent(&storage, &small.hash), "small value stored again");
+
+        age(dir.path(), &large_blob.hash);
+        assert!(!blobs.put_value(&large).unwrap().newly_stored);
+        assert!(
+            is_recent(&storage, &large_blob.hash),
+            "large value stored again"
+        );
+
+        age(dir.path(), &small.hash);
+        let previous = ArtifactEntry {
+            name: "m".into(),
+            hash: small.hash,
+            size: small.size,
+            type_name: String::new(),
+            encoding: Encoding::MsgPack,
+        };
+        let unchanged = blobs
+            .put_value_unless_unchanged(&model(), &previous)
+            .unwrap();
+        assert_eq!(unchanged.hash, small.hash);
+        assert!(is_recent(&storage, &small.hash), "field left unchanged");
+
+        age(dir.path(), &small.hash);
+        assert!(blobs.keep_fresh(&small.hash, small.size).unwrap());
+        assert!(is_recent(&storage, &small.hash), "reused by resume");
+        assert!(
+            !blobs.keep_fresh(&small.hash, small.size + 1).unwrap(),
+            "other size"
+        );
+        std::fs::remove_file(dir.path().join(small.hash.key().as_str())).unwrap();
+        assert!(!blobs.keep_fresh(&small.hash, small.size).unwrap(), "gone");
+
+        // A blob written recently is left alone: no write for every unchanged field.
+        let before = storage
+            .stat(&large_blob.hash.key())
+            .unwrap()
+            .unwrap()
+            .modified;
+        blobs.put_value(&large).unwrap();
+        let after = storage
+            .stat(&large_blob.hash.key())
+            .unwrap()
+            .unwrap()
+            .modified;
+        assert_eq!(before, after);
+    }
+
     #[test]
     fn storing_the_same_value_twice_creates_one_blob() {
         let (_dir, storage) = store();
@@ -1200,6 +1306,13 @@ mod tests {
         fn size(&self, key: &Key) -> Result<Option<u64>, StorageError> {
             self.size_lookups.fetch_add(1, Ordering::SeqCst);
             self.inner.size(key)
+        }
+        fn stat(&self, key: &Key) -> Result<Option<crate::datastore::ObjectStat>, StorageError> {
+            self.size_lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.stat(key)
+        }
+        fn refresh(&self, key: &Key) -> Result<bool, StorageError> {
+            self.inner.refresh(key)
         }
         fn list(&self, prefix: Option<&Key>) -> Result<Vec<Key>, StorageError> {
             self.inner.list(prefix)

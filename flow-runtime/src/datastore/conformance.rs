@@ -13,6 +13,7 @@
 
 use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, SystemTime};
 
 use super::keys::Key;
 use super::storage::{Children, MAX_RECORD_SIZE, Storage, StorageError};
@@ -100,6 +101,20 @@ pub const CHECKS: &[(&str, Check)] = &[
     (
         "updates_refuse_an_object_larger_than_a_record",
         updates_refuse_an_object_larger_than_a_record,
+    ),
+    ("stat_gives_size_and_time", stat_gives_size_and_time),
+    (
+        "refresh_renews_the_time_and_keeps_the_content",
+        refresh_renews_the_time_and_keeps_the_content,
+    ),
+    ("list_stats_matches_list", list_stats_matches_list),
+    (
+        "delete_if_written_before_spares_what_was_written_since",
+        delete_if_written_before_spares_what_was_written_since,
+    ),
+    (
+        "prune_removes_only_empty_prefixes",
+        prune_removes_only_empty_prefixes,
     ),
 ];
 
@@ -560,6 +575,117 @@ fn read_all(s: &dyn Storage, k: &Key) -> Vec<u8> {
         .read_to_end(&mut bytes)
         .expect("read");
     bytes
+}
+
+/// `stat` gives an object's size and a last-write time near the local clock (a server's clock
+/// may be a little off); a missing object has none.
+pub fn stat_gives_size_and_time(backend: &dyn Backend) {
+    let s = backend.storage();
+    let k = key("blobs/aa/stat");
+    s.put(&k, b"12345").expect("put");
+    let stat = s.stat(&k).expect("stat").expect("the object is there");
+    assert_eq!(stat.size, 5);
+    let skew = |a: SystemTime, b: SystemTime| a.duration_since(b).unwrap_or_else(|e| e.duration());
+    assert!(
+        skew(stat.modified, SystemTime::now()) < Duration::from_secs(3600),
+        "written now, but stat says {:?}",
+        stat.modified
+    );
+    assert_eq!(s.stat(&key("blobs/aa/none")).expect("stat"), None);
+    assert_eq!(s.stat(&key("blobs/aa")).expect("stat of a prefix"), None);
+}
+
+/// `refresh` moves the last-write time forward and leaves the content as it was; a missing
+/// object is `false`. Waits past a second: object stores keep times to the second.
+pub fn refresh_renews_the_time_and_keeps_the_content(backend: &dyn Backend) {
+    let s = backend.storage();
+    let k = key("blobs/bb/refreshed");
+    s.put(&k, b"the same bytes").expect("put");
+    let before = s.stat(&k).expect("stat").expect("there").modified;
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(s.refresh(&k).expect("refresh"), "the object is there");
+    let after = s.stat(&k).expect("stat").expect("still there");
+    assert!(
+        after.modified > before,
+        "refreshed at {:?}, no later than {before:?}",
+        after.modified
+    );
+    assert_eq!(s.get(&k).expect("get"), b"the same bytes");
+    assert!(!s.refresh(&key("blobs/bb/none")).expect("refresh"));
+    assert_eq!(
+        backend.raw_names(),
+        ["blobs/bb/refreshed"],
+        "nothing left but the object"
+    );
+}
+
+/// `list_stats` lists what `list` lists, with each object's size.
+pub fn list_stats_matches_list(backend: &dyn Backend) {
+    let s = backend.storage();
+    for (name, len) in [("cc/a", 1), ("cc/b/c", 22), ("cc/b/d", 0), ("cd/x", 3)] {
+        s.put(&key(name), &vec![7; len]).expect("put");
+    }
+    backend.plant("cc/.tmp-abandoned", b"not an object");
+    let listed = s.list_stats(&key("cc")).expect("list_stats");
+    let names: Vec<(&str, u64)> = listed.iter().map(|(k, st)| (k.as_str(), st.size)).collect();
+    assert_eq!(names, [("cc/a", 1), ("cc/b/c", 22), ("cc/b/d", 0)]);
+    assert_eq!(
+        listed.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        s.list(Some(&key("cc"))).expect("list")
+    );
+}
+
+/// `delete_if_written_before` deletes an object written before the cutoff and spares one written
+/// after it.
+pub fn delete_if_written_before_spares_what_was_written_since(backend: &dyn Backend) {
+    let s = backend.storage();
+    let k = key("blobs/dd/candidate");
+    s.put(&k, b"x").expect("put");
+    let hour = Duration::from_secs(3600);
+    let an_hour_ago = SystemTime::now() - hour;
+    assert!(!s.delete_if_written_before(&k, an_hour_ago).expect("delete"));
+    assert_eq!(s.get(&k).expect("still there"), b"x");
+    assert!(
+        s.delete_if_written_before(&k, SystemTime::now() + hour)
+            .expect("delete")
+    );
+    assert_not_found(s, &k);
+    assert!(
+        !s.delete_if_written_before(&k, SystemTime::now() + hour)
+            .expect("delete a missing object")
+    );
+    assert_eq!(backend.raw_names(), Vec::<String>::new(), "nothing left");
+}
+
+/// `prune` makes a prefix whose objects were all deleted disappear from listings (lock files of
+/// updates included), and keeps one with an object below it.
+pub fn prune_removes_only_empty_prefixes(backend: &dyn Backend) {
+    let s = backend.storage();
+    let gone = [
+        "runs/1/steps/a/0/done.json",
+        "runs/1/steps/b/0/attempt-0.log",
+    ];
+    for name in gone {
+        s.put(&key(name), b"x").expect("put");
+    }
+    let record = key("runs/1/run.json");
+    update_once(s, &record, None, Some(b"{}"));
+    s.put(&key("runs/2/run.json"), b"kept").expect("put");
+    for name in gone {
+        assert!(s.delete(&key(name)).expect("delete"));
+    }
+    assert!(s.delete(&record).expect("delete"));
+    s.prune(&key("runs/1")).expect("prune");
+    s.prune(&key("runs/2"))
+        .expect("prune a prefix with an object");
+    assert_eq!(
+        s.list_children(Some(&key("runs"))).expect("list").prefixes,
+        keys(&["runs/2"])
+    );
+    assert_eq!(s.get(&key("runs/2/run.json")).expect("get"), b"kept");
+    assert_eq!(backend.raw_names(), ["runs/2/run.json"]);
+    s.prune(&key("runs/3"))
+        .expect("prune a prefix that never was");
 }
 
 fn key(text: &str) -> Key {

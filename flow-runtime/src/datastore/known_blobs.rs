@@ -9,12 +9,15 @@
 //! What it gives up: a blob deleted or damaged by someone else while the run goes on is not
 //! noticed by the run's later stores of the same value (nor was it between a lookup and the
 //! task's done marker before); the next run, and every read, which checks the hash, still do.
-//! Reads never consult it.
+//! Reads never consult it. An entry is trusted for half of `freshness::fresh_for` only, so that
+//! a collection going on never deletes a blob the run relies on (see `freshness.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::BlobHash;
+use super::freshness::trust_for;
 
 /// How many blobs one run remembers; past it the memory is cleared and filled again (about
 /// 4 MB at the limit).
@@ -33,7 +36,8 @@ const KEPT_BUDGET: usize = 64 << 20;
 /// encoding with the split task's, as it is produced, costs a fraction of hashing it.
 #[derive(Debug, Default)]
 pub struct KnownBlobs {
-    sizes: Mutex<HashMap<BlobHash, u64>>,
+    /// Each blob's size, and when it was stored or found fresh.
+    sizes: Mutex<HashMap<BlobHash, (u64, Instant)>>,
     encodings: Mutex<Encodings>,
 }
 
@@ -49,16 +53,18 @@ impl KnownBlobs {
         Self::default()
     }
 
-    /// Whether the blob `hash` of `size` bytes is known to be stored.
+    /// Whether the blob `hash` of `size` bytes is known to be stored, and was stored or found
+    /// fresh recently enough to be relied on without looking again (half of
+    /// [`fresh_for`](super::freshness::fresh_for): a collection going on keeps it).
     pub fn contains(&self, hash: &BlobHash, size: u64) -> bool {
         self.sizes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(hash)
-            == Some(&size)
+            .is_some_and(|&(known, since)| known == size && since.elapsed() < trust_for())
     }
 
-    /// Remembers that the blob `hash` of `size` bytes is stored whole.
+    /// Remembers that the blob `hash` of `size` bytes is stored whole and fresh now.
     pub fn insert(&self, hash: BlobHash, size: u64) {
         let mut sizes = self
             .sizes
@@ -67,7 +73,7 @@ impl KnownBlobs {
         if sizes.len() >= CAPACITY {
             sizes.clear();
         }
-        sizes.insert(hash, size);
+        sizes.insert(hash, (size, Instant::now()));
     }
 
     /// Keeps `encoding`, the bytes of the blob `hash` (stored whole), if it is small.

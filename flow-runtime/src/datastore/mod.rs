@@ -65,6 +65,7 @@ mod blob_reading;
 mod blobs;
 #[doc(hidden)]
 pub mod conformance;
+pub mod freshness;
 mod keys;
 mod known_blobs;
 mod local;
@@ -89,7 +90,9 @@ pub use s3::{
     DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage, RUNTIME_THREADS,
     SERVER_COPY_LIMIT,
 };
-pub use storage::{Children, MAX_RECORD_SIZE, ObjectChange, PendingObject, Storage, StorageError};
+pub use storage::{
+    Children, MAX_RECORD_SIZE, ObjectChange, ObjectStat, PendingObject, Storage, StorageError,
+};
 pub(crate) use task_index::json_problem;
 pub use task_index::{
     ArtifactEntry, DONE_MARKER, Encoding, INDEX_FORMAT, TaskError, TaskIndex, is_task_done,

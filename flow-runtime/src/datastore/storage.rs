@@ -8,7 +8,9 @@
 //! in the server tests.
 
 use std::io::{self, Read, Write};
+use std::time::SystemTime;
 
+use super::freshness::needs_refresh;
 use super::keys::Key;
 
 /// The largest small record (a done marker, a run record, task metadata, a `latest` pointer)
@@ -55,9 +57,13 @@ pub const MAX_RECORD_SIZE: u64 = 16 << 20;
 /// | [`get`](Storage::get), [`reader`](Storage::reader) | open (regular files only, never through a link), read | `GET`: the whole body, or streamed chunk by chunk |
 /// | [`get_at_most`](Storage::get_at_most) | open, `fstat`, read at most that many bytes | `GET`, its size checked before the body |
 /// | [`set_aside`](Storage::set_aside) | rename, compare, rename back if it was another copy | the default: `GET`, compare, `PUT` aside, then `delete` |
-/// | [`size`](Storage::size), [`exists`](Storage::exists) | open (`O_PATH`), `fstat` | `HEAD` |
+/// | [`stat`](Storage::stat), [`size`](Storage::size), [`exists`](Storage::exists) | open (`O_PATH`), `fstat` | `HEAD` |
+/// | [`refresh`](Storage::refresh) | `utimensat` (the modification time only) | the object copied by the server to a staging object and back (through the process above 5 GiB) |
+/// | [`list_stats`](Storage::list_stats) | directory walk, `statx` each | `LIST`, whose pages carry sizes and times |
+/// | [`prune`](Storage::prune) | `rmdir` of the empty directories, deepest first | nothing |
 /// | [`list`](Storage::list), [`list_children`](Storage::list_children) | directory walk, one directory | `LIST` (recursive, or with the `/` delimiter), every page |
 /// | [`delete`](Storage::delete) | `unlinkat` | `HEAD`, then `DELETE` |
+/// | [`delete_if_written_before`](Storage::delete_if_written_before) | rename to a temporary name, `statx`, then `unlinkat`, or a rename back | `HEAD`, then `DELETE` |
 /// | [`update`](Storage::update) | `flock` on a lock file `.<name>.lock`, read, temporary file and rename | `GET`, then a `PUT` conditional on the version read (`If-Match`, or `If-None-Match: *` when absent), again while other writers get in first; a read then a plain `PUT` where the server was probed not to honour conditional writes |
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Writes `bytes` as the object `key`, replacing any previous object atomically: a reader
@@ -146,22 +152,30 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Writes `bytes` as the content-addressed object `key` (named by the hash of its content)
     /// unless a whole copy is there already; returns whether it wrote.
     ///
-    /// A copy is taken as whole when it has the size of `bytes`, and is then left untouched: an
-    /// object of another size (cut short by a power loss before it reached the disk, emptied by
+    /// A copy is taken as whole when it has the size of `bytes`, and its content is then left
+    /// untouched; if it was last written long ago (`datastore::freshness`), its time is renewed
+    /// ([`Storage::refresh`]) so that a garbage collection going on does not take it for garbage
+    /// while a task is about to reference it. An object of another size (cut short by a power loss before it reached the disk, emptied by
     /// a bad disk, or not a file at all) is damaged, and is replaced atomically by this write, so
     /// the next run that stores the same value repairs it. Damage that keeps the size is found
     /// by reading (the content does not hash to the name), and [`Storage::set_aside`] moves such
     /// an object out of the way so that the next write recreates it.
     ///
-    /// The default implementation looks the size up, then writes with [`Storage::put`] or
-    /// [`Storage::put_if_absent`]; backends override it to need only one lookup.
+    /// The default implementation looks the object up ([`Storage::stat`]), then writes with
+    /// [`Storage::put`] or [`Storage::put_if_absent`], or refreshes.
     ///
     /// # Errors
     ///
     /// I/O failures of the backend.
     fn put_content(&self, key: &Key, bytes: &[u8]) -> Result<bool, StorageError> {
-        match self.size(key)? {
-            Some(size) if size == bytes.len() as u64 => Ok(false),
+        match self.stat(key)? {
+            Some(stat) if stat.size == bytes.len() as u64 => {
+                if needs_refresh(stat.modified) && !self.refresh(key)? {
+                    // Deleted since the lookup (by a collection): store it again.
+                    return self.put_if_absent(key, bytes);
+                }
+                Ok(false)
+            }
             Some(_) => self.put(key, bytes).map(|()| true),
             None => self.put_if_absent(key, bytes),
         }
@@ -206,10 +220,63 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// The size in bytes of the object `key`, or `None` if it does not exist.
     ///
+    /// The default implementation asks [`Storage::stat`].
+    ///
     /// # Errors
     ///
     /// I/O failures of the backend.
-    fn size(&self, key: &Key) -> Result<Option<u64>, StorageError>;
+    fn size(&self, key: &Key) -> Result<Option<u64>, StorageError> {
+        Ok(self.stat(key)?.map(|stat| stat.size))
+    }
+
+    /// The size and last-write time of the object `key`, or `None` if it does not exist: one
+    /// lookup.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn stat(&self, key: &Key) -> Result<Option<ObjectStat>, StorageError>;
+
+    /// Renews the last-write time of the object `key`, its content unchanged; returns whether
+    /// there was an object. For a blob a writer relies on without writing it, so that a garbage
+    /// collection going on takes it as recently written (`datastore::freshness`).
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend; no object is not an error (`false`).
+    fn refresh(&self, key: &Key) -> Result<bool, StorageError>;
+
+    /// Every object under `prefix`, at any depth, sorted, with its size and last-write time: what
+    /// a garbage collection sweeps. An object deleted while it is listed is left out.
+    ///
+    /// The default implementation lists, then asks [`Storage::stat`] for each object; an object
+    /// store has both from its listing.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn list_stats(&self, prefix: &Key) -> Result<Vec<(Key, ObjectStat)>, StorageError> {
+        let mut listed = Vec::new();
+        for key in self.list(Some(prefix))? {
+            if let Some(stat) = self.stat(&key)? {
+                listed.push((key, stat));
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Removes what the backend keeps of `prefix` and the prefixes below it when no object is
+    /// under them any more: the directories of a local datastore, after the objects of a run
+    /// were deleted, so that listings stop showing the run. A prefix with an object, or with a
+    /// write in progress, below it stays. An object store keeps nothing for a prefix.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn prune(&self, prefix: &Key) -> Result<(), StorageError> {
+        let _ = prefix;
+        Ok(())
+    }
 
     /// Whether the object `key` exists.
     ///
@@ -249,6 +316,28 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// I/O failures of the backend; no object is not an error (`false`).
     fn delete(&self, key: &Key) -> Result<bool, StorageError>;
+
+    /// Deletes the object `key` if it was last written (or refreshed) before `cutoff`; returns
+    /// whether it did. For a collection deleting a blob no kept run references: a writer that
+    /// refreshed it since the collection looked (to reference it) keeps it.
+    ///
+    /// The default implementation looks the time up, then deletes: a refresh landing between
+    /// the two is lost. The local directory renames the object aside first, so that no refresh
+    /// can land on it unseen, then checks its time, and puts it back if it was refreshed.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend; no object is not an error (`false`).
+    fn delete_if_written_before(
+        &self,
+        key: &Key,
+        cutoff: SystemTime,
+    ) -> Result<bool, StorageError> {
+        match self.stat(key)? {
+            Some(stat) if stat.modified < cutoff => self.delete(key),
+            _ => Ok(false),
+        }
+    }
 
     /// Replaces the object `key` with what `change` makes of its current content (`None` when
     /// there is no object), as one atomic step with respect to every other `update` of `key`, in
@@ -318,6 +407,15 @@ pub trait PendingObject: Write + Send {
     ///
     /// I/O failures of the backend; the temporary data is removed.
     fn commit_if_absent(self: Box<Self>, key: &Key) -> Result<bool, StorageError>;
+}
+
+/// What a datastore knows of an object besides its content ([`Storage::stat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectStat {
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written (or refreshed), by the backend's clock.
+    pub modified: SystemTime,
 }
 
 /// The direct children of a prefix, as returned by [`Storage::list_children`].

@@ -338,6 +338,37 @@ pub(crate) fn try_reuse<F: Flow>(
         }
         Err(e) => return Err(fail(e.to_string())),
     };
+    // Its marker will name the origin's blobs without writing them: each must be there whole,
+    // and fresh, so that a collection going on keeps it (`datastore::freshness`). A blob gone
+    // or damaged makes the task run again, which stores it anew.
+    let blobs = ctx.store.blobs().remembering(&ctx.known_blobs);
+    let items = origin_meta.foreach.as_ref().map(|f| (&f.items, None));
+    let artifacts = index.artifacts.iter().map(|a| (&a.hash, Some(a)));
+    for (hash, artifact) in artifacts.chain(items) {
+        let size = match artifact {
+            Some(artifact) => artifact.size,
+            // The elements' blob is not sized in the record: read it below, which checks it.
+            None => match ctx.store.storage().size(&hash.key()) {
+                Ok(Some(size)) => size,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(fail(e.to_string())),
+            },
+        };
+        match blobs.keep_fresh(hash, size) {
+            Ok(true) => {}
+            Ok(false) => {
+                let what = artifact.map_or("its foreach elements".to_string(), |a| {
+                    format!("its artifact `{}`", a.name)
+                });
+                tracing::warn!(
+                    "not reusing task {path} of run {}: {what} is missing or damaged",
+                    origin.run_id
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    }
     // Everything that decides whether the task can be reused comes before its done marker is
     // written in this run: once written, the marker is final, and it must describe the state
     // the following tasks start from.

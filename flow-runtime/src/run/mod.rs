@@ -21,6 +21,7 @@
 //! and only ever move to a run that started later.
 
 mod checkpoints;
+pub mod gc;
 mod ids;
 mod promotion;
 mod provenance;

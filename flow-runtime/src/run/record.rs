@@ -98,6 +98,11 @@ pub struct RunRecord {
     /// What each task keeps of its checkpoints once it completes (absent: the last).
     #[serde(default, skip_serializing_if = "KeepCheckpoints::is_last")]
     pub keep_checkpoints: KeepCheckpoints,
+    /// When a garbage collection began deleting this run (RFC 3339, UTC), if one did: the run is
+    /// going, listings leave it out, and the next collection finishes deleting it whatever its
+    /// rules (see `run/gc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting: Option<String>,
 }
 
 /// The graph of a run, stored with it so that a run stays readable after the code changed.
@@ -152,6 +157,7 @@ impl RunRecord {
             provenance: None,
             spin_of: None,
             keep_checkpoints: KeepCheckpoints::Last,
+            deleting: None,
         }
     }
 }

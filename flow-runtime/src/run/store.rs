@@ -458,6 +458,22 @@ impl RunStore {
         }
     }
 
+    /// Records on run `run_id` of `flow` that a garbage collection began deleting it (once:
+    /// the first time stays), in one atomic [`Storage::update`]; returns the record as stored.
+    /// From then on listings leave the run out and the next collection finishes deleting it.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunStore::update_run`].
+    pub fn mark_deleting(&self, flow: &str, run_id: &str) -> Result<RunRecord, RunStoreError> {
+        let now = super::record::now_rfc3339();
+        self.modify_run(flow, run_id, |record| {
+            if record.deleting.is_none() {
+                record.deleting = Some(now.clone());
+            }
+        })
+    }
+
     /// A run's record, as the run of its location: its `flow` and `run_id` are `flow` and
     /// `run_id`, whatever the stored record says (a run directory copied under another id
     /// still holds the record of the run it was copied from).

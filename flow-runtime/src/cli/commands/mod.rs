@@ -12,12 +12,14 @@
 //! | `promotions` | `promotions.rs` | the client alone |
 //! | `step` | `step.rs` | the executor ([`StepInvocation`](crate::executor::StepInvocation)) |
 //! | `spin` | `spin.rs` | the client to find the task, the executor to run it again |
+//! | `gc` | `gc.rs` | the run store's collection (`run::gc`) |
 //! | `argo-workflow`, `init`, `finish` | `argo_workflow.rs`, `init.rs`, `finish.rs` | Argo's manifest, the run store |
 
 pub(crate) mod argo_workflow;
 pub(crate) mod demote;
 pub(crate) mod dump;
 pub(crate) mod finish;
+pub(crate) mod gc;
 pub(crate) mod graph;
 pub(crate) mod init;
 pub(crate) mod logs;
@@ -60,6 +62,7 @@ pub(crate) fn builtin(run: Command) -> Vec<Command> {
         promotions::cli(),
         step::cli(),
         spin::cli(),
+        gc::cli(),
         argo_workflow::cli(),
         init::cli(),
         finish::cli(),
@@ -82,6 +85,7 @@ pub(crate) fn builtin_exec<F: Flow>(name: &str) -> Option<Exec> {
         "promotions" => promotions::exec::<F>,
         "step" => step::exec::<F>,
         "spin" => spin::exec::<F>,
+        "gc" => gc::exec::<F>,
         "argo-workflow" => argo_workflow::exec::<F>,
         "init" => init::exec::<F>,
         "finish" => finish::exec::<F>,

@@ -30,10 +30,12 @@
 mod beneath;
 #[cfg(test)]
 mod confinement_tests;
+mod delete_stale;
 mod direct_write;
 mod errors;
 mod listing;
 mod lock;
+mod prune;
 mod read;
 mod root;
 mod streamed;
@@ -46,20 +48,23 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rustix::fs::{self as rfs, AtFlags};
 use rustix::io::Errno;
 
 use self::direct_write::DirectWriter;
 use self::errors::io_error;
-use self::read::{file_holds, object_size, open_object, read_object, regular_size};
+use self::read::{
+    file_holds, modified, object_size, object_stat, open_object, read_object, regular_size,
+};
 use self::root::{Root, dir_of};
 use self::streamed::LocalPending;
 use self::temp_file::{Temp, rename_noreplace, write_in, write_object};
+use super::freshness::needs_refresh;
 use super::keys::Key;
 use super::storage::{
-    Children, MAX_RECORD_SIZE, ObjectChange, PendingObject, Storage, StorageError,
+    Children, MAX_RECORD_SIZE, ObjectChange, ObjectStat, PendingObject, Storage, StorageError,
 };
 
 /// A datastore kept in a directory of the local file system (or a shared one mounted locally).
@@ -176,6 +181,10 @@ impl Storage for LocalStorage {
         };
         match rfs::statat(&dir, key.name(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if regular_size(&stat, key).is_ok_and(|size| size == bytes.len() as u64) => {
+                if needs_refresh(modified(&stat)) && !self.refresh(key)? {
+                    // Deleted since the lookup (by a collection): store it again.
+                    return write_in(root, dir, key, bytes, false, self.sync);
+                }
                 Ok(false)
             }
             Ok(_) => write_in(root, dir, key, bytes, true, self.sync),
@@ -256,8 +265,47 @@ impl Storage for LocalStorage {
         object_size(&self.root, key)
     }
 
+    fn stat(&self, key: &Key) -> Result<Option<ObjectStat>, StorageError> {
+        object_stat(&self.root, key)
+    }
+
+    /// `utimensat` in the object's directory, on the file itself (never through a link), setting
+    /// its modification time only.
+    fn refresh(&self, key: &Key) -> Result<bool, StorageError> {
+        let Some(dir) = self.root.object_dir(key)? else {
+            return Ok(false);
+        };
+        let times = rfs::Timestamps {
+            last_access: rfs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rfs::UTIME_OMIT,
+            },
+            last_modification: rfs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rfs::UTIME_NOW,
+            },
+        };
+        match rfs::utimensat(&dir, key.name(), &times, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(io_error("refresh", &self.root.path_of(key))(e.into())),
+        }
+    }
+
     fn list(&self, prefix: Option<&Key>) -> Result<Vec<Key>, StorageError> {
         listing::list(&self.root, prefix)
+    }
+
+    fn prune(&self, prefix: &Key) -> Result<(), StorageError> {
+        prune::prune(&self.root, prefix)
+    }
+
+    fn delete_if_written_before(
+        &self,
+        key: &Key,
+        cutoff: SystemTime,
+    ) -> Result<bool, StorageError> {
+        delete_stale::delete_if_written_before(&self.root, key, cutoff)
     }
 
     fn list_children(&self, prefix: Option<&Key>) -> Result<Children, StorageError> {

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
+use std::time::{Duration, SystemTime};
 
 use rustix::fs::{self as rfs, FileType, Mode, OFlags, Stat};
 
@@ -12,7 +13,7 @@ use super::beneath::link_refused;
 use super::errors::{io_error, is_absent, not_found_or};
 use super::root::Root;
 use crate::datastore::keys::Key;
-use crate::datastore::storage::StorageError;
+use crate::datastore::storage::{ObjectStat, StorageError};
 
 /// How much of an object is compared at a time by [`file_holds`].
 const COMPARE_CHUNK: usize = 1 << 20;
@@ -66,6 +67,34 @@ pub(super) fn object_size(root: &Root, key: &Key) -> Result<Option<u64>, Storage
         Err(NotRegular::Directory) => Ok(None),
         Err(NotRegular::Other(e)) => Err(io_error("inspect", &root.path_of(key))(e)),
     }
+}
+
+/// The size and modification time of the object `key`, or `None` where there is none.
+pub(super) fn object_stat(root: &Root, key: &Key) -> Result<Option<ObjectStat>, StorageError> {
+    let fd = match root
+        .beneath()
+        .open(key.as_str(), OFlags::PATH, Mode::empty())
+    {
+        Ok(fd) => fd,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => return Err(io_error("inspect", &root.path_of(key))(e)),
+    };
+    let stat = rfs::fstat(&fd).map_err(|e| io_error("inspect", &root.path_of(key))(e.into()))?;
+    match regular_size(&stat, key) {
+        Ok(size) => Ok(Some(ObjectStat {
+            size,
+            modified: modified(&stat),
+        })),
+        Err(NotRegular::Directory) => Ok(None),
+        Err(NotRegular::Other(e)) => Err(io_error("inspect", &root.path_of(key))(e)),
+    }
+}
+
+/// When the file `stat` describes was last modified.
+pub(super) fn modified(stat: &Stat) -> SystemTime {
+    let seconds = u64::try_from(stat.st_mtime).unwrap_or(0);
+    let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos)
 }
 
 /// What a non-regular file at an object's place is.

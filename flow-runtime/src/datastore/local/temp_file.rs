@@ -11,11 +11,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::errors::io_error;
 use super::listing::entries;
+use super::read::modified;
 use super::root::{Root, dir_of};
 use crate::datastore::keys::Key;
 use crate::datastore::storage::StorageError;
@@ -237,11 +238,4 @@ pub(super) fn remove_stale(root: &Root, older_than: Duration) -> Result<usize, S
         }
     }
     Ok(removed)
-}
-
-/// When the file `stat` describes was last modified.
-fn modified(stat: &Stat) -> SystemTime {
-    let seconds = u64::try_from(stat.st_mtime).unwrap_or(0);
-    let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
-    SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos)
 }

@@ -17,6 +17,7 @@ mod probe;
 mod put_if_absent;
 mod raw;
 mod reader;
+mod refresh;
 mod staging;
 mod store;
 #[cfg(test)]
@@ -26,7 +27,7 @@ mod upload;
 
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ::object_store::path::Path as ObjectPath;
 use ::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -42,9 +43,10 @@ pub use self::upload::{
     DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, SERVER_COPY_LIMIT,
 };
 use self::upload::{ObjectPending, UploadSettings};
+use super::freshness::needs_refresh;
 use super::keys::Key;
 use super::location::S3Location;
-use super::storage::{Children, ObjectChange, PendingObject, Storage, StorageError};
+use super::storage::{Children, ObjectChange, ObjectStat, PendingObject, Storage, StorageError};
 
 /// A datastore in an object store: a bucket on S3-compatible storage, or any other
 /// `object_store` implementation. Cheap to clone; clones share the connection pool and runtime.
@@ -325,10 +327,17 @@ impl Storage for ObjectStorage {
     /// another size (damaged), one `PUT` writes it, replacing the damaged one. Two writers racing
     /// write the same bytes.
     fn put_content(&self, key: &Key, bytes: &[u8]) -> Result<bool, StorageError> {
-        if self.store.head(key)? == Some(bytes.len() as u64) {
-            return Ok(false);
+        match self.store.head_stat(key)? {
+            Some(stat) if stat.size == bytes.len() as u64 => {
+                // Writing the bytes again renews the time as a server-side copy would, in one
+                // request instead of three.
+                if needs_refresh(stat.modified) {
+                    self.put(key, bytes)?;
+                }
+                Ok(false)
+            }
+            _ => self.put(key, bytes).map(|()| true),
         }
-        self.put(key, bytes).map(|()| true)
     }
 
     fn start_put(&self, _near: &Key) -> Result<Box<dyn PendingObject>, StorageError> {
@@ -394,6 +403,15 @@ impl Storage for ObjectStorage {
         self.store.head(key)
     }
 
+    fn stat(&self, key: &Key) -> Result<Option<ObjectStat>, StorageError> {
+        self.store.head_stat(key)
+    }
+
+    fn refresh(&self, key: &Key) -> Result<bool, StorageError> {
+        self.store
+            .refresh(key, self.upload.copy_limit, self.upload.part_size)
+    }
+
     fn list(&self, prefix: Option<&Key>) -> Result<Vec<Key>, StorageError> {
         let path = self.prefix_path(prefix);
         let store = &self.store.store;
@@ -402,6 +420,31 @@ impl Storage for ObjectStorage {
             .block_on(store.list(path.as_ref()).try_collect())
             .map_err(|e| self.list_failed(prefix, e))?;
         Ok(self.keys_of(objects.iter().map(|meta| &meta.location)))
+    }
+
+    /// One listing: its pages carry every object's size and last-modified time.
+    fn list_stats(&self, prefix: &Key) -> Result<Vec<(Key, ObjectStat)>, StorageError> {
+        let path = self.prefix_path(Some(prefix));
+        let store = &self.store.store;
+        let objects: Vec<_> = self
+            .store
+            .block_on(store.list(path.as_ref()).try_collect())
+            .map_err(|e| self.list_failed(Some(prefix), e))?;
+        let mut listed: Vec<(Key, ObjectStat)> = objects
+            .iter()
+            .filter_map(|meta| {
+                let key = self.store.key_of(&meta.location)?;
+                Some((
+                    key,
+                    ObjectStat {
+                        size: meta.size,
+                        modified: SystemTime::from(meta.last_modified),
+                    },
+                ))
+            })
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(listed)
     }
 
     fn list_children(&self, prefix: Option<&Key>) -> Result<Children, StorageError> {

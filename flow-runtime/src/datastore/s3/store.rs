@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use ::object_store::path::Path as ObjectPath;
 use ::object_store::{Error as ObjectError, ObjectStore, ObjectStoreExt, PutPayload};
@@ -11,7 +12,7 @@ use ::object_store::{Error as ObjectError, ObjectStore, ObjectStoreExt, PutPaylo
 use super::blocking::BlockingRuntime;
 use super::errors::Names;
 use crate::datastore::keys::Key;
-use crate::datastore::storage::StorageError;
+use crate::datastore::storage::{ObjectStat, StorageError};
 
 /// What every clone of an `ObjectStorage`, and every reader and writer
 /// it hands out, shares.
@@ -78,9 +79,18 @@ impl Store {
 
     /// The size of the object `key`, or `None` if there is none: one `HEAD`.
     pub(super) fn head(&self, key: &Key) -> Result<Option<u64>, StorageError> {
+        Ok(self.head_stat(key)?.map(|stat| stat.size))
+    }
+
+    /// The size and last-modified time of the object `key`, or `None` if there is none: one
+    /// `HEAD`.
+    pub(super) fn head_stat(&self, key: &Key) -> Result<Option<ObjectStat>, StorageError> {
         let path = self.path_of(key);
         match self.block_on(self.store.head(&path)) {
-            Ok(meta) => Ok(Some(meta.size)),
+            Ok(meta) => Ok(Some(ObjectStat {
+                size: meta.size,
+                modified: SystemTime::from(meta.last_modified),
+            })),
             Err(ObjectError::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.fail("look up", key, e)),
         }

@@ -259,7 +259,7 @@ impl ObjectPending {
 
 /// Copies `from` to `to` through this process, part by part, for objects the server cannot copy
 /// in one request; at most two parts in memory.
-async fn copy_through(
+pub(super) async fn copy_through(
     store: &dyn ObjectStore,
     from: &ObjectPath,
     to: &ObjectPath,

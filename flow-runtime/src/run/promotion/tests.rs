@@ -24,6 +24,7 @@ fn add_run(store: &RunStore, run_id: &str, status: RunStatus) {
         provenance: None,
         spin_of: None,
         keep_checkpoints: Default::default(),
+        deleting: None,
     };
     store.create_run(&record).expect("create");
 }
