@@ -17,11 +17,20 @@
 //!
 //! Every field is stored after every step. The initial model is the same in every task, and the
 //! best model is one of the trained ones, so both are stored once however many tasks hold them.
+//!
+//! Each `train` task checkpoints its [`TrainingProgress`] (the epochs done, the model, Adam's
+//! state, the loss curve so far) after every epoch, or every `--checkpoint-every N` epochs. When
+//! it runs again (a retry, or `resume` after the process was killed) it continues from its last
+//! checkpoint, logs `continuing from the checkpoint of epoch K`, and ends with the very model and
+//! optimizer state, bit for bit, of a run never interrupted: training draws no random numbers, and
+//! the model and Adam's state (its moments and step count) reload exactly.
+//! `tests/burn_checkpoint_kill.rs` SIGKILLs a run in the middle and checks that.
 
 use blooming_flowers::burn;
 use blooming_flowers::burn_model::{Model, ModelError, OptimizerState};
 use blooming_flowers::card::{Cell, Chart, Table};
 use blooming_flowers::clap;
+use blooming_flowers::current::current;
 use blooming_flowers::prelude::*;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -37,21 +46,45 @@ const SAMPLES: usize = 64;
 /// How many full-batch Adam steps each learning rate gets, unless `--epochs` says otherwise.
 pub const EPOCHS: usize = 300;
 
-/// The run's parameters: `train_burn run --epochs 60`.
+/// The run's parameters: `train_burn run --epochs 60 --checkpoint-every 10`.
+///
+/// A field missing from a stored run (one recorded before the field existed) takes its default.
 #[derive(Clone, Debug, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
 pub struct Settings {
     /// How many full-batch Adam steps each learning rate gets.
     #[arg(long, default_value_t = EPOCHS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub epochs: u32,
+    /// Every how many epochs a `train` task checkpoints its progress (and after its last epoch).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub checkpoint_every: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             epochs: EPOCHS as u32,
+            checkpoint_every: 1,
         }
     }
 }
+
+/// What a `train` task checkpoints: everything it needs to continue exactly where it was.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainingProgress {
+    /// How many epochs are done.
+    pub epoch: u32,
+    /// The model after those epochs.
+    pub model: Model<Mlp>,
+    /// Adam's state after those epochs.
+    pub optimizer: OptimizerState,
+    /// The training loss at each of those epochs.
+    pub loss_curve: Vec<f32>,
+}
+
+/// Why a `train` task cannot go on.
+type TrainError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The inputs on which `end` records the best model's outputs.
 pub const PROBE: [f32; 5] = [-1.5, -0.5, 0.0, 0.75, 1.9];
 
@@ -112,31 +145,83 @@ impl TrainBurn {
         self.learning_rates = vec![1e-3, 1e-2, 5e-2];
     }
 
-    /// Trains a copy of the initial model with one learning rate.
+    /// Trains a copy of the initial model with one learning rate, or continues the task's last
+    /// checkpoint.
     #[step(next = pick)]
-    fn train(&mut self, learning_rate: f64) -> Result<(), ModelError> {
+    fn train(&mut self, learning_rate: f64) -> Result<(), TrainError> {
         let autodiff = Device::flex().autodiff();
         let (x, y) = self.data(&autodiff);
-        let mut net = self.initial.module()?.clone().fork(&autodiff).train();
-        let mut optimizer = AdamConfig::new().init();
-        let epochs = self.settings.epochs as usize;
-        self.loss_curve = Vec::with_capacity(epochs);
-        for _ in 0..epochs {
+        let config = self.initial.config()?.clone();
+        let epochs = self.settings.epochs;
+        // `max(1)`: a stored setting is not checked by clap's range, and 0 would divide by zero.
+        let checkpoint_every = self.settings.checkpoint_every.max(1);
+        let task = current();
+        let checkpoint = match &task {
+            Some(task) => task.last_checkpoint::<TrainingProgress>()?,
+            None => None,
+        };
+        let (mut epoch, mut net, mut optimizer) = match checkpoint {
+            Some(progress) => {
+                if progress.epoch > epochs || progress.loss_curve.len() != progress.epoch as usize {
+                    return Err(format!(
+                        "the checkpoint of epoch {} (with {} losses) does not fit a training of \
+                         {epochs} epochs",
+                        progress.epoch,
+                        progress.loss_curve.len()
+                    )
+                    .into());
+                }
+                tracing::info!(
+                    learning_rate,
+                    "continuing from the checkpoint of epoch {}",
+                    progress.epoch
+                );
+                self.loss_curve = progress.loss_curve;
+                let net = progress.model.into_module()?.fork(&autodiff).train();
+                let optimizer = progress.optimizer.restore(AdamConfig::new().init())?;
+                (progress.epoch, net, optimizer)
+            }
+            None => {
+                tracing::info!(learning_rate, "no checkpoint: training from the start");
+                self.loss_curve = Vec::with_capacity(epochs as usize);
+                let net = self.initial.module()?.clone().fork(&autodiff).train();
+                (0, net, AdamConfig::new().init())
+            }
+        };
+        let continued_from = epoch;
+        while epoch < epochs {
             let loss = mse(net.forward(x.clone()), y.clone());
             self.loss_curve.push(loss.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optimizer.step(learning_rate, net, grads);
+            epoch += 1;
+            if let Some(task) = &task
+                && (epoch % checkpoint_every == 0 || epoch == epochs)
+            {
+                task.checkpoint(&TrainingProgress {
+                    epoch,
+                    model: Model::new(config.clone(), net.clone().valid()),
+                    optimizer: OptimizerState::capture(&optimizer)?,
+                    loss_curve: self.loss_curve.clone(),
+                })?;
+            }
         }
         let net = net.valid();
         let (x, y) = self.data(&Device::flex());
         self.loss = mse(net.forward(x), y).into_scalar::<f32>();
         self.learning_rate = learning_rate;
-        self.model = Model::new(self.initial.config()?.clone(), net);
+        self.model = Model::new(config, net);
         self.optimizer = OptimizerState::capture(&optimizer)?;
         tracing::info!(learning_rate, loss = self.loss, "trained");
+        let continued = if continued_from > 0 {
+            format!(" (continued from the checkpoint of epoch {continued_from})")
+        } else {
+            String::new()
+        };
         blooming_flowers::card()
             .markdown(format!(
-                "## Learning rate {learning_rate}\n\n{epochs} epochs of Adam, full batch; final loss **{}**.",
+                "## Learning rate {learning_rate}\n\n{epochs} epochs of Adam, full batch{continued}; \
+                 final loss **{}**.",
                 self.loss
             ))
             .chart(

@@ -10,16 +10,21 @@ const EPOCHS: usize = 300;
 
 /// The run's parameters, as the example's.
 #[derive(Clone, Debug, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
 pub(crate) struct Settings {
     /// How many full-batch Adam steps each learning rate gets.
     #[arg(long, default_value_t = EPOCHS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub epochs: u32,
+    /// Every how many epochs a `train` task checkpoints its progress (and after its last epoch).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub checkpoint_every: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             epochs: EPOCHS as u32,
+            checkpoint_every: 1,
         }
     }
 }
