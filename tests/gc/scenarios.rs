@@ -391,6 +391,13 @@ pub fn rules_one_by_one(ds: &str) -> Result<(), String> {
             o.out
         ));
     }
+    for gone in [r1, r4] {
+        if !o.out.contains(&format!(
+            "Deleted run Shared/{gone} (succeeded, started 2020-01-01"
+        )) {
+            return Err(format!("the report should name run {gone}:\n{}", o.out));
+        }
+    }
     for reason in ["1 tagged keep", "1 promoted as production", "younger than"] {
         if !o.out.contains(reason) {
             return Err(format!("the report should say `{reason}`:\n{}", o.out));

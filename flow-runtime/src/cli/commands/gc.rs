@@ -9,7 +9,7 @@ use super::CliResult;
 use crate::cli::args::{parse_tag, strings};
 use crate::cli::context::Ctx;
 use crate::cli::error::{CliError, chain};
-use crate::cli::table::{human_size, short_time, table};
+use crate::cli::table::{human_size, short_time};
 use crate::cli::terminal::escape_controls;
 use crate::flow::Flow;
 use crate::run::gc::{DEFAULT_GRACE, GcError, GcOptions, GcReport, GcRules, collect};
@@ -104,7 +104,32 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
         dry_run: args.get_flag("dry-run"),
     };
     let store = ctx.open_existing()?;
-    let report = collect(&store, &options).map_err(|e| match e {
+    let verb = if options.dry_run {
+        "Would delete"
+    } else {
+        "Deleted"
+    };
+    // Each run is printed as it goes: a collection of 10,000 runs shows its progress, and its
+    // memory does not hold them.
+    let mut printed: std::io::Result<()> = Ok(());
+    let result = collect(&store, &options, &mut |run| {
+        if printed.is_ok() {
+            printed = writeln!(
+                ctx.out,
+                "{verb} run {}/{} ({}, started {})",
+                escape_controls(&run.flow),
+                run.run_id,
+                if run.finished_earlier_collection {
+                    "being deleted".to_string()
+                } else {
+                    run.status.to_string()
+                },
+                escape_controls(&short_time(&run.started))
+            );
+        }
+    });
+    printed?;
+    let report = result.map_err(|e| match e {
         GcError::NoRule => CliError::usage(e.to_string()),
         other => CliError::failure(chain(&other)),
     })?;
@@ -113,8 +138,8 @@ pub(crate) fn exec<F: Flow>(ctx: &mut Ctx<'_>, args: &ArgMatches) -> CliResult {
 
 fn print_report(ctx: &mut Ctx<'_>, report: &GcReport, options: &GcOptions) -> CliResult {
     let dry = report.dry_run;
-    let run_bytes: u64 = report.deleted.iter().map(|r| r.freed.bytes).sum();
-    if report.deleted.is_empty() {
+    let run_bytes = report.deleted_run_objects.bytes;
+    if report.deleted_runs == 0 {
         writeln!(
             ctx.out,
             "No run {}.",
@@ -123,40 +148,12 @@ fn print_report(ctx: &mut Ctx<'_>, report: &GcReport, options: &GcOptions) -> Cl
     } else {
         writeln!(
             ctx.out,
-            "{} {} run{} ({} of records and logs):",
+            "{} {} run{} ({} of records and logs).",
             if dry { "Would delete" } else { "Deleted" },
-            report.deleted.len(),
-            plural(report.deleted.len()),
+            report.deleted_runs,
+            plural(report.deleted_runs),
             human_size(run_bytes)
         )?;
-        let several_flows = report
-            .deleted
-            .iter()
-            .any(|r| r.flow != report.deleted[0].flow);
-        let rows: Vec<Vec<String>> = report
-            .deleted
-            .iter()
-            .map(|r| {
-                let mut row = Vec::new();
-                if several_flows {
-                    row.push(r.flow.clone());
-                }
-                row.push(r.run_id.to_string());
-                row.push(if r.finished_earlier_collection {
-                    "being deleted".to_string()
-                } else {
-                    r.status.to_string()
-                });
-                row.push(short_time(&r.started));
-                row
-            })
-            .collect();
-        let headers: &[&str] = if several_flows {
-            &["FLOW", "RUN", "STATUS", "STARTED"]
-        } else {
-            &["RUN", "STATUS", "STARTED"]
-        };
-        write!(ctx.out, "{}", escape_controls(&table(headers, &rows)))?;
     }
     if !report.kept.is_empty() {
         let total: usize = report.kept.iter().map(|(_, n)| n).sum();

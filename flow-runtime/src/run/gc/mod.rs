@@ -136,8 +136,10 @@ pub struct UnreadableRun {
 pub struct GcReport {
     /// Whether it was a dry run: nothing was deleted.
     pub dry_run: bool,
-    /// The runs deleted, by flow and start.
-    pub deleted: Vec<DeletedRun>,
+    /// How many runs were deleted (each was given to `collect`'s `on_deleted` as it went).
+    pub deleted_runs: usize,
+    /// Their records, logs and cards.
+    pub deleted_run_objects: Freed,
     /// How many runs of the flows in scope were kept, by reason.
     pub kept: Vec<(KeepReason, usize)>,
     /// Runs kept because their record cannot be read.
@@ -159,13 +161,19 @@ pub struct BlobCounts {
     pub young: Freed,
 }
 
-/// Runs a collection over the datastore of `store` (see the module's documentation).
+/// Runs a collection over the datastore of `store` (see the module's documentation), calling
+/// `on_deleted` with each run as it is deleted (or, in a dry run, found to go): the report keeps
+/// only counts, so that memory does not grow with the runs deleted.
 ///
 /// # Errors
 ///
 /// [`GcError::NoRule`] before anything is read; [`GcError::Mark`] when a kept run's done
 /// marker cannot be read (runs were deleted, no blob was); storage failures.
-pub fn collect(store: &RunStore, options: &GcOptions) -> Result<GcReport, GcError> {
+pub fn collect(
+    store: &RunStore,
+    options: &GcOptions,
+    on_deleted: &mut dyn FnMut(&DeletedRun),
+) -> Result<GcReport, GcError> {
     if !options.rules.selects() {
         return Err(GcError::NoRule);
     }
@@ -184,7 +192,15 @@ pub fn collect(store: &RunStore, options: &GcOptions) -> Result<GcReport, GcErro
     // The runs deleted (or, in a dry run, that would be): the mark phase leaves them out.
     let mut gone: HashSet<(String, RunId)> = HashSet::new();
     for flow in &flows {
-        collect_runs(store, flow, options, began, &mut report, &mut gone)?;
+        collect_runs(
+            store,
+            flow,
+            options,
+            began,
+            &mut report,
+            &mut gone,
+            on_deleted,
+        )?;
     }
     let mut live = LiveBlobs::default();
     for flow in store.list_flows()? {
@@ -223,24 +239,17 @@ fn collect_runs(
     began: SystemTime,
     report: &mut GcReport,
     gone: &mut HashSet<(String, RunId)>,
+    on_deleted: &mut dyn FnMut(&DeletedRun),
 ) -> Result<(), GcError> {
     let mut summaries = Vec::new();
     // Runs an earlier collection began deleting: finished whatever the rules.
-    let mut unfinished = Vec::new();
-    let mut details = std::collections::HashMap::new();
+    let mut doomed: Vec<(RunId, RunStatus, String, bool)> = Vec::new();
     for run_id in store.list_runs(flow)? {
         match store.read_run(flow, &run_id) {
-            Ok(record) => {
-                details.insert(
-                    record.run_id.clone(),
-                    (record.status, record.started.clone()),
-                );
-                if record.deleting.is_some() {
-                    unfinished.push(record.run_id);
-                } else {
-                    summaries.push(RunSummary::from(record));
-                }
+            Ok(record) if record.deleting.is_some() => {
+                doomed.push((record.run_id, record.status, record.started, true));
             }
+            Ok(record) => summaries.push(RunSummary::from(record)),
             // A folder left without a record by a collection killed after deleting the record.
             Err(RunStoreError::NoSuchRun { .. }) => {
                 if !options.dry_run {
@@ -258,29 +267,43 @@ fn collect_runs(
         }
     }
     let pointers = flow_pointers(store, flow)?;
-    let verdicts = judge(&summaries, &pointers, &options.rules, began);
-    drop(summaries);
-    let mut doomed: Vec<(RunId, bool)> = unfinished.into_iter().map(|id| (id, true)).collect();
-    for (run_id, verdict) in verdicts {
+    let mut going = HashSet::new();
+    for (run_id, verdict) in judge(&summaries, &pointers, &options.rules, began) {
         match verdict {
-            Ok(()) => doomed.push((run_id, false)),
+            Ok(()) => {
+                going.insert(run_id);
+            }
             Err(reason) => match report.kept.iter_mut().find(|(r, _)| *r == reason) {
                 Some((_, count)) => *count += 1,
                 None => report.kept.push((reason, 1)),
             },
         }
     }
-    for (run_id, earlier) in doomed {
+    // Oldest first, as listed.
+    for summary in summaries {
+        if going.contains(&summary.run_id) {
+            let started = summary
+                .started
+                .map(|t| humantime::format_rfc3339_millis(t).to_string())
+                .unwrap_or_default();
+            doomed.push((summary.run_id, summary.status, started, false));
+        }
+    }
+    drop(going);
+    for (run_id, status, started, earlier) in doomed {
         let freed = if options.dry_run {
             delete_run::measure_run(store, flow, &run_id)?
         } else {
             delete_run::delete_run(store, flow, &run_id)?
         };
-        let (status, started) = details
-            .remove(&run_id)
-            .unwrap_or((RunStatus::Failed, String::new()));
-        gone.insert((flow.to_string(), run_id.clone()));
-        report.deleted.push(DeletedRun {
+        // Deleted runs are no longer listed; in a dry run, the mark must leave them out.
+        if options.dry_run {
+            gone.insert((flow.to_string(), run_id.clone()));
+        }
+        report.deleted_runs += 1;
+        report.deleted_run_objects.objects += freed.objects;
+        report.deleted_run_objects.bytes += freed.bytes;
+        on_deleted(&DeletedRun {
             flow: flow.to_string(),
             run_id,
             status,
