@@ -200,6 +200,37 @@ fn a_damaged_done_marker_in_the_origin_run_is_rerun_by_resume() {
     }
 }
 
+/// A task of the origin whose artifact blob is gone (deleted by a collection, or by hand) is not
+/// reused: its marker would name a blob that is not there. It runs again, which stores the blob
+/// anew, and the resumed run reads whole.
+#[test]
+fn an_origin_task_whose_blob_is_gone_is_rerun_by_resume() {
+    let (_dir, store) = store();
+    let origin = run_flow::<Chain>(&store, serde_json::Value::Null, &one_worker()).expect("run");
+    assert_eq!(origin.status, RunStatus::Succeeded, "{:?}", origin.failure);
+    let key = RunStore::task_key("Chain", &origin.run_id, "two", "0").expect("key");
+    let index = store.read_index(&key).expect("index").expect("complete");
+    let b = index.artifact("b").expect("b");
+    assert!(store.storage().delete(&b.hash.key()).expect("delete"));
+
+    let resumed =
+        resume_flow::<Chain>(&store, &origin.run_id, None, &one_worker()).expect("resume");
+    assert_eq!(
+        resumed.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        resumed.failure
+    );
+    // `start` and `one` are reused; `two` is rerun, and so is everything after it.
+    assert_eq!((resumed.tasks_reused, resumed.tasks_run), (2, 2));
+    let end: Chain = state_of(&store, &resumed.run_id, "end", "0");
+    assert_eq!((end.a, end.b, end.c), (1, 2, 3));
+    assert!(
+        store.blobs().contains(&b.hash).expect("lookup"),
+        "stored anew"
+    );
+}
+
 /// Gives run `run` of `Chain` the provenance `change` makes of it, as another build would have.
 fn rewrite_provenance(
     dir: &std::path::Path,
