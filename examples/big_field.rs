@@ -10,6 +10,11 @@ struct Size {
     /// The field's size in MiB.
     #[arg(long, default_value_t = 1024)]
     mib: usize,
+    /// The size in MiB of a second field, of `f32`s (none by default): what reading a large
+    /// numeric vector costs (the Python reader's benchmark).
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    f32_mib: usize,
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -17,6 +22,7 @@ pub struct BigField {
     size: Size,
     #[serde(with = "serde_bytes")]
     data: Vec<u8>,
+    floats: Vec<f32>,
     checksum: u64,
 }
 
@@ -26,6 +32,9 @@ impl BigField {
     #[step(next = keep)]
     fn start(&mut self) {
         self.data = (0..self.size.mib << 20).map(|i| (i % 251) as u8).collect();
+        self.floats = (0..(self.size.f32_mib << 20) / 4)
+            .map(|i| (i % 1000) as f32 * 0.001 - 0.5)
+            .collect();
     }
 
     /// Reads the field without changing it: no new bytes are stored.

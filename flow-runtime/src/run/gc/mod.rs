@@ -250,15 +250,11 @@ fn collect_runs(
                 doomed.push((record.run_id, record.status, record.started, true));
             }
             Ok(record) => summaries.push(RunSummary::from(record)),
-            // A folder left without a record by a collection killed after deleting the record.
-            Err(RunStoreError::NoSuchRun { .. }) => {
-                if !options.dry_run {
-                    store
-                        .storage()
-                        .prune(&RunStore::run_key(flow, &run_id)?)
-                        .map_err(RunStoreError::from)?;
-                }
-            }
+            // A folder without a record: a run being created this very moment (its folder is
+            // made just before its record), or what a collection killed after deleting a record
+            // left, an empty folder that listings skip. Neither is touched: removing the folder
+            // of a run being created would fail its creation.
+            Err(RunStoreError::NoSuchRun { .. }) => {}
             Err(error) => report.unreadable.push(UnreadableRun {
                 flow: flow.to_string(),
                 run_id,
