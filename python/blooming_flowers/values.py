@@ -217,9 +217,7 @@ class _Decoder:
             if stride == 1:
                 part = buf[pos : pos + k].view(np.int8)
             else:
-                size, dtype = _FIXED[m]
-                record = np.dtype([("m", "u1"), ("v", dtype)])
-                part = np.frombuffer(self.view, dtype=record, count=k, offset=pos)["v"]
+                part = _swapped(buf[pos : pos + k * stride].reshape(k, stride), _FIXED[m][1])
             parts.append(part)
             pos += k * stride
             remaining -= k
@@ -229,6 +227,21 @@ class _Decoder:
                 return None
         self.pos = pos
         return _join(parts, bool(floats))
+
+
+def _swapped(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The big-endian values in columns 1.. of ``rows`` (one element per row: its marker, then
+    its bytes) as a native little-endian array: one strided byte copy per column, which numpy
+    does several times faster than converting a strided big-endian view."""
+    k, stride = rows.shape
+    size = stride - 1
+    native = dtype.newbyteorder("=")
+    if size == 1:
+        return rows[:, 1].copy().view(native)
+    out = np.empty((k, size), dtype=np.uint8)
+    for j in range(size):
+        out[:, j] = rows[:, stride - 1 - j]
+    return out.view(native.newbyteorder("<")).reshape(k)
 
 
 def _join(parts: list[np.ndarray], floats: bool) -> np.ndarray:
@@ -241,8 +254,8 @@ def _join(parts: list[np.ndarray], floats: bool) -> np.ndarray:
     else:
         dtype = np.int64
     if len(parts) == 1:
-        return parts[0].astype(dtype)
-    return np.concatenate([p.astype(dtype) for p in parts])
+        return parts[0].astype(dtype, copy=False)
+    return np.concatenate([p.astype(dtype, copy=False) for p in parts])
 
 
 # Rust element types of a plain `Vec<T>` artifact -> the numpy dtype the array is given.
