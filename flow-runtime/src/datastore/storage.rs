@@ -8,7 +8,7 @@
 //! in the server tests.
 
 use std::io::{self, Read, Write};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::freshness::needs_refresh;
 use super::keys::Key;
@@ -61,6 +61,7 @@ pub const MAX_RECORD_SIZE: u64 = 16 << 20;
 /// | [`refresh`](Storage::refresh) | `utimensat` (the modification time only) | the object copied by the server to a staging object and back (through the process above 5 GiB) |
 /// | [`list_stats`](Storage::list_stats) | directory walk, `statx` each | `LIST`, whose pages carry sizes and times |
 /// | [`prune`](Storage::prune) | `rmdir` of the empty directories, deepest first | nothing |
+/// | [`remove_stale_temporaries`](Storage::remove_stale_temporaries) | a walk removing old `.tmp*` files | a `LIST` of `.tmp/`, deleting old staging objects |
 /// | [`list`](Storage::list), [`list_children`](Storage::list_children) | directory walk, one directory | `LIST` (recursive, or with the `/` delimiter), every page |
 /// | [`delete`](Storage::delete) | `unlinkat` | `HEAD`, then `DELETE` |
 /// | [`delete_if_written_before`](Storage::delete_if_written_before) | rename to a temporary name, `statx`, then `unlinkat`, or a rename back | `HEAD`, then `DELETE` |
@@ -316,6 +317,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// I/O failures of the backend; no object is not an error (`false`).
     fn delete(&self, key: &Key) -> Result<bool, StorageError>;
+
+    /// Removes what writers that crashed or were killed left behind (temporary files, staging
+    /// objects) older than `older_than`; returns how many. Pick an age no write in progress
+    /// reaches. The default removes nothing.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures of the backend.
+    fn remove_stale_temporaries(&self, older_than: Duration) -> Result<usize, StorageError> {
+        let _ = older_than;
+        Ok(0)
+    }
 
     /// Deletes the object `key` if it was last written (or refreshed) before `cutoff`; returns
     /// whether it did. For a collection deleting a blob no kept run references: a writer that

@@ -199,6 +199,14 @@ fn print_report(ctx: &mut Ctx<'_>, report: &GcReport, options: &GcOptions) -> Cl
             String::new()
         }
     )?;
+    if report.temporaries > 0 {
+        writeln!(
+            ctx.out,
+            "Removed {} temporary file{} that crashed writers left.",
+            report.temporaries,
+            plural(report.temporaries)
+        )?;
+    }
     writeln!(
         ctx.out,
         "{} {} in all.",

@@ -296,6 +296,10 @@ impl Storage for LocalStorage {
         listing::list(&self.root, prefix)
     }
 
+    fn remove_stale_temporaries(&self, older_than: Duration) -> Result<usize, StorageError> {
+        self.remove_stale_temp_files(older_than)
+    }
+
     fn prune(&self, prefix: &Key) -> Result<(), StorageError> {
         prune::prune(&self.root, prefix)
     }

@@ -407,6 +407,10 @@ impl Storage for ObjectStorage {
         self.store.head_stat(key)
     }
 
+    fn remove_stale_temporaries(&self, older_than: Duration) -> Result<usize, StorageError> {
+        self.remove_stale_staging(older_than)
+    }
+
     fn refresh(&self, key: &Key) -> Result<bool, StorageError> {
         self.store
             .refresh(key, self.upload.copy_limit, self.upload.part_size)

@@ -10,7 +10,8 @@
 //! 2. **Mark** (`mark.rs`): every run left, of every flow of the datastore, is read, one at a
 //!    time: the blobs its done markers, metadata and checkpoint records name are live.
 //! 3. **Sweep** (`sweep.rs`): every blob not live and last written before the collection began
-//!    minus the grace period (a day by default) is deleted, shard by shard.
+//!    minus the grace period (a day by default) is deleted, shard by shard; then the temporary
+//!    files and staging objects crashed writers left, a day old at least.
 //!
 //! **Runs going on.** A run still running is never deleted. A run going on while the collection
 //! works writes markers the mark phase may not see; the blobs they name are kept by the grace
@@ -148,6 +149,9 @@ pub struct GcReport {
     pub marked_runs: usize,
     /// The blobs: deleted, live, and unreferenced but within the grace period.
     pub blobs: BlobCounts,
+    /// Temporary files and staging objects of crashed writers removed (older than the grace
+    /// period, and a day at least).
+    pub temporaries: usize,
 }
 
 /// How the blobs stood, and what went.
@@ -228,6 +232,14 @@ pub fn collect(
     let swept = sweep::sweep(store.storage(), &live, cutoff, options.dry_run)
         .map_err(RunStoreError::from)?;
     report.blobs = swept;
+    if !options.dry_run {
+        // Litter of writers that crashed (temporary files, staging objects): a day old at least,
+        // so that no write in progress loses its temporary file whatever the grace period.
+        report.temporaries = store
+            .storage()
+            .remove_stale_temporaries(options.grace.max(DEFAULT_GRACE))
+            .map_err(RunStoreError::from)?;
+    }
     Ok(report)
 }
 

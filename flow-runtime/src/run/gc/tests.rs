@@ -156,3 +156,30 @@ fn a_collection_without_a_rule_is_refused() {
     ));
     assert!(store.read_run(FLOW, "old").is_ok());
 }
+
+/// What crashed writers left (temporary files) goes when a day old, and not before, whatever
+/// the grace period: a write in progress keeps its temporary file.
+#[test]
+fn a_collection_removes_temporary_files_a_day_old() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = RunStore::open_local(dir.path()).expect("store");
+    old_run(dir.path(), &store, "old", "x");
+    let shard = dir.path().join("blobs/ab");
+    std::fs::create_dir_all(&shard).expect("dir");
+    let (stale, fresh) = (shard.join(".tmp-crashed"), shard.join(".tmp-writing"));
+    std::fs::write(&stale, b"half a blob").expect("write");
+    std::fs::write(&fresh, b"a blob being written").expect("write");
+    let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .and_then(|f| f.set_modified(two_days_ago))
+        .expect("age");
+    let options = GcOptions {
+        grace: Duration::ZERO,
+        ..options()
+    };
+    let report = collect(&store, &options, &mut |_| {}).expect("collect");
+    assert_eq!(report.temporaries, 1);
+    assert!(!stale.exists() && fresh.exists());
+}
