@@ -18,6 +18,7 @@ from .client import (
     Step,
     Task,
     TaskData,
+    flows,
 )
 from .storage import DatastoreError
 from .values import Struct, ValueDecodeError, decode
@@ -40,4 +41,5 @@ __all__ = [
     "TaskData",
     "ValueDecodeError",
     "decode",
+    "flows",
 ]

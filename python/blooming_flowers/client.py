@@ -68,6 +68,13 @@ def _task_order(task_id: str):
     return key
 
 
+def flows(datastore: Any = None) -> list["Flow"]:
+    """Every flow with runs in ``datastore`` (as for :class:`Flow`), by name."""
+    storage = open_storage(datastore)
+    _, names = storage.children("flows")
+    return [Flow(name, datastore=storage) for name in names]
+
+
 class Flow:
     """A flow's runs in a datastore: ``Flow("Squares", datastore="s3://bucket/flows")``.
 
@@ -77,7 +84,8 @@ class Flow:
 
     def __init__(self, name: str, datastore: Any = None):
         self.name = check_segment(name, "flow name")
-        self._storage = open_storage(datastore)
+        # An opened storage (from `flows()`) is taken as it is.
+        self._storage = datastore if hasattr(datastore, "children") else open_storage(datastore)
 
     def __repr__(self) -> str:
         return f"Flow({self.name!r}, datastore={self._storage.url!r})"

@@ -18,6 +18,7 @@ from blooming_flowers import (
     NoSuchStep,
     NoSuchTask,
     Struct,
+    flows,
 )
 
 from .conftest import example, examples_dir
@@ -92,6 +93,7 @@ def test_what_is_not_there_is_named(squares):
         run["../../etc"]
     with pytest.raises(NoSuchRun, match="has no runs"):
         Flow("Nobody", datastore=squares).latest_run
+    assert [f.name for f in flows(squares)] == ["Squares"]
 
 
 def test_a_damaged_or_missing_blob_is_an_error_naming_run_step_task_and_artifact(squares, tmp_path):
