@@ -657,8 +657,8 @@ pub fn delete_if_written_before_spares_what_was_written_since(backend: &dyn Back
     assert_eq!(backend.raw_names(), Vec::<String>::new(), "nothing left");
 }
 
-/// `prune` makes a prefix whose objects were all deleted disappear from listings (lock files of
-/// updates included), and keeps one with an object below it.
+/// `prune` removes what the backend keeps of a prefix whose objects were all deleted (lock files
+/// of updates included), and keeps one with an object below it.
 pub fn prune_removes_only_empty_prefixes(backend: &dyn Backend) {
     let s = backend.storage();
     let gone = [
@@ -678,9 +678,14 @@ pub fn prune_removes_only_empty_prefixes(backend: &dyn Backend) {
     s.prune(&key("runs/1")).expect("prune");
     s.prune(&key("runs/2"))
         .expect("prune a prefix with an object");
-    assert_eq!(
-        s.list_children(Some(&key("runs"))).expect("list").prefixes,
-        keys(&["runs/2"])
+    // An object store has no folders, but one that emulates them over a file system (SeaweedFS's
+    // filer) may go on listing the emptied prefix: what matters is that nothing is below it. The
+    // local backend's own tests check that its folder goes.
+    let prefixes = s.list_children(Some(&key("runs"))).expect("list").prefixes;
+    assert!(prefixes.contains(&key("runs/2")), "{prefixes:?}");
+    assert!(
+        s.list(Some(&key("runs/1"))).expect("list").is_empty(),
+        "nothing left under the pruned prefix"
     );
     assert_eq!(s.get(&key("runs/2/run.json")).expect("get"), b"kept");
     assert_eq!(backend.raw_names(), ["runs/2/run.json"]);

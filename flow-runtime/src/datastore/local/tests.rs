@@ -82,6 +82,29 @@ fn keeps_the_storage_contract_walking_paths() {
     conformance::run_all(&|| LocalBackend::fresh(true));
 }
 
+/// `prune` removes the folders of a prefix whose objects all went (and the lock files of their
+/// updates), deepest first, and nothing with an object or a write in progress below it.
+#[test]
+fn prune_removes_the_folders_of_deleted_objects() {
+    let (_dir, s) = store();
+    let gone = key("runs/1/steps/a/0/done.json");
+    s.put(&gone, b"x").unwrap();
+    s.update(&key("runs/1/run.json"), &mut |_| Some(b"{}".to_vec()))
+        .unwrap();
+    s.put(&key("runs/2/steps/a/0/done.json"), b"kept").unwrap();
+    fs::write(s.root().join("runs/2/steps/.tmp-writing"), b"partial").unwrap();
+    assert!(s.delete(&gone).unwrap() && s.delete(&key("runs/1/run.json")).unwrap());
+    s.prune(&key("runs/1")).unwrap();
+    s.prune(&key("runs/2")).unwrap();
+    assert!(!s.root().join("runs/1").exists(), "the folders went");
+    assert_eq!(
+        s.list_children(Some(&key("runs"))).unwrap().prefixes,
+        [key("runs/2")]
+    );
+    assert!(s.root().join("runs/2/steps/.tmp-writing").exists());
+    assert_eq!(s.get(&key("runs/2/steps/a/0/done.json")).unwrap(), b"kept");
+}
+
 #[cfg(unix)]
 #[test]
 fn put_if_absent_of_an_existing_object_creates_nothing() {
