@@ -87,6 +87,7 @@ pub enum ExportError {
 
 /// The stored form of a [`Model`](super::Model), as written by its `Serialize` impl.
 #[derive(Deserialize)]
+#[serde(expecting = "a map")]
 struct StoredForm {
     burn_version: String,
     format: String,
