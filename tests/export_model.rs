@@ -382,3 +382,30 @@ fn damaged_record_bytes_are_an_error_naming_the_record_never_a_panic() {
         Err(ExportError::Format { .. })
     ));
 }
+
+#[test]
+fn exporting_a_model_twice_gives_the_same_bytes() {
+    let dir = out_dir("twice");
+    let mut files = Vec::new();
+    for name in ["first.safetensors", "second.safetensors"] {
+        let file = dir.join(name);
+        let output = export(&[
+            "latest/pick",
+            "best",
+            "--output",
+            file.to_str().expect("utf-8"),
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        files.push(std::fs::read(&file).expect("read the export"));
+    }
+    assert!(
+        files[0] == files[1],
+        "two exports differ:\n{}\n{}",
+        String::from_utf8_lossy(&files[0][..files[0].len().min(600)]),
+        String::from_utf8_lossy(&files[1][..files[1].len().min(600)])
+    );
+}

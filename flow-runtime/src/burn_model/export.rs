@@ -12,9 +12,9 @@
 //! `nn.Linear` holds `[out, in]`; a PyTorch user transposes it (burn's own
 //! `PyTorchToBurnAdapter` does the same the other way).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use burn_pack::{Bytes, DType};
@@ -257,6 +257,7 @@ impl StoredWeights {
                 },
             }
         })?;
+        sort_metadata(&scratch_tensors).map_err(write_error(output))?;
         let mut config_text = pretty_json(&self.config);
         config_text.push('\n');
         fs::write(&scratch_config, config_text).map_err(write_error(&config_file))?;
@@ -313,6 +314,40 @@ fn safetensors_dtype(dtype: DType) -> Option<Dtype> {
         DType::Bool(BoolStore::Native | BoolStore::U8) => Dtype::BOOL,
         DType::Bool(BoolStore::U32) | DType::QFloat(_) => return None,
     })
+}
+
+/// Rewrites the header of the safetensors file at `path` with its `__metadata__` sorted by key.
+///
+/// The `safetensors` crate takes the metadata as a `HashMap` and writes it in that map's order,
+/// which differs from process to process: the same model would export to different bytes. The
+/// same entries in another order are the same compact JSON length, so the header is rewritten in
+/// place, padded with spaces as the crate pads it; the tensor data is not touched.
+fn sort_metadata(path: &Path) -> io::Result<()> {
+    let invalid = |e: serde_json::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+    let mut file = fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)?;
+    let len = usize::try_from(u64::from_le_bytes(len)).map_err(io::Error::other)?;
+    let mut header = vec![0u8; len];
+    file.read_exact(&mut header)?;
+    let mut entries: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(invalid)?;
+    if let Some(metadata) = entries.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, String> =
+            serde_json::from_value(metadata.take()).map_err(invalid)?;
+        *metadata = serde_json::to_value(sorted).map_err(invalid)?;
+    }
+    let mut sorted = serde_json::to_vec(&entries).map_err(invalid)?;
+    if sorted.len() > len {
+        return Err(io::Error::other(format!(
+            "the sorted header ({} bytes) is longer than the one written ({len} bytes)",
+            sorted.len()
+        )));
+    }
+    sorted.resize(len, b' ');
+    file.seek(SeekFrom::Start(8))?;
+    file.write_all(&sorted)?;
+    file.flush()
 }
 
 /// The config indented for people, or as stored if it does not re-encode.
