@@ -334,32 +334,9 @@ fn an_output_that_cannot_be_written_fails_with_exit_1_and_leaves_nothing() {
 
 #[test]
 fn damaged_record_bytes_are_an_error_naming_the_record_never_a_panic() {
-    #[derive(serde::Serialize)]
-    struct Stored<'a> {
-        burn_version: &'a str,
-        format: &'a str,
-        module: &'a str,
-        config: &'a str,
-        #[serde(with = "serde_bytes")]
-        record: &'a [u8],
-    }
     let model = Model::<Mlp>::init_seeded(MlpConfig::new(), &Device::flex(), 3);
     let record = model.record_bytes().expect("record");
-    let encode = |record: &[u8], format: &str| {
-        let mut bytes = Vec::new();
-        blooming_flowers::state::encode_field(
-            &mut bytes,
-            &Some(Stored {
-                burn_version: "0.22.1",
-                format,
-                module: "Mlp",
-                config: "{\"hidden\":16}",
-                record,
-            }),
-        )
-        .expect("encode");
-        bytes
-    };
+    let encode = stored_model;
     // Intact, the same bytes export: the test's encoding is the stored form.
     let weights = StoredWeights::from_artifact(&encode(&record, "burnpack")).expect("a model");
     assert_eq!(weights.tensors.len(), 4);
@@ -367,7 +344,14 @@ fn damaged_record_bytes_are_an_error_naming_the_record_never_a_panic() {
 
     for cut in [0, 9, 100, record.len() - 1] {
         match StoredWeights::from_artifact(&encode(&record[..cut], "burnpack")) {
-            Err(ExportError::Corrupt { len, .. }) => assert_eq!(len, cut),
+            Err(e @ ExportError::Corrupt { len, .. }) => {
+                assert_eq!(len, cut);
+                let message = e.to_string();
+                assert!(
+                    message.contains(&format!("record ({cut} bytes) is corrupt")),
+                    "{message}"
+                );
+            }
             other => panic!("record cut at {cut}: {other:?}"),
         }
     }
@@ -408,4 +392,117 @@ fn exporting_a_model_twice_gives_the_same_bytes() {
         String::from_utf8_lossy(&files[0][..files[0].len().min(600)]),
         String::from_utf8_lossy(&files[1][..files[1].len().min(600)])
     );
+}
+
+/// The stored form of a model around `record` in container `format`, as `Model`'s `Serialize`
+/// writes it.
+fn stored_model(record: &[u8], format: &str) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        burn_version: &'a str,
+        format: &'a str,
+        module: &'a str,
+        config: &'a str,
+        #[serde(with = "serde_bytes")]
+        record: &'a [u8],
+    }
+    let mut bytes = Vec::new();
+    blooming_flowers::state::encode_field(
+        &mut bytes,
+        &Some(Stored {
+            burn_version: "0.22.1",
+            format,
+            module: "Probe",
+            config: "{}",
+            record,
+        }),
+    )
+    .expect("encode");
+    bytes
+}
+
+#[test]
+fn every_element_type_burn_stores_exports_under_its_safetensors_type() {
+    use blooming_flowers::burn::store::burn_pack::{Bytes, DType, Tensor as PackTensor, Writer};
+    use blooming_flowers::burn::tensor::BoolStore;
+
+    // (burn type, bytes per element, the safetensors type it must become)
+    let cases = [
+        (DType::F64, 8, Dtype::F64),
+        (DType::F32, 4, Dtype::F32),
+        (DType::Flex32, 4, Dtype::F32),
+        (DType::F16, 2, Dtype::F16),
+        (DType::BF16, 2, Dtype::BF16),
+        (DType::I64, 8, Dtype::I64),
+        (DType::I32, 4, Dtype::I32),
+        (DType::I16, 2, Dtype::I16),
+        (DType::I8, 1, Dtype::I8),
+        (DType::U64, 8, Dtype::U64),
+        (DType::U32, 4, Dtype::U32),
+        (DType::U16, 2, Dtype::U16),
+        (DType::U8, 1, Dtype::U8),
+        (DType::Bool(BoolStore::Native), 1, Dtype::BOOL),
+        (DType::Bool(BoolStore::U8), 1, Dtype::BOOL),
+    ];
+    let tensors: Vec<PackTensor> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (dtype, size, _))| {
+            // Distinct bytes in every tensor; booleans hold 0 and 1 only.
+            let bytes: Vec<u8> = (0..2 * 3 * size)
+                .map(|b| match dtype {
+                    DType::Bool(_) => (b % 2) as u8,
+                    _ => (i * 31 + b * 7) as u8,
+                })
+                .collect();
+            PackTensor::new(
+                format!("t{i:02}"),
+                *dtype,
+                vec![2, 3],
+                None,
+                Bytes::from_bytes_vec(bytes),
+            )
+        })
+        .collect();
+    let expected: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.to_bytes().expect("resident").to_vec())
+        .collect();
+    let record = Writer::new(tensors).into_bytes().expect("a burnpack");
+    let weights =
+        StoredWeights::from_artifact(&stored_model(&record, "burnpack")).expect("a model");
+
+    let dir = out_dir("dtypes");
+    let file = dir.join("all.safetensors");
+    weights.write(&file, &[]).expect("written");
+    let bytes = std::fs::read(&file).expect("read");
+    let loaded = SafeTensors::deserialize(&bytes).expect("a valid safetensors file");
+    assert_eq!(loaded.len(), cases.len());
+    for (i, (dtype, _, st_dtype)) in cases.iter().enumerate() {
+        let view = loaded.tensor(&format!("t{i:02}")).expect("present");
+        assert_eq!(view.dtype(), *st_dtype, "{dtype:?}");
+        assert_eq!(view.shape(), [2, 3], "{dtype:?}");
+        assert!(
+            view.data() == expected[i].as_slice(),
+            "{dtype:?}: the bytes differ"
+        );
+    }
+
+    // Booleans held in 4 bytes have no safetensors type: refused, naming the tensor.
+    let u32_bools = PackTensor::new(
+        "mask".to_owned(),
+        DType::Bool(BoolStore::U32),
+        vec![2],
+        None,
+        Bytes::from_bytes_vec(vec![0; 8]),
+    );
+    let record = Writer::new(vec![u32_bools])
+        .into_bytes()
+        .expect("a burnpack");
+    match StoredWeights::from_artifact(&stored_model(&record, "burnpack")) {
+        Err(e @ ExportError::UnsupportedDtype { .. }) => {
+            assert!(e.to_string().contains("`mask`"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

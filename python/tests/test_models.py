@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 from pathlib import Path
 
+import cbor2
 import msgpack
 import numpy as np
 import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from blooming_flowers.models import ModelError, is_model_value, model_from_value
+from blooming_flowers.models import ModelError, is_model_value, model_from_value, read_burnpack
 
 REPO = Path(__file__).resolve().parents[2]
 FLOW = "TrainBurn"
@@ -165,3 +167,55 @@ def test_a_damaged_record_is_an_error_naming_what_is_wrong(exported):
         model_from_value(dict(value, format="mpk"))
     with pytest.raises(ModelError, match="config is not JSON"):
         model_from_value(dict(value, config="{hidden"))
+
+
+def _burnpack(tensors: dict[str, tuple[object, list[int], bytes]]) -> bytes:
+    """A burnpack container as burn-pack lays it out (header, CBOR metadata, 256-aligned data)."""
+    descriptors, data = {}, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        data += b"\0" * (-len(data) % 256)
+        offsets = [len(data), len(data) + len(raw)]
+        descriptors[name] = {"dtype": dtype, "shape": shape, "data_offsets": offsets}
+        data += raw
+    metadata = cbor2.dumps({"tensors": descriptors})
+    head = struct.pack("<IHI", 0x4255524E, 1, len(metadata)) + metadata
+    return head + b"\0" * (-len(head) % 256) + data
+
+
+def test_every_element_type_reads_as_its_numpy_type():
+    f16 = np.array([[1.5, -2.0, 65504.0]], dtype="<f2")
+    i64 = np.array([-(2**62), 7], dtype="<i8")
+    u16 = np.array([[1, 2], [3, 65535]], dtype="<u2")
+    f32 = np.array([0.1, -0.0, np.inf], dtype="<f4")
+    # bfloat16 is the upper half of a float32: these are exact.
+    bf16_values = np.array([1.0, -3.5, 2.0**-10], dtype="<f4")
+    bf16 = (bf16_values.view("<u4") >> 16).astype("<u2")
+    record = _burnpack(
+        {
+            "f16": ("F16", [1, 3], f16.tobytes()),
+            "i64": ("I64", [2], i64.tobytes()),
+            "u16": ("U16", [2, 2], u16.tobytes()),
+            "flex": ("Flex32", [3], f32.tobytes()),
+            "bf16": ("BF16", [3], bf16.tobytes()),
+            "mask": ({"Bool": "Native"}, [4], bytes([1, 0, 0, 1])),
+            "mask32": ({"Bool": "U32"}, [2], np.array([0, 1], dtype="<u4").tobytes()),
+        }
+    )
+    value = {"burn_version": "0.22.1", "format": "burnpack", "module": "Probe", "config": "{}"}
+    model = model_from_value(dict(value, record=record))
+    t = model.tensors
+    assert list(t) == sorted(t)
+    assert t["f16"].dtype == np.float16 and t["f16"].shape == (1, 3)
+    assert t["f16"].tobytes() == f16.tobytes()
+    assert t["i64"].dtype == np.int64 and (t["i64"] == i64).all()
+    assert t["u16"].dtype == np.uint16 and (t["u16"] == u16).all()
+    assert t["flex"].dtype == np.float32 and t["flex"].tobytes() == f32.tobytes()
+    assert t["bf16"].dtype == np.float32 and t["bf16"].tobytes() == bf16_values.tobytes()
+    assert t["mask"].dtype == np.bool_ and t["mask"].tolist() == [True, False, False, True]
+    assert t["mask32"].dtype == np.bool_ and t["mask32"].tolist() == [False, True]
+    assert model.parameter_count == 3 + 2 + 4 + 3 + 3 + 4 + 2
+
+    with pytest.raises(ModelError, match="'q'.*does not convert"):
+        read_burnpack(_burnpack({"q": ({"QFloat": {"value": "Q8S"}}, [1], b"\0")}))
+    with pytest.raises(ModelError, match="4 bytes for shape \\[2\\] of <f4"):
+        read_burnpack(_burnpack({"short": ("F32", [2], b"\0" * 4)}))
