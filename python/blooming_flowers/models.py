@@ -90,6 +90,15 @@ class Model:
         return sum(int(a.size) for a in self.tensors.values())
 
 
+#: How a model artifact's Rust type (``done.json``'s ``type``) starts.
+MODEL_TYPE_PREFIX = "flow_runtime::burn_model::Model<"
+
+
+def is_model_type(rust_type: str) -> bool:
+    """Whether an artifact's recorded Rust type is a ``Model<M>`` (set or not)."""
+    return rust_type.startswith(MODEL_TYPE_PREFIX)
+
+
 def is_model_value(value: Any) -> bool:
     """Whether ``value`` (a decoded artifact) is the stored form of a set ``Model<M>``."""
     return (

@@ -22,7 +22,13 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from blooming_flowers.models import ModelError, is_model_value, model_from_value, read_burnpack
+from blooming_flowers.models import (
+    ModelError,
+    is_model_type,
+    is_model_value,
+    model_from_value,
+    read_burnpack,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FLOW = "TrainBurn"
@@ -126,6 +132,10 @@ def test_tensors_view_the_record_without_copying(exported):
 
 def test_only_set_models_are_model_values(exported):
     datastore, run_id, _ = exported
+    done = datastore / "flows" / FLOW / "runs" / run_id / "steps" / "pick" / "0" / "done.json"
+    types = {a["name"]: a["type"] for a in json.loads(done.read_text())["artifacts"]}
+    assert is_model_type(types["best"]) and is_model_type(types["initial"])
+    assert not is_model_type(types["optimizer"]) and not is_model_type(types["best_loss"])
     assert is_model_value(_artifact_value(datastore, run_id, "pick", "best"))
     assert is_model_value(_artifact_value(datastore, run_id, "start", "initial"))
     loss = _artifact_value(datastore, run_id, "pick", "best_loss")
