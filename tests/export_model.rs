@@ -14,10 +14,10 @@ use std::sync::OnceLock;
 use blooming_flowers::burn::module::{Module, ModuleVisitor, Param};
 use blooming_flowers::burn::store::{ModuleSnapshot, SafetensorsStore};
 use blooming_flowers::burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use blooming_flowers::burn_model::export::safetensors::{Dtype, SafeTensors};
 use blooming_flowers::burn_model::export::{ExportError, StoredWeights};
 use blooming_flowers::burn_model::{ConfiguredModule, Model, weights_checksum};
 use blooming_flowers::client::Client;
-use safetensors::{Dtype, SafeTensors};
 
 mod support {
     pub mod example;

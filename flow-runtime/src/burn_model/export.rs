@@ -23,6 +23,10 @@ use serde::Deserialize;
 
 use super::RECORD_FORMAT;
 
+/// The `safetensors` crate this module writes with, re-exported to read the files back (its
+/// `SafeTensors::deserialize`) without naming it in another `Cargo.toml`.
+pub use safetensors;
+
 /// Why a stored value could not be exported as a safetensors file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
