@@ -944,5 +944,7 @@ pub fn weights_checksum<M: Module>(module: &M) -> String {
     checksum.hasher.finalize().to_hex().to_string()
 }
 
+pub mod export;
+
 #[cfg(test)]
 mod tests;

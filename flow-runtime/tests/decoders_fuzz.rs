@@ -1,6 +1,6 @@
 //! Randomized tests of every decoder of stored data: done markers (task indexes), run records,
 //! task metadata and specs, MessagePack artifacts of nested types, a foreach's list of elements,
-//! cards, and (feature `burn`) burn model and optimizer records.
+//! cards, and (feature `burn`) burn model and optimizer records (also as `export-model` reads them).
 //!
 //! The property is the same for each: arbitrary bytes, and valid encodings with random damage,
 //! decode to a value or to an error, never a panic, and never ask for an allocation larger than
@@ -614,6 +614,7 @@ mod burn_records {
     use flow_runtime::burn_model::burn::nn::{Linear, LinearConfig};
     use flow_runtime::burn_model::burn::optim::{AdamConfig, GradientsParams};
     use flow_runtime::burn_model::burn::tensor::{Device, Tensor};
+    use flow_runtime::burn_model::export::StoredWeights;
     use flow_runtime::burn_model::{
         BURN_VERSION, ConfiguredModule, Model, OptimizerState, RECORD_FORMAT,
     };
@@ -711,6 +712,8 @@ mod burn_records {
     fn decode_burn(bytes: &[u8]) {
         let _ = decode_field::<Model<Net>>(bytes);
         let _ = decode_field::<OptimizerState>(bytes);
+        // `export-model`'s decoder, which reads any model without its Rust type.
+        let _ = StoredWeights::from_artifact(bytes);
     }
 
     proptest! {
@@ -724,6 +727,7 @@ mod burn_records {
             let valid = model().record_bytes().expect("set").to_vec();
             prop_assert!(decode_field::<Model<Net>>(&model_with_record(&valid)).is_ok());
             prop_assert!(decode_field::<OptimizerState>(&optimizer_with_record(optimizer_record())).is_ok());
+            prop_assert!(StoredWeights::from_artifact(&model_with_record(&valid)).is_ok());
             for record in [
                 arbitrary.clone(),
                 damage(&valid, &damage_done),

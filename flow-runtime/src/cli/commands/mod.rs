@@ -13,11 +13,14 @@
 //! | `step` | `step.rs` | the executor ([`StepInvocation`](crate::executor::StepInvocation)) |
 //! | `spin` | `spin.rs` | the client to find the task, the executor to run it again |
 //! | `gc` | `gc.rs` | the run store's collection (`run::gc`) |
+//! | `export-model` (feature `burn`) | `export_model.rs` | the client, then `burn_model::export` |
 //! | `argo-workflow`, `init`, `finish` | `argo_workflow.rs`, `init.rs`, `finish.rs` | Argo's manifest, the run store |
 
 pub(crate) mod argo_workflow;
 pub(crate) mod demote;
 pub(crate) mod dump;
+#[cfg(feature = "burn")]
+pub(crate) mod export_model;
 pub(crate) mod finish;
 pub(crate) mod gc;
 pub(crate) mod graph;
@@ -63,6 +66,8 @@ pub(crate) fn builtin(run: Command) -> Vec<Command> {
         step::cli(),
         spin::cli(),
         gc::cli(),
+        #[cfg(feature = "burn")]
+        export_model::cli(),
         argo_workflow::cli(),
         init::cli(),
         finish::cli(),
@@ -86,6 +91,8 @@ pub(crate) fn builtin_exec<F: Flow>(name: &str) -> Option<Exec> {
         "step" => step::exec::<F>,
         "spin" => spin::exec::<F>,
         "gc" => gc::exec::<F>,
+        #[cfg(feature = "burn")]
+        "export-model" => export_model::exec::<F>,
         "argo-workflow" => argo_workflow::exec::<F>,
         "init" => init::exec::<F>,
         "finish" => finish::exec::<F>,
