@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import Any, Iterator
 
 import blake3
-import numpy as np
 
 from . import values
 from .storage import MAX_RECORD_SIZE, DatastoreError, NotFound, check_segment, open_storage
@@ -511,8 +510,6 @@ def _as_model(value: Any) -> Any:
     except ImportError:
         return value
     if models.is_model_value(value):
-        record = value.get("record")
-        if isinstance(record, np.ndarray):
-            value["record"] = record.tobytes()
+        # The tensors are views of the record, itself a view of the blob: no copy.
         return models.model_from_value(value)
     return value

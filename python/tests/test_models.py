@@ -16,12 +16,12 @@ import subprocess
 from pathlib import Path
 
 import cbor2
-import msgpack
 import numpy as np
 import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
+from blooming_flowers import Flow
 from blooming_flowers.models import (
     ModelError,
     is_model_type,
@@ -29,6 +29,7 @@ from blooming_flowers.models import (
     model_from_value,
     read_burnpack,
 )
+from blooming_flowers.values import decode
 
 REPO = Path(__file__).resolve().parents[2]
 FLOW = "TrainBurn"
@@ -77,7 +78,7 @@ def _artifact_value(datastore: Path, run_id: str, step: str, name: str, task: st
     assert entry["encoding"] == "msgpack", entry
     blob = (datastore / "blobs" / entry["hash"][:2] / entry["hash"]).read_bytes()
     assert len(blob) == entry["size"]
-    return msgpack.unpackb(blob, raw=False)
+    return decode(blob)
 
 
 def test_the_exported_file_holds_the_artifacts_weights_bit_for_bit(exported):
@@ -98,6 +99,15 @@ def test_the_exported_file_holds_the_artifacts_weights_bit_for_bit(exported):
     assert model.tensors["input.weight"].shape == (1, hidden)
     assert model.tensors["output.weight"].shape == (hidden, 1)
     assert model.parameter_count == 3 * hidden + 1
+
+
+def test_the_reader_gives_the_model_of_the_exported_file(exported):
+    datastore, run_id, path = exported
+    best = Flow(FLOW, datastore=str(datastore))[run_id]["pick"].task.data.best
+    loaded = load_file(str(path))
+    assert best.module.endswith("Mlp") and sorted(best.tensors) == sorted(loaded)
+    for name, tensor in best.tensors.items():
+        assert tensor.tobytes() == loaded[name].tobytes(), name
 
 
 def test_the_config_is_beside_the_file_and_in_its_metadata(exported):
@@ -158,7 +168,7 @@ def test_only_set_models_are_model_values(exported):
 def test_a_damaged_record_is_an_error_naming_what_is_wrong(exported):
     datastore, run_id, _ = exported
     value = _artifact_value(datastore, run_id, "pick", "best")
-    record = value["record"]
+    record = bytes(value["record"])
 
     def damaged(new_record):
         return dict(value, record=new_record)
