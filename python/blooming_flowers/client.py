@@ -470,13 +470,14 @@ class DataArtifact:
             f"step {self.task.step.name}, task {self.task.id}): {problem}"
         )
 
-    def bytes(self) -> bytes:
-        """The blob, checked: its size and its BLAKE3 hash are those the task recorded."""
+    def bytes(self):
+        """The blob, checked: its size and its BLAKE3 hash are those the task recorded (a
+        large local blob as a read-only memory map)."""
         if not re.fullmatch(r"[0-9a-f]{64}", self.sha):
             raise self._damaged(f"its recorded hash {self.sha!r} is not a BLAKE3 hash")
         key = f"blobs/{self.sha[:2]}/{self.sha}"
         try:
-            data = self.task._storage.get(key, limit=self.size)
+            data = self.task._storage.get_blob(key, self.size)
         except NotFound:
             raise self._damaged(f"its blob {self.sha} is missing") from None
         except DatastoreError as e:

@@ -6,6 +6,7 @@ starting with ``.``). Reads only: this package never writes a datastore.
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import stat
@@ -17,6 +18,9 @@ DEFAULT_DATASTORE = ".blooming"
 
 #: The largest record (run record, done marker, pointer) read: as the Rust side limits it.
 MAX_RECORD_SIZE = 16 << 20
+
+#: Blobs of this size and more are mapped rather than read (see `LocalStorage.get_blob`).
+_MAP_FROM = 1 << 20
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")
 
@@ -82,6 +86,34 @@ class LocalStorage:
                 raise DatastoreError(f"{path} has {size} bytes, more than the {limit} expected")
             return file.read(size)
 
+    def get_blob(self, key: str, size: int):
+        """A blob expected to hold ``size`` bytes: a large one mapped into memory rather than
+        copied (hashing and decoding read the page cache directly; bytes artifacts stay views
+        of it), a small one read. A blob of another size is returned as it is, for the caller
+        to refuse. Blobs are never changed in place (only replaced by a rename), so the mapping
+        stays what was checked; a file truncated by another program while mapped, or a disk
+        error under it, would stop the process with SIGBUS, as with any memory-mapped reader."""
+        if size < _MAP_FROM:
+            return self.get(key, limit=size)
+        path = self._path(key)
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            raise NotFound(key) from None
+        except OSError as e:
+            raise DatastoreError(f"cannot read {path}: {e}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise DatastoreError(f"{path} is not a regular file")
+            if info.st_size == size:
+                return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        # Of another size: read as any object, for the caller to say what is wrong.
+        return self.get(key, limit=size)
+
     def children(self, prefix: str) -> tuple[list[str], list[str]]:
         """(objects, prefixes) directly under ``prefix``, by name, sorted."""
         path = self._path(prefix)
@@ -138,6 +170,9 @@ class S3Storage:
         if limit is not None and size > limit:
             raise DatastoreError(f"{self.url}/{key} has {size} bytes, more than the {limit} expected")
         return response["Body"].read()
+
+    def get_blob(self, key: str, size: int) -> bytes:
+        return self.get(key, limit=size)
 
     def children(self, prefix: str) -> tuple[list[str], list[str]]:
         full = self._key(prefix).rstrip("/") + "/"

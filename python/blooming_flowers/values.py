@@ -11,7 +11,8 @@ What comes out:
   attribute access (``task.data.model.config``); other maps as ``dict``;
 - arrays of numbers (``Vec<f32>``, ``Vec<u64>``, …) as numpy arrays, decoded without a loop per
   element: a run of elements written with the same marker is one strided numpy view (float32 is
-  ``0xca`` then 4 big-endian bytes, so a ``Vec<f32>`` is a record array of (marker, value));
+  ``0xca`` then 4 big-endian bytes, so a ``Vec<f32>`` is a view of stride 5), converted in one
+  pass;
 - ``bin`` (``serde_bytes``) as a read-only ``numpy.uint8`` array over the blob, without a copy;
 - every other array as a ``list``; strings as ``str``.
 
@@ -217,7 +218,7 @@ class _Decoder:
             if stride == 1:
                 part = buf[pos : pos + k].view(np.int8)
             else:
-                part = _swapped(buf[pos : pos + k * stride].reshape(k, stride), _FIXED[m][1])
+                part = _unpacked(self.view, pos, k, stride, _FIXED[m][1])
             parts.append(part)
             pos += k * stride
             remaining -= k
@@ -229,19 +230,12 @@ class _Decoder:
         return _join(parts, bool(floats))
 
 
-def _swapped(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """The big-endian values in columns 1.. of ``rows`` (one element per row: its marker, then
-    its bytes) as a native little-endian array: one strided byte copy per column, which numpy
-    does several times faster than converting a strided big-endian view."""
-    k, stride = rows.shape
-    size = stride - 1
-    native = dtype.newbyteorder("=")
-    if size == 1:
-        return rows[:, 1].copy().view(native)
-    out = np.empty((k, size), dtype=np.uint8)
-    for j in range(size):
-        out[:, j] = rows[:, stride - 1 - j]
-    return out.view(native.newbyteorder("<")).reshape(k)
+def _unpacked(view: memoryview, pos: int, count: int, stride: int, dtype: np.dtype) -> np.ndarray:
+    """The ``count`` big-endian values after the markers of the elements at ``pos`` (one every
+    ``stride`` bytes), as a native array: one unaligned strided view over the blob, converted by
+    numpy in one pass (several times faster than copying the bytes column by column)."""
+    values = np.ndarray(shape=(count,), dtype=dtype, buffer=view, offset=pos + 1, strides=(stride,))
+    return values.astype(dtype.newbyteorder("="))
 
 
 def _join(parts: list[np.ndarray], floats: bool) -> np.ndarray:

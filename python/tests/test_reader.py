@@ -178,3 +178,23 @@ def test_the_burn_example_reads_its_losses_and_settings(train_burn):
 def test_examples_dir_holds_the_binaries():
     assert (examples_dir() / "squares").is_file()
     subprocess.run([str(examples_dir() / "squares"), "--help"], check=True, capture_output=True)
+
+
+def test_a_damaged_large_blob_is_refused_too(big_field, tmp_path):
+    # Large blobs are mapped rather than read: the same checks hold.
+    copy = tmp_path / "copy"
+    shutil.copytree(big_field, copy)
+    artifact = Flow("BigField", datastore=str(copy)).latest_run["start"].task["floats"]
+    assert artifact.size > 1 << 20
+    blob = copy / "blobs" / artifact.sha[:2] / artifact.sha
+    with open(blob, "r+b") as f:
+        f.seek(artifact.size // 2)
+        byte = f.read(1)[0]
+        f.seek(artifact.size // 2)
+        f.write(bytes([byte ^ 0xFF]))
+    with pytest.raises(DamagedArtifact, match="does not hash to"):
+        artifact.data
+    with open(blob, "r+b") as f:
+        f.truncate(artifact.size - 1)
+    with pytest.raises(DamagedArtifact, match=f"has {artifact.size - 1} bytes, not the"):
+        artifact.data
