@@ -1,8 +1,8 @@
 //! blooming-flowers: machine-learning and data pipelines as a typed DAG of steps.
 //!
-//! Annotate an ordinary struct's `impl` block with [`flow`] and its methods with [`step`]: the
-//! compiler rejects a malformed graph, and every field of the struct becomes an artifact stored
-//! after every step.
+//! Annotate an ordinary struct's `impl` block with [`flow`](macro@flow) and its methods with
+//! [`step`]: the compiler rejects a malformed graph, and every field of the struct becomes an
+//! artifact stored after every step.
 //!
 //! ```
 //! use blooming_flowers::prelude::*;

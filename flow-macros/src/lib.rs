@@ -1,9 +1,9 @@
 //! The `#[flow]` and `#[step]` attribute macros of blooming-flowers.
 //!
 //! Use them through the `blooming-flowers` crate, which re-exports them with the runtime they
-//! generate code for. `#[flow]` works in three phases, one module each: [`parse`] reads the impl
-//! block, [`check`] rejects every graph mistake on the token at fault, [`expand`] writes the
-//! `Flow` implementation (or, after an error, a [`fallback`] that keeps use sites quiet).
+//! generate code for. `#[flow]` works in three phases, one private module each: `parse` reads the
+//! impl block, `check` rejects every graph mistake on the token at fault, `expand` writes the
+//! `Flow` implementation (or, after an error, a `fallback` that keeps use sites quiet).
 
 mod build_info;
 mod check;

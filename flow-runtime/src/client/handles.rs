@@ -579,7 +579,7 @@ impl TaskHandle {
         Ok(logs)
     }
 
-    /// The card the task's last attempt wrote, if it wrote one (see [`crate::card`]); for a task
+    /// The card the task's last attempt wrote, if it wrote one (see [`mod@crate::card`]); for a task
     /// reused by `resume`, the card of the run that computed it.
     ///
     /// # Errors

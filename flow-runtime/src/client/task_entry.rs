@@ -204,7 +204,7 @@ impl TaskEntry {
         Ok(context)
     }
 
-    /// The card of the task's last recorded attempt, if it wrote one (see [`crate::card`]): also
+    /// The card of the task's last recorded attempt, if it wrote one (see [`mod@crate::card`]): also
     /// for a failed task. `None` while no attempt has ended.
     ///
     /// # Errors

@@ -13,10 +13,10 @@
 //! (`sbatch --array`) rather than one job each: Slurm schedules an array as one job, so a split
 //! over a hundred elements costs one submission and one scheduling pass instead of a hundred.
 //! Each element runs one task (its batch script picks the task by `$SLURM_ARRAY_TASK_ID`, which
-//! is the task's position in the foreach, modulo [`ARRAY_CHUNK`]) and is followed on its own
+//! is the task's position in the foreach, modulo `ARRAY_CHUNK`: 1000) and is followed on its own
 //! (`JOBID_INDEX`): an element that fails fails its task alone, and `resume` reruns only that
 //! task (as a job of its own). The tasks of a split are gathered as the run's workers reach them;
-//! once all have arrived, or none has for [`GATHER_QUIET`] (some were reused by `resume`, or
+//! once all have arrived, or none has for `GATHER_QUIET` (100 ms: some were reused by `resume`, or
 //! fewer workers than tasks are free), those gathered go. Every other task (linear steps,
 //! branches, joins) and a gathering of one is a job of its own.
 //!

@@ -1,7 +1,7 @@
 //! The checks every stored MessagePack value passes before it is decoded.
 //!
-//! Decoding was rmp-serde's (it is now [`super::decoder`], which reads exactly what rmp-serde
-//! reads and keeps these bounds itself; the check stays in front of it for values read whole,
+//! Decoding was rmp-serde's (it is now the crate's own `state::decoder`, which reads exactly what
+//! rmp-serde reads and keeps these bounds itself; the check stays in front of it for values read whole,
 //! where it also names the byte at fault), which trusts its input in two ways a damaged or
 //! crafted blob can exploit. It recurses once per level of nesting and counts only some of the levels towards its
 //! depth limit (not an enum's variant, which is a one-entry map: a recursive enum a million levels
