@@ -23,6 +23,8 @@
 //! assert_eq!(Hello::GRAPH.steps[0].doc, "Says hello.");
 //! ```
 
+#![warn(missing_docs)]
+
 pub use flow_macros::{flow, step};
 /// The ids a run's records and the client's handles hold (also in [`run`], with the other run
 /// types): each a `String` underneath, stored as the plain string, and read as a `&str`.

@@ -5,6 +5,8 @@
 //! impl block, `check` rejects every graph mistake on the token at fault, `expand` writes the
 //! `Flow` implementation (or, after an error, a `fallback` that keeps use sites quiet).
 
+#![warn(missing_docs)]
+
 mod build_info;
 mod check;
 mod errors;

@@ -31,23 +31,31 @@ pub enum CheckpointError {
     /// The value could not be encoded or its blob stored.
     #[error("cannot store a checkpoint of task {task}: {source}")]
     Store {
+        /// The task, `step/task`.
         task: String,
+        /// Why the blob could not be stored.
         #[source]
         source: Box<BlobWriteError>,
     },
     /// The checkpoint records could not be written or listed.
     #[error("cannot record a checkpoint of task {task}: {source}")]
     Record {
+        /// The task, `step/task`.
         task: String,
+        /// Why the record could not be written or listed.
         #[source]
         source: Box<RunStoreError>,
     },
     /// The last checkpoint could not be read or decoded as the type asked for.
     #[error("cannot read checkpoint {seq} of task {task} of run {run_id}: {source}")]
     Load {
+        /// The task, `step/task`.
         task: String,
+        /// The run whose task stored the checkpoint (for a resumed run, the origin run).
         run_id: String,
+        /// The checkpoint's sequence number within its task.
         seq: u64,
+        /// Why it could not be read or decoded.
         #[source]
         source: Box<LoadError>,
     },

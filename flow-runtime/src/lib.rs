@@ -1,6 +1,8 @@
 //! The runtime of blooming-flowers: the graph model, the executor, the datastore, the client API
 //! and the CLI. Users depend on the `blooming-flowers` facade, which re-exports all of it.
 
+#![warn(missing_docs)]
+
 pub mod argo;
 #[cfg(feature = "burn")]
 pub mod burn_model;

@@ -27,6 +27,8 @@
 //! HTML file; `blooming card FLOW/RUN/STEP[/TASK] --output FILE` is that function on the command
 //! line ([`cli::card`]).
 
+#![warn(missing_docs)]
+
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;

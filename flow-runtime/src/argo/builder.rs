@@ -52,10 +52,20 @@ pub enum ArgoError {
     Invalid(String),
     /// The graph has a shape Argo's conditions cannot express.
     #[error("step `{step}` cannot be expressed in Argo Workflows: {reason}")]
-    Unsupported { step: String, reason: String },
+    Unsupported {
+        /// The step whose transition cannot be expressed.
+        step: String,
+        /// Why, in a sentence for the user.
+        reason: String,
+    },
     /// The graph is not one `#[flow]` accepts (hand-written graphs only).
     #[error("the graph of flow `{flow}` cannot be followed: {reason}")]
-    Graph { flow: String, reason: String },
+    Graph {
+        /// The flow's name.
+        flow: String,
+        /// What about the graph cannot be followed.
+        reason: String,
+    },
 }
 
 /// How a flow parameter's workflow value becomes a command-line argument of the flow.

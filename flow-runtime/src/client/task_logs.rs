@@ -11,7 +11,9 @@ use crate::run::RunStoreError;
 /// cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputStream {
+    /// What the task printed on its standard output.
     Stdout,
+    /// What the task printed on its standard error.
     Stderr,
 }
 

@@ -32,36 +32,58 @@ use crate::run::{
 pub enum DeriveSpecError {
     /// The flow has no such step.
     #[error("flow `{flow}` has no step `{step}`")]
-    NoSuchStep { flow: String, step: String },
+    NoSuchStep {
+        /// The flow's name.
+        flow: String,
+        /// The step asked for.
+        step: String,
+    },
     /// The task id cannot name a task of this step, now or later.
     #[error("run {run_id} has no task {step}/{task_id}: {reason}")]
     NoSuchTask {
+        /// The run the task belongs to.
         run_id: String,
+        /// Its step.
         step: String,
+        /// Its id within the step.
         task_id: String,
+        /// Why, in a sentence for the user.
         reason: String,
     },
     /// A task this one starts from has not completed (yet, or ever: it failed, or the run took
     /// another arm of a switch).
     #[error("task {step}/{task_id} of run {run_id} cannot start: {reason}")]
     NotReady {
+        /// The run the task belongs to.
         run_id: String,
+        /// Its step.
         step: String,
+        /// Its id within the step.
         task_id: String,
+        /// Why, in a sentence for the user.
         reason: String,
     },
     /// What a task this one starts from recorded is damaged (its foreach element count does
     /// not match its list of elements): rerunning will not help, resuming the run will.
     #[error("task {step}/{task_id} of run {run_id} cannot start: {reason}")]
     Damaged {
+        /// The run the task belongs to.
         run_id: String,
+        /// Its step.
         step: String,
+        /// Its id within the step.
         task_id: String,
+        /// Why, in a sentence for the user.
         reason: String,
     },
     /// The graph is not one `#[flow]` accepts (hand-written graphs only).
     #[error("the graph of flow `{flow}` cannot be followed: {reason}")]
-    Graph { flow: String, reason: String },
+    Graph {
+        /// The flow's name.
+        flow: String,
+        /// What about the graph cannot be followed.
+        reason: String,
+    },
     /// The datastore could not be read.
     #[error(transparent)]
     Store(#[from] RunStoreError),

@@ -127,8 +127,11 @@ impl Default for RunOptions {
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
+    /// The flow's name, as in its graph and under `flows/` in the datastore.
     pub flow: String,
+    /// The run's id: with the flow's name, what the client and the CLI open it by.
     pub run_id: RunId,
+    /// How the run ended, as its record says (unless [`RunSummary::record_error`] is set).
     pub status: RunStatus,
     /// The task that failed the run, and why.
     pub failure: Option<(TaskPath, TaskFailure)>,
@@ -145,13 +148,27 @@ pub struct RunSummary {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
+    /// The datastore could not be read or written: the run's record, a pointer, or a task's
+    /// metadata.
     #[error(transparent)]
     Store(#[from] RunStoreError),
+    /// Run `run_id` cannot be resumed as asked (the step to resume from is not in the flow,
+    /// for one).
     #[error("cannot resume run `{run_id}`: {reason}")]
-    Resume { run_id: String, reason: String },
+    Resume {
+        /// The origin run that was asked for.
+        run_id: String,
+        /// Why it cannot be resumed, in a sentence for the user.
+        reason: String,
+    },
     /// A task of run `run_id` cannot be spun.
     #[error("cannot spin a task of run `{run_id}`: {reason}")]
-    Spin { run_id: String, reason: String },
+    Spin {
+        /// The run whose task was asked for.
+        run_id: String,
+        /// Why the task cannot be spun, in a sentence for the user.
+        reason: String,
+    },
     /// The origin of a resume was made by another flow binary, and
     /// [`RunOptions::allow_other_binary`] was not set: its tasks' results came from other code.
     #[error(
@@ -160,19 +177,25 @@ pub enum RunError {
          code; resume with the binary that made it, or pass --allow-other-binary to resume anyway"
     )]
     OtherBinary {
+        /// The origin run.
         run_id: String,
         /// The hash recorded with the origin run.
         origin: String,
         /// This binary's hash.
         this: String,
     },
+    /// A task could not be set up or run outside the step's own code: its inputs are missing,
+    /// its process or thread could not be started, or (for the `step` command, which runs one
+    /// task) the task failed. The message names the task and the cause.
     #[error("{0}")]
     Task(String),
     /// The run was stopped by a signal (with [`RunOptions::stop_on_signals`]); it is recorded
     /// failed, and `resume` goes on with it.
     #[error("run {run_id} of {flow} {}", cancel::interrupted_by(*.signal))]
     Interrupted {
+        /// The flow's name.
         flow: String,
+        /// The run that was stopped.
         run_id: String,
         /// The signal's number (`SIGINT` is 2, `SIGTERM` 15).
         signal: i32,

@@ -108,19 +108,27 @@ pub struct RunRecord {
 /// The graph of a run, stored with it so that a run stays readable after the code changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphRecord {
+    /// The steps, in the graph's order (`start` first).
     pub steps: Vec<StepRecord>,
 }
 
 /// One step of a [`GraphRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
+    /// The step's name: its method's.
     pub name: String,
+    /// What the step does next, as [`StepKind::as_str`](crate::graph::StepKind::as_str) names
+    /// it: `linear`, `branch`, `foreach`, `switch`, `join` or `end`.
     pub kind: String,
+    /// The step's doc comment, its description; empty when it has none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub doc: String,
+    /// The steps it can go to, in the order its transition names them.
     pub next: Vec<String>,
+    /// For a foreach step, the field whose elements it fans out over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub foreach: Option<String>,
+    /// For a join, the split step whose branches it joins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join_of: Option<String>,
     /// What the step asked of its machine; absent (nothing asked) in records written before

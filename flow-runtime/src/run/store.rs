@@ -18,39 +18,69 @@ use crate::datastore::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunStoreError {
+    /// A run id that the flow does not have in this datastore.
     #[error("flow `{flow}` has no run `{run_id}` in this datastore")]
-    NoSuchRun { flow: String, run_id: String },
+    NoSuchRun {
+        /// The flow's name.
+        flow: String,
+        /// The run id asked for.
+        run_id: String,
+    },
+    /// A new run whose id is taken: run records are created once, never overwritten.
     #[error("run `{run_id}` of flow `{flow}` already exists")]
-    RunExists { flow: String, run_id: String },
+    RunExists {
+        /// The flow's name.
+        flow: String,
+        /// The id already taken.
+        run_id: String,
+    },
     /// A run that cannot be promoted: only a run that succeeded can.
     #[error(
         "run `{run_id}` of flow `{flow}` cannot be promoted: it is {status}, and only a run that succeeded can be"
     )]
     NotPromotable {
+        /// The flow's name.
         flow: String,
+        /// The run asked to be promoted.
         run_id: String,
+        /// How it stands instead.
         status: RunStatus,
     },
     /// A label to demote that names no run.
     #[error("flow `{flow}` has no run promoted as `{label}`")]
-    NothingPromoted { flow: String, label: String },
+    NothingPromoted {
+        /// The flow's name.
+        flow: String,
+        /// The label asked to be demoted.
+        label: String,
+    },
+    /// A name (flow, run id, step, task id) that cannot be a datastore key segment: it would
+    /// leave the datastore or name something else.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The storage backend failed: an I/O error, a missing permission, an unreachable bucket.
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// A datastore location this build cannot open (an `s3://` one without the `s3` feature).
     #[error(transparent)]
     Location(#[from] LocationError),
+    /// A task's index or done marker could not be written or read.
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// A write that could not be done for a reason of its own: a task's foreach elements or
+    /// artifacts that could not be encoded or stored, an update the storage did not apply, no
+    /// free name for a promotion entry. The message says which.
     #[error("{0}")]
     Io(String),
     /// A record that is not valid JSON of its shape; the message says what is wrong without
     /// quoting the record (serde's own messages quote the values they reject).
     #[error("{what} at `{key}` is not readable: {}", json_problem(.source))]
     Corrupt {
+        /// Which record (`a run record`, `a promotion entry`, …).
         what: &'static str,
+        /// Where it is stored.
         key: String,
+        /// What the JSON parser found.
         source: serde_json::Error,
     },
     /// A `latest` pointer whose content is not a run id. The content is not repeated: it may
@@ -58,11 +88,19 @@ pub enum RunStoreError {
     #[error(
         "the latest-run pointer `{key}` is damaged: it does not hold a run id (delete it; the next run of the flow writes it again)"
     )]
-    BadPointer { key: String },
+    BadPointer {
+        /// Where the pointer is stored.
+        key: String,
+    },
     /// A run record whose `started` is not an RFC 3339 time, so that it cannot be placed
     /// among the flow's runs.
     #[error("the record of run `{run_id}` of flow `{flow}` has no readable start time")]
-    BadStartTime { flow: String, run_id: String },
+    BadStartTime {
+        /// The flow's name.
+        flow: String,
+        /// The run whose record it is.
+        run_id: String,
+    },
 }
 
 impl RunStoreError {

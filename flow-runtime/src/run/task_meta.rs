@@ -10,7 +10,9 @@ use crate::datastore::BlobHash;
 /// A task within a run: `step/task_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskPath {
+    /// The step the task ran.
     pub step: StepName,
+    /// The task's id within its step.
     pub task: TaskId,
 }
 
@@ -57,16 +59,23 @@ pub enum InputSpec {
     /// `start`: the default state and the run's parameters.
     Start,
     /// The end state of one parent task.
-    Parent { parent: TaskPath },
+    Parent {
+        /// The task whose end state this one starts from.
+        parent: TaskPath,
+    },
     /// A foreach body: the split task's end state plus one element.
     Item {
+        /// The foreach task that fanned out.
         parent: TaskPath,
         /// The element's position in the split's list of elements (its `foreach` record).
         position: usize,
     },
     /// A join: the split task's end state as the base, and every branch's end state.
     Join {
+        /// The split task whose end state the join starts from.
         base: TaskPath,
+        /// The last task of every branch, in branch (or element) order: what the join's
+        /// [`Inputs`](crate::Inputs) yields.
         inputs: Vec<TaskPath>,
     },
 }
@@ -74,9 +83,13 @@ pub enum InputSpec {
 /// Everything needed to run one task, from the datastore alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {
+    /// The step the task runs.
     pub step: StepName,
+    /// The task's id within its step, made from its frames' foreach elements and loop passes.
     pub task_id: TaskId,
+    /// The splits open and the loops running around the task, outermost first.
     pub frames: Vec<FrameRecord>,
+    /// What state the task starts from.
     pub input: InputSpec,
 }
 
@@ -95,9 +108,11 @@ impl TaskSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
+    /// An attempt completed: its artifacts are stored and its done marker written.
     Succeeded,
     /// Failed after every retry, but the step has `catch`: the run went on.
     Caught,
+    /// Failed after every retry, failing the run.
     Failed,
 }
 
@@ -116,7 +131,9 @@ impl fmt::Display for TaskStatus {
 pub struct TaskFailure {
     /// `error`, `panic`, `timeout` or `runtime` (the datastore or the executor).
     pub kind: String,
+    /// The error's own message (or the panic's payload), without its causes.
     pub message: String,
+    /// The error's chain of sources, outermost first: what `Display` appends after `: `.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<String>,
     /// Where a panic happened, `file:line:column`.
@@ -140,9 +157,13 @@ impl fmt::Display for TaskFailure {
 /// One attempt of a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
+    /// Which attempt, `0` for the first (as [`Current::attempt`](crate::current::Current)).
     pub attempt: u32,
+    /// When it started, RFC 3339 in UTC.
     pub started: String,
+    /// When it ended, RFC 3339 in UTC.
     pub finished: String,
+    /// Why it failed; `None` for the attempt that succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<TaskFailure>,
 }
@@ -150,7 +171,9 @@ pub struct AttemptRecord {
 /// The elements a foreach split fanned out over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForeachRecord {
+    /// The field of the flow struct the elements came from.
     pub field: String,
+    /// How many elements: how many body tasks the split started.
     pub count: usize,
     /// A blob holding the elements' MessagePack encodings, in order (a MessagePack array of
     /// binaries).
@@ -160,11 +183,17 @@ pub struct ForeachRecord {
 /// A task's metadata, `meta.json`, written before its index and done marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskMeta {
+    /// Format version of this record (1 today).
     pub format: u32,
+    /// The flow's name.
     pub flow: String,
+    /// The run the task belongs to.
     pub run_id: RunId,
+    /// What the task ran: its step, id, frames and input.
     pub spec: TaskSpec,
+    /// How the task ended.
     pub status: TaskStatus,
+    /// Every attempt, in order; the last one decides [`TaskMeta::status`].
     pub attempts: Vec<AttemptRecord>,
     /// For a foreach split, its elements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
