@@ -129,7 +129,10 @@ pub use flow_runtime::*;
 /// ```no_run
 /// # use blooming_flowers::prelude::*;
 /// # #[derive(Clone, Default, Serialize, Deserialize)] struct MyFlow;
-/// # #[flow] impl MyFlow { #[step] fn start(&mut self) {} }
+/// # #[flow] impl MyFlow {
+/// #     #[step(next = end)] fn start(&mut self) {}
+/// #     #[step] fn end(&mut self) {}
+/// # }
 /// fn main() -> std::process::ExitCode {
 ///     blooming_flowers::main::<MyFlow>()
 /// }
