@@ -7,7 +7,8 @@ use crate::run::RunStoreError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The location given to [`Client::open`](super::Client::open) is not a datastore.
+    /// The location given to [`Client::open`](super::Client::open) names no datastore: a
+    /// directory or a bucket that does not exist (the client never creates one).
     #[error("no datastore at `{path}`")]
     NoDatastore {
         /// The location as given.

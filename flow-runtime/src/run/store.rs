@@ -54,8 +54,8 @@ pub enum RunStoreError {
         /// The label asked to be demoted.
         label: String,
     },
-    /// A name (flow, run id, step, task id) that cannot be a datastore key segment: it would
-    /// leave the datastore or name something else.
+    /// A name (flow, run id, step, task id, label) that cannot be a datastore key segment,
+    /// such as `..` or one with a `/`: used, it could name something outside its place.
     #[error(transparent)]
     Key(#[from] KeyError),
     /// The storage backend failed: an I/O error, a missing permission, an unreachable bucket.
