@@ -374,9 +374,10 @@ class Task:
 
     @property
     def status(self) -> str:
-        """``succeeded``, ``failed``, or ``running`` (also a task whose process died)."""
+        """``succeeded``, ``caught`` (failed, its error caught: it completed), ``failed``, or
+        ``running`` (also a task whose process died)."""
         if self._done is not None:
-            return "succeeded"
+            return self.metadata.get("status", "succeeded")
         return self.metadata.get("status", "running")
 
     def _entries(self) -> list[dict]:
