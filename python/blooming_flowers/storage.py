@@ -67,34 +67,9 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
 
-    def get(self, key: str, limit: int | None = None) -> bytes:
-        path = self._path(key)
-        try:
-            # Never through a link, as the Rust side reads only regular files.
-            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-            fd = os.open(path, flags)
-        except FileNotFoundError:
-            raise NotFound(key) from None
-        except OSError as e:
-            raise DatastoreError(f"cannot read {path}: {e}") from None
-        with os.fdopen(fd, "rb") as file:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise DatastoreError(f"{path} is not a regular file")
-            size = info.st_size
-            if limit is not None and size > limit:
-                raise DatastoreError(f"{path} has {size} bytes, more than the {limit} expected")
-            return file.read(size)
-
-    def get_blob(self, key: str, size: int):
-        """A blob expected to hold ``size`` bytes: a large one mapped into memory rather than
-        copied (hashing and decoding read the page cache directly; bytes artifacts stay views
-        of it), a small one read. A blob of another size is returned as it is, for the caller
-        to refuse. Blobs are never changed in place (only replaced by a rename), so the mapping
-        stays what was checked; a file truncated by another program while mapped, or a disk
-        error under it, would stop the process with SIGBUS, as with any memory-mapped reader."""
-        if size < _MAP_FROM:
-            return self.get(key, limit=size)
+    def _open(self, key: str) -> tuple[int, os.stat_result, Path]:
+        """The object ``key`` opened for reading: a regular file, never reached through a link,
+        as the Rust side reads only regular files; the caller closes the descriptor."""
         path = self._path(key)
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
@@ -103,15 +78,36 @@ class LocalStorage:
             raise NotFound(key) from None
         except OSError as e:
             raise DatastoreError(f"cannot read {path}: {e}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise DatastoreError(f"{path} is not a regular file")
+        return fd, info, path
+
+    def get(self, key: str, limit: int | None = None) -> bytes:
+        fd, info, path = self._open(key)
+        with os.fdopen(fd, "rb") as file:
+            if limit is not None and info.st_size > limit:
+                raise DatastoreError(
+                    f"{path} has {info.st_size} bytes, more than the {limit} expected"
+                )
+            return file.read(info.st_size)
+
+    def get_blob(self, key: str, size: int):
+        """A blob expected to hold ``size`` bytes: a large one mapped into memory rather than
+        copied (hashing and decoding read the page cache directly; bytes artifacts stay views
+        of it), a small one read. A blob of another size is read as any object, for the caller
+        to refuse. Blobs are never changed in place (only replaced by a rename), so the mapping
+        stays what was checked; a file truncated by another program while mapped, or a disk
+        error under it, would stop the process with SIGBUS, as with any memory-mapped reader."""
+        if size < _MAP_FROM:
+            return self.get(key, limit=size)
+        fd, info, _ = self._open(key)
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise DatastoreError(f"{path} is not a regular file")
             if info.st_size == size:
                 return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
-        # Of another size: read as any object, for the caller to say what is wrong.
         return self.get(key, limit=size)
 
     def children(self, prefix: str) -> tuple[list[str], list[str]]:

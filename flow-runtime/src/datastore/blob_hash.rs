@@ -36,6 +36,20 @@ impl BlobHash {
         self.0.as_bytes()
     }
 
+    /// The blob `key` names, if it names one (`blobs/<2 hex>/<64 hex>`, the two digits starting
+    /// the 64); `None` for any other key (a damaged copy set aside, a foreign name).
+    pub fn of_key(key: &Key) -> Option<BlobHash> {
+        if !is_blob_key(key) {
+            return None;
+        }
+        key.name().parse().ok()
+    }
+
+    /// The prefix every blob's key is under: `blobs`.
+    pub fn prefix() -> Key {
+        Key::segment(BLOB_PREFIX).unwrap_or_else(|e| unreachable!("`blobs` is a segment: {e}"))
+    }
+
     /// The key of the blob with this hash: `blobs/<first two hex digits>/<hex>`.
     pub fn key(&self) -> Key {
         let hex = self.0.to_hex();
@@ -47,7 +61,6 @@ impl BlobHash {
 
 /// Whether `key` names a content-addressed blob (`blobs/<2 hex>/<64 hex>`, the two digits
 /// starting the 64): its content is determined by its name, so writing it twice is harmless.
-#[cfg(any(feature = "s3", test))]
 pub(super) fn is_blob_key(key: &Key) -> bool {
     let mut segments = key.segments();
     let (Some(prefix), Some(fan), Some(name), None) = (
@@ -133,6 +146,10 @@ mod tests {
     fn content_addressed_keys() {
         let hash = BlobHash::of(b"x");
         assert!(is_blob_key(&hash.key()));
+        assert_eq!(BlobHash::of_key(&hash.key()), Some(hash));
+        let aside = Key::parse(&format!("{}.aside", hash.key())).unwrap();
+        assert_eq!(BlobHash::of_key(&aside), None);
+        assert_eq!(BlobHash::of_key(&BlobHash::prefix()), None);
         let hex = hash.to_string();
         let wrong_fan = if hex.starts_with("00") { "01" } else { "00" };
         for other in [

@@ -405,7 +405,9 @@ impl<'s> BlobStore<'s> {
             let hash = BlobHash::from_blake3(hashing.finish());
             // The previous blob must still be there whole (of its size) to be taken as is;
             // anything else (gone, damaged, unreadable) is stored again below.
-            if hash == previous.hash && matches!(self.keep_fresh(&hash, previous.size), Ok(true)) {
+            if hash == previous.hash
+                && matches!(self.keep_fresh(&hash, Some(previous.size)), Ok(true))
+            {
                 self.remember(hash, previous.size);
                 return Ok(StoredBlob {
                     hash,
@@ -419,7 +421,8 @@ impl<'s> BlobStore<'s> {
         self.put_value(value)
     }
 
-    /// Whether the blob `hash` is stored whole (of `size` bytes), for a writer about to reference
+    /// Whether the blob `hash` is stored whole (of `size` bytes, or of any size for `None`: a
+    /// blob whose size no record holds, which its read checks by hash), for a writer about to reference
     /// it without writing it (a task reused by `resume`, a field left unchanged): a blob last
     /// written long ago has its time renewed first, so that a collection going on keeps it
     /// (see [`freshness`](super::freshness)). `false` for a blob that is gone or of another size.
@@ -427,22 +430,23 @@ impl<'s> BlobStore<'s> {
     /// # Errors
     ///
     /// Storage failures.
-    pub fn keep_fresh(&self, hash: &BlobHash, size: u64) -> Result<bool, BlobError> {
-        if self.is_known(hash, size) {
+    pub fn keep_fresh(&self, hash: &BlobHash, size: Option<u64>) -> Result<bool, BlobError> {
+        if size.is_some_and(|size| self.is_known(hash, size)) {
             return Ok(true);
         }
         let key = hash.key();
         let storage = |e| BlobError::new(*hash, BlobErrorKind::Storage(e));
-        let whole = match self.storage.stat(&key).map_err(storage)? {
-            Some(stat) if stat.size == size => {
-                !needs_refresh(stat.modified) || self.storage.refresh(&key).map_err(storage)?
+        match self.storage.stat(&key).map_err(storage)? {
+            Some(stat) if size.is_none_or(|size| size == stat.size) => {
+                let whole =
+                    !needs_refresh(stat.modified) || self.storage.refresh(&key).map_err(storage)?;
+                if whole {
+                    self.remember(*hash, stat.size);
+                }
+                Ok(whole)
             }
-            _ => false,
-        };
-        if whole {
-            self.remember(*hash, size);
+            _ => Ok(false),
         }
-        Ok(whole)
     }
 
     /// Whether the blob `hash` exists.
@@ -1181,14 +1185,17 @@ mod tests {
         assert!(is_recent(&storage, &small.hash), "field left unchanged");
 
         age(dir.path(), &small.hash);
-        assert!(blobs.keep_fresh(&small.hash, small.size).unwrap());
+        assert!(blobs.keep_fresh(&small.hash, Some(small.size)).unwrap());
         assert!(is_recent(&storage, &small.hash), "reused by resume");
         assert!(
-            !blobs.keep_fresh(&small.hash, small.size + 1).unwrap(),
+            !blobs.keep_fresh(&small.hash, Some(small.size + 1)).unwrap(),
             "other size"
         );
         std::fs::remove_file(dir.path().join(small.hash.key().as_str())).unwrap();
-        assert!(!blobs.keep_fresh(&small.hash, small.size).unwrap(), "gone");
+        assert!(
+            !blobs.keep_fresh(&small.hash, Some(small.size)).unwrap(),
+            "gone"
+        );
 
         // A blob written recently is left alone: no write for every unchanged field.
         let before = storage

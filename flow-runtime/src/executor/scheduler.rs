@@ -342,19 +342,12 @@ pub(crate) fn try_reuse<F: Flow>(
     // and fresh, so that a collection going on keeps it (`datastore::freshness`). A blob gone
     // or damaged makes the task run again, which stores it anew.
     let blobs = ctx.store.blobs().remembering(&ctx.known_blobs);
+    // The elements' blob is not sized in its record: any size will do here, and reading it
+    // below checks it by its hash.
     let items = origin_meta.foreach.as_ref().map(|f| (&f.items, None));
     let artifacts = index.artifacts.iter().map(|a| (&a.hash, Some(a)));
     for (hash, artifact) in artifacts.chain(items) {
-        let size = match artifact {
-            Some(artifact) => artifact.size,
-            // The elements' blob is not sized in the record: read it below, which checks it.
-            None => match ctx.store.storage().size(&hash.key()) {
-                Ok(Some(size)) => size,
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(fail(e.to_string())),
-            },
-        };
-        match blobs.keep_fresh(hash, size) {
+        match blobs.keep_fresh(hash, artifact.map(|a| a.size)) {
             Ok(true) => {}
             Ok(false) => {
                 let what = artifact.map_or("its foreach elements".to_string(), |a| {

@@ -55,9 +55,7 @@ use rustix::io::Errno;
 
 use self::direct_write::DirectWriter;
 use self::errors::io_error;
-use self::read::{
-    file_holds, modified, object_size, object_stat, open_object, read_object, regular_size,
-};
+use self::read::{file_holds, modified, object_stat, open_object, read_object, regular_size};
 use self::root::{Root, dir_of};
 use self::streamed::LocalPending;
 use self::temp_file::{Temp, rename_noreplace, write_in, write_object};
@@ -259,10 +257,6 @@ impl Storage for LocalStorage {
     fn reader(&self, key: &Key) -> Result<Box<dyn Read + Send>, StorageError> {
         let (file, size) = open_object(&self.root, key, "open")?;
         Ok(Box::new(file.take(size)))
-    }
-
-    fn size(&self, key: &Key) -> Result<Option<u64>, StorageError> {
-        object_size(&self.root, key)
     }
 
     fn stat(&self, key: &Key) -> Result<Option<ObjectStat>, StorageError> {

@@ -51,24 +51,6 @@ pub(super) fn read_object(root: &Root, key: &Key, limit: u64) -> Result<Vec<u8>,
     read_up_to(file, size).map_err(io_error("read", &root.path_of(key)))
 }
 
-/// The size of the object `key`, or `None` where there is none (nothing, or a directory).
-pub(super) fn object_size(root: &Root, key: &Key) -> Result<Option<u64>, StorageError> {
-    let fd = match root
-        .beneath()
-        .open(key.as_str(), OFlags::PATH, Mode::empty())
-    {
-        Ok(fd) => fd,
-        Err(e) if is_absent(&e) => return Ok(None),
-        Err(e) => return Err(io_error("inspect", &root.path_of(key))(e)),
-    };
-    let stat = rfs::fstat(&fd).map_err(|e| io_error("inspect", &root.path_of(key))(e.into()))?;
-    match regular_size(&stat, key) {
-        Ok(size) => Ok(Some(size)),
-        Err(NotRegular::Directory) => Ok(None),
-        Err(NotRegular::Other(e)) => Err(io_error("inspect", &root.path_of(key))(e)),
-    }
-}
-
 /// The size and modification time of the object `key`, or `None` where there is none.
 pub(super) fn object_stat(root: &Root, key: &Key) -> Result<Option<ObjectStat>, StorageError> {
     let fd = match root

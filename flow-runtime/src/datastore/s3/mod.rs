@@ -302,6 +302,16 @@ impl ObjectStorage {
         }
     }
 
+    /// Deletes the object `key`, which a `HEAD` just found: `false` if it went meanwhile.
+    fn delete_found(&self, key: &Key) -> Result<bool, StorageError> {
+        let path = self.path_of(key);
+        match self.store.block_on(self.store.store.delete(&path)) {
+            Ok(()) => Ok(true),
+            Err(::object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.store.fail("delete", key, e)),
+        }
+    }
+
     /// The failure to list under `prefix`.
     fn list_failed(&self, prefix: Option<&Key>, error: ::object_store::Error) -> StorageError {
         StorageError::Io {
@@ -468,11 +478,19 @@ impl Storage for ObjectStorage {
         if self.store.head(key)?.is_none() {
             return Ok(false);
         }
-        let path = self.path_of(key);
-        match self.store.block_on(self.store.store.delete(&path)) {
-            Ok(()) => Ok(true),
-            Err(::object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.store.fail("delete", key, e)),
+        self.delete_found(key)
+    }
+
+    /// One `HEAD` for the time, then the `DELETE`: a refresh between the two is lost (S3 has no
+    /// conditional delete; see `run/gc`).
+    fn delete_if_written_before(
+        &self,
+        key: &Key,
+        cutoff: SystemTime,
+    ) -> Result<bool, StorageError> {
+        match self.store.head_stat(key)? {
+            Some(stat) if stat.modified < cutoff => self.delete_found(key),
+            _ => Ok(false),
         }
     }
 

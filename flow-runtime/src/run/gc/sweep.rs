@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use super::BlobCounts;
 use super::mark::LiveBlobs;
-use crate::datastore::{BLOB_PREFIX, BlobHash, Key, Storage, StorageError};
+use crate::datastore::{BlobHash, Storage, StorageError};
 
 /// Deletes (unless `dry_run`) every blob of `storage` that `live` does not hold and that was
 /// last written before `cutoff`. Anything under `blobs/` that is not named as a blob (a damaged
@@ -21,14 +21,9 @@ pub(super) fn sweep(
     dry_run: bool,
 ) -> Result<BlobCounts, StorageError> {
     let mut outcome = BlobCounts::default();
-    let blobs = Key::segment(BLOB_PREFIX).map_err(|e| StorageError::Io {
-        action: "name",
-        location: BLOB_PREFIX.to_string(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    for shard in storage.list_children(Some(&blobs))?.prefixes {
+    for shard in storage.list_children(Some(&BlobHash::prefix()))?.prefixes {
         for (key, stat) in storage.list_stats(&shard)? {
-            let Some(hash) = blob_of(&key) else {
+            let Some(hash) = BlobHash::of_key(&key) else {
                 continue;
             };
             if live.contains(&hash) {
@@ -44,10 +39,4 @@ pub(super) fn sweep(
         }
     }
     Ok(outcome)
-}
-
-/// The blob `key` names, if it names one (`blobs/<2 hex>/<64 hex>`).
-fn blob_of(key: &Key) -> Option<BlobHash> {
-    let hash: BlobHash = key.name().parse().ok()?;
-    (hash.key() == *key).then_some(hash)
 }

@@ -6,32 +6,30 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::datastore::{BlobStore, Key, TaskIndex};
-use crate::run::{GraphRecord, RunRecord};
+use crate::graph::FlowGraph;
+use crate::run::RunRecord;
 
 const FLOW: &str = "Train";
 
 /// A record of run `run_id` of [`FLOW`] as it stands, started at `started`.
 fn record(run_id: &str, status: RunStatus, started: &str) -> RunRecord {
-    RunRecord {
-        format: 1,
-        flow: FLOW.into(),
-        run_id: RunId::from(run_id),
-        params: serde_json::Value::Null,
-        status,
-        started: started.into(),
-        finished: None,
-        user: "u".into(),
-        host: "h".into(),
-        pid: 1,
-        tags: Vec::new(),
-        graph: GraphRecord { steps: Vec::new() },
-        origin_run_id: None,
-        failure: None,
-        provenance: None,
-        spin_of: None,
-        keep_checkpoints: Default::default(),
-        deleting: None,
-    }
+    const GRAPH: FlowGraph = FlowGraph {
+        name: FLOW,
+        doc: "",
+        steps: &[],
+        start: 0,
+        end: 0,
+    };
+    let mut record = RunRecord::starting(
+        &GRAPH,
+        RunId::from(run_id),
+        serde_json::Value::Null,
+        Vec::new(),
+        None,
+    );
+    record.status = status;
+    record.started = started.into();
+    record
 }
 
 /// A finished run started in 2020 whose one task stores `value`; the blob is made two days old.
@@ -121,7 +119,7 @@ fn a_blob_a_resumed_run_reuses_survives_the_deletion_of_its_origin() {
     for artifact in &index.artifacts {
         assert!(
             blobs
-                .keep_fresh(&artifact.hash, artifact.size)
+                .keep_fresh(&artifact.hash, Some(artifact.size))
                 .expect("check")
         );
     }
@@ -182,4 +180,76 @@ fn a_collection_removes_temporary_files_a_day_old() {
     let report = collect(&store, &options, &mut |_| {}).expect("collect");
     assert_eq!(report.temporaries, 1);
     assert!(!stale.exists() && fresh.exists());
+}
+
+/// A kept run whose done marker cannot be read: what it references is unknown, so the
+/// collection stops before deleting any blob, naming the run; the runs it deleted stay deleted.
+#[test]
+fn a_damaged_marker_of_a_kept_run_stops_the_sweep_and_says_which_run() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = RunStore::open_local(dir.path()).expect("store");
+    let old_task = old_run(dir.path(), &store, "old", "goes");
+    let kept_task = old_run(dir.path(), &store, "kept", "stays");
+    store
+        .update_tags(FLOW, "kept", &["keep"], &[])
+        .expect("tag");
+    let old_blob = store
+        .read_done(&old_task)
+        .expect("read")
+        .expect("done")
+        .0
+        .artifacts[0]
+        .hash;
+    let marker = dir.path().join(kept_task.as_str()).join("done.json");
+    let bytes = std::fs::read(&marker).expect("marker");
+    std::fs::write(&marker, &bytes[..bytes.len() / 2]).expect("cut short");
+    let options = GcOptions {
+        rules: GcRules {
+            older_than: Some(Duration::from_secs(24 * 3600)),
+            keep_tagged: vec!["keep".into()],
+            ..GcRules::default()
+        },
+        grace: Duration::ZERO,
+        ..options()
+    };
+    let err = collect(&store, &options, &mut |_| {}).expect_err("the sweep must stop");
+    let text = err.to_string();
+    assert!(
+        matches!(err, GcError::Mark { ref run_id, .. } if run_id.as_str() == "kept"),
+        "{text}"
+    );
+    assert!(text.contains("no blob was deleted"), "{text}");
+    assert!(store.read_run(FLOW, "old").is_err(), "the old run went");
+    assert!(
+        store.blobs().contains(&old_blob).expect("lookup"),
+        "no blob deleted, not even the old run's"
+    );
+}
+
+/// A run whose record cannot be read is kept, reported, and its blobs are kept.
+#[test]
+fn a_run_with_an_unreadable_record_is_kept_with_its_blobs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = RunStore::open_local(dir.path()).expect("store");
+    let task = old_run(dir.path(), &store, "odd", "still referenced");
+    let blob = store
+        .read_done(&task)
+        .expect("read")
+        .expect("done")
+        .0
+        .artifacts[0]
+        .hash;
+    let record = dir
+        .path()
+        .join(RunStore::run_key(FLOW, "odd").expect("key").as_str());
+    std::fs::write(record.join("run.json"), b"{ not json").expect("damage");
+    let options = GcOptions {
+        grace: Duration::ZERO,
+        ..options()
+    };
+    let report = collect(&store, &options, &mut |_| {}).expect("collect");
+    assert_eq!(report.deleted_runs, 0);
+    assert_eq!(report.unreadable.len(), 1);
+    assert_eq!(report.unreadable[0].run_id.as_str(), "odd");
+    assert!(store.blobs().contains(&blob).expect("lookup"));
 }
